@@ -1,0 +1,63 @@
+//! What goes into the replicated log. Everything that must survive a leader change is a command;
+//! time-based decisions (expiry, wait time-outs) are made by the leader and proposed as commands,
+//! because the state machine has no clock.
+
+use crate::names::LockName;
+use crate::protocol::ClientRequest;
+use crate::types::{ClientId, FencingToken, LogIndex, LogPosition, Seq, Term};
+use serde::{Deserialize, Serialize};
+
+/// A command of the replicated state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// The first entry of every term: lets a new leader commit entries of earlier terms.
+    Noop,
+    /// A client's request, applied at most once per `(client, seq)`.
+    Client(ClientRequest),
+    /// The lease of `lock`'s grant `token` ran out on the leader.
+    Expire {
+        /// The lock.
+        lock: LockName,
+        /// The grant that expired; a later grant is left alone.
+        token: FencingToken,
+        /// The grant's renewal count the leader saw; a later renewal keeps the lock.
+        renewals: u64,
+    },
+    /// The lock-delay after an expiry has passed; the lock may be granted again.
+    LiftDelay {
+        /// The lock.
+        lock: LockName,
+    },
+    /// A queued acquire waited as long as it was allowed.
+    CancelWait {
+        /// The lock.
+        lock: LockName,
+        /// The waiting client.
+        client: ClientId,
+        /// The waiting request.
+        seq: Seq,
+    },
+    /// A client session was idle for too long: its locks are released, its waits withdrawn.
+    ExpireSession {
+        /// The client.
+        client: ClientId,
+    },
+}
+
+/// An entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created it.
+    pub term: Term,
+    /// Its position.
+    pub index: LogIndex,
+    /// What to apply.
+    pub command: Command,
+}
+
+impl Entry {
+    /// The entry's position.
+    pub fn position(&self) -> LogPosition {
+        LogPosition::new(self.term, self.index)
+    }
+}

@@ -1,0 +1,193 @@
+//! Node configuration, with validation. Every time-out, limit and batch size is here, with
+//! defaults suited to a LAN cluster.
+
+use crate::types::NodeId;
+use std::time::Duration;
+
+/// Limits on what clients may ask for. Each has a typed refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest lock or file name, in bytes.
+    pub max_name_len: usize,
+    /// Largest single append, in bytes.
+    pub max_append: usize,
+    /// Largest file, in bytes.
+    pub max_file: u64,
+    /// Largest read chunk returned by one `Read`.
+    pub max_read: usize,
+    /// Most waiters queued on one lock.
+    pub max_waiters: usize,
+    /// Most client sessions at once.
+    pub max_sessions: usize,
+    /// Most answered-but-unacknowledged requests kept per session.
+    pub max_unacked: usize,
+    /// Shortest lease a client may ask for.
+    pub min_lease: Duration,
+    /// Longest lease a client may ask for.
+    pub max_lease: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_name_len: 256,
+            max_append: 1 << 20,
+            max_file: 64 << 20,
+            max_read: 1 << 20,
+            max_waiters: 10_000,
+            max_sessions: 100_000,
+            max_unacked: 1024,
+            min_lease: Duration::from_millis(100),
+            max_lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Configuration of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every member of the cluster, this node included. Static for now.
+    pub members: Vec<NodeId>,
+    /// Seed of the election-jitter generator. Give each node its own.
+    pub seed: u64,
+    /// How often a leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Base election time-out; also the check-quorum window.
+    pub election_timeout: Duration,
+    /// Added per rank (0 for the lowest id), so the lowest-id live node usually stands first.
+    pub election_stagger: Duration,
+    /// Upper bound of the random part of the election time-out.
+    pub election_jitter: Duration,
+    /// Hand leadership to a lower-id member once it is fully caught up.
+    pub prefer_lowest_id: bool,
+    /// Most entries in one AppendEntries.
+    pub max_batch_entries: usize,
+    /// Soft limit of entry payload bytes in one AppendEntries (one entry is always allowed).
+    pub max_batch_bytes: usize,
+    /// Most AppendEntries in flight to one follower.
+    pub max_inflight: usize,
+    /// Take a snapshot every this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in memory behind a snapshot, so a briefly lagging follower needs no snapshot.
+    pub log_retain: u64,
+    /// Size of one snapshot chunk.
+    pub snapshot_chunk: usize,
+    /// After a lease expires, the lock stays ungranted this long (a grace period for a holder
+    /// whose writes may still be in flight). Zero disables it.
+    pub lock_delay: Duration,
+    /// A client session with no request for this long is expired and its locks released. Must
+    /// be longer than any lease and than any client's retry deadline.
+    pub session_ttl: Duration,
+    /// Client limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration with defaults for node `id` of `members`.
+    pub fn new(id: NodeId, members: impl IntoIterator<Item = NodeId>) -> Config {
+        let mut members: Vec<NodeId> = members.into_iter().collect();
+        members.sort();
+        members.dedup();
+        Config {
+            id,
+            members,
+            seed: id.get(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(300),
+            election_stagger: Duration::from_millis(100),
+            election_jitter: Duration::from_millis(100),
+            prefer_lowest_id: true,
+            max_batch_entries: 4096,
+            max_batch_bytes: 1 << 20,
+            max_inflight: 8,
+            snapshot_every: 10_000,
+            log_retain: 1_000,
+            snapshot_chunk: 256 << 10,
+            lock_delay: Duration::ZERO,
+            session_ttl: Duration::from_secs(600),
+            limits: Limits::default(),
+        }
+    }
+
+    /// A single-node cluster.
+    pub fn single(id: NodeId) -> Config {
+        Config::new(id, [id])
+    }
+
+    /// Checks that the configuration can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.members.is_empty() {
+            return Err(ConfigError::NoMembers);
+        }
+        if !self.members.contains(&self.id) {
+            return Err(ConfigError::NotAMember(self.id));
+        }
+        let mut sorted = self.members.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.members.len() {
+            return Err(ConfigError::DuplicateMember);
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(ConfigError::Invalid("heartbeat_interval must be positive"));
+        }
+        if self.election_timeout < self.heartbeat_interval * 2 {
+            return Err(ConfigError::Invalid(
+                "election_timeout must be at least twice heartbeat_interval",
+            ));
+        }
+        if self.max_batch_entries == 0 || self.max_inflight == 0 || self.snapshot_chunk == 0 {
+            return Err(ConfigError::Invalid(
+                "max_batch_entries, max_inflight and snapshot_chunk must be positive",
+            ));
+        }
+        if self.snapshot_every == 0 {
+            return Err(ConfigError::Invalid("snapshot_every must be positive"));
+        }
+        let l = &self.limits;
+        if l.max_name_len == 0 || l.max_append == 0 || l.max_read == 0 || l.max_sessions == 0 {
+            return Err(ConfigError::Invalid("limits must be positive"));
+        }
+        if l.min_lease.is_zero() || l.min_lease > l.max_lease {
+            return Err(ConfigError::Invalid("need 0 < min_lease <= max_lease"));
+        }
+        if self.session_ttl <= l.max_lease {
+            return Err(ConfigError::Invalid("session_ttl must exceed max_lease"));
+        }
+        Ok(())
+    }
+
+    /// How many votes make a majority.
+    pub fn quorum(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+
+    /// Position of this node among the members ordered by id (0 = lowest id).
+    pub fn rank(&self) -> usize {
+        self.members.iter().filter(|m| **m < self.id).count()
+    }
+
+    /// The other members.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().copied().filter(move |m| *m != self.id)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `members` is empty.
+    #[error("the cluster has no members")]
+    NoMembers,
+    /// `id` is not in `members`.
+    #[error("node {0} is not a member of the cluster")]
+    NotAMember(NodeId),
+    /// A member is listed twice.
+    #[error("a member is listed twice")]
+    DuplicateMember,
+    /// Some value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}

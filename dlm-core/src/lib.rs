@@ -1,0 +1,38 @@
+//! # dlm-core
+//!
+//! The sans-IO core of dlm, an embeddable distributed lock service: named locks granted in FIFO
+//! order under leases, fencing tokens that only grow, and guarded files whose appends are checked
+//! against the token, all replicated by a Raft-family protocol.
+//!
+//! The core never reads a clock, touches a socket or a file, spawns, sleeps, or draws OS
+//! randomness. A [`Node`] takes inputs ([`Input`]) with the current [`Time`], and queues
+//! [`Effect`]s for its driver: persist, send, reply, applied. The same inputs give the same
+//! effects, which is what lets the simulator (feature `sim`) replay any run from its seed.
+//!
+//! The drive loop is on [`Node`]. The replicated state is [`StateMachine`]; the wire types are
+//! in [`protocol`] (clients) and [`message`] (peers).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod command;
+mod config;
+mod log;
+pub mod message;
+mod names;
+mod node;
+pub mod protocol;
+mod state_machine;
+mod types;
+
+#[cfg(feature = "tokio")]
+pub mod runtime;
+
+pub use command::{Command, Entry};
+pub use config::{Config, ConfigError, Limits};
+pub use names::{FileName, LockName};
+pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
+pub use protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
+pub use state_machine::{
+    GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, StateMachine, Waiter,
+};
+pub use types::{ClientId, ConnId, FencingToken, LogIndex, LogPosition, NodeId, Seq, Term, Time};

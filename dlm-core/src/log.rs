@@ -1,0 +1,144 @@
+//! The in-memory replicated log: the entries after the last snapshot (plus a retained tail), and
+//! the position the snapshot covers. What is on disk is the driver's business; the node tells it
+//! what to persist through effects.
+
+use crate::command::Entry;
+use crate::types::{LogIndex, LogPosition, Term};
+use std::collections::VecDeque;
+
+/// The log of one node.
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    /// The last entry dropped from memory (covered by a snapshot).
+    base: LogPosition,
+    /// Entries `base.index + 1 ..= last`.
+    entries: VecDeque<Entry>,
+}
+
+impl Log {
+    /// A log that starts after `base` with `entries` (which must follow it contiguously; entries
+    /// that do not are dropped, since recovery must never invent a gap).
+    pub fn new(base: LogPosition, entries: impl IntoIterator<Item = Entry>) -> Log {
+        let mut log = Log {
+            base,
+            entries: VecDeque::new(),
+        };
+        for entry in entries {
+            if entry.index <= base.index {
+                continue;
+            }
+            if entry.index != log.last().index.next() {
+                break;
+            }
+            log.entries.push_back(entry);
+        }
+        log
+    }
+
+    /// The position covered by the snapshot (nothing at or before it is in memory).
+    pub fn base(&self) -> LogPosition {
+        self.base
+    }
+
+    /// The last entry's position (the base if there are none).
+    pub fn last(&self) -> LogPosition {
+        self.entries.back().map_or(self.base, Entry::position)
+    }
+
+    /// The term of the entry at `index`, if known (the base's term counts).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base.index {
+            return Some(self.base.term);
+        }
+        self.get(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if in memory.
+    pub fn get(&self, index: LogIndex) -> Option<&Entry> {
+        let offset = index.0.checked_sub(self.base.index.0 + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Appends an entry the leader created. Its index must be `last + 1`.
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last().index.next());
+        self.entries.push_back(entry);
+    }
+
+    /// Removes every entry at or after `index`.
+    pub fn truncate_from(&mut self, index: LogIndex) {
+        let keep = index.0.saturating_sub(self.base.index.0 + 1);
+        self.entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+    }
+
+    /// Entries from `from` on, at most `max_entries` and (after the first) about `max_bytes`.
+    pub fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
+        let Some(start) = from.0.checked_sub(self.base.index.0 + 1) else {
+            return Vec::new();
+        };
+        let Ok(start) = usize::try_from(start) else {
+            return Vec::new();
+        };
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for entry in self.entries.iter().skip(start).take(max_entries) {
+            let size = entry_size(entry);
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(entry.clone());
+        }
+        out
+    }
+
+    /// Entries `from..=to` (those in memory).
+    pub fn range(&self, from: LogIndex, to: LogIndex) -> impl Iterator<Item = &Entry> {
+        let start = from.0.saturating_sub(self.base.index.0 + 1);
+        let count = (to.0 + 1).saturating_sub(from.0.max(self.base.index.0 + 1));
+        self.entries
+            .iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    /// Drops entries up to and including `upto` (they are covered by a snapshot), keeping the
+    /// term of the last one dropped for the consistency check.
+    pub fn compact(&mut self, upto: LogIndex) {
+        while let Some(front) = self.entries.front() {
+            if front.index > upto {
+                break;
+            }
+            self.base = front.position();
+            self.entries.pop_front();
+        }
+    }
+
+    /// Replaces everything with an empty log after `base` (a snapshot was installed).
+    pub fn reset(&mut self, base: LogPosition) {
+        self.entries.clear();
+        self.base = base;
+    }
+
+    /// Number of entries in memory.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A cheap estimate of an entry's encoded size, for batching.
+pub fn entry_size(entry: &Entry) -> usize {
+    use crate::command::Command;
+    use crate::protocol::Op;
+    32 + match &entry.command {
+        Command::Client(request) => match &request.op {
+            Op::Append {
+                data, file, lock, ..
+            } => data.len() + file.len() + lock.len(),
+            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock } => lock.len(),
+            _ => 0,
+        },
+        _ => 16,
+    }
+}

@@ -1,0 +1,94 @@
+//! Messages between nodes (the consensus protocol). Serde types, sent by transports as postcard.
+
+use crate::command::Entry;
+use crate::types::{LogIndex, LogPosition, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+/// A message from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerMessage {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender's term (for a pre-vote request: the term it would stand in).
+    pub term: Term,
+    /// What it says.
+    pub body: PeerBody,
+}
+
+/// The kinds of peer message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerBody {
+    /// Leader → follower: entries following `prev`, and the leader's commit index. With no entries
+    /// it is a heartbeat (and still runs the consistency check).
+    AppendEntries {
+        /// The entry just before `entries`; the follower must have it.
+        prev: LogPosition,
+        /// New entries (possibly none).
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        commit: LogIndex,
+    },
+    /// Follower → leader: the outcome of an AppendEntries.
+    AppendResponse {
+        /// The `prev.index` of the request answered, so stale answers can be recognised.
+        prev_index: LogIndex,
+        /// Accepted: the follower's log matches the leader's up to `match_index`.
+        /// Rejected: the leader should retry from `hint` (fast back-off).
+        outcome: AppendOutcome,
+    },
+    /// Candidate → all: vote for me (or, when `pre`, would you vote for me?).
+    RequestVote {
+        /// A pre-vote: nobody changes term or records a vote.
+        pre: bool,
+        /// The candidate's last log entry, for the up-to-date check.
+        last: LogPosition,
+        /// Leadership is being transferred to the candidate: skip the sticky-leader check.
+        transfer: bool,
+    },
+    /// Answer to `RequestVote`.
+    VoteResponse {
+        /// Answers a pre-vote.
+        pre: bool,
+        /// Vote granted.
+        granted: bool,
+    },
+    /// Leader → follower: one chunk of a snapshot.
+    InstallSnapshot {
+        /// The last entry the snapshot covers.
+        last: LogPosition,
+        /// Total size of the snapshot data.
+        size: u64,
+        /// Where this chunk starts.
+        offset: u64,
+        /// The chunk.
+        data: Vec<u8>,
+    },
+    /// Follower → leader: how much of the snapshot it has.
+    SnapshotResponse {
+        /// The snapshot being answered.
+        last: LogPosition,
+        /// Bytes received so far; equals the size once installed.
+        received: u64,
+        /// The snapshot is installed.
+        done: bool,
+    },
+    /// Leader → chosen successor: start an election now (leadership transfer).
+    TimeoutNow,
+}
+
+/// Outcome of an AppendEntries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log matches up to this index.
+    Accepted {
+        /// Last index known to match the leader's log.
+        match_index: LogIndex,
+    },
+    /// The consistency check failed.
+    Rejected {
+        /// Index to retry from.
+        hint: LogIndex,
+    },
+}

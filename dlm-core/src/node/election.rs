@@ -1,0 +1,338 @@
+//! Elections: pre-vote, votes, stepping up and down, check-quorum, and handing leadership to a
+//! lower-id member once it has caught up.
+
+use super::{Leader, Node};
+use crate::command::Command;
+use crate::message::{PeerBody, PeerMessage};
+use crate::node::leader_timers::LeaderTimers;
+use crate::node::progress::Progress;
+use crate::protocol::{Rejection, Role};
+use crate::types::{LogPosition, NodeId, Term};
+use rand_core::RngCore;
+use std::collections::HashMap;
+
+impl Node {
+    /// Dispatches a peer message after the term rules common to all of them.
+    pub(super) fn on_peer(&mut self, msg: PeerMessage) {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
+        {
+            return;
+        }
+        if let PeerBody::RequestVote {
+            pre,
+            last,
+            transfer,
+        } = msg.body
+        {
+            self.on_vote_request(msg.from, msg.term, pre, last, transfer);
+            return;
+        }
+        let granted_pre_vote = matches!(
+            msg.body,
+            PeerBody::VoteResponse {
+                pre: true,
+                granted: true
+            }
+        );
+        if msg.term > self.term && !granted_pre_vote {
+            let from_leader = matches!(
+                msg.body,
+                PeerBody::AppendEntries { .. }
+                    | PeerBody::InstallSnapshot { .. }
+                    | PeerBody::TimeoutNow
+            );
+            self.become_follower(msg.term, from_leader.then_some(msg.from));
+        } else if msg.term < self.term {
+            self.answer_stale(msg);
+            return;
+        }
+        match msg.body {
+            PeerBody::AppendEntries {
+                prev,
+                entries,
+                commit,
+            } => self.on_append_entries(msg.from, prev, entries, commit),
+            PeerBody::AppendResponse {
+                prev_index,
+                outcome,
+            } => self.on_append_response(msg.from, prev_index, outcome),
+            PeerBody::VoteResponse { pre, granted } => {
+                self.on_vote_response(msg.from, msg.term, pre, granted)
+            }
+            PeerBody::InstallSnapshot {
+                last,
+                size,
+                offset,
+                data,
+            } => self.on_install_snapshot(msg.from, last, size, offset, data),
+            PeerBody::SnapshotResponse {
+                last,
+                received,
+                done,
+            } => self.on_snapshot_response(msg.from, last, received, done),
+            PeerBody::TimeoutNow => {
+                if self.role == Role::Follower && self.leader_id == Some(msg.from) {
+                    self.start_election(true);
+                }
+            }
+            PeerBody::RequestVote { .. } => {}
+        }
+    }
+
+    /// A message from an older term: tell a stale leader our term, so it steps down.
+    fn answer_stale(&mut self, msg: PeerMessage) {
+        match msg.body {
+            PeerBody::AppendEntries { prev, .. } => {
+                let hint = self.log.last().index.next();
+                self.send(
+                    msg.from,
+                    PeerBody::AppendResponse {
+                        prev_index: prev.index,
+                        outcome: crate::message::AppendOutcome::Rejected { hint },
+                    },
+                );
+            }
+            PeerBody::InstallSnapshot { last, .. } => self.send(
+                msg.from,
+                PeerBody::SnapshotResponse {
+                    last,
+                    received: 0,
+                    done: false,
+                },
+            ),
+            _ => {}
+        }
+    }
+
+    fn on_vote_request(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre: bool,
+        last: LogPosition,
+        transfer: bool,
+    ) {
+        // A member that has a live leader ignores candidates: a node that was cut off and comes
+        // back cannot depose a healthy leader. A transfer is the leader's own wish.
+        let leader_alive = self.role == Role::Leader
+            || (self.leader_id.is_some()
+                && self
+                    .leader_contact
+                    .is_some_and(|t| self.now < t + self.cfg.election_timeout));
+        let up_to_date = last >= self.log.last();
+        if term < self.term || (leader_alive && !transfer) {
+            self.send(
+                from,
+                PeerBody::VoteResponse {
+                    pre,
+                    granted: false,
+                },
+            );
+            return;
+        }
+        if pre {
+            // `term` is the term the candidate would stand in; nobody changes term for a pre-vote.
+            let granted = term > self.term && up_to_date;
+            let reply_term = if granted { term } else { self.term };
+            self.send_with_term(from, reply_term, PeerBody::VoteResponse { pre, granted });
+            return;
+        }
+        if term > self.term {
+            self.become_follower(term, None);
+        }
+        let granted = self.voted_for.is_none_or(|v| v == from) && up_to_date;
+        if granted && self.voted_for.is_none() {
+            self.voted_for = Some(from);
+            self.persist_hard_state();
+        }
+        if granted {
+            self.reset_election_deadline();
+        }
+        self.send(from, PeerBody::VoteResponse { pre, granted });
+    }
+
+    fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
+        if !granted {
+            return;
+        }
+        match (pre, self.role) {
+            (true, Role::PreCandidate) if term == self.term.next() => {
+                self.votes.insert(from);
+                if self.votes.len() >= self.cfg.quorum() {
+                    self.start_election(false);
+                }
+            }
+            (false, Role::Candidate) if term == self.term => {
+                self.votes.insert(from);
+                if self.votes.len() >= self.cfg.quorum() {
+                    self.become_leader();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The election time-out passed without word from a leader: ask whether an election could
+    /// succeed before disturbing anyone with a new term.
+    pub(super) fn start_pre_vote(&mut self) {
+        if self.cfg.members.len() == 1 {
+            self.start_election(false);
+            return;
+        }
+        self.role = Role::PreCandidate;
+        self.leader_id = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id);
+        self.reset_election_deadline();
+        let last = self.log.last();
+        let term = self.term.next();
+        let peers: Vec<NodeId> = self.cfg.peers().collect();
+        for peer in peers {
+            let body = PeerBody::RequestVote {
+                pre: true,
+                last,
+                transfer: false,
+            };
+            self.send_with_term(peer, term, body);
+        }
+    }
+
+    pub(super) fn start_election(&mut self, transfer: bool) {
+        self.term = self.term.next();
+        self.voted_for = Some(self.cfg.id);
+        self.role = Role::Candidate;
+        self.leader_id = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id);
+        self.persist_hard_state();
+        self.reset_election_deadline();
+        if self.votes.len() >= self.cfg.quorum() {
+            self.become_leader();
+            return;
+        }
+        let last = self.log.last();
+        let peers: Vec<NodeId> = self.cfg.peers().collect();
+        for peer in peers {
+            let body = PeerBody::RequestVote {
+                pre: false,
+                last,
+                transfer,
+            };
+            self.send(peer, body);
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader_id = Some(self.cfg.id);
+        let last = self.log.last().index;
+        let now = self.now;
+        let progress = self
+            .cfg
+            .peers()
+            .map(|peer| (peer, Progress::new(last, now)))
+            .collect();
+        self.leader = Some(Leader {
+            progress,
+            timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
+            waiting: HashMap::new(),
+            transfer: None,
+            since: now,
+            flushed: last,
+        });
+        self.heartbeat_due = now + self.cfg.heartbeat_interval;
+        // Entries of earlier terms commit only through an entry of this term.
+        self.propose(Command::Noop);
+    }
+
+    /// Adopts `term` (if newer) and follows `leader` (if known). A leader stepping down answers
+    /// every waiting client with a hint, so they retry elsewhere at once.
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state();
+        }
+        self.role = Role::Follower;
+        self.leader_id = leader;
+        if leader.is_some() {
+            self.leader_contact = Some(self.now);
+        }
+        if let Some(old) = self.leader.take() {
+            let hint = Err(Rejection::NotLeader { hint: leader });
+            for ((client, seq), conn) in old.waiting {
+                self.reply(conn, client, seq, hint.clone());
+            }
+        }
+        self.reset_election_deadline();
+    }
+
+    pub(super) fn reset_election_deadline(&mut self) {
+        if self.cfg.members.len() == 1 {
+            self.election_deadline = Some(self.now);
+            return;
+        }
+        let jitter_nanos = u64::try_from(self.cfg.election_jitter.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = match jitter_nanos {
+            0 => 0,
+            n => self.rng.next_u64() % n,
+        };
+        let stagger = self.cfg.election_stagger * u32::try_from(self.cfg.rank()).unwrap_or(0);
+        let timeout = self.cfg.election_timeout + stagger + std::time::Duration::from_nanos(jitter);
+        self.election_deadline = Some(self.now + timeout);
+    }
+
+    /// A leader that has not heard from a majority within an election time-out steps down, so a
+    /// leader cut off by a partition stops answering clients. Returns whether it is still leader.
+    pub(super) fn check_quorum(&mut self) -> bool {
+        let Some(leader) = &self.leader else {
+            return false;
+        };
+        let window = self.cfg.election_timeout;
+        if self.now < leader.since + window {
+            return true;
+        }
+        let now = self.now;
+        let heard = 1 + leader
+            .progress
+            .values()
+            .filter(|p| now.saturating_since(p.last_heard) < window)
+            .count();
+        if heard >= self.cfg.quorum() {
+            return true;
+        }
+        let term = self.term;
+        self.become_follower(term, None);
+        false
+    }
+
+    /// Hands leadership to the lowest-id member below us that is fully caught up and answering.
+    pub(super) fn consider_transfer(&mut self) {
+        if !self.cfg.prefer_lowest_id {
+            return;
+        }
+        let last = self.log.last().index;
+        let now = self.now;
+        let fresh = self.cfg.heartbeat_interval * 2;
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        if leader.transfer.is_some() || now < leader.since + self.cfg.election_timeout {
+            return;
+        }
+        let target = leader
+            .progress
+            .iter()
+            .filter(|(id, p)| {
+                **id < self.cfg.id
+                    && p.matched == last
+                    && now.saturating_since(p.last_heard) < fresh
+            })
+            .map(|(id, _)| *id)
+            .min();
+        if let Some(target) = target {
+            leader.transfer = Some((target, now + self.cfg.election_timeout));
+            self.send(target, PeerBody::TimeoutNow);
+        }
+    }
+}

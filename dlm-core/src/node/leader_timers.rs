@@ -1,0 +1,190 @@
+//! The leader's volatile clocks: lease deadlines, wait time-outs, lock-delays and idle sessions.
+//!
+//! None of this is replicated. A new leader rebuilds it from the state machine, starting every
+//! lease afresh from its own `now`: it may extend a lease, never shorten it. A timer that fires is
+//! checked against the state machine before the leader proposes anything, so stale heap entries
+//! (a lease renewed since, a waiter already granted) are harmless.
+
+use crate::command::Command;
+use crate::names::LockName;
+use crate::state_machine::{Slot, StateMachine};
+use crate::types::{ClientId, FencingToken, Seq, Time};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Lease(LockName),
+    Wait(ClientId, Seq),
+    Delay(LockName),
+}
+
+/// The leader's timers.
+#[derive(Debug, Default)]
+pub(crate) struct LeaderTimers {
+    leases: HashMap<LockName, (FencingToken, Time)>,
+    waits: HashMap<(ClientId, Seq), (LockName, Time)>,
+    delays: HashMap<LockName, Time>,
+    heap: BinaryHeap<Reverse<(Time, Timer)>>,
+    /// When each session was last heard from.
+    seen: HashMap<ClientId, Time>,
+    next_sweep: Time,
+}
+
+impl LeaderTimers {
+    /// Timers for a new leader: every grant, wait and delay in `sm` starts afresh at `now`.
+    pub fn rebuild(sm: &StateMachine, now: Time, lock_delay: Duration) -> LeaderTimers {
+        let mut timers = LeaderTimers {
+            next_sweep: now,
+            ..LeaderTimers::default()
+        };
+        for (lock, state) in sm.locks() {
+            if let Some(holder) = &state.holder {
+                timers.arm_lease(lock.clone(), holder.token, now + holder.lease);
+            }
+            if state.delayed {
+                timers.arm_delay(lock.clone(), now + lock_delay);
+            }
+            for waiter in &state.waiters {
+                timers.arm_wait(lock.clone(), waiter.client, waiter.seq, now + waiter.wait);
+            }
+        }
+        for (client, _) in sm.sessions() {
+            timers.seen.insert(*client, now);
+        }
+        timers
+    }
+
+    /// Starts or restarts the lease of a grant.
+    pub fn arm_lease(&mut self, lock: LockName, token: FencingToken, deadline: Time) {
+        self.heap
+            .push(Reverse((deadline, Timer::Lease(lock.clone()))));
+        self.leases.insert(lock, (token, deadline));
+    }
+
+    /// Renews every lease `client` holds, from `now`.
+    pub fn renew(&mut self, sm: &StateMachine, client: ClientId, now: Time) {
+        let Some(session) = sm.session(client) else {
+            return;
+        };
+        for lock in &session.held {
+            if let Some(holder) = sm.lock(lock).and_then(|s| s.holder.as_ref()) {
+                self.arm_lease(lock.clone(), holder.token, now + holder.lease);
+            }
+        }
+    }
+
+    /// Arms the time-out of a queued acquire (a wait of `Duration::MAX` never fires).
+    pub fn arm_wait(&mut self, lock: LockName, client: ClientId, seq: Seq, deadline: Time) {
+        if deadline == Time::MAX {
+            return;
+        }
+        self.heap
+            .push(Reverse((deadline, Timer::Wait(client, seq))));
+        self.waits.insert((client, seq), (lock, deadline));
+    }
+
+    /// Arms the end of a lock-delay.
+    pub fn arm_delay(&mut self, lock: LockName, deadline: Time) {
+        self.heap
+            .push(Reverse((deadline, Timer::Delay(lock.clone()))));
+        self.delays.insert(lock, deadline);
+    }
+
+    /// Notes that `client` was heard from.
+    pub fn touch(&mut self, client: ClientId, now: Time) {
+        self.seen.insert(client, now);
+    }
+
+    /// The earliest time something may be due.
+    pub fn next_deadline(&self) -> Time {
+        let heap = self.heap.peek().map_or(Time::MAX, |Reverse((t, _))| *t);
+        heap.min(self.next_sweep)
+    }
+
+    /// Pops every timer due at `now` and returns the commands to propose for those still valid.
+    pub fn fire(
+        &mut self,
+        sm: &StateMachine,
+        now: Time,
+        session_ttl: Duration,
+        out: &mut Vec<Command>,
+    ) {
+        while let Some(Reverse((due, _))) = self.heap.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((due, timer))) = self.heap.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Lease(lock) => {
+                    // Only the newest arming of this lease counts.
+                    if self.leases.get(&lock).is_none_or(|(_, d)| *d != due) {
+                        continue;
+                    }
+                    let Some((token, _)) = self.leases.remove(&lock) else {
+                        continue;
+                    };
+                    if let Some(holder) = sm.lock(&lock).and_then(|s| s.holder.as_ref()) {
+                        if holder.token == token {
+                            out.push(Command::Expire {
+                                lock,
+                                token,
+                                renewals: holder.renewals,
+                            });
+                        }
+                    }
+                }
+                Timer::Wait(client, seq) => {
+                    if self
+                        .waits
+                        .get(&(client, seq))
+                        .is_none_or(|(_, d)| *d != due)
+                    {
+                        continue;
+                    }
+                    let Some((lock, _)) = self.waits.remove(&(client, seq)) else {
+                        continue;
+                    };
+                    if matches!(sm.slot(client, seq), Some(Slot::Waiting(_))) {
+                        out.push(Command::CancelWait { lock, client, seq });
+                    }
+                }
+                Timer::Delay(lock) => {
+                    if self.delays.get(&lock) != Some(&due) {
+                        continue;
+                    }
+                    self.delays.remove(&lock);
+                    if sm.lock(&lock).is_some_and(|s| s.delayed) {
+                        out.push(Command::LiftDelay { lock });
+                    }
+                }
+            }
+        }
+        if now >= self.next_sweep {
+            self.sweep_sessions(sm, now, session_ttl, out);
+        }
+    }
+
+    /// Proposes the expiry of sessions idle for `session_ttl`, and forgets sessions that are gone.
+    fn sweep_sessions(
+        &mut self,
+        sm: &StateMachine,
+        now: Time,
+        session_ttl: Duration,
+        out: &mut Vec<Command>,
+    ) {
+        self.next_sweep = now + session_ttl / 4;
+        self.seen.retain(|client, _| sm.session(*client).is_some());
+        for (client, _) in sm.sessions() {
+            let seen = *self.seen.entry(*client).or_insert(now);
+            if now.saturating_since(seen) >= session_ttl {
+                out.push(Command::ExpireSession { client: *client });
+                // Not again until another full idle period, should this proposal be lost.
+                self.seen.insert(*client, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! [`Node`]: one member of the cluster as a deterministic state machine. Inputs go in through
+//! [`Node::handle`] with the current time; effects come out through [`Node::poll_effect`];
+//! [`Node::next_deadline`] says when to tick again. No IO, no clock, no OS randomness.
+
+mod apply;
+mod client;
+mod effects;
+mod election;
+mod leader_timers;
+mod progress;
+mod replication;
+mod snapshot;
+
+pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
+
+use crate::command::{Command, Entry};
+use crate::config::{Config, ConfigError};
+use crate::log::Log;
+use crate::protocol::{ClientResponse, NodeStatus, Rejection, Role};
+use crate::state_machine::{Outcome, Rules, StateMachine};
+use crate::types::{ClientId, ConnId, LogIndex, LogPosition, NodeId, Seq, Term, Time};
+use leader_timers::LeaderTimers;
+use progress::Progress;
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Why a node could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The recovered snapshot does not decode.
+    #[error("recovered snapshot at index {index} does not decode: {source}")]
+    Snapshot {
+        /// The snapshot's last index.
+        index: LogIndex,
+        /// The decoding error.
+        source: postcard::Error,
+    },
+}
+
+/// State only a leader has.
+#[derive(Debug)]
+struct Leader {
+    progress: BTreeMap<NodeId, Progress>,
+    timers: LeaderTimers,
+    /// Which connection waits for the answer to which request.
+    waiting: HashMap<(ClientId, Seq), ConnId>,
+    /// Leadership is being handed to this node; until the deadline no new entries are proposed.
+    transfer: Option<(NodeId, Time)>,
+    /// When this node became leader (check-quorum waits one election time-out from here).
+    since: Time,
+    /// Entries after this index are not yet persisted or sent.
+    flushed: LogIndex,
+}
+
+/// One member of a dlm cluster, without IO.
+///
+/// # Driving a node
+///
+/// ```
+/// use dlm_core::{Config, Effect, Input, Node, NodeId, Recovered, Time};
+///
+/// let mut node = Node::new(Config::single(NodeId(1)), Recovered::default()).unwrap();
+/// let mut now = Time::ZERO;
+/// for _ in 0..3 {
+///     // 1. Feed whatever arrived (peer messages, client requests), or a tick when idle.
+///     node.handle(now, Input::Tick);
+///     // 2. Drain every effect, in order. A Persist must be durable before any later effect
+///     //    is executed; consecutive persists may share one sync.
+///     while let Some(effect) = node.poll_effect() {
+///         match effect {
+///             Effect::Persist(_) => { /* write + fsync */ }
+///             Effect::Send(_) => { /* transport.send */ }
+///             Effect::Reply { .. } => { /* answer the client connection */ }
+///             Effect::Applied(_) => { /* mirror files, if wanted */ }
+///         }
+///     }
+///     // 3. Sleep until the next deadline or the next input, whichever is first.
+///     now = node.next_deadline();
+/// }
+/// assert!(node.is_leader());
+/// ```
+///
+/// # When is an entry committed?
+///
+/// The order of effects is the acknowledgement. A leader counts its own copy of an entry towards
+/// the majority as soon as it has emitted the `Persist` for it, because every consequence of the
+/// commit (the reply, the applied file change, a commit index told to followers) is an effect
+/// polled after that `Persist`, and so cannot be executed before the entry is durable. A cluster
+/// of one therefore commits an entry in the same drain that persists it.
+pub struct Node {
+    cfg: Config,
+    rules: Rules,
+    rng: Xoshiro256PlusPlus,
+
+    term: Term,
+    voted_for: Option<NodeId>,
+    log: Log,
+
+    role: Role,
+    leader_id: Option<NodeId>,
+    commit: LogIndex,
+    applied: LogIndex,
+    sm: StateMachine,
+    snapshot: Option<Arc<Snapshot>>,
+    incoming_snapshot: Option<(LogPosition, u64, Vec<u8>)>,
+
+    /// None until the first input tells us the time.
+    election_deadline: Option<Time>,
+    heartbeat_due: Time,
+    /// When a leader was last heard from (a vote request inside this window is ignored).
+    leader_contact: Option<Time>,
+    votes: BTreeSet<NodeId>,
+    leader: Option<Leader>,
+
+    now: Time,
+    effects: VecDeque<Effect>,
+    outcomes: Vec<Outcome>,
+    proposals: Vec<Command>,
+}
+
+impl Node {
+    /// Starts a node from its configuration and what its storage recovered.
+    pub fn new(cfg: Config, recovered: Recovered) -> Result<Node, NodeError> {
+        cfg.validate()?;
+        let (sm, base, snapshot) = match recovered.snapshot {
+            Some(snapshot) => {
+                let sm = StateMachine::from_bytes(&snapshot.data).map_err(|source| {
+                    NodeError::Snapshot {
+                        index: snapshot.last.index,
+                        source,
+                    }
+                })?;
+                (sm, snapshot.last, Some(Arc::new(snapshot)))
+            }
+            None => (StateMachine::new(), LogPosition::default(), None),
+        };
+        let rules = Rules {
+            limits: cfg.limits.clone(),
+            lock_delay: !cfg.lock_delay.is_zero(),
+        };
+        Ok(Node {
+            rng: Xoshiro256PlusPlus::seed_from_u64(cfg.seed),
+            rules,
+            term: recovered.hard_state.term,
+            voted_for: recovered.hard_state.voted_for,
+            log: Log::new(base, recovered.entries),
+            role: Role::Follower,
+            leader_id: None,
+            commit: base.index,
+            applied: base.index,
+            sm,
+            snapshot,
+            incoming_snapshot: None,
+            election_deadline: None,
+            heartbeat_due: Time::ZERO,
+            leader_contact: None,
+            votes: BTreeSet::new(),
+            leader: None,
+            now: Time::ZERO,
+            effects: VecDeque::new(),
+            outcomes: Vec::new(),
+            proposals: Vec::new(),
+            cfg,
+        })
+    }
+
+    /// Feeds one input at time `now`. Effects queue up; drain them with [`Node::poll_effect`].
+    pub fn handle(&mut self, now: Time, input: Input) {
+        self.now = self.now.max(now);
+        if self.election_deadline.is_none() {
+            self.reset_election_deadline();
+        }
+        match input {
+            Input::Tick => {}
+            Input::Peer(msg) => self.on_peer(msg),
+            Input::Client { conn, request } => self.on_client(conn, request),
+        }
+        self.on_timers();
+    }
+
+    /// The next effect to execute, if any. Leader proposals are flushed here, so that every
+    /// request that arrived since the last drain goes out in one persist and one message per
+    /// follower.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        if self.effects.is_empty() {
+            self.flush();
+        }
+        self.effects.pop_front()
+    }
+
+    /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
+    pub fn next_deadline(&self) -> Time {
+        match &self.leader {
+            Some(leader) => {
+                let transfer = leader.transfer.map_or(Time::MAX, |(_, t)| t);
+                self.heartbeat_due
+                    .min(leader.timers.next_deadline())
+                    .min(transfer)
+            }
+            None => self.election_deadline.unwrap_or(Time::ZERO),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether it is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader it knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader_id
+    }
+
+    /// Its current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Its commit index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+
+    /// Its last applied index.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// The last entry of its log.
+    pub fn last_log(&self) -> LogPosition {
+        self.log.last()
+    }
+
+    /// The entry at `index`, if still in memory.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.get(index)
+    }
+
+    /// The replicated state as applied so far.
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// What `Op::Status` answers.
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus {
+            id: self.cfg.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader_id,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self.log.last().index,
+        }
+    }
+
+    /// Entries in the in-memory log (to check that memory stays bounded).
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
+    fn persist_hard_state(&mut self) {
+        let hs = self.hard_state();
+        self.effects
+            .push_back(Effect::Persist(Persist::HardState(hs)));
+    }
+
+    fn reply(
+        &mut self,
+        conn: ConnId,
+        client: ClientId,
+        seq: Seq,
+        result: Result<crate::protocol::Reply, Rejection>,
+    ) {
+        self.effects.push_back(Effect::Reply {
+            conn,
+            response: ClientResponse {
+                client,
+                seq,
+                result,
+            },
+        });
+    }
+
+    fn send(&mut self, to: NodeId, body: crate::message::PeerBody) {
+        self.send_with_term(to, self.term, body);
+    }
+
+    fn send_with_term(&mut self, to: NodeId, term: Term, body: crate::message::PeerBody) {
+        self.effects
+            .push_back(Effect::Send(crate::message::PeerMessage {
+                from: self.cfg.id,
+                to,
+                term,
+                body,
+            }));
+    }
+
+    /// Runs whatever timers are due.
+    fn on_timers(&mut self) {
+        let now = self.now;
+        if self.leader.is_some() {
+            if now >= self.heartbeat_due {
+                self.heartbeat_due = now + self.cfg.heartbeat_interval;
+                if !self.check_quorum() {
+                    return;
+                }
+                self.broadcast_heartbeat();
+                self.consider_transfer();
+            }
+            self.fire_leader_timers();
+            if let Some(leader) = &mut self.leader {
+                if leader.transfer.is_some_and(|(_, t)| now >= t) {
+                    leader.transfer = None;
+                }
+            }
+        } else if self.election_deadline.is_some_and(|d| now >= d) {
+            self.start_pre_vote();
+        }
+    }
+
+    fn fire_leader_timers(&mut self) {
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        if leader.transfer.is_some() {
+            return;
+        }
+        let mut commands = std::mem::take(&mut self.proposals);
+        leader
+            .timers
+            .fire(&self.sm, self.now, self.cfg.session_ttl, &mut commands);
+        for command in commands.drain(..) {
+            self.propose(command);
+        }
+        self.proposals = commands;
+    }
+
+    /// Appends a command to the leader's log; it goes out at the next flush.
+    fn propose(&mut self, command: Command) {
+        let entry = Entry {
+            term: self.term,
+            index: self.log.last().index.next(),
+            command,
+        };
+        self.log.push(entry);
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.cfg.id)
+            .field("role", &self.role)
+            .field("term", &self.term)
+            .field("commit", &self.commit)
+            .field("last", &self.log.last())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,256 @@
+//! Log replication: the leader's flush of new entries (one persist, pipelined AppendEntries per
+//! follower), the follower's consistency check, fast back-off, heartbeats and the commit rule.
+
+use super::{Effect, Node, Persist};
+use crate::command::Entry;
+use crate::message::{AppendOutcome, PeerBody};
+use crate::protocol::Role;
+use crate::types::{LogIndex, LogPosition, NodeId};
+
+impl Node {
+    /// Sends and persists whatever the leader proposed since the last flush. Sends go first: a
+    /// follower may store an entry before the leader has, as long as the leader does not count
+    /// its own copy until its persist is queued (see the commit rule on [`Node`]).
+    pub(super) fn flush(&mut self) {
+        let last = self.log.last().index;
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        if leader.flushed >= last {
+            return;
+        }
+        let from = leader.flushed.next();
+        leader.flushed = last;
+        let peers: Vec<NodeId> = leader.progress.keys().copied().collect();
+        for peer in peers {
+            self.replicate(peer);
+        }
+        let entries: Vec<Entry> = self.log.range(from, last).cloned().collect();
+        self.effects
+            .push_back(Effect::Persist(Persist::Entries(entries)));
+        self.maybe_commit();
+    }
+
+    /// Sends `peer` as many AppendEntries as its progress allows.
+    pub(super) fn replicate(&mut self, peer: NodeId) {
+        let last = self.log.last().index;
+        let max_inflight = self.cfg.max_inflight;
+        loop {
+            let Some(p) = self.leader.as_ref().and_then(|l| l.progress.get(&peer)) else {
+                return;
+            };
+            if !p.can_send(max_inflight) || p.next > last {
+                return;
+            }
+            if !self.send_append(peer, true) {
+                return;
+            }
+        }
+    }
+
+    /// Sends one AppendEntries to `peer` from its `next` (with entries, or an empty heartbeat).
+    /// Returns false if nothing could be sent as entries (a snapshot is needed instead).
+    fn send_append(&mut self, peer: NodeId, with_entries: bool) -> bool {
+        let Some(p) = self.leader.as_ref().and_then(|l| l.progress.get(&peer)) else {
+            return false;
+        };
+        let next = p.next;
+        let prev_index = next.prev();
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            self.send_snapshot_chunk(peer);
+            return false;
+        };
+        let entries = if with_entries {
+            self.log
+                .slice(next, self.cfg.max_batch_entries, self.cfg.max_batch_bytes)
+        } else {
+            Vec::new()
+        };
+        let sent_last = entries.last().map(|e| e.index);
+        if let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) {
+            if p.probing {
+                p.probe_sent = true;
+            } else if let Some(sent_last) = sent_last {
+                p.next = sent_last.next();
+                p.inflight.push_back(sent_last);
+            }
+        }
+        let body = PeerBody::AppendEntries {
+            prev: LogPosition::new(prev_term, prev_index),
+            entries,
+            commit: self.commit,
+        };
+        self.send(peer, body);
+        true
+    }
+
+    /// Heartbeat: every follower hears from the leader, and lost messages are recovered: a
+    /// probe is re-sent, a snapshot chunk is re-sent, and in pipelined mode an empty
+    /// AppendEntries from `next` is rejected by a follower that missed something.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let Some(leader) = &self.leader else {
+            return;
+        };
+        let peers: Vec<(NodeId, bool, bool)> = leader
+            .progress
+            .iter()
+            .map(|(id, p)| (*id, p.snapshot.is_some(), p.probing))
+            .collect();
+        for (peer, snapshotting, probing) in peers {
+            if snapshotting {
+                self.send_snapshot_chunk(peer);
+            } else if probing {
+                if let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) {
+                    p.probe_sent = false;
+                }
+                self.send_append(peer, true);
+            } else {
+                self.send_append(peer, false);
+                self.replicate(peer);
+            }
+        }
+    }
+
+    pub(super) fn on_append_entries(
+        &mut self,
+        from: NodeId,
+        prev: LogPosition,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) {
+        if self.role != Role::Follower || self.leader_id != Some(from) {
+            let term = self.term;
+            self.become_follower(term, Some(from));
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_deadline();
+
+        // Entries at or before our snapshot are committed, so they match: skip them.
+        let base = self.log.base();
+        let (prev, entries) = if prev.index < base.index {
+            let skip = usize::try_from(base.index.0 - prev.index.0).unwrap_or(usize::MAX);
+            if skip > entries.len() {
+                let matched = LogIndex(prev.index.0 + entries.len() as u64);
+                self.answer_append(
+                    from,
+                    prev.index,
+                    AppendOutcome::Accepted {
+                        match_index: matched,
+                    },
+                );
+                return;
+            }
+            (base, entries.into_iter().skip(skip).collect::<Vec<_>>())
+        } else {
+            (prev, entries)
+        };
+
+        match self.log.term_at(prev.index) {
+            Some(term) if term == prev.term => {}
+            found => {
+                let hint = match found {
+                    None => self.log.last().index.next(),
+                    Some(conflict) => self.first_index_of_term(prev.index, conflict),
+                };
+                self.answer_append(from, prev.index, AppendOutcome::Rejected { hint });
+                return;
+            }
+        }
+
+        let matched = LogIndex(prev.index.0 + entries.len() as u64);
+        let mut new_entries = Vec::new();
+        for entry in entries {
+            match self.log.term_at(entry.index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    // A conflicting suffix is never committed: the leader's log wins.
+                    self.log.truncate_from(entry.index);
+                }
+                None => {}
+            }
+            self.log.push(entry.clone());
+            new_entries.push(entry);
+        }
+        if !new_entries.is_empty() {
+            self.effects
+                .push_back(Effect::Persist(Persist::Entries(new_entries)));
+        }
+        let commit = commit.min(matched);
+        if commit > self.commit {
+            self.commit = commit;
+            self.apply_committed();
+        }
+        self.answer_append(
+            from,
+            prev.index,
+            AppendOutcome::Accepted {
+                match_index: matched,
+            },
+        );
+    }
+
+    fn answer_append(&mut self, to: NodeId, prev_index: LogIndex, outcome: AppendOutcome) {
+        self.send(
+            to,
+            PeerBody::AppendResponse {
+                prev_index,
+                outcome,
+            },
+        );
+    }
+
+    /// The first index (after the snapshot) of the run of `term` that contains `index`.
+    fn first_index_of_term(&self, index: LogIndex, term: crate::types::Term) -> LogIndex {
+        let floor = self.log.base().index.next();
+        let mut first = index;
+        while first > floor && self.log.term_at(first.prev()) == Some(term) {
+            first = first.prev();
+        }
+        first
+    }
+
+    pub(super) fn on_append_response(
+        &mut self,
+        from: NodeId,
+        prev_index: LogIndex,
+        outcome: AppendOutcome,
+    ) {
+        let now = self.now;
+        let last = self.log.last().index;
+        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&from)) else {
+            return;
+        };
+        p.last_heard = now;
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                p.accept(match_index.min(last));
+                self.maybe_commit();
+            }
+            AppendOutcome::Rejected { hint } => {
+                // An answer to something older than what is known to match is stale.
+                if prev_index < p.matched || p.snapshot.is_some() {
+                    return;
+                }
+                p.back_off(hint.min(prev_index));
+            }
+        }
+        self.replicate(from);
+    }
+
+    /// Commits the highest index stored on a majority, if it is of the current term.
+    pub(super) fn maybe_commit(&mut self) {
+        let Some(leader) = &self.leader else {
+            return;
+        };
+        let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
+        matched.push(leader.flushed);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&candidate) = matched.get(self.cfg.quorum() - 1) else {
+            return;
+        };
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            self.apply_committed();
+        }
+    }
+}

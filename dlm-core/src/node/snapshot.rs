@@ -1,0 +1,163 @@
+//! Snapshots: taking one every `snapshot_every` applied entries (and compacting the log behind
+//! it), sending one in chunks to a follower that is behind the compacted prefix, and installing
+//! one received.
+
+use super::{Applied, Effect, Node, Persist, Snapshot};
+use crate::message::PeerBody;
+use crate::state_machine::StateMachine;
+use crate::types::{LogIndex, LogPosition, NodeId};
+use std::sync::Arc;
+
+impl Node {
+    /// Takes a snapshot if enough entries were applied since the last one.
+    pub(super) fn maybe_snapshot(&mut self) {
+        let since = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.last.index);
+        if self.applied.0.saturating_sub(since.0) < self.cfg.snapshot_every {
+            return;
+        }
+        let Some(term) = self.log.term_at(self.applied) else {
+            return;
+        };
+        let Ok(data) = self.sm.to_bytes() else {
+            // Cannot happen for plain data; if it did, keep the log and try again later.
+            return;
+        };
+        let snapshot = Arc::new(Snapshot {
+            last: LogPosition::new(term, self.applied),
+            data,
+        });
+        self.effects.push_back(Effect::Persist(Persist::Snapshot {
+            snapshot: Arc::clone(&snapshot),
+            replaces_log: false,
+        }));
+        self.snapshot = Some(snapshot);
+        self.log
+            .compact(LogIndex(self.applied.0.saturating_sub(self.cfg.log_retain)));
+    }
+
+    /// Sends `peer` the next chunk of our latest snapshot.
+    pub(super) fn send_snapshot_chunk(&mut self, peer: NodeId) {
+        let Some(snapshot) = self.snapshot.clone() else {
+            return;
+        };
+        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) else {
+            return;
+        };
+        let offset = match p.snapshot {
+            Some((last, offset)) if last == snapshot.last => offset,
+            _ => 0,
+        };
+        p.snapshot = Some((snapshot.last, offset));
+        let size = snapshot.data.len();
+        let start = usize::try_from(offset).unwrap_or(size).min(size);
+        let end = start.saturating_add(self.cfg.snapshot_chunk).min(size);
+        let body = PeerBody::InstallSnapshot {
+            last: snapshot.last,
+            size: size as u64,
+            offset,
+            data: snapshot.data[start..end].to_vec(),
+        };
+        self.send(peer, body);
+    }
+
+    pub(super) fn on_snapshot_response(
+        &mut self,
+        from: NodeId,
+        last: LogPosition,
+        received: u64,
+        done: bool,
+    ) {
+        let now = self.now;
+        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&from)) else {
+            return;
+        };
+        p.last_heard = now;
+        if !matches!(p.snapshot, Some((sending, _)) if sending == last) {
+            return;
+        }
+        if done {
+            p.snapshot = None;
+            p.accept(last.index);
+            self.replicate(from);
+        } else {
+            p.snapshot = Some((last, received));
+            self.send_snapshot_chunk(from);
+        }
+    }
+
+    pub(super) fn on_install_snapshot(
+        &mut self,
+        from: NodeId,
+        last: LogPosition,
+        size: u64,
+        offset: u64,
+        data: Vec<u8>,
+    ) {
+        if self.leader_id != Some(from) {
+            let term = self.term;
+            self.become_follower(term, Some(from));
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_deadline();
+
+        if last.index <= self.commit {
+            self.incoming_snapshot = None;
+            self.answer_snapshot(from, last, size, true);
+            return;
+        }
+        let mut buffer = match self.incoming_snapshot.take() {
+            Some((l, s, buffer)) if l == last && s == size => buffer,
+            _ if offset == 0 => Vec::new(),
+            _ => {
+                self.answer_snapshot(from, last, 0, false);
+                return;
+            }
+        };
+        if offset != buffer.len() as u64 {
+            let received = buffer.len() as u64;
+            self.incoming_snapshot = Some((last, size, buffer));
+            self.answer_snapshot(from, last, received, false);
+            return;
+        }
+        buffer.extend_from_slice(&data);
+        if (buffer.len() as u64) < size {
+            let received = buffer.len() as u64;
+            self.incoming_snapshot = Some((last, size, buffer));
+            self.answer_snapshot(from, last, received, false);
+            return;
+        }
+        let Ok(sm) = StateMachine::from_bytes(&buffer) else {
+            // A corrupt transfer: start over rather than install garbage.
+            self.answer_snapshot(from, last, 0, false);
+            return;
+        };
+        self.sm = sm;
+        let keeps_tail = self.log.term_at(last.index) == Some(last.term);
+        if keeps_tail {
+            self.log.compact(last.index);
+        } else {
+            self.log.reset(last);
+        }
+        self.commit = last.index;
+        self.applied = last.index;
+        let snapshot = Arc::new(Snapshot { last, data: buffer });
+        self.effects.push_back(Effect::Persist(Persist::Snapshot {
+            snapshot: Arc::clone(&snapshot),
+            replaces_log: !keeps_tail,
+        }));
+        self.snapshot = Some(snapshot);
+        self.effects.push_back(Effect::Applied(Applied::Restored));
+        self.answer_snapshot(from, last, size, true);
+    }
+
+    fn answer_snapshot(&mut self, to: NodeId, last: LogPosition, received: u64, done: bool) {
+        self.send(
+            to,
+            PeerBody::SnapshotResponse {
+                last,
+                received,
+                done,
+            },
+        );
+    }
+}

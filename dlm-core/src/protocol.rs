@@ -1,0 +1,272 @@
+//! What clients send and receive. These types go on the wire (serde + postcard) unchanged.
+
+use crate::names::{FileName, LockName};
+use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A client's request. The pair `(client, seq)` names it: a retry reuses both, so the service can
+/// answer it with its first answer instead of applying it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// Who asks; random, chosen by the client.
+    pub client: ClientId,
+    /// This request's number; the first request of a client has seq 1.
+    pub seq: Seq,
+    /// The client has received answers for every seq below this one, so the service may forget
+    /// them. A fresh client sends 1. Seqs below it are refused with [`Rejection::SeqBelowWatermark`].
+    pub acked_below: Seq,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The operations a client can ask for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Take `lock` exclusively under a lease of `lease`. With `wait: None` this is a try-lock that
+    /// answers [`Rejection::Busy`] at once; with `Some(d)` the request queues (FIFO) for at most
+    /// `d` and then answers [`Rejection::TimedOut`]. `Duration::MAX` waits forever.
+    Acquire {
+        /// The lock.
+        lock: LockName,
+        /// How long the grant lasts without a keep-alive.
+        lease: Duration,
+        /// How long to queue; `None` for a try-lock.
+        wait: Option<Duration>,
+    },
+    /// Give `lock` back; the head of its queue gets it at once.
+    Release {
+        /// The lock.
+        lock: LockName,
+        /// The token of the grant being released.
+        token: FencingToken,
+    },
+    /// Leave the queue of `lock` (an acquire that is still waiting is answered
+    /// [`Rejection::Cancelled`]). A no-op if the client is not waiting.
+    Cancel {
+        /// The lock.
+        lock: LockName,
+    },
+    /// Renew the lease of every lock this client holds. Answered only once it is committed, so a
+    /// deposed leader can never extend a lease.
+    KeepAlive,
+    /// Append `data` to `file`, provided the client holds `lock` with exactly `token`. A file is
+    /// bound to the lock named by its first append.
+    Append {
+        /// The lock that guards the file.
+        lock: LockName,
+        /// The fencing token of the client's grant.
+        token: FencingToken,
+        /// The file.
+        file: FileName,
+        /// The bytes to append.
+        data: Vec<u8>,
+    },
+    /// Read `file` from `offset` (at most the configured read chunk; read again for more).
+    /// Linearizable: it goes through the log.
+    Read {
+        /// The file.
+        file: FileName,
+        /// Where to start.
+        offset: u64,
+    },
+    /// Ask the receiving node about itself (role, term, leader, commit index). Answered at once by
+    /// any node, not through the log.
+    Status,
+}
+
+impl Op {
+    /// Whether answers to this op are kept in the dedup cache. Reads and status are idempotent and
+    /// their answers can be large, so they are simply executed again on a retry.
+    pub fn is_cached(&self) -> bool {
+        !matches!(self, Op::Read { .. } | Op::Status)
+    }
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientResponse {
+    /// Whose request this answers.
+    pub client: ClientId,
+    /// Which request this answers.
+    pub seq: Seq,
+    /// The outcome.
+    pub result: Result<Reply, Rejection>,
+}
+
+/// A successful outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The lock is yours, under this token, for `lease` from when the grant was applied.
+    Granted {
+        /// The fencing token of this grant.
+        token: FencingToken,
+        /// The lease the grant runs under.
+        lease: Duration,
+    },
+    /// The lock was released.
+    Released,
+    /// The client left the queue (or was not in it).
+    Cancelled,
+    /// Leases renewed: these are the locks the client still holds, with their tokens. A lock the
+    /// client believed it held and that is missing here has been lost (its lease expired).
+    KeptAlive {
+        /// Locks held, with tokens.
+        held: Vec<(LockName, FencingToken)>,
+    },
+    /// The append was applied at byte `offset` of the file.
+    Appended {
+        /// Where the data starts in the file.
+        offset: u64,
+    },
+    /// File contents from the requested offset, and the file's total length.
+    Data {
+        /// The bytes read.
+        data: Vec<u8>,
+        /// The file's length when it was read.
+        len: u64,
+    },
+    /// A node's view of itself.
+    Status(NodeStatus),
+}
+
+/// A node's role in the consensus protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking peers whether an election could succeed, without disturbing anyone yet.
+    PreCandidate,
+    /// Standing for election in a new term.
+    Candidate,
+    /// Leads the cluster: the only node that answers client requests.
+    Leader,
+}
+
+/// What `Op::Status` returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node that answered.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of, if any.
+    pub leader: Option<NodeId>,
+    /// Highest log index known committed.
+    pub commit: LogIndex,
+    /// Highest log index applied to its state machine.
+    pub applied: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+}
+
+/// Why a request was refused. Every refusal is typed, so a client can act on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// Try-lock on a lock that is held or has waiters.
+    #[error("lock is busy")]
+    Busy,
+    /// The acquire waited as long as it was allowed to.
+    #[error("timed out waiting for the lock")]
+    TimedOut,
+    /// The waiting acquire was withdrawn by the client.
+    #[error("acquire cancelled")]
+    Cancelled,
+    /// The client does not hold the lock (it expired, or was never granted).
+    #[error("client does not hold the lock")]
+    NotHolder,
+    /// The token is older than the lock's current grant: the lock was lost and given to someone else.
+    #[error("stale fencing token {presented}")]
+    StaleToken {
+        /// The token the request carried.
+        presented: FencingToken,
+    },
+    /// The client already holds this lock (locks are not re-entrant).
+    #[error("client already holds the lock with token {token}")]
+    AlreadyHeld {
+        /// The token of the existing grant.
+        token: FencingToken,
+    },
+    /// The client is already queued for this lock under another request.
+    #[error("client is already waiting for this lock")]
+    AlreadyWaiting,
+    /// This node is not the leader; try `hint` if known.
+    #[error("not the leader (hint: {hint:?})")]
+    NotLeader {
+        /// The leader this node knows of.
+        hint: Option<NodeId>,
+    },
+    /// The file is bound to another lock.
+    #[error("file is guarded by lock {guard}")]
+    WrongLock {
+        /// The lock the file is bound to.
+        guard: LockName,
+    },
+    /// The file has never been written.
+    #[error("no such file")]
+    NoSuchFile,
+    /// A lock or file name is empty or longer than the limit.
+    #[error("name is empty or longer than {max} bytes")]
+    BadName {
+        /// The limit.
+        max: usize,
+    },
+    /// The requested lease is outside the configured range.
+    #[error("lease must be between {min:?} and {max:?}")]
+    BadLease {
+        /// Shortest lease accepted.
+        min: Duration,
+        /// Longest lease accepted.
+        max: Duration,
+    },
+    /// The append is larger than the limit.
+    #[error("append larger than {max} bytes")]
+    AppendTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The append would make the file larger than the limit.
+    #[error("file would exceed {max} bytes")]
+    FileTooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// The lock's queue is full.
+    #[error("more than {max} waiters on one lock")]
+    TooManyWaiters {
+        /// The limit.
+        max: usize,
+    },
+    /// The service holds as many client sessions as it may.
+    #[error("more than {max} client sessions")]
+    TooManySessions {
+        /// The limit.
+        max: usize,
+    },
+    /// The client has too many requests answered but not acknowledged (raise `acked_below`).
+    #[error("more than {max} unacknowledged requests in one session")]
+    TooManyUnacked {
+        /// The limit.
+        max: usize,
+    },
+    /// The client's session expired (it was idle too long): its locks are gone and its earlier
+    /// requests are forgotten. Start again with a new client id.
+    #[error("session expired")]
+    SessionExpired,
+    /// The request's seq is below the watermark the client itself sent: it was answered before.
+    #[error("seq below the acknowledged watermark")]
+    SeqBelowWatermark,
+    /// The operation cannot be carried out (for example `Status` placed in the log).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl Rejection {
+    /// Whether a client should retry the same request elsewhere or later (the refusal says
+    /// nothing about the request itself).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Rejection::NotLeader { .. })
+    }
+}

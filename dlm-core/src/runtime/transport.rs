@@ -1,0 +1,72 @@
+//! The seams between the runtime and a network: [`Transport`] for a node, [`ClientTransport`] for
+//! a client. dlm-transport-mem and dlm-transport-tcp implement both.
+
+use crate::message::PeerMessage;
+use crate::protocol::{ClientRequest, ClientResponse};
+use crate::types::{ConnId, NodeId};
+use async_trait::async_trait;
+
+/// Something that arrived at a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A message from a peer node.
+    Peer(PeerMessage),
+    /// A request from a client connection.
+    Client {
+        /// The connection, for the reply.
+        conn: ConnId,
+        /// The request.
+        request: ClientRequest,
+    },
+}
+
+/// Why a transport could not deliver.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The destination is unknown to this transport.
+    #[error("unknown node {0}")]
+    UnknownNode(NodeId),
+    /// The connection failed or was closed; the caller may retry.
+    #[error("connection to node {node} failed: {reason}")]
+    Connection {
+        /// The node.
+        node: NodeId,
+        /// What happened.
+        reason: String,
+    },
+    /// The peer speaks another protocol version or belongs to another cluster.
+    #[error("handshake refused: {0}")]
+    Handshake(String),
+    /// The transport was shut down.
+    #[error("transport closed")]
+    Closed,
+}
+
+/// A node's network: it sends peer messages and client replies, and receives both kinds of input.
+///
+/// Sending is best effort and must not wait on the network: implementations queue (with a bound,
+/// dropping when a peer is slow or gone), because the protocol recovers lost messages and a node
+/// must never stall on one peer.
+#[async_trait]
+pub trait Transport: Send + 'static {
+    /// Queues a message for a peer.
+    async fn send(&self, msg: PeerMessage);
+    /// Queues the answer for a client connection (dropped if the connection is gone).
+    async fn reply(&self, conn: ConnId, response: ClientResponse);
+    /// Waits for the next input. `None` means the transport has shut down.
+    async fn recv(&mut self) -> Option<Incoming>;
+}
+
+/// A client's network: it sends a request to one node and waits for that node's answer.
+///
+/// Many calls may be outstanding at once (implementations match answers to calls by
+/// `(client, seq)`). Time-outs, retries and leader-finding are the caller's business.
+#[async_trait]
+pub trait ClientTransport: Send + Sync + 'static {
+    /// Sends `request` to `node` and waits for the answer.
+    async fn call(
+        &self,
+        node: NodeId,
+        request: ClientRequest,
+    ) -> Result<ClientResponse, TransportError>;
+}

@@ -1,0 +1,168 @@
+//! The replicated state machine: locks, leases, fencing, guarded files and client sessions.
+//!
+//! It is the same on every node and holds no clock: it changes only by applying committed
+//! commands, in log order, and the same commands give the same state everywhere. Whatever depends
+//! on time (a lease running out, a wait timing out, a session going idle) is decided by the leader
+//! and proposed as a command. Applying reports [`Outcome`]s, which the node turns into replies and
+//! into the leader's timers.
+
+mod apply;
+mod files;
+mod lock_table;
+mod session;
+
+pub(crate) use apply::check_request;
+pub use files::GuardedFile;
+pub use lock_table::{Holder, LockState, Waiter};
+pub use session::{Session, Slot};
+
+use crate::names::{FileName, LockName};
+use crate::protocol::ClientResponse;
+use crate::types::{ClientId, FencingToken, Seq};
+use lock_table::LockTable;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::time::Duration;
+
+/// A hasher with fixed keys, so that map iteration order depends only on the history of
+/// operations: the core must give the same effects for the same inputs on every run.
+pub type DetHasher = BuildHasherDefault<DefaultHasher>;
+
+/// What applying a command produced, for the node to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer for the connection waiting on `(client, seq)`, if any.
+    Reply(ClientResponse),
+    /// `lock` was granted; the leader starts its lease.
+    Granted {
+        /// The lock.
+        lock: LockName,
+        /// The grant.
+        token: FencingToken,
+        /// Its lease.
+        lease: Duration,
+    },
+    /// An acquire was queued with a finite wait; the leader arms its time-out.
+    Queued {
+        /// The lock.
+        lock: LockName,
+        /// The waiting client.
+        client: ClientId,
+        /// The waiting request.
+        seq: Seq,
+        /// How long it may wait.
+        wait: Duration,
+    },
+    /// `lock` entered lock-delay; the leader lifts it later.
+    Delayed {
+        /// The lock.
+        lock: LockName,
+    },
+    /// Every lease `client` holds was renewed.
+    Renewed {
+        /// The client.
+        client: ClientId,
+    },
+    /// The client's session saw a request (the leader resets its idle clock).
+    Touched {
+        /// The client.
+        client: ClientId,
+    },
+    /// Bytes were appended to a file (drivers mirror files to disk from this).
+    Appended {
+        /// The file.
+        file: FileName,
+        /// Where the bytes start.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+}
+
+/// Settings the state machine needs. They must be the same on every node, like the rest of the
+/// cluster configuration, or nodes would apply the same command differently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Client limits.
+    pub limits: crate::config::Limits,
+    /// Whether an expiry puts the lock into lock-delay.
+    pub lock_delay: bool,
+}
+
+/// The state every node replicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMachine {
+    locks: LockTable,
+    sessions: HashMap<ClientId, Session, DetHasher>,
+    files: HashMap<FileName, GuardedFile, DetHasher>,
+    /// The last token granted; the next grant takes the one after it.
+    last_token: FencingToken,
+}
+
+impl StateMachine {
+    /// An empty state machine.
+    pub fn new() -> StateMachine {
+        StateMachine::default()
+    }
+
+    /// The state of `lock`, if it is held, queued for or delayed.
+    pub fn lock<Q>(&self, lock: &Q) -> Option<&LockState>
+    where
+        LockName: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.locks.get(lock)
+    }
+
+    /// Every lock that is held, queued for or delayed.
+    pub fn locks(&self) -> impl Iterator<Item = (&LockName, &LockState)> {
+        self.locks.iter()
+    }
+
+    /// The contents of `file`.
+    pub fn file<Q>(&self, file: &Q) -> Option<&GuardedFile>
+    where
+        FileName: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.files.get(file)
+    }
+
+    /// Every guarded file.
+    pub fn files(&self) -> impl Iterator<Item = (&FileName, &GuardedFile)> {
+        self.files.iter()
+    }
+
+    /// The session of `client`.
+    pub fn session(&self, client: ClientId) -> Option<&Session> {
+        self.sessions.get(&client)
+    }
+
+    /// Every client session.
+    pub fn sessions(&self) -> impl Iterator<Item = (&ClientId, &Session)> {
+        self.sessions.iter()
+    }
+
+    /// The last fencing token granted.
+    pub fn last_token(&self) -> FencingToken {
+        self.last_token
+    }
+
+    /// The answer already given to `(client, seq)`, or whether it is queued, if the session
+    /// remembers it. The leader uses this to answer a retry without a new log entry.
+    pub fn slot(&self, client: ClientId, seq: Seq) -> Option<&Slot> {
+        self.sessions.get(&client)?.slots.get(&seq)
+    }
+
+    /// Serialises the whole state (for a snapshot).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Restores a state serialised by [`StateMachine::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
