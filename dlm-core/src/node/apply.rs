@@ -34,6 +34,8 @@ impl Node {
             };
             match outcome {
                 Outcome::Reply(response) => {
+                    // Whatever it was, an answered request is not waiting any more.
+                    leader.timers.forget_wait(response.client, response.seq);
                     if let Some(conn) = leader.waiting.remove(&(response.client, response.seq)) {
                         self.effects.push_back(Effect::Reply { conn, response });
                     }
@@ -52,6 +54,7 @@ impl Node {
                 }
                 Outcome::Renewed { client } => leader.timers.renew(&self.sm, client, now),
                 Outcome::Touched { client } => leader.timers.touch(client, now),
+                Outcome::Freed { lock } => leader.timers.forget_lock(&lock),
                 Outcome::Appended { .. } => {}
             }
         }

@@ -92,6 +92,44 @@ impl LeaderTimers {
         self.delays.insert(lock, deadline);
     }
 
+    /// Drops the wait time-out of a request that was answered.
+    pub fn forget_wait(&mut self, client: ClientId, seq: Seq) {
+        if self.waits.remove(&(client, seq)).is_some() {
+            self.compact();
+        }
+    }
+
+    /// Drops the lease and delay timers of a lock that left the table.
+    pub fn forget_lock(&mut self, lock: &LockName) {
+        let lease = self.leases.remove(lock).is_some();
+        let delay = self.delays.remove(lock).is_some();
+        if lease || delay {
+            self.compact();
+        }
+    }
+
+    /// Rebuilds the heap once stale entries (renewed, answered or freed timers) outnumber live
+    /// ones, so a long run of short holds keeps the heap the size of what is actually armed.
+    fn compact(&mut self) {
+        let live = self.leases.len() + self.waits.len() + self.delays.len();
+        if self.heap.len() <= 2 * live + 1024 {
+            return;
+        }
+        let leases = self
+            .leases
+            .iter()
+            .map(|(lock, (_, due))| Reverse((*due, Timer::Lease(lock.clone()))));
+        let waits = self
+            .waits
+            .iter()
+            .map(|((client, seq), (_, due))| Reverse((*due, Timer::Wait(*client, *seq))));
+        let delays = self
+            .delays
+            .iter()
+            .map(|(lock, due)| Reverse((*due, Timer::Delay(lock.clone()))));
+        self.heap = leases.chain(waits).chain(delays).collect();
+    }
+
     /// Notes that `client` was heard from.
     pub fn touch(&mut self, client: ClientId, now: Time) {
         self.seen.insert(client, now);

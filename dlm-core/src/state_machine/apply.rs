@@ -473,6 +473,7 @@ impl StateMachine {
         }
         if state.is_idle() {
             self.locks.remove(lock);
+            out.push(Outcome::Freed { lock: lock.clone() });
         }
     }
 

@@ -55,6 +55,12 @@ pub enum Outcome {
         /// How long it may wait.
         wait: Duration,
     },
+    /// `lock` has no holder, no waiters and no delay any more: it left the table, and the
+    /// leader drops its timers.
+    Freed {
+        /// The lock.
+        lock: LockName,
+    },
     /// `lock` entered lock-delay; the leader lifts it later.
     Delayed {
         /// The lock.
