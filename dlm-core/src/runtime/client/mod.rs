@@ -1,0 +1,379 @@
+//! The async client: finds the leader, retries with back-off under a deadline (reusing the
+//! request's seq, so the service applies it once), and hands out [`LockGuard`]s whose leases are
+//! renewed in the background.
+
+mod config;
+mod guard;
+
+pub use config::{ClientConfig, ClientError};
+pub use guard::LockGuard;
+
+use super::transport::ClientTransport;
+use crate::names::{FileName, LockName};
+use crate::protocol::{ClientRequest, Op, Rejection, Reply};
+use crate::types::{ClientId, NodeId, Seq};
+use guard::Held;
+use rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A client of a dlm cluster. Cheap to clone; clones share the identity and the locks.
+pub struct Client<T: ClientTransport> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: ClientTransport> Clone for Client<T> {
+    fn clone(&self) -> Self {
+        Client {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<T> {
+    transport: T,
+    cfg: ClientConfig,
+    id: ClientId,
+    state: Mutex<State>,
+}
+
+struct State {
+    next_seq: u64,
+    /// Seqs sent and not yet answered (or abandoned).
+    outstanding: BTreeSet<u64>,
+    /// Index into `cfg.nodes` of the node to try first.
+    target: usize,
+    /// Whether `target` is known to lead (it answered, or was named by a hint).
+    leader_known: bool,
+    rng: Xoshiro256PlusPlus,
+    held: HashMap<LockName, Arc<Held>>,
+    keepalive_running: bool,
+}
+
+/// Takes the seq out of the outstanding set however the call ends (even if cancelled).
+struct SeqDone<'a, T>(&'a Inner<T>, u64);
+
+impl<T> Drop for SeqDone<'_, T> {
+    fn drop(&mut self) {
+        lock_state(&self.0.state).outstanding.remove(&self.1);
+    }
+}
+
+fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl<T: ClientTransport> Client<T> {
+    /// A client over `transport` with a fresh random id.
+    pub fn new(transport: T, cfg: ClientConfig) -> Client<T> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed.unwrap_or_else(os_seed));
+        let id =
+            ClientId::from_random((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()));
+        Client {
+            inner: Arc::new(Inner {
+                transport,
+                id,
+                state: Mutex::new(State {
+                    next_seq: 1,
+                    outstanding: BTreeSet::new(),
+                    target: 0,
+                    leader_known: false,
+                    rng,
+                    held: HashMap::new(),
+                    keepalive_running: false,
+                }),
+                cfg,
+            }),
+        }
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> ClientId {
+        self.inner.id
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    /// Waits (without limit) for `lock`.
+    pub async fn lock(&self, lock: impl Into<LockName>) -> Result<LockGuard<T>, ClientError> {
+        self.acquire(lock.into(), Some(Duration::MAX)).await
+    }
+
+    /// Takes `lock` if it is free, else fails with [`ClientError::Busy`].
+    pub async fn try_lock(&self, lock: impl Into<LockName>) -> Result<LockGuard<T>, ClientError> {
+        self.acquire(lock.into(), None).await
+    }
+
+    /// Waits at most `wait` for `lock`, else fails with [`ClientError::TimedOut`].
+    pub async fn lock_timeout(
+        &self,
+        lock: impl Into<LockName>,
+        wait: Duration,
+    ) -> Result<LockGuard<T>, ClientError> {
+        self.acquire(lock.into(), Some(wait)).await
+    }
+
+    /// Appends `data` to `file` under `guard`; returns the offset it landed at.
+    pub async fn append(
+        &self,
+        guard: &LockGuard<T>,
+        file: impl Into<FileName>,
+        data: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        let op = Op::Append {
+            lock: guard.name().clone(),
+            token: guard.token(),
+            file: file.into(),
+            data,
+        };
+        match self.call(op, None).await? {
+            Reply::Appended { offset } => Ok(offset),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reads the whole of `file` (in as many chunks as needed).
+    pub async fn read(&self, file: impl Into<FileName>) -> Result<Vec<u8>, ClientError> {
+        let file = file.into();
+        let mut out = Vec::new();
+        loop {
+            let op = Op::Read {
+                file: file.clone(),
+                offset: out.len() as u64,
+            };
+            match self.call(op, None).await? {
+                Reply::Data { data, len } => {
+                    let done = data.is_empty() || out.len() as u64 + data.len() as u64 >= len;
+                    out.extend_from_slice(&data);
+                    if done {
+                        return Ok(out);
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    /// Gives the lock back.
+    pub async fn release(&self, mut guard: LockGuard<T>) -> Result<(), ClientError> {
+        guard.disarm();
+        self.forget(guard.name(), &guard.held);
+        match self.release_op(guard.name().clone(), guard.token()).await? {
+            Reply::Released => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn release_op(
+        &self,
+        lock: LockName,
+        token: crate::types::FencingToken,
+    ) -> Result<Reply, ClientError> {
+        self.call(Op::Release { lock, token }, None).await
+    }
+
+    async fn acquire(
+        &self,
+        lock: LockName,
+        wait: Option<Duration>,
+    ) -> Result<LockGuard<T>, ClientError> {
+        let lease = self.inner.cfg.lease;
+        let sent = Instant::now();
+        let op = Op::Acquire {
+            lock: lock.clone(),
+            lease,
+            wait,
+        };
+        let (token, lease) = match self.call(op, wait).await? {
+            Reply::Granted { token, lease } => (token, lease),
+            other => return Err(unexpected(&other)),
+        };
+        // The lease runs from when the grant was applied, which is after we sent the request.
+        let safe = (sent + lease)
+            .checked_sub(self.inner.cfg.drift_bound)
+            .unwrap_or(sent);
+        let held = Arc::new(Held::new(token, safe));
+        {
+            let mut st = lock_state(&self.inner.state);
+            st.held.insert(lock.clone(), held.clone());
+        }
+        let guard = LockGuard::new(self.clone(), lock, held);
+        if wait.is_some() && safe <= Instant::now() + lease / 2 {
+            // A long wait ate into a conservatively-timed lease: confirm it now.
+            self.keep_alive_once().await;
+        }
+        self.ensure_keepalive();
+        Ok(guard)
+    }
+
+    fn forget(&self, lock: &LockName, held: &Arc<Held>) {
+        let mut st = lock_state(&self.inner.state);
+        if st.held.get(lock).is_some_and(|h| Arc::ptr_eq(h, held)) {
+            st.held.remove(lock);
+        }
+    }
+
+    fn acked_below(st: &State) -> Seq {
+        Seq(st.outstanding.first().copied().unwrap_or(st.next_seq))
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cfg = &self.inner.cfg;
+        let ceiling = cfg
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(cfg.backoff_cap);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        let draw = lock_state(&self.inner.state).rng.next_u64();
+        Duration::from_nanos(if nanos == 0 { 0 } else { draw % (nanos + 1) })
+    }
+
+    /// Sends one request until it is answered, the answer is final, or the deadline passes.
+    async fn call(&self, op: Op, wait: Option<Duration>) -> Result<Reply, ClientError> {
+        let inner = &*self.inner;
+        let cfg = &inner.cfg;
+        if cfg.nodes.is_empty() {
+            return Err(ClientError::Unavailable);
+        }
+        let seq = {
+            let mut st = lock_state(&inner.state);
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.outstanding.insert(seq);
+            seq
+        };
+        let _done = SeqDone(inner, seq);
+        let budget = cfg.deadline.saturating_add(wait.unwrap_or_default());
+        let deadline = Instant::now().checked_add(budget);
+        let mut attempt = 0u32;
+        let mut hops = 0usize;
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(ClientError::Unavailable);
+            }
+            let (node, request) = {
+                let st = lock_state(&inner.state);
+                let node = cfg.nodes[st.target % cfg.nodes.len()];
+                let request = ClientRequest {
+                    client: inner.id,
+                    seq: Seq(seq),
+                    acked_below: Self::acked_below(&st),
+                    op: op.clone(),
+                };
+                (node, request)
+            };
+            let limit = deadline.map_or(cfg.attempt_timeout, |d| {
+                cfg.attempt_timeout.min(d.saturating_duration_since(now))
+            });
+            let outcome = tokio::time::timeout(limit, inner.transport.call(node, request)).await;
+            match outcome {
+                Ok(Ok(resp)) => {
+                    if resp.client != inner.id || resp.seq != Seq(seq) {
+                        return Err(ClientError::Protocol(format!(
+                            "answer for {}/{} to request {}/{seq}",
+                            resp.client, resp.seq, inner.id
+                        )));
+                    }
+                    match resp.result {
+                        Err(Rejection::NotLeader { hint }) => {
+                            let followed = self.follow_hint(node, hint);
+                            hops += 1;
+                            if followed && hops <= cfg.nodes.len() {
+                                continue;
+                            }
+                        }
+                        Ok(reply) => {
+                            self.mark_leader(node);
+                            return Ok(reply);
+                        }
+                        Err(other) => {
+                            self.mark_leader(node);
+                            return Err(other.into());
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%node, error = %e, "client call failed");
+                    self.next_node(node);
+                }
+                Err(_) => {
+                    tracing::debug!(%node, "client call timed out");
+                    // A waiting acquire is long-polled: the known leader gets one more chance.
+                    let mut st = lock_state(&inner.state);
+                    if st.leader_known {
+                        st.leader_known = false;
+                        continue;
+                    }
+                    drop(st);
+                    self.next_node(node);
+                }
+            }
+            hops = 0;
+            let pause = self.backoff(attempt);
+            attempt = attempt.saturating_add(1);
+            match deadline {
+                Some(d) => tokio::time::sleep_until((Instant::now() + pause).min(d)).await,
+                None => tokio::time::sleep(pause).await,
+            }
+        }
+    }
+
+    fn position(&self, node: NodeId) -> Option<usize> {
+        self.inner.cfg.nodes.iter().position(|n| *n == node)
+    }
+
+    fn mark_leader(&self, node: NodeId) {
+        if let Some(i) = self.position(node) {
+            let mut st = lock_state(&self.inner.state);
+            st.target = i;
+            st.leader_known = true;
+        }
+    }
+
+    /// Moves to the hinted leader; false if there is no usable hint (then try the next node).
+    fn follow_hint(&self, asked: NodeId, hint: Option<NodeId>) -> bool {
+        match hint.filter(|h| *h != asked).and_then(|h| self.position(h)) {
+            Some(i) => {
+                let mut st = lock_state(&self.inner.state);
+                st.target = i;
+                st.leader_known = true;
+                true
+            }
+            None => {
+                self.next_node(asked);
+                false
+            }
+        }
+    }
+
+    fn next_node(&self, failed: NodeId) {
+        let mut st = lock_state(&self.inner.state);
+        let n = self.inner.cfg.nodes.len();
+        if self.inner.cfg.nodes[st.target % n] == failed {
+            st.target = (st.target + 1) % n;
+        }
+        st.leader_known = false;
+    }
+}
+
+fn unexpected(reply: &Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {reply:?}"))
+}

@@ -1,0 +1,297 @@
+//! The driver: one task that owns a [`Node`], its [`Storage`] and its [`Transport`], and runs the
+//! drive loop of [`Node`] against real time.
+
+use super::files::FileMirror;
+use super::storage::{Storage, StorageError};
+use super::transport::{Incoming, Transport};
+use crate::config::Config;
+use crate::node::{Effect, Input, Node, NodeError, Persist};
+use crate::protocol::{NodeStatus, Role};
+use crate::types::Time;
+use futures::FutureExt;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Most inputs taken from the transport before the effects are executed.
+const MAX_BATCH: usize = 4096;
+
+/// Why a server could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Storage failed (at recovery, or while persisting: the node stops rather than lie).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The node refused its configuration or recovered state.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The file mirror could not be written.
+    #[error("file mirror: {0}")]
+    Mirror(#[from] std::io::Error),
+    /// The driver task panicked or was cancelled.
+    #[error("driver task failed: {0}")]
+    Task(String),
+}
+
+/// What the driver needs besides the node's configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Mirror guarded files into this directory (usually `<data-dir>/files`).
+    pub files_dir: Option<PathBuf>,
+}
+
+/// A running node. Dropping the handle does not stop it; call [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    status: watch::Receiver<NodeStatus>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl ServerHandle {
+    /// The node's latest status (role, term, leader, commit), updated after every batch.
+    pub fn status(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+
+    /// Stops the loop after the batch in progress and waits for it to end. Returns the error
+    /// that stopped the node if it had already stopped on its own.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(ServerError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Starts a node: recovers `storage`, rebuilds the file mirror, and spawns the driver task.
+pub async fn spawn_server<S: Storage, T: Transport>(
+    cfg: Config,
+    mut storage: S,
+    transport: T,
+    opts: ServerOptions,
+) -> Result<ServerHandle, ServerError> {
+    let span = tracing::info_span!("node", id = %cfg.id);
+    let (storage, recovered) = if storage.blocking() {
+        tokio::task::spawn_blocking(move || {
+            let r = storage.recover();
+            (storage, r)
+        })
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?
+    } else {
+        let r = storage.recover();
+        (storage, r)
+    };
+    let recovered = recovered?;
+    let node = Node::new(cfg, recovered)?;
+    let mirror = match opts.files_dir {
+        Some(dir) => {
+            let mirror = FileMirror::new(dir)?;
+            // Entries after the snapshot are re-applied on top as the node learns the commit.
+            mirror.rebuild(node.state_machine())?;
+            Some(mirror)
+        }
+        None => None,
+    };
+    let (status_tx, status) = watch::channel(node.status());
+    let (stop, stop_rx) = oneshot::channel();
+    let driver = Driver {
+        node,
+        storage: Some(storage),
+        transport,
+        mirror,
+        origin: Instant::now(),
+        status: status_tx,
+        seen: Seen::default(),
+    };
+    let task = tokio::spawn(driver.run(stop_rx).instrument(span));
+    Ok(ServerHandle {
+        status,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// What was last reported, to log changes only.
+#[derive(Default, PartialEq, Eq, Clone, Copy)]
+struct Seen {
+    role: Option<Role>,
+    term: crate::types::Term,
+    leader: Option<crate::types::NodeId>,
+}
+
+struct Driver<S, T> {
+    node: Node,
+    /// `None` only while a blocking persist owns it.
+    storage: Option<S>,
+    transport: T,
+    mirror: Option<FileMirror>,
+    origin: Instant,
+    status: watch::Sender<NodeStatus>,
+    seen: Seen,
+}
+
+impl<S: Storage, T: Transport> Driver<S, T> {
+    fn now(&self) -> Time {
+        let nanos = self.origin.elapsed().as_nanos();
+        Time::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn instant_of(&self, t: Time) -> Instant {
+        // "No deadline" becomes an hour away: the loop simply wakes up, finds nothing and sleeps.
+        let far = Instant::now() + Duration::from_secs(3600);
+        let at = self
+            .origin
+            .checked_add(Duration::from_nanos(t.as_nanos()))
+            .unwrap_or(far);
+        at.min(far)
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), ServerError> {
+        tracing::info!(
+            term = %self.node.term(),
+            last = %self.node.last_log().index,
+            "node started"
+        );
+        let result = self.run_loop(&mut stop).await;
+        match &result {
+            Ok(()) => tracing::info!("node stopped"),
+            Err(e) => tracing::error!(error = %e, "node stopped on an error"),
+        }
+        result
+    }
+
+    async fn run_loop(&mut self, stop: &mut oneshot::Receiver<()>) -> Result<(), ServerError> {
+        self.node.handle(self.now(), Input::Tick);
+        self.execute().await?;
+        loop {
+            let deadline = self.instant_of(self.node.next_deadline());
+            tokio::select! {
+                biased;
+                _ = &mut *stop => return Ok(()),
+                incoming = self.transport.recv() => match incoming {
+                    Some(incoming) => self.feed(incoming),
+                    None => return Ok(()),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    self.node.handle(self.now(), Input::Tick);
+                }
+            }
+            // Take everything already queued, so that it shares this batch's sync.
+            for _ in 0..MAX_BATCH {
+                match self.transport.recv().now_or_never() {
+                    Some(Some(incoming)) => self.feed(incoming),
+                    _ => break,
+                }
+            }
+            self.execute().await?;
+        }
+    }
+
+    fn feed(&mut self, incoming: Incoming) {
+        let input = match incoming {
+            Incoming::Peer(msg) => Input::Peer(msg),
+            Incoming::Client { conn, request } => Input::Client { conn, request },
+        };
+        let now = self.now();
+        self.node.handle(now, input);
+    }
+
+    /// Drains the node's effects: what precedes the first persist goes out at once, every
+    /// persist of the drain shares one sync, then the rest follows in order.
+    async fn execute(&mut self) -> Result<(), ServerError> {
+        let mut persists = Vec::new();
+        let mut after = Vec::new();
+        while let Some(effect) = self.node.poll_effect() {
+            match effect {
+                Effect::Persist(p) => persists.push(p),
+                other if persists.is_empty() => self.perform(other).await?,
+                other => after.push(other),
+            }
+        }
+        if !persists.is_empty() {
+            self.persist(persists).await?;
+        }
+        for effect in after {
+            self.perform(effect).await?;
+        }
+        self.report();
+        Ok(())
+    }
+
+    async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), ServerError> {
+        let Some(mut storage) = self.storage.take() else {
+            return Err(ServerError::Task(
+                "storage lost by an earlier failure".into(),
+            ));
+        };
+        let result = if storage.blocking() {
+            let (storage, result) = tokio::task::spawn_blocking(move || {
+                let r = storage.persist(batch);
+                (storage, r)
+            })
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?;
+            self.storage = Some(storage);
+            result
+        } else {
+            let r = storage.persist(batch);
+            self.storage = Some(storage);
+            r
+        };
+        result.map_err(ServerError::from)
+    }
+
+    async fn perform(&mut self, effect: Effect) -> Result<(), ServerError> {
+        match effect {
+            Effect::Send(msg) => self.transport.send(msg).await,
+            Effect::Reply { conn, response } => self.transport.reply(conn, response).await,
+            Effect::Applied(applied) => {
+                if let Some(mirror) = &self.mirror {
+                    mirror.apply(&applied, self.node.state_machine())?;
+                }
+            }
+            Effect::Persist(p) => self.persist(vec![p]).await?,
+        }
+        Ok(())
+    }
+
+    /// Publishes the status and logs role, term and leader changes.
+    fn report(&mut self) {
+        let now = Seen {
+            role: Some(self.node.role()),
+            term: self.node.term(),
+            leader: self.node.leader(),
+        };
+        if now != self.seen {
+            if now.role != self.seen.role {
+                match now.role {
+                    Some(Role::Candidate) => {
+                        tracing::info!(term = %now.term, "standing for election")
+                    }
+                    Some(Role::Leader) => tracing::info!(term = %now.term, "became leader"),
+                    role => tracing::debug!(?role, term = %now.term, "role changed"),
+                }
+            }
+            if now.leader != self.seen.leader || now.term != self.seen.term {
+                tracing::info!(term = %now.term, leader = ?now.leader, "leader changed");
+            }
+            self.seen = now;
+        }
+        let status = self.node.status();
+        self.status.send_if_modified(|old| {
+            let changed = *old != status;
+            if changed {
+                *old = status;
+            }
+            changed
+        });
+    }
+}

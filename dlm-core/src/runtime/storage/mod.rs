@@ -1,0 +1,70 @@
+//! Durable storage for a node: the hard state, the log and the latest snapshot.
+//!
+//! The driver hands a whole run of [`Persist`] effects to [`Storage::persist`] at once, so that
+//! the run costs one sync (group commit).
+
+mod file;
+mod mem;
+mod record;
+mod wal;
+
+pub use file::{FileStorage, FileStorageOptions};
+pub use mem::MemStorage;
+
+use crate::node::{Persist, Recovered};
+use std::path::PathBuf;
+
+/// Why storage failed. A node whose storage fails stops: it can no longer promise durability.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system call failed on `path`.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stored data is damaged before its tail: the node refuses to start rather than guess.
+    #[error("corrupt data in {file} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process has the data directory open.
+    #[error("data directory {dir} is locked by another process")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode a record: {0}")]
+    Encode(#[from] postcard::Error),
+}
+
+/// Where a node keeps what must survive a crash.
+///
+/// Both methods block; the driver runs them on a blocking thread when [`Storage::blocking`] says
+/// so.
+pub trait Storage: Send + 'static {
+    /// Reads back everything persisted so far (repairing a torn tail if needed).
+    fn recover(&mut self) -> Result<Recovered, StorageError>;
+
+    /// Makes a run of persist effects durable, in order, before returning. Implementations
+    /// should sync once for the whole run.
+    fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError>;
+
+    /// Whether calls block on the disk (so the driver moves them off the async threads).
+    fn blocking(&self) -> bool {
+        true
+    }
+}
+
+fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.into();
+    move |source| StorageError::Io { path, source }
+}
