@@ -1,190 +1,234 @@
-//! A single in-process node driven through the sans-IO core API, printing what happens: clients
-//! queue for a lock, a lease expires, and a stale fencing token is refused.
+//! The dlm demo: a 3-node cluster over TCP on 127.0.0.1 with temporary data directories. Eight
+//! clients contend for two locks and append lines to the files those locks guard. Halfway, the
+//! leader is killed; a new one is elected and the clients carry on. The killed node is then
+//! restarted from its data directory and catches up. At the end every node's files on disk must
+//! hold exactly the acknowledged appends, once each, in token order.
 //!
-//! Run: `cargo run --release --example demo`
+//! Run: `cargo run --release --example demo` (exits 0 only if every check passes).
 
-use dlm::{
-    ClientId, ClientRequest, ClientResponse, Config, ConnId, Effect, FencingToken, Input, Node,
-    NodeId, Op, Recovered, Rejection, Reply, Seq, Time,
-};
-use std::time::Duration;
+#[path = "support/mod.rs"]
+mod support;
 
-struct Demo {
-    node: Node,
-    now: Time,
-    seqs: [u64; 4],
+use clap::Parser;
+use dlm::{Server, StartError};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Run the dlm demo.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Locks (and guarded files).
+    #[arg(long, default_value_t = 2)]
+    locks: usize,
+    /// Lock cycles per client.
+    #[arg(long, default_value_t = 40)]
+    cycles: usize,
 }
 
-impl Demo {
-    fn drain(&mut self) -> Vec<(ConnId, ClientResponse)> {
-        let mut replies = Vec::new();
-        while let Some(effect) = self.node.poll_effect() {
-            if let Effect::Reply { conn, response } = effect {
-                replies.push((conn, response));
-            }
+/// One acknowledged append.
+#[derive(Clone, Debug)]
+struct Acked {
+    token: u64,
+    offset: u64,
+    data: Vec<u8>,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => println!("\nok: every node holds exactly the acknowledged appends"),
+        Err(e) => {
+            println!("\nFAILED: {e}");
+            std::process::exit(1);
         }
-        replies
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    members: Vec<(u64, SocketAddr)>,
+    servers: BTreeMap<u64, Server>,
+}
+
+impl Cluster {
+    fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node-{id}"))
     }
 
-    fn ask(&mut self, client: usize, op: Op) -> Vec<(ConnId, ClientResponse)> {
-        self.seqs[client] += 1;
-        let request = ClientRequest {
-            client: ClientId(client as u128 + 1),
-            seq: Seq(self.seqs[client]),
-            acked_below: Seq(self.seqs[client]),
-            op,
-        };
-        self.node.handle(
-            self.now,
-            Input::Client {
-                conn: ConnId(client as u64),
-                request,
-            },
+    async fn start_node(&mut self, id: u64) -> Result<(), StartError> {
+        let addr = self.members.iter().find(|(m, _)| *m == id).map(|(_, a)| *a).ok_or(StartError::MissingId)?;
+        let mut builder = Server::builder().id(id).data_dir(self.data_dir(id));
+        for (peer, peer_addr) in &self.members {
+            if *peer != id {
+                builder = builder.peer(*peer, *peer_addr);
+            }
+        }
+        let server = builder.serve_tcp(addr).await?;
+        self.servers.insert(id, server);
+        Ok(())
+    }
+
+    /// The leader, once the live nodes agree on one.
+    async fn wait_for_leader(&self, timeout: Duration) -> Result<(u64, u64), Failure> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            for (id, server) in &self.servers {
+                let s = server.status();
+                if s.role == dlm::Role::Leader {
+                    return Ok((*id, s.term.get()));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err("no leader elected in time".into())
+    }
+
+    /// Waits until every live node has applied everything the leader committed.
+    async fn wait_until_converged(&self, timeout: Duration) -> Result<u64, Failure> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let statuses: Vec<_> = self.servers.values().map(|s| s.status()).collect();
+            let commit = statuses.iter().filter(|s| s.role == dlm::Role::Leader).map(|s| s.commit).max();
+            if let Some(commit) = commit {
+                if statuses.iter().all(|s| s.applied == commit) {
+                    return Ok(commit.get());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("nodes did not converge in time".into())
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
+    let started = Instant::now();
+    let members: Vec<(u64, SocketAddr)> = (1..=3)
+        .map(|id| Ok((id, TcpListener::bind("127.0.0.1:0")?.local_addr()?)))
+        .collect::<std::io::Result<_>>()?;
+    let mut cluster = Cluster {
+        dir: tempfile::Builder::new().prefix("dlm-demo-").tempdir()?,
+        members: members.clone(),
+        servers: BTreeMap::new(),
+    };
+    println!("starting 3 nodes on {}", members.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(" "));
+    for id in 1..=3 {
+        cluster.start_node(id).await?;
+    }
+    let (first_leader, first_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    println!("node {first_leader} leads (term {first_term})");
+
+    let total = (args.clients * args.cycles) as u64;
+    let acked_count = Arc::new(AtomicU64::new(0));
+    let acked: Arc<Mutex<BTreeMap<String, Vec<Acked>>>> = Arc::default();
+    println!("{} clients x {} cycles on {} locks: lock, append a line, release", args.clients, args.cycles, args.locks);
+    let mut tasks = Vec::new();
+    for i in 0..args.clients {
+        let client = dlm::connect_tcp_with(members.clone(), dlm::DEFAULT_CLUSTER_ID, |c| {
+            c.lease = Duration::from_secs(5);
+            c.deadline = Duration::from_secs(20);
+        });
+        let (acked, acked_count) = (acked.clone(), acked_count.clone());
+        let lock = format!("lock-{}", i % args.locks.max(1));
+        let file = format!("{lock}.log");
+        let cycles = args.cycles;
+        tasks.push(tokio::spawn(async move {
+            for cycle in 0..cycles {
+                let guard = client.lock_timeout(lock.as_str(), Duration::from_secs(20)).await?;
+                let token = guard.token().get();
+                let data = format!("client {i} cycle {cycle} token {token}\n").into_bytes();
+                let offset = client.append(&guard, file.as_str(), data.clone()).await?;
+                acked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(file.clone())
+                    .or_default()
+                    .push(Acked { token, offset, data });
+                acked_count.fetch_add(1, Ordering::Relaxed);
+                client.release(guard).await?;
+            }
+            Ok::<(), dlm::ClientError>(())
+        }));
+    }
+
+    // Halfway through, kill the leader.
+    while acked_count.load(Ordering::Relaxed) < total / 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (victim, term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    println!("{} of {total} appends acknowledged: killing the leader, node {victim} (term {term})", acked_count.load(Ordering::Relaxed));
+    let killed_at = Instant::now();
+    if let Some(server) = cluster.servers.remove(&victim) {
+        server.shutdown().await?;
+    }
+    let (new_leader, new_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    println!("node {new_leader} leads (term {new_term}) after {} ms; clients carry on", killed_at.elapsed().as_millis());
+
+    for task in tasks {
+        task.await??;
+    }
+    println!("all {total} cycles done");
+    println!("restarting node {victim} from its data directory");
+    cluster.start_node(victim).await?;
+    let commit = cluster.wait_until_converged(Duration::from_secs(15)).await?;
+    let (final_leader, final_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    println!("all 3 nodes applied up to index {commit}; node {final_leader} leads (term {final_term})");
+
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    verify(&cluster, &acked)?;
+    for server in std::mem::take(&mut cluster.servers).into_values() {
+        server.shutdown().await?;
+    }
+    println!("finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Every node's mirrored files must be exactly the acknowledged appends, in offset order, with
+/// tokens strictly increasing (appends to one file are made by successive holders of its lock).
+fn verify(cluster: &Cluster, acked: &BTreeMap<String, Vec<Acked>>) -> Result<(), Failure> {
+    for (file, appends) in acked {
+        let mut appends = appends.clone();
+        appends.sort_by_key(|a| a.offset);
+        let mut expected = Vec::new();
+        let mut last_token = 0;
+        for a in &appends {
+            if a.offset != expected.len() as u64 {
+                return Err(format!("{file}: acknowledged offsets have a gap or overlap at {}", a.offset).into());
+            }
+            if a.token <= last_token {
+                return Err(format!("{file}: token {} after token {last_token}", a.token).into());
+            }
+            last_token = a.token;
+            expected.extend_from_slice(&a.data);
+        }
+        for id in cluster.servers.keys() {
+            let path = file_path(&cluster.data_dir(*id), file);
+            let on_disk = std::fs::read(&path).map_err(|e| format!("node {id}: {}: {e}", path.display()))?;
+            if on_disk != expected {
+                return Err(format!("node {id}: {file} differs from the acknowledged appends ({} vs {} bytes)", on_disk.len(), expected.len()).into());
+            }
+        }
+        let first = appends.first().map_or(0, |a| a.token);
+        println!(
+            "{file}: {} appends, {} bytes, tokens {first}..{last_token} strictly increasing, identical on nodes {:?}",
+            appends.len(),
+            expected.len(),
+            cluster.servers.keys().collect::<Vec<_>>()
         );
-        self.drain()
     }
-
-    fn advance(&mut self, by: Duration) -> Vec<(ConnId, ClientResponse)> {
-        let until = self.now + by;
-        let mut replies = Vec::new();
-        loop {
-            let next = self.node.next_deadline().max(self.now);
-            if next > until {
-                break;
-            }
-            self.now = next;
-            self.node.handle(self.now, Input::Tick);
-            replies.extend(self.drain());
-        }
-        self.now = until;
-        replies
-    }
+    Ok(())
 }
 
-fn show(replies: &[(ConnId, ClientResponse)]) {
-    for (conn, response) in replies {
-        let what = match &response.result {
-            Ok(Reply::Granted { token, lease }) => {
-                format!("granted, token {token}, lease {lease:?}")
-            }
-            Ok(other) => format!("{other:?}"),
-            Err(refusal) => format!("refused: {refusal}"),
-        };
-        println!("  client {} <- {what}", conn.0 + 1);
-    }
-}
-
-fn token_of(replies: &[(ConnId, ClientResponse)]) -> Option<FencingToken> {
-    replies.iter().find_map(|(_, r)| match r.result {
-        Ok(Reply::Granted { token, .. }) => Some(token),
-        _ => None,
-    })
-}
-
-fn main() {
-    let node = Node::new(Config::single(NodeId(1)), Recovered::default()).expect("valid config");
-    let mut demo = Demo {
-        node,
-        now: Time::ZERO,
-        seqs: [0; 4],
-    };
-    demo.advance(Duration::from_millis(1));
-    println!("node 1 is leader: {}", demo.node.is_leader());
-
-    let lease = Duration::from_secs(2);
-    let forever = Some(Duration::MAX);
-    println!("\nclient 1 takes lock \"db\"; clients 2 and 3 queue behind it:");
-    let mut r = demo.ask(
-        0,
-        Op::Acquire {
-            lock: "db".into(),
-            lease,
-            wait: forever,
-        },
-    );
-    let t1 = token_of(&r).expect("client 1 is granted");
-    r.extend(demo.ask(
-        1,
-        Op::Acquire {
-            lock: "db".into(),
-            lease,
-            wait: forever,
-        },
-    ));
-    r.extend(demo.ask(
-        2,
-        Op::Acquire {
-            lock: "db".into(),
-            lease,
-            wait: forever,
-        },
-    ));
-    r.extend(demo.ask(
-        3,
-        Op::Acquire {
-            lock: "db".into(),
-            lease,
-            wait: None,
-        },
-    ));
-    show(&r);
-    println!("  (client 4 tried without waiting and was told busy)");
-
-    println!("\nclient 1 appends to \"journal\" under token {t1}, then releases:");
-    let data = b"client 1 was here\n".to_vec();
-    let append = Op::Append {
-        lock: "db".into(),
-        token: t1,
-        file: "journal".into(),
-        data,
-    };
-    let mut r = demo.ask(0, append);
-    r.extend(demo.ask(
-        0,
-        Op::Release {
-            lock: "db".into(),
-            token: t1,
-        },
-    ));
-    show(&r);
-    let t2 = token_of(&r).expect("client 2 is next");
-
-    println!("\nclient 2 holds token {t2} but stops renewing; 2 s later its lease expires:");
-    let r = demo.advance(Duration::from_millis(2_100));
-    show(&r);
-
-    println!("\nclient 2 wakes up and appends with its old token {t2}:");
-    let data = b"client 2 was here\n".to_vec();
-    let r = demo.ask(
-        1,
-        Op::Append {
-            lock: "db".into(),
-            token: t2,
-            file: "journal".into(),
-            data,
-        },
-    );
-    show(&r);
-    let refused = matches!(
-        r.first().map(|(_, resp)| &resp.result),
-        Some(Err(Rejection::StaleToken { .. } | Rejection::NotHolder))
-    );
-
-    let journal = demo
-        .node
-        .state_machine()
-        .file("journal")
-        .map(|f| f.data.clone())
-        .unwrap_or_default();
-    println!(
-        "\njournal holds {} bytes: {:?}",
-        journal.len(),
-        String::from_utf8_lossy(&journal)
-    );
-    if refused && journal == b"client 1 was here\n" {
-        println!("ok: FIFO hand-off, lease expiry and fencing all behaved");
-    } else {
-        println!("FAILED: the stale append was not refused");
-        std::process::exit(1);
-    }
+fn file_path(data_dir: &Path, file: &str) -> PathBuf {
+    data_dir.join("files").join(dlm::runtime::escape_file_name(file))
 }

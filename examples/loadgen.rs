@@ -1,0 +1,284 @@
+//! Load generator: clients loop acquire → (append) → release and report throughput, latency and
+//! fencing-token order.
+//!
+//! ```sh
+//! # against a running cluster
+//! cargo run --release --example loadgen -- --nodes 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
+//!     --clients 16 --locks 16 --secs 10
+//! # or let it start (and stop) a local 3-process cluster in a temporary directory
+//! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 1 --secs 10 --json
+//! ```
+//!
+//! Client `i` uses lock `i % locks`. A token violation is a grant whose token is not greater than
+//! the last one seen on that lock.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use clap::Parser;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Drive lock cycles against a dlm cluster.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The members, as ID=ADDR,ID=ADDR,...
+    #[arg(long, value_parser = support::parse_members, conflicts_with = "spawn")]
+    nodes: Option<Vec<(u64, SocketAddr)>>,
+    /// Start a local cluster of this many server processes (fsync on), and stop it at the end.
+    #[arg(long)]
+    spawn: Option<u64>,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Locks; client i uses lock i % locks.
+    #[arg(long, default_value_t = 1)]
+    locks: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Unmeasured seconds first.
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Append this many bytes to the lock's file in every cycle (0: no append).
+    #[arg(long, default_value_t = 0)]
+    append_bytes: usize,
+    /// Lease asked for, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write one JSON line per acknowledged append (lock, token, file, offset, data).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Internal: run as one node of a spawned cluster.
+    #[arg(long, hide = true, num_args = 3, value_names = ["ID", "LISTEN", "DIR"])]
+    serve: Option<Vec<String>>,
+    /// Internal: peers of a spawned node.
+    #[arg(long, hide = true, value_parser = support::parse_members)]
+    serve_peers: Option<Vec<(u64, SocketAddr)>>,
+}
+
+#[derive(Default)]
+struct Totals {
+    cycles: u64,
+    errors: u64,
+    token_violations: u64,
+    latencies_us: Vec<u64>,
+    first_error: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let workers = if args.serve.is_some() { 1 } else { 2 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run(args)),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = result {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(serve) = &args.serve {
+        support::init_tracing();
+        return serve_node(serve, args.serve_peers.clone().unwrap_or_default()).await;
+    }
+    let mut cluster = None;
+    let nodes = match (&args.nodes, args.spawn) {
+        (Some(nodes), _) => nodes.clone(),
+        (None, Some(n)) => {
+            let spawned = SpawnedCluster::start(n)?;
+            let nodes = spawned.members.clone();
+            cluster = Some(spawned);
+            nodes
+        }
+        (None, None) => return Err("give --nodes or --spawn N".into()),
+    };
+    let result = load(&args, &nodes).await;
+    drop(cluster);
+    result
+}
+
+async fn serve_node(serve: &[String], peers: Vec<(u64, SocketAddr)>) -> Result<(), Box<dyn std::error::Error>> {
+    let [id, listen, dir] = serve else { return Err("--serve ID LISTEN DIR".into()) };
+    let mut builder = dlm::Server::builder().id(id.parse()?).data_dir(dir);
+    for (peer, addr) in peers {
+        builder = builder.peer(peer, addr);
+    }
+    let server = builder.serve_tcp(listen.parse()?).await?;
+    // The parent kills us at the end; a closed stdin also means it is gone.
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut buf = [0u8; 1];
+        let _ = std::io::Read::read(&mut std::io::stdin(), &mut buf);
+    })
+    .await;
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// Server processes started by `--spawn`, killed (and their directory removed) on drop.
+struct SpawnedCluster {
+    children: Vec<Child>,
+    members: Vec<(u64, SocketAddr)>,
+    _dir: tempfile::TempDir,
+}
+
+impl SpawnedCluster {
+    fn start(n: u64) -> Result<SpawnedCluster, Box<dyn std::error::Error>> {
+        let dir = tempfile::Builder::new().prefix("dlm-loadgen-").tempdir()?;
+        // Ask the OS for free ports, then let the servers bind them.
+        let members: Vec<(u64, SocketAddr)> = (1..=n)
+            .map(|id| Ok((id, TcpListener::bind("127.0.0.1:0")?.local_addr()?)))
+            .collect::<std::io::Result<_>>()?;
+        let exe = std::env::current_exe()?;
+        let mut children = Vec::new();
+        for (id, addr) in &members {
+            let peers: Vec<String> =
+                members.iter().filter(|(p, _)| p != id).map(|(p, a)| format!("{p}={a}")).collect();
+            let data = dir.path().join(format!("node-{id}"));
+            let child = Command::new(&exe)
+                .arg("--serve")
+                .arg(id.to_string())
+                .arg(addr.to_string())
+                .arg(&data)
+                .arg("--serve-peers")
+                .arg(peers.join(","))
+                .stdin(std::process::Stdio::piped())
+                .spawn()?;
+            children.push(child);
+        }
+        Ok(SpawnedCluster { children, members, _dir: dir })
+    }
+}
+
+impl Drop for SpawnedCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn std::error::Error>> {
+    let lease = Duration::from_millis(args.lease_ms);
+    let locks = args.locks.max(1);
+    let record = match &args.record {
+        Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(std::fs::File::create(path)?)))),
+        None => None,
+    };
+    let last_tokens: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
+    let totals: Arc<Mutex<Totals>> = Arc::default();
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup_secs);
+    let end = measure_from + Duration::from_secs(args.secs);
+    let mut tasks = Vec::new();
+    for i in 0..args.clients {
+        let client = dlm::connect_tcp_with(nodes.to_vec(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
+        let lock_index = i % locks;
+        let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
+        let append_bytes = args.append_bytes;
+        tasks.push(tokio::spawn(async move {
+            let lock = format!("lock-{lock_index}");
+            let file = format!("lock-{lock_index}.log");
+            let mut local = Totals::default();
+            let mut line = 0u64;
+            while Instant::now() < end {
+                let began = Instant::now();
+                let outcome: Result<(), dlm::ClientError> = async {
+                    let guard = client.lock_timeout(lock.as_str(), Duration::from_secs(10)).await?;
+                    let token = guard.token().get();
+                    {
+                        let mut last = last_tokens.lock().unwrap_or_else(|e| e.into_inner());
+                        let previous = last.insert(lock_index, token);
+                        if previous.is_some_and(|p| p >= token) {
+                            local.token_violations += 1;
+                        }
+                    }
+                    if append_bytes > 0 {
+                        line += 1;
+                        let mut data = format!("client {i} line {line} token {token} ").into_bytes();
+                        data.resize(append_bytes.max(data.len()), b'.');
+                        data.push(b'\n');
+                        let offset = client.append(&guard, file.as_str(), data.clone()).await?;
+                        if let Some(record) = &record {
+                            let entry = serde_json::json!({
+                                "lock": lock, "token": token, "file": file, "offset": offset,
+                                "data": String::from_utf8_lossy(&data),
+                            });
+                            let mut w = record.lock().unwrap_or_else(|e| e.into_inner());
+                            let _ = writeln!(w, "{entry}");
+                        }
+                    }
+                    client.release(guard).await
+                }
+                .await;
+                let done = Instant::now();
+                if began < measure_from || done > end {
+                    continue;
+                }
+                match outcome {
+                    Ok(()) => {
+                        local.cycles += 1;
+                        local.latencies_us.push(done.duration_since(began).as_micros() as u64);
+                    }
+                    Err(e) => {
+                        local.errors += 1;
+                        local.first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+            t.cycles += local.cycles;
+            t.errors += local.errors;
+            t.token_violations += local.token_violations;
+            t.latencies_us.extend(local.latencies_us);
+            if t.first_error.is_none() {
+                t.first_error = local.first_error;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    if let Some(record) = &record {
+        record.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
+    }
+    let mut t = std::mem::take(&mut *totals.lock().unwrap_or_else(|e| e.into_inner()));
+    let p = support::Percentiles::of(&mut t.latencies_us);
+    let rate = t.cycles as f64 / args.secs as f64;
+    if args.json {
+        let out = serde_json::json!({
+            "clients": args.clients, "locks": locks, "secs": args.secs, "append_bytes": args.append_bytes,
+            "cycles": t.cycles, "cycles_per_sec": rate,
+            "p50_us": p.p50, "p90_us": p.p90, "p99_us": p.p99, "max_us": p.max,
+            "errors": t.errors, "token_violations": t.token_violations, "first_error": t.first_error,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{} clients, {} locks, {} s: {} cycles, {:.0} cycles/s, latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, token violations {}",
+            args.clients, locks, args.secs, t.cycles, rate,
+            p.p50 as f64 / 1e3, p.p90 as f64 / 1e3, p.p99 as f64 / 1e3, p.max as f64 / 1e3,
+            t.errors, t.token_violations
+        );
+        if let Some(e) = &t.first_error {
+            println!("first error: {e}");
+        }
+    }
+    if t.token_violations > 0 {
+        return Err("fencing tokens went backwards".into());
+    }
+    Ok(())
+}

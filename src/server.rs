@@ -1,0 +1,251 @@
+//! The embedding API: start a node with a builder, connect a client with one call.
+
+use dlm_core::runtime::{
+    spawn_server, FileStorage, MemStorage, ServerError, ServerHandle, ServerOptions, StorageError,
+};
+use dlm_core::{Config, ConfigError, NodeId, NodeStatus};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The cluster id used when none is given. Nodes and clients of different clusters refuse each
+/// other at the handshake.
+pub const DEFAULT_CLUSTER_ID: u64 = 0x646c_6d00_0000_0001;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `id` was not set.
+    #[error("the node id is not set (ServerBuilder::id)")]
+    MissingId,
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be opened or recovered.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The node could not start.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The TCP transport could not start.
+    #[cfg(feature = "tcp")]
+    #[error(transparent)]
+    Tcp(#[from] dlm_transport_tcp::TcpError),
+}
+
+/// Builds a node: its id, its peers, where it keeps its data, and how it is tuned.
+///
+/// Without [`ServerBuilder::data_dir`] the node keeps its log in memory and loses it when it
+/// stops: fine for tests, wrong for anything that must survive a crash.
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    id: Option<NodeId>,
+    peers: BTreeMap<NodeId, Option<SocketAddr>>,
+    data_dir: Option<PathBuf>,
+    cluster_id: Option<u64>,
+    tuning: Vec<Tuning>,
+}
+
+#[derive(Debug)]
+enum Tuning {
+    Election(Duration),
+    Heartbeat(Duration),
+    LockDelay(Duration),
+    Seed(u64),
+}
+
+impl ServerBuilder {
+    /// This node's id (lower ids are preferred as leader).
+    pub fn id(mut self, id: u64) -> Self {
+        self.id = Some(NodeId(id));
+        self
+    }
+
+    /// Another member of the cluster and where it listens.
+    pub fn peer(mut self, id: u64, addr: SocketAddr) -> Self {
+        self.peers.insert(NodeId(id), Some(addr));
+        self
+    }
+
+    /// Another member of the cluster reached without addresses (the in-memory network).
+    pub fn member(mut self, id: u64) -> Self {
+        self.peers.entry(NodeId(id)).or_insert(None);
+        self
+    }
+
+    /// Keep the write-ahead log, snapshots and the mirrored files (`<dir>/files/`) here.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The cluster's id (default [`DEFAULT_CLUSTER_ID`]).
+    pub fn cluster_id(mut self, id: u64) -> Self {
+        self.cluster_id = Some(id);
+        self
+    }
+
+    /// Base election time-out (default 300 ms); also the check-quorum window.
+    pub fn election_timeout(mut self, d: Duration) -> Self {
+        self.tuning.push(Tuning::Election(d));
+        self
+    }
+
+    /// Heartbeat interval (default 50 ms).
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.tuning.push(Tuning::Heartbeat(d));
+        self
+    }
+
+    /// Time a lock stays ungranted after its lease expired (default 0).
+    pub fn lock_delay(mut self, d: Duration) -> Self {
+        self.tuning.push(Tuning::LockDelay(d));
+        self
+    }
+
+    /// Seed of the election jitter (default: the node id).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.tuning.push(Tuning::Seed(seed));
+        self
+    }
+
+    /// The node configuration this builder describes.
+    pub fn config(&self) -> Result<Config, StartError> {
+        let id = self.id.ok_or(StartError::MissingId)?;
+        let members = self.peers.keys().copied().chain([id]);
+        let mut cfg = Config::new(id, members);
+        for tuning in &self.tuning {
+            match *tuning {
+                Tuning::Election(d) => cfg.election_timeout = d,
+                Tuning::Heartbeat(d) => cfg.heartbeat_interval = d,
+                Tuning::LockDelay(d) => cfg.lock_delay = d,
+                Tuning::Seed(s) => cfg.seed = s,
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    async fn spawn<T: dlm_core::runtime::Transport>(
+        self,
+        cfg: Config,
+        transport: T,
+    ) -> Result<ServerHandle, StartError> {
+        let handle = match &self.data_dir {
+            Some(dir) => {
+                let storage = FileStorage::open(dir.join("raft"))?;
+                let opts = ServerOptions {
+                    files_dir: Some(dir.join("files")),
+                };
+                spawn_server(cfg, storage, transport, opts).await?
+            }
+            None => {
+                let opts = ServerOptions::default();
+                spawn_server(cfg, MemStorage::new(), transport, opts).await?
+            }
+        };
+        Ok(handle)
+    }
+
+    /// Starts the node, listening for peers and clients on `listen` (port 0 picks one).
+    #[cfg(feature = "tcp")]
+    pub async fn serve_tcp(self, listen: SocketAddr) -> Result<Server, StartError> {
+        use dlm_transport_tcp::{TcpConfig, TcpTransport};
+        let cfg = self.config()?;
+        let mut tcp = TcpConfig::new(cfg.id, listen, self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID));
+        tcp.peers = self
+            .peers
+            .iter()
+            .filter_map(|(id, addr)| Some((*id, (*addr)?)))
+            .collect();
+        let transport = TcpTransport::bind(tcp).await?;
+        let addr = transport.local_addr();
+        let handle = self.spawn(cfg, transport).await?;
+        Ok(Server {
+            handle,
+            addr: Some(addr),
+        })
+    }
+
+    /// Starts the node on an in-memory network (tests, benches, demos).
+    #[cfg(feature = "mem")]
+    pub async fn serve_mem(
+        self,
+        network: &dlm_transport_mem::MemNetwork,
+    ) -> Result<Server, StartError> {
+        let cfg = self.config()?;
+        let transport = network.node(cfg.id);
+        let handle = self.spawn(cfg, transport).await?;
+        Ok(Server { handle, addr: None })
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Server {
+    handle: ServerHandle,
+    addr: Option<SocketAddr>,
+}
+
+impl Server {
+    /// Starts describing a node.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Where it listens (TCP only).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Its latest status (role, term, leader, commit index).
+    pub fn status(&self) -> NodeStatus {
+        self.handle.status().borrow().clone()
+    }
+
+    /// A receiver that sees every status change (to await an election, say).
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<NodeStatus> {
+        self.handle.status()
+    }
+
+    /// Stops the node after the batch in progress; its data directory stays for a restart.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.handle.shutdown().await
+    }
+}
+
+/// A client of a TCP cluster: `nodes` are the members and where they listen.
+#[cfg(feature = "tcp")]
+pub fn connect_tcp(
+    nodes: impl IntoIterator<Item = (u64, SocketAddr)>,
+) -> dlm_core::runtime::Client<dlm_transport_tcp::TcpClient> {
+    connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {})
+}
+
+/// Like [`connect_tcp`], with a cluster id and a chance to adjust the client's settings.
+#[cfg(feature = "tcp")]
+pub fn connect_tcp_with(
+    nodes: impl IntoIterator<Item = (u64, SocketAddr)>,
+    cluster_id: u64,
+    tune: impl FnOnce(&mut dlm_core::runtime::ClientConfig),
+) -> dlm_core::runtime::Client<dlm_transport_tcp::TcpClient> {
+    use dlm_transport_tcp::{TcpClient, TcpClientConfig};
+    let nodes: std::collections::HashMap<NodeId, SocketAddr> =
+        nodes.into_iter().map(|(id, a)| (NodeId(id), a)).collect();
+    let mut cfg = dlm_core::runtime::ClientConfig::new(nodes.keys().copied());
+    cfg.nodes.sort();
+    tune(&mut cfg);
+    let transport = TcpClient::new(TcpClientConfig::new(cluster_id, nodes));
+    dlm_core::runtime::Client::new(transport, cfg)
+}
+
+/// A client on an in-memory network of the nodes `members`.
+#[cfg(feature = "mem")]
+pub fn connect_mem(
+    network: &dlm_transport_mem::MemNetwork,
+    members: impl IntoIterator<Item = u64>,
+) -> dlm_core::runtime::Client<dlm_transport_mem::MemClient> {
+    let cfg = dlm_core::runtime::ClientConfig::new(members.into_iter().map(NodeId));
+    dlm_core::runtime::Client::new(network.client(), cfg)
+}
