@@ -1,7 +1,31 @@
 //! # dlm-transport-tcp
 //!
-//! dlm over TCP with tokio: each frame is a `u32` length followed by a postcard payload, after a
-//! handshake that carries a magic number, the protocol version and the cluster id.
+//! dlm over TCP with tokio. Every connection starts with a handshake ([`wire::Hello`]: magic
+//! number, protocol version, cluster id, and whether the caller is a peer node or a client);
+//! then each frame is a big-endian `u32` length followed by a postcard payload of at most
+//! `max_frame` bytes. A frame over the limit, or one that does not decode, closes that connection
+//! with a logged error; the node carries on.
 //!
-//! (Being built: see the transports issue.)
+//! - [`TcpTransport`] is a node's [`dlm_core::runtime::Transport`]: one listener accepts both peers
+//!   and clients; each peer gets an outbound link with a bounded queue, reconnecting with
+//!   exponential backoff.
+//! - [`TcpClient`] is a [`dlm_core::runtime::ClientTransport`]: one lazily opened connection per
+//!   node, many calls pipelined on it, answers matched by `(client, seq)`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod handshake;
+mod peer;
+mod queue;
+mod server;
+mod transport;
+pub mod wire;
+
+pub use client::TcpClient;
+pub use config::{TcpClientConfig, TcpConfig};
+pub use error::TcpError;
+pub use transport::{PeerStats, TcpTransport};
+pub use wire::FrameError;

@@ -1,0 +1,244 @@
+//! FileStorage and MemStorage: round trips, truncation, compaction, torn tails and corruption.
+#![cfg(feature = "tokio")]
+
+use dlm_core::runtime::{FileStorage, FileStorageOptions, MemStorage, Storage, StorageError};
+use dlm_core::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        command: Command::Client(ClientRequest {
+            client: ClientId(7),
+            seq: Seq(index),
+            acked_below: Seq(1),
+            op: Op::Cancel {
+                lock: format!("lock-{index}").into(),
+            },
+        }),
+    }
+}
+
+fn entries(term: u64, range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+    range.map(|i| entry(term, i)).collect()
+}
+
+fn small_segments() -> FileStorageOptions {
+    FileStorageOptions { segment_bytes: 200 }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn reopen(dir: &Path, opts: FileStorageOptions) -> Result<Recovered, StorageError> {
+    FileStorage::open_with(dir, opts)?.recover()
+}
+
+#[test]
+fn round_trip_of_hard_state_entries_and_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(tmp.path()).unwrap();
+    assert_eq!(s.recover().unwrap(), Recovered::default());
+    let hs = HardState {
+        term: Term(3),
+        voted_for: Some(NodeId(2)),
+    };
+    s.persist(vec![
+        Persist::HardState(hs),
+        Persist::Entries(entries(3, 1..=3)),
+        Persist::Entries(entries(3, 4..=5)),
+    ])
+    .unwrap();
+    drop(s);
+    let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
+    assert_eq!(r.hard_state, hs);
+    assert_eq!(r.entries, entries(3, 1..=5));
+    assert_eq!(r.snapshot, None);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _first = FileStorage::open(tmp.path()).unwrap();
+    let second = FileStorage::open(tmp.path());
+    assert!(matches!(second, Err(StorageError::Locked { .. })));
+}
+
+#[test]
+fn conflicting_entries_truncate_within_and_across_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=30))])
+        .unwrap();
+    let before = segments(tmp.path()).len();
+    assert!(before > 3, "expected several segments, got {before}");
+    // Across segments: everything from 8 on is replaced.
+    s.persist(vec![Persist::Entries(entries(2, 8..=9))])
+        .unwrap();
+    assert!(segments(tmp.path()).len() < before);
+    // Within the current segment.
+    s.persist(vec![Persist::Entries(entries(3, 9..=12))])
+        .unwrap();
+    drop(s);
+    let r = reopen(tmp.path(), small_segments()).unwrap();
+    let mut expected = entries(1, 1..=7);
+    expected.push(entry(2, 8));
+    expected.extend(entries(3, 9..=12));
+    assert_eq!(r.entries, expected);
+}
+
+#[test]
+fn a_snapshot_deletes_the_segments_it_covers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=30))])
+        .unwrap();
+    let before = segments(tmp.path()).len();
+    let snapshot = Snapshot {
+        last: LogPosition::new(Term(1), LogIndex(20)),
+        data: StateMachine::new().to_bytes().unwrap(),
+    };
+    s.persist(vec![Persist::Snapshot {
+        snapshot: Arc::new(snapshot.clone()),
+        replaces_log: false,
+    }])
+    .unwrap();
+    assert!(segments(tmp.path()).len() < before);
+    drop(s);
+    let r = reopen(tmp.path(), small_segments()).unwrap();
+    assert_eq!(r.snapshot, Some(snapshot.clone()));
+    assert_eq!(r.entries, entries(1, 21..=30));
+
+    // A snapshot from the leader replaces the whole log.
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    s.recover().unwrap();
+    let theirs = Snapshot {
+        last: LogPosition::new(Term(4), LogIndex(50)),
+        ..snapshot
+    };
+    s.persist(vec![
+        Persist::Snapshot {
+            snapshot: Arc::new(theirs.clone()),
+            replaces_log: true,
+        },
+        Persist::Entries(entries(4, 51..=52)),
+    ])
+    .unwrap();
+    drop(s);
+    let r = reopen(tmp.path(), small_segments()).unwrap();
+    assert_eq!(r.snapshot, Some(theirs));
+    assert_eq!(r.entries, entries(4, 51..=52));
+}
+
+#[test]
+fn every_cut_of_the_log_recovers_the_whole_records_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(tmp.path()).unwrap();
+    s.recover().unwrap();
+    // One record per persist, to know where each one ends.
+    let mut ends = vec![0u64];
+    for i in 1..=4 {
+        s.persist(vec![Persist::Entries(vec![entry(1, i)])])
+            .unwrap();
+        let seg = &segments(tmp.path())[0];
+        ends.push(std::fs::metadata(seg).unwrap().len());
+    }
+    drop(s);
+    let seg = segments(tmp.path())[0].clone();
+    let full = std::fs::read(&seg).unwrap();
+    for cut in 0..=full.len() {
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
+        let whole = ends.iter().filter(|e| **e <= cut as u64).count() as u64 - 1;
+        assert_eq!(r.entries, entries(1, 1..=whole), "cut at {cut}");
+        // The torn part is gone from disk, so new records follow the good ones.
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), ends[whole as usize]);
+    }
+}
+
+#[test]
+fn a_bad_checksum_in_the_last_record_is_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(tmp.path()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=3))])
+        .unwrap();
+    drop(s);
+    let seg = segments(tmp.path())[0].clone();
+    let mut data = std::fs::read(&seg).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0xff;
+    std::fs::write(&seg, &data).unwrap();
+    let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1..=2));
+}
+
+#[test]
+fn corruption_before_the_tail_is_refused_with_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(tmp.path()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(vec![entry(1, 1)])])
+        .unwrap();
+    let second = std::fs::metadata(&segments(tmp.path())[0]).unwrap().len();
+    s.persist(vec![Persist::Entries(entries(1, 2..=4))])
+        .unwrap();
+    drop(s);
+    let seg = segments(tmp.path())[0].clone();
+    let mut data = std::fs::read(&seg).unwrap();
+    // A byte inside the payload of the second record.
+    data[second as usize + 10] ^= 0x01;
+    std::fs::write(&seg, &data).unwrap();
+    match reopen(tmp.path(), FileStorageOptions::default()) {
+        Err(StorageError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, seg);
+            assert_eq!(offset, second);
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+    // Nothing was "repaired": the file is untouched.
+    assert_eq!(std::fs::read(&seg).unwrap(), data);
+}
+
+#[test]
+fn a_torn_record_in_an_earlier_segment_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=30))])
+        .unwrap();
+    drop(s);
+    let first = segments(tmp.path())[0].clone();
+    let data = std::fs::read(&first).unwrap();
+    std::fs::write(&first, &data[..data.len() - 3]).unwrap();
+    assert!(matches!(
+        reopen(tmp.path(), small_segments()),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn mem_storage_clones_share_contents() {
+    let mut a = MemStorage::new();
+    let mut b = a.clone();
+    a.persist(vec![
+        Persist::Entries(entries(1, 1..=5)),
+        Persist::Entries(entries(2, 4..=4)),
+    ])
+    .unwrap();
+    let r = b.recover().unwrap();
+    let mut expected = entries(1, 1..=3);
+    expected.push(entry(2, 4));
+    assert_eq!(r.entries, expected);
+    assert_eq!(a.syncs(), 1);
+}

@@ -1,0 +1,91 @@
+//! Settings of a node's transport and of a client.
+
+use dlm_core::NodeId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The default largest frame payload: 4 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// A node's TCP transport settings. Build with [`TcpConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Where to listen for peers and clients (port 0 picks a free port; see
+    /// [`crate::TcpTransport::local_addr`]).
+    pub listen: SocketAddr,
+    /// The other nodes and where they listen (an entry for `id` itself is ignored).
+    pub peers: HashMap<NodeId, SocketAddr>,
+    /// Connections from another cluster are refused.
+    pub cluster_id: u64,
+    /// Largest frame payload accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// Frames queued per peer before the oldest are dropped.
+    pub peer_queue_frames: usize,
+    /// Bytes queued per peer (or per client connection) before the oldest frames are dropped.
+    pub queue_bytes: usize,
+    /// Replies queued per client connection before the oldest are dropped.
+    pub conn_queue_frames: usize,
+    /// First wait before reconnecting to a peer; doubles on each failure.
+    pub backoff_min: Duration,
+    /// Longest wait between reconnection attempts.
+    pub backoff_max: Duration,
+    /// Limit for a TCP connect.
+    pub connect_timeout: Duration,
+    /// Limit for the handshake, both ways.
+    pub handshake_timeout: Duration,
+}
+
+impl TcpConfig {
+    /// Defaults: 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per client
+    /// connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, no peers.
+    pub fn new(id: NodeId, listen: SocketAddr, cluster_id: u64) -> TcpConfig {
+        TcpConfig {
+            id,
+            listen,
+            peers: HashMap::new(),
+            cluster_id,
+            max_frame: DEFAULT_MAX_FRAME,
+            peer_queue_frames: 1024,
+            queue_bytes: 64 * 1024 * 1024,
+            conn_queue_frames: 1024,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A client's TCP settings.
+#[derive(Clone, Debug)]
+pub struct TcpClientConfig {
+    /// The cluster to talk to; a node of another cluster refuses the connection.
+    pub cluster_id: u64,
+    /// Where each node listens.
+    pub nodes: HashMap<NodeId, SocketAddr>,
+    /// Largest frame payload accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// Requests queued per connection before calls fail at once.
+    pub queue_frames: usize,
+    /// Limit for a TCP connect.
+    pub connect_timeout: Duration,
+    /// Limit for the handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl TcpClientConfig {
+    /// Defaults: 4 MiB frames, 4096 queued requests, 2 s connect and 5 s handshake limits.
+    pub fn new(cluster_id: u64, nodes: HashMap<NodeId, SocketAddr>) -> TcpClientConfig {
+        TcpClientConfig {
+            cluster_id,
+            nodes,
+            max_frame: DEFAULT_MAX_FRAME,
+            queue_frames: 4096,
+            connect_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The errors of this crate.
+
+use crate::wire::FrameError;
+use std::io;
+use std::net::SocketAddr;
+
+/// What went wrong in the TCP transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    /// The listener could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// A frame was refused (too large, truncated or undecodable).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The other side refused the handshake (another protocol version, magic or cluster).
+    #[error("handshake refused: {0}")]
+    Refused(String),
+    /// The other side took too long.
+    #[error("timed out during {0}")]
+    Timeout(&'static str),
+}

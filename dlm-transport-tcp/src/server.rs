@@ -1,0 +1,170 @@
+//! The listening side: one listener per node for peers and clients alike.
+
+use crate::handshake::{self, Halves};
+use crate::queue::OutQueue;
+use crate::wire::{read_frame, HelloRole};
+use dlm_core::message::PeerMessage;
+use dlm_core::runtime::Incoming;
+use dlm_core::{ClientRequest, ConnId, NodeId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// What connection tasks share with the transport.
+pub(crate) struct Shared {
+    pub(crate) id: NodeId,
+    pub(crate) cluster_id: u64,
+    pub(crate) max_frame: usize,
+    pub(crate) conn_queue_frames: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) incoming: mpsc::Sender<Incoming>,
+    conns: Mutex<HashMap<ConnId, Arc<OutQueue>>>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: &crate::TcpConfig, incoming: mpsc::Sender<Incoming>) -> Shared {
+        Shared {
+            id: config.id,
+            cluster_id: config.cluster_id,
+            max_frame: config.max_frame,
+            conn_queue_frames: config.conn_queue_frames,
+            queue_bytes: config.queue_bytes,
+            handshake_timeout: config.handshake_timeout,
+            incoming,
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<OutQueue>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accepts connections until aborted; dropping this task's [`JoinSet`] closes every connection.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::warn!(node = %shared.id, %addr, "cannot set TCP_NODELAY: {e}");
+                    }
+                    let (read, write) = stream.into_split();
+                    let halves = (tokio::io::BufReader::new(read), write);
+                    conns.spawn(serve(shared.clone(), halves, addr));
+                }
+                // Typically out of file descriptors: wait a little rather than spin.
+                Err(e) => {
+                    tracing::error!(node = %shared.id, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>, (mut read, mut write): Halves, addr: SocketAddr) {
+    let role = match handshake::accept(
+        &mut read,
+        &mut write,
+        shared.cluster_id,
+        shared.handshake_timeout,
+    )
+    .await
+    {
+        Ok(role) => role,
+        Err(e) => {
+            tracing::error!(node = %shared.id, %addr, "refused connection: {e}");
+            return;
+        }
+    };
+    match role {
+        HelloRole::Peer(peer) => serve_peer(&shared, read, peer, addr).await,
+        HelloRole::Client => serve_client(&shared, (read, write), addr).await,
+    }
+}
+
+async fn serve_peer(
+    shared: &Shared,
+    mut read: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    peer: NodeId,
+    addr: SocketAddr,
+) {
+    tracing::debug!(node = %shared.id, %peer, %addr, "peer connected");
+    loop {
+        match read_frame::<_, PeerMessage>(&mut read, shared.max_frame).await {
+            Ok(Some(msg)) if msg.from != peer => {
+                tracing::warn!(node = %shared.id, %peer, from = %msg.from, "peer message with a wrong sender dropped");
+            }
+            Ok(Some(msg)) => {
+                if shared.incoming.send(Incoming::Peer(msg)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                tracing::debug!(node = %shared.id, %peer, "peer connection closed");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(node = %shared.id, %peer, %addr, "closing peer connection: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Unregisters a client connection however its task ends.
+struct ConnGuard<'a> {
+    shared: &'a Shared,
+    conn: ConnId,
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.conns().remove(&self.conn);
+    }
+}
+
+async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAddr) {
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let queue = Arc::new(OutQueue::new(shared.conn_queue_frames, shared.queue_bytes));
+    shared.conns().insert(conn, queue.clone());
+    let _guard = ConnGuard { shared, conn };
+    tracing::debug!(node = %shared.id, %conn, %addr, "client connected");
+    let reader = async {
+        loop {
+            match read_frame::<_, ClientRequest>(&mut read, shared.max_frame).await {
+                Ok(Some(request)) => {
+                    let incoming = Incoming::Client { conn, request };
+                    if shared.incoming.send(incoming).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(node = %shared.id, %conn, %addr, "closing client connection: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = reader => {}
+        result = queue.write_loop(write) => {
+            if let Err(e) = result {
+                tracing::debug!(node = %shared.id, %conn, "client connection write failed: {e}");
+            }
+        }
+    }
+    tracing::debug!(node = %shared.id, %conn, "client connection closed");
+}

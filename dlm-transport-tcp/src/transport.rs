@@ -1,0 +1,170 @@
+//! [`TcpTransport`]: a node's side of the TCP network.
+
+use crate::config::TcpConfig;
+use crate::error::TcpError;
+use crate::peer::{LinkSettings, PeerLink};
+use crate::queue::OutQueue;
+use crate::server::{accept_loop, Shared};
+use crate::wire::encode_frame;
+use async_trait::async_trait;
+use dlm_core::message::PeerMessage;
+use dlm_core::runtime::{Incoming, Transport};
+use dlm_core::{ClientResponse, ConnId, NodeId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How many inputs may wait for the node before connection readers stop reading (TCP then
+/// pushes back on the senders).
+const INCOMING_CAPACITY: usize = 4096;
+
+/// The state of one peer's outbound queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Frames waiting to be written.
+    pub queued: usize,
+    /// Frames dropped because the queue was full.
+    pub dropped: u64,
+}
+
+/// A node's TCP transport: a listener for peers and clients, and an outbound link per peer.
+/// Dropping it closes the listener and every connection.
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+    incoming: mpsc::Receiver<Incoming>,
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+    peers: Mutex<HashMap<NodeId, PeerLink>>,
+    settings: LinkSettings,
+    peer_queue_frames: usize,
+}
+
+impl TcpTransport {
+    /// Listens on `config.listen` and starts a link to each peer. Must run inside a tokio runtime.
+    pub async fn bind(config: TcpConfig) -> Result<TcpTransport, TcpError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| TcpError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel(INCOMING_CAPACITY);
+        let shared = Arc::new(Shared::new(&config, tx));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        let transport = TcpTransport {
+            shared,
+            incoming: rx,
+            local_addr,
+            accept,
+            peers: Mutex::new(HashMap::new()),
+            settings: LinkSettings {
+                me: config.id,
+                cluster_id: config.cluster_id,
+                backoff_min: config.backoff_min,
+                backoff_max: config.backoff_max,
+                connect_timeout: config.connect_timeout,
+                handshake_timeout: config.handshake_timeout,
+            },
+            peer_queue_frames: config.peer_queue_frames,
+        };
+        for (id, addr) in config.peers {
+            transport.set_peer(id, addr);
+        }
+        tracing::info!(node = %config.id, addr = %local_addr, "listening");
+        Ok(transport)
+    }
+
+    /// Where this node listens (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, PeerLink>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a peer, or moves it to a new address (its queued messages are kept).
+    pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
+        if id == self.shared.id {
+            return;
+        }
+        let mut peers = self.peers();
+        let queue = match peers.remove(&id) {
+            Some(old) => old.queue.clone(),
+            None => Arc::new(OutQueue::new(
+                self.peer_queue_frames,
+                self.shared.queue_bytes,
+            )),
+        };
+        peers.insert(id, PeerLink::start(id, addr, self.settings, queue));
+    }
+
+    /// The outbound queue of peer `id`, if it is known.
+    pub fn peer_stats(&self, id: NodeId) -> Option<PeerStats> {
+        self.peers().get(&id).map(|link| PeerStats {
+            queued: link.queue.len(),
+            dropped: link.queue.dropped(),
+        })
+    }
+
+    /// Client connections open now.
+    pub fn client_connections(&self) -> usize {
+        self.shared.conns().len()
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+#[async_trait]
+impl Transport for TcpTransport {
+    async fn send(&self, msg: PeerMessage) {
+        let to = msg.to;
+        let frame = match encode_frame(&msg, self.shared.max_frame) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(node = %self.shared.id, peer = %to, "message not sent: {e}");
+                return;
+            }
+        };
+        match self.peers().get(&to) {
+            Some(link) => link.queue.push_drop_oldest(frame),
+            None => {
+                tracing::warn!(node = %self.shared.id, peer = %to, "message to an unknown peer dropped")
+            }
+        }
+    }
+
+    async fn reply(&self, conn: ConnId, response: ClientResponse) {
+        let frame = match encode_frame(&response, self.shared.max_frame) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(node = %self.shared.id, %conn, "reply not sent: {e}");
+                return;
+            }
+        };
+        let queue = self.shared.conns().get(&conn).cloned();
+        match queue {
+            Some(queue) => queue.push_drop_oldest(frame),
+            None => {
+                tracing::debug!(node = %self.shared.id, %conn, "reply to a closed connection dropped")
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Incoming> {
+        self.incoming.recv().await
+    }
+}

@@ -1,0 +1,108 @@
+//! What goes on the wire: the handshake and the frame format. Public so that tools and tests can
+//! speak the protocol (or deliberately misspeak it).
+
+use dlm_core::NodeId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// First field of every handshake: "DLM1" in ASCII.
+pub const MAGIC: u32 = 0x444C_4D31;
+/// The protocol version this build speaks; connections with another version are refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
+pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+
+/// The first frame on every connection, from the side that connected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must be [`MAGIC`].
+    pub magic: u32,
+    /// Must be [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Must match the listening node's cluster id.
+    pub cluster_id: u64,
+    /// Who is connecting.
+    pub role: HelloRole,
+}
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloRole {
+    /// A peer node; it then sends `PeerMessage` frames and receives nothing.
+    Peer(NodeId),
+    /// A client; it then sends `ClientRequest` frames and receives `ClientResponse` frames.
+    Client,
+}
+
+/// The listening side's answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloAnswer {
+    /// Go ahead.
+    Accepted,
+    /// Refused, and why; the connection is then closed.
+    Refused(String),
+}
+
+/// Why a frame was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is over the limit.
+    #[error("frame of {len} bytes is over the limit of {max}")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload does not encode or decode as the expected type.
+    #[error("frame does not decode: {0}")]
+    Codec(#[from] postcard::Error),
+    /// The connection ended in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encodes `value` as one frame (length prefix included), refusing payloads over `max`.
+pub fn encode_frame<T: Serialize>(value: &T, max: usize) -> Result<Vec<u8>, FrameError> {
+    let mut buf = postcard::to_extend(value, vec![0u8; 4])?;
+    let len = buf.len() - 4;
+    if len > max || len > u32::MAX as usize {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(buf)
+}
+
+/// Reads one frame and decodes it. `Ok(None)` is a clean end of stream between frames.
+pub async fn read_frame<R, T>(reader: &mut R, max: usize) -> Result<Option<T>, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    let first = reader.read(&mut len).await?;
+    if first == 0 {
+        return Ok(None);
+    }
+    read_rest(reader, &mut len[first..]).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let mut payload = vec![0u8; len];
+    read_rest(reader, &mut payload).await?;
+    Ok(Some(postcard::from_bytes(&payload)?))
+}
+
+async fn read_rest<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
+    match reader.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
+        Err(e) => Err(FrameError::Io(e)),
+    }
+}
