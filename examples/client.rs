@@ -23,7 +23,7 @@ use std::time::Duration;
 struct Args {
     /// The members, as ID=ADDR,ID=ADDR,...
     #[arg(long, value_parser = support::parse_members)]
-    nodes: Vec<(u64, SocketAddr)>,
+    nodes: support::Members,
     /// Lease to ask for, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
@@ -72,10 +72,7 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let nodes: Vec<(u64, SocketAddr)> = args.nodes.into_iter().flatten().collect();
-    if nodes.is_empty() {
-        return Err("--nodes is required".into());
-    }
+    let nodes = args.nodes.0;
     let lease = Duration::from_millis(args.lease_ms);
     let client = dlm::connect_tcp_with(nodes.clone(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
     match args.command {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 struct Args {
     /// The members, as ID=ADDR,ID=ADDR,...
     #[arg(long, value_parser = support::parse_members, conflicts_with = "spawn")]
-    nodes: Option<Vec<(u64, SocketAddr)>>,
+    nodes: Option<support::Members>,
     /// Start a local cluster of this many server processes (fsync on), and stop it at the end.
     #[arg(long)]
     spawn: Option<u64>,
@@ -63,7 +63,7 @@ struct Args {
     serve: Option<Vec<String>>,
     /// Internal: peers of a spawned node.
     #[arg(long, hide = true, value_parser = support::parse_members)]
-    serve_peers: Option<Vec<(u64, SocketAddr)>>,
+    serve_peers: Option<support::Members>,
 }
 
 #[derive(Default)]
@@ -92,11 +92,11 @@ fn main() {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(serve) = &args.serve {
         support::init_tracing();
-        return serve_node(serve, args.serve_peers.clone().unwrap_or_default()).await;
+        return serve_node(serve, args.serve_peers.clone().map(|m| m.0).unwrap_or_default()).await;
     }
     let mut cluster = None;
     let nodes = match (&args.nodes, args.spawn) {
-        (Some(nodes), _) => nodes.clone(),
+        (Some(nodes), _) => nodes.0.clone(),
         (None, Some(n)) => {
             let spawned = SpawnedCluster::start(n)?;
             let nodes = spawned.members.clone();

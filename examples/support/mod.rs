@@ -13,9 +13,18 @@ pub fn parse_member(s: &str) -> Result<(u64, SocketAddr), String> {
     Ok((id, addr))
 }
 
+/// A list of members (a newtype, so clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+pub struct Members(pub Vec<(u64, SocketAddr)>);
+
 /// Parses `ID=ADDR,ID=ADDR,...`.
-pub fn parse_members(s: &str) -> Result<Vec<(u64, SocketAddr)>, String> {
-    s.split(',').filter(|p| !p.trim().is_empty()).map(parse_member).collect()
+pub fn parse_members(s: &str) -> Result<Members, String> {
+    let members: Vec<_> =
+        s.split(',').filter(|p| !p.trim().is_empty()).map(parse_member).collect::<Result<_, _>>()?;
+    if members.is_empty() {
+        return Err("no members given".into());
+    }
+    Ok(Members(members))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere).
