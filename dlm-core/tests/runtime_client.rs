@@ -301,3 +301,22 @@ async fn appends_survive_a_leader_crash_and_the_restarted_node_catches_up() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_waiting_acquire_is_withdrawn() {
+    let net = Net::new(7);
+    let node = start(&net, 1, &[1], MemStorage::new(), ServerOptions::default()).await;
+    let a = client(&net, &[1], 61);
+    let b = client(&net, &[1], 62);
+    let c = client(&net, &[1], 63);
+    let guard = a.lock("L").await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(1), b.lock("L")).await;
+    assert!(waited.is_err(), "b cannot have the lock yet");
+    // Let the background cancel reach the node.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.release(guard).await.unwrap();
+    // Had b's acquire stayed queued, the lock would now be b's.
+    let g = c.try_lock("L").await.unwrap();
+    c.release(g).await.unwrap();
+    node.shutdown().await.unwrap();
+}
