@@ -240,3 +240,83 @@ async fn a_dropped_guard_is_released_and_a_dead_cluster_loses_the_lock() {
     guard.lost().await;
     assert!(guard.is_lost());
 }
+
+#[tokio::test(start_paused = true)]
+async fn appends_survive_a_leader_crash_and_the_restarted_node_catches_up() {
+    let net = Net::new(6);
+    let members = [1, 2, 3];
+    let stores: Vec<MemStorage> = members.iter().map(|_| MemStorage::new()).collect();
+    let mut nodes = Vec::new();
+    for (id, store) in members.iter().zip(&stores) {
+        nodes.push(Some(
+            start(&net, *id, &members, store.clone(), ServerOptions::default()).await,
+        ));
+    }
+    net.set_faults(50, 50);
+    let c = client(&net, &members, 51);
+    let guard = c.lock("L").await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..5u8 {
+        let offset = c.append(&guard, "f", vec![i; 2]).await.unwrap();
+        assert_eq!(offset, expected.len() as u64);
+        expected.extend([i; 2]);
+    }
+    let live: Vec<&ServerHandle> = nodes.iter().flatten().collect();
+    let old = leader_of(&live).await;
+    let slot = (old.get() - 1) as usize;
+    nodes[slot].take().unwrap().shutdown().await.unwrap();
+    for i in 5..10u8 {
+        let offset = c.append(&guard, "f", vec![i; 2]).await.unwrap();
+        assert_eq!(offset, expected.len() as u64);
+        expected.extend([i; 2]);
+    }
+    assert_eq!(c.read("f").await.unwrap(), expected);
+    let live: Vec<&ServerHandle> = nodes.iter().flatten().collect();
+    let new = leader_of(&live).await;
+    assert_ne!(new, old);
+    let target = live
+        .iter()
+        .find(|h| h.status().borrow().id == new)
+        .unwrap()
+        .status()
+        .borrow()
+        .commit;
+
+    // The old leader comes back from what it had persisted and catches up.
+    let back = start(
+        &net,
+        old.get(),
+        &members,
+        stores[slot].clone(),
+        ServerOptions::default(),
+    )
+    .await;
+    back.status()
+        .wait_for(|s| s.commit >= target)
+        .await
+        .unwrap();
+    c.release(guard).await.unwrap();
+    back.shutdown().await.unwrap();
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_waiting_acquire_is_withdrawn() {
+    let net = Net::new(7);
+    let node = start(&net, 1, &[1], MemStorage::new(), ServerOptions::default()).await;
+    let a = client(&net, &[1], 61);
+    let b = client(&net, &[1], 62);
+    let c = client(&net, &[1], 63);
+    let guard = a.lock("L").await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(1), b.lock("L")).await;
+    assert!(waited.is_err(), "b cannot have the lock yet");
+    // Let the background cancel reach the node.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.release(guard).await.unwrap();
+    // Had b's acquire stayed queued, the lock would now be b's.
+    let g = c.try_lock("L").await.unwrap();
+    c.release(g).await.unwrap();
+    node.shutdown().await.unwrap();
+}

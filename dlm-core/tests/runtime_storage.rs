@@ -242,3 +242,27 @@ fn mem_storage_clones_share_contents() {
     assert_eq!(r.entries, expected);
     assert_eq!(a.syncs(), 1);
 }
+
+#[test]
+fn an_empty_last_segment_left_by_a_crash_is_reused_and_truncation_still_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=20))])
+        .unwrap();
+    drop(s);
+    // A crash right after a new segment file was created.
+    let next = segments(tmp.path()).len();
+    assert!(next > 1, "{:?}", segments(tmp.path()));
+    std::fs::write(tmp.path().join("wal").join(format!("{:020}.wal", 21)), b"").unwrap();
+    let mut s = FileStorage::open_with(tmp.path(), small_segments()).unwrap();
+    assert_eq!(s.recover().unwrap().entries, entries(1, 1..=20));
+    // Replacing a suffix that lies in an earlier segment, past the empty one.
+    s.persist(vec![Persist::Entries(entries(2, 5..=7))])
+        .unwrap();
+    drop(s);
+    let r = reopen(tmp.path(), small_segments()).unwrap();
+    let mut expected = entries(1, 1..=4);
+    expected.extend(entries(2, 5..=7));
+    assert_eq!(r.entries, expected);
+}

@@ -108,3 +108,38 @@ impl OutQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OutQueue;
+
+    #[test]
+    fn full_queue_drops_the_oldest_and_keeps_the_newest() {
+        let q = OutQueue::new(3, usize::MAX);
+        for i in 0..10u8 {
+            q.push_drop_oldest(vec![i]);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.dropped(), 7);
+        assert_eq!(Vec::from(q.take_all()), vec![vec![7], vec![8], vec![9]]);
+    }
+
+    #[test]
+    fn byte_bound_applies_but_one_frame_always_fits() {
+        let q = OutQueue::new(100, 10);
+        q.push_drop_oldest(vec![0; 6]);
+        q.push_drop_oldest(vec![1; 6]);
+        assert_eq!(q.len(), 1);
+        q.push_drop_oldest(vec![2; 50]);
+        assert_eq!(Vec::from(q.take_all()), vec![vec![2; 50]]);
+    }
+
+    #[test]
+    fn try_push_refuses_when_full() {
+        let q = OutQueue::new(2, usize::MAX);
+        assert!(q.try_push(vec![1]).is_ok());
+        assert!(q.try_push(vec![2]).is_ok());
+        assert_eq!(q.try_push(vec![3]), Err(vec![3]));
+        assert_eq!(q.dropped(), 1);
+    }
+}

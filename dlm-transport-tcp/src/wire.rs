@@ -106,3 +106,32 @@ async fn read_rest<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Resu
         Err(e) => Err(FrameError::Io(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_round_trips_and_the_limit_applies_both_ways() {
+        let hello = Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            cluster_id: 3,
+            role: HelloRole::Peer(NodeId(2)),
+        };
+        let frame = encode_frame(&hello, 64).unwrap();
+        assert_eq!(frame[..4], ((frame.len() - 4) as u32).to_be_bytes());
+        let got: Option<Hello> = read_frame(&mut &frame[..], 64).await.unwrap();
+        assert_eq!(got, Some(hello.clone()));
+        assert!(matches!(
+            encode_frame(&hello, 2),
+            Err(FrameError::TooLarge { max: 2, .. })
+        ));
+        let refused = read_frame::<_, Hello>(&mut &frame[..], 2).await;
+        assert!(matches!(refused, Err(FrameError::TooLarge { .. })));
+        let cut = read_frame::<_, Hello>(&mut &frame[..frame.len() - 1], 64).await;
+        assert!(matches!(cut, Err(FrameError::Truncated)));
+        let empty = read_frame::<_, Hello>(&mut &[][..], 64).await.unwrap();
+        assert_eq!(empty, None);
+    }
+}

@@ -43,7 +43,8 @@ pub struct ServerOptions {
     pub files_dir: Option<PathBuf>,
 }
 
-/// A running node. Dropping the handle does not stop it; call [`ServerHandle::shutdown`].
+/// A running node. [`ServerHandle::shutdown`] stops it and waits; dropping the handle stops it
+/// too, without waiting.
 #[derive(Debug)]
 pub struct ServerHandle {
     status: watch::Receiver<NodeStatus>,

@@ -136,7 +136,38 @@ impl<T: ClientTransport> Drop for LockGuard<T> {
     }
 }
 
+/// Withdraws a waiting acquire whose future was dropped before it was answered.
+pub(super) struct PendingAcquire<T: ClientTransport> {
+    pub(super) client: Client<T>,
+    pub(super) lock: Option<LockName>,
+}
+
+impl<T: ClientTransport> Drop for PendingAcquire<T> {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.client.clone();
+        handle.spawn(async move {
+            let _ = client.call(Op::Cancel { lock }, None).await;
+        });
+    }
+}
+
 impl<T: ClientTransport> Client<T> {
+    fn release_in_background(&self, lock: LockName, token: FencingToken) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.clone();
+        handle.spawn(async move {
+            let _ = client.release_op(lock, token).await;
+        });
+    }
+
     /// Starts the keep-alive task unless it runs already.
     pub(super) fn ensure_keepalive(&self) {
         {
@@ -174,6 +205,13 @@ impl<T: ClientTransport> Client<T> {
             .unwrap_or(sent);
         let mut st = lock_state(&self.inner.state);
         if let Ok(Reply::KeptAlive { held }) = &answer {
+            // A grant nobody waits for any more (its acquire was abandoned): give it back
+            // rather than keep renewing it.
+            for (name, token) in held {
+                if !st.held.contains_key(name) {
+                    self.release_in_background(name.clone(), *token);
+                }
+            }
             st.held.retain(|name, h| {
                 let still = held.iter().any(|(n, t)| n == name && *t == h.token);
                 if still {

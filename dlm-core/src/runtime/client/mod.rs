@@ -12,7 +12,7 @@ use super::transport::ClientTransport;
 use crate::names::{FileName, LockName};
 use crate::protocol::{ClientRequest, Op, Rejection, Reply};
 use crate::types::{ClientId, NodeId, Seq};
-use guard::Held;
+use guard::{Held, PendingAcquire};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::{BTreeSet, HashMap};
@@ -201,7 +201,16 @@ impl<T: ClientTransport> Client<T> {
             lease,
             wait,
         };
-        let (token, lease) = match self.call(op, wait).await? {
+        let mut pending = PendingAcquire {
+            client: self.clone(),
+            lock: wait.is_some().then(|| lock.clone()),
+        };
+        let answer = self.call(op, wait).await;
+        if answer != Err(ClientError::Unavailable) {
+            // Answered: nothing is left queued at the service.
+            pending.lock = None;
+        }
+        let (token, lease) = match answer? {
             Reply::Granted { token, lease } => (token, lease),
             other => return Err(unexpected(&other)),
         };

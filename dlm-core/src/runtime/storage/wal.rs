@@ -24,9 +24,9 @@ struct Segment {
 }
 
 impl Segment {
-    fn last(&self) -> Option<LogIndex> {
-        let n = self.offsets.len() as u64;
-        (n > 0).then(|| LogIndex(self.first.get() + n - 1))
+    /// The index the next entry appended to it gets.
+    fn end(&self) -> LogIndex {
+        LogIndex(self.first.get() + self.offsets.len() as u64)
     }
 }
 
@@ -93,7 +93,7 @@ impl Wal {
         for (i, first) in found.into_iter().enumerate() {
             let path = segment_path(dir, first);
             if let Some(prev) = wal.segments.last() {
-                let expected = prev.last().map_or(prev.first, LogIndex::next);
+                let expected = prev.end();
                 if first != expected {
                     return Err(corrupt(
                         &path,
@@ -108,9 +108,10 @@ impl Wal {
         Ok((wal, entries))
     }
 
-    /// The index of the last stored entry.
-    pub(super) fn last_index(&self) -> Option<LogIndex> {
-        self.segments.last().and_then(Segment::last)
+    /// The index the next stored entry gets (an empty segment counts: it starts where the
+    /// previous one ended).
+    fn next_index(&self) -> Option<LogIndex> {
+        self.segments.last().map(Segment::end)
     }
 
     /// Buffers `entries`, first removing every stored entry at or after the first one's index.
@@ -118,12 +119,12 @@ impl Wal {
         let Some(first) = entries.first().map(|e| e.index) else {
             return Ok(());
         };
-        match self.last_index() {
-            Some(last) if first <= last => {
+        match self.next_index() {
+            Some(next) if first < next => {
                 self.write_buffered()?;
                 self.truncate_from(first)?;
             }
-            Some(last) if first != last.next() => {
+            Some(next) if first > next => {
                 // A log that restarts after a snapshot: nothing stored connects to it.
                 self.reset()?;
             }
