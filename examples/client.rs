@@ -76,10 +76,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
     let client = dlm::connect_tcp_with(nodes.clone(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
     match args.command {
-        Command::Acquire { lock, wait_ms, hold_ms } => {
+        Command::Acquire {
+            lock,
+            wait_ms,
+            hold_ms,
+        } => {
             let guard = match wait_ms {
                 None => client.try_lock(lock.as_str()).await?,
-                Some(ms) => client.lock_timeout(lock.as_str(), Duration::from_millis(ms)).await?,
+                Some(ms) => {
+                    client
+                        .lock_timeout(lock.as_str(), Duration::from_millis(ms))
+                        .await?
+                }
             };
             println!("acquired {lock} with token {}", guard.token());
             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
@@ -87,9 +95,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             println!("released {lock}");
         }
         Command::Append { lock, file, text } => {
-            let guard = client.lock_timeout(lock.as_str(), Duration::from_secs(10)).await?;
+            let guard = client
+                .lock_timeout(lock.as_str(), Duration::from_secs(10))
+                .await?;
             let token = guard.token();
-            let offset = client.append(&guard, file.as_str(), format!("{text}\n").into_bytes()).await?;
+            let offset = client
+                .append(&guard, file.as_str(), format!("{text}\n").into_bytes())
+                .await?;
             client.release(guard).await?;
             println!("appended to {file} at offset {offset} under token {token}");
         }
@@ -108,7 +120,12 @@ async fn status(nodes: &[(u64, SocketAddr)]) {
         nodes.iter().map(|(id, a)| (NodeId(*id), *a)).collect(),
     ));
     for (id, addr) in nodes {
-        let request = ClientRequest { client: ClientId(0), seq: Seq(1), acked_below: Seq(1), op: Op::Status };
+        let request = ClientRequest {
+            client: ClientId(0),
+            seq: Seq(1),
+            acked_below: Seq(1),
+            op: Op::Status,
+        };
         let call = transport.call(NodeId(*id), request);
         match tokio::time::timeout(Duration::from_secs(2), call).await {
             Ok(Ok(response)) => match response.result {

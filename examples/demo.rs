@@ -67,7 +67,12 @@ impl Cluster {
     }
 
     async fn start_node(&mut self, id: u64) -> Result<(), StartError> {
-        let addr = self.members.iter().find(|(m, _)| *m == id).map(|(_, a)| *a).ok_or(StartError::MissingId)?;
+        let addr = self
+            .members
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, a)| *a)
+            .ok_or(StartError::MissingId)?;
         let mut builder = Server::builder().id(id).data_dir(self.data_dir(id));
         for (peer, peer_addr) in &self.members {
             if *peer != id {
@@ -99,7 +104,11 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let statuses: Vec<_> = self.servers.values().map(|s| s.status()).collect();
-            let commit = statuses.iter().filter(|s| s.role == dlm::Role::Leader).map(|s| s.commit).max();
+            let commit = statuses
+                .iter()
+                .filter(|s| s.role == dlm::Role::Leader)
+                .map(|s| s.commit)
+                .max();
             if let Some(commit) = commit {
                 if statuses.iter().all(|s| s.applied == commit) {
                     return Ok(commit.get());
@@ -121,7 +130,14 @@ async fn run(args: Args) -> Result<(), Failure> {
         members: members.clone(),
         servers: BTreeMap::new(),
     };
-    println!("starting 3 nodes on {}", members.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "starting 3 nodes on {}",
+        members
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     for id in 1..=3 {
         cluster.start_node(id).await?;
     }
@@ -131,7 +147,10 @@ async fn run(args: Args) -> Result<(), Failure> {
     let total = (args.clients * args.cycles) as u64;
     let acked_count = Arc::new(AtomicU64::new(0));
     let acked: Arc<Mutex<BTreeMap<String, Vec<Acked>>>> = Arc::default();
-    println!("{} clients x {} cycles on {} locks: lock, append a line, release", args.clients, args.cycles, args.locks);
+    println!(
+        "{} clients x {} cycles on {} locks: lock, append a line, release",
+        args.clients, args.cycles, args.locks
+    );
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let client = dlm::connect_tcp_with(members.clone(), dlm::DEFAULT_CLUSTER_ID, |c| {
@@ -144,7 +163,9 @@ async fn run(args: Args) -> Result<(), Failure> {
         let cycles = args.cycles;
         tasks.push(tokio::spawn(async move {
             for cycle in 0..cycles {
-                let guard = client.lock_timeout(lock.as_str(), Duration::from_secs(20)).await?;
+                let guard = client
+                    .lock_timeout(lock.as_str(), Duration::from_secs(20))
+                    .await?;
                 let token = guard.token().get();
                 let data = format!("client {i} cycle {cycle} token {token}\n").into_bytes();
                 let offset = client.append(&guard, file.as_str(), data.clone()).await?;
@@ -153,7 +174,11 @@ async fn run(args: Args) -> Result<(), Failure> {
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(file.clone())
                     .or_default()
-                    .push(Acked { token, offset, data });
+                    .push(Acked {
+                        token,
+                        offset,
+                        data,
+                    });
                 acked_count.fetch_add(1, Ordering::Relaxed);
                 client.release(guard).await?;
             }
@@ -166,13 +191,19 @@ async fn run(args: Args) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (victim, term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
-    println!("{} of {total} appends acknowledged: killing the leader, node {victim} (term {term})", acked_count.load(Ordering::Relaxed));
+    println!(
+        "{} of {total} appends acknowledged: killing the leader, node {victim} (term {term})",
+        acked_count.load(Ordering::Relaxed)
+    );
     let killed_at = Instant::now();
     if let Some(server) = cluster.servers.remove(&victim) {
         server.shutdown().await?;
     }
     let (new_leader, new_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
-    println!("node {new_leader} leads (term {new_term}) after {} ms; clients carry on", killed_at.elapsed().as_millis());
+    println!(
+        "node {new_leader} leads (term {new_term}) after {} ms; clients carry on",
+        killed_at.elapsed().as_millis()
+    );
 
     for task in tasks {
         task.await??;
@@ -180,9 +211,26 @@ async fn run(args: Args) -> Result<(), Failure> {
     println!("all {total} cycles done");
     println!("restarting node {victim} from its data directory");
     cluster.start_node(victim).await?;
-    let commit = cluster.wait_until_converged(Duration::from_secs(15)).await?;
-    let (final_leader, final_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
-    println!("all 3 nodes applied up to index {commit}; node {final_leader} leads (term {final_term})");
+    let commit = cluster
+        .wait_until_converged(Duration::from_secs(15))
+        .await?;
+    println!("all 3 nodes applied up to index {commit}");
+    // The lowest-id live node is the preferred leader: once node 1 has caught up, the leader
+    // hands over to it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut leader, mut term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    while leader != 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (leader, term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+    }
+    println!(
+        "node {leader} leads (term {term}){}",
+        if leader == 1 {
+            ": leadership is back with the lowest id"
+        } else {
+            ""
+        }
+    );
 
     let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
     verify(&cluster, &acked)?;
@@ -203,7 +251,11 @@ fn verify(cluster: &Cluster, acked: &BTreeMap<String, Vec<Acked>>) -> Result<(),
         let mut last_token = 0;
         for a in &appends {
             if a.offset != expected.len() as u64 {
-                return Err(format!("{file}: acknowledged offsets have a gap or overlap at {}", a.offset).into());
+                return Err(format!(
+                    "{file}: acknowledged offsets have a gap or overlap at {}",
+                    a.offset
+                )
+                .into());
             }
             if a.token <= last_token {
                 return Err(format!("{file}: token {} after token {last_token}", a.token).into());
@@ -213,9 +265,15 @@ fn verify(cluster: &Cluster, acked: &BTreeMap<String, Vec<Acked>>) -> Result<(),
         }
         for id in cluster.servers.keys() {
             let path = file_path(&cluster.data_dir(*id), file);
-            let on_disk = std::fs::read(&path).map_err(|e| format!("node {id}: {}: {e}", path.display()))?;
+            let on_disk =
+                std::fs::read(&path).map_err(|e| format!("node {id}: {}: {e}", path.display()))?;
             if on_disk != expected {
-                return Err(format!("node {id}: {file} differs from the acknowledged appends ({} vs {} bytes)", on_disk.len(), expected.len()).into());
+                return Err(format!(
+                    "node {id}: {file} differs from the acknowledged appends ({} vs {} bytes)",
+                    on_disk.len(),
+                    expected.len()
+                )
+                .into());
             }
         }
         let first = appends.first().map_or(0, |a| a.token);
@@ -230,5 +288,7 @@ fn verify(cluster: &Cluster, acked: &BTreeMap<String, Vec<Acked>>) -> Result<(),
 }
 
 fn file_path(data_dir: &Path, file: &str) -> PathBuf {
-    data_dir.join("files").join(dlm::runtime::escape_file_name(file))
+    data_dir
+        .join("files")
+        .join(dlm::runtime::escape_file_name(file))
 }

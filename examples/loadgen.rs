@@ -78,7 +78,10 @@ struct Totals {
 fn main() {
     let args = Args::parse();
     let workers = if args.serve.is_some() { 1 } else { 2 };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build();
     let result = match runtime {
         Ok(rt) => rt.block_on(run(args)),
         Err(e) => Err(e.into()),
@@ -92,7 +95,11 @@ fn main() {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(serve) = &args.serve {
         support::init_tracing();
-        return serve_node(serve, args.serve_peers.clone().map(|m| m.0).unwrap_or_default()).await;
+        return serve_node(
+            serve,
+            args.serve_peers.clone().map(|m| m.0).unwrap_or_default(),
+        )
+        .await;
     }
     let mut cluster = None;
     let nodes = match (&args.nodes, args.spawn) {
@@ -110,8 +117,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     result
 }
 
-async fn serve_node(serve: &[String], peers: Vec<(u64, SocketAddr)>) -> Result<(), Box<dyn std::error::Error>> {
-    let [id, listen, dir] = serve else { return Err("--serve ID LISTEN DIR".into()) };
+async fn serve_node(
+    serve: &[String],
+    peers: Vec<(u64, SocketAddr)>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let [id, listen, dir] = serve else {
+        return Err("--serve ID LISTEN DIR".into());
+    };
     let mut builder = dlm::Server::builder().id(id.parse()?).data_dir(dir);
     for (peer, addr) in peers {
         builder = builder.peer(peer, addr);
@@ -144,9 +156,14 @@ impl SpawnedCluster {
         let exe = std::env::current_exe()?;
         let mut children = Vec::new();
         for (id, addr) in &members {
-            let peers: Vec<String> =
-                members.iter().filter(|(p, _)| p != id).map(|(p, a)| format!("{p}={a}")).collect();
+            let peers: Vec<String> = members
+                .iter()
+                .filter(|(p, _)| p != id)
+                .map(|(p, a)| format!("{p}={a}"))
+                .collect();
             let data = dir.path().join(format!("node-{id}"));
+            // Server logs go to a file beside its data, not into the report.
+            let log = std::fs::File::create(dir.path().join(format!("node-{id}.log")))?;
             let child = Command::new(&exe)
                 .arg("--serve")
                 .arg(id.to_string())
@@ -155,10 +172,15 @@ impl SpawnedCluster {
                 .arg("--serve-peers")
                 .arg(peers.join(","))
                 .stdin(std::process::Stdio::piped())
+                .stderr(log)
                 .spawn()?;
             children.push(child);
         }
-        Ok(SpawnedCluster { children, members, _dir: dir })
+        Ok(SpawnedCluster {
+            children,
+            members,
+            _dir: dir,
+        })
     }
 }
 
@@ -175,7 +197,9 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     let lease = Duration::from_millis(args.lease_ms);
     let locks = args.locks.max(1);
     let record = match &args.record {
-        Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(std::fs::File::create(path)?)))),
+        Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(path)?,
+        )))),
         None => None,
     };
     let last_tokens: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
@@ -185,7 +209,8 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     let end = measure_from + Duration::from_secs(args.secs);
     let mut tasks = Vec::new();
     for i in 0..args.clients {
-        let client = dlm::connect_tcp_with(nodes.to_vec(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
+        let client =
+            dlm::connect_tcp_with(nodes.to_vec(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
         let lock_index = i % locks;
         let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
         let append_bytes = args.append_bytes;
@@ -197,7 +222,9 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
             while Instant::now() < end {
                 let began = Instant::now();
                 let outcome: Result<(), dlm::ClientError> = async {
-                    let guard = client.lock_timeout(lock.as_str(), Duration::from_secs(10)).await?;
+                    let guard = client
+                        .lock_timeout(lock.as_str(), Duration::from_secs(10))
+                        .await?;
                     let token = guard.token().get();
                     {
                         let mut last = last_tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,7 +235,8 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
                     }
                     if append_bytes > 0 {
                         line += 1;
-                        let mut data = format!("client {i} line {line} token {token} ").into_bytes();
+                        let mut data =
+                            format!("client {i} line {line} token {token} ").into_bytes();
                         data.resize(append_bytes.max(data.len()), b'.');
                         data.push(b'\n');
                         let offset = client.append(&guard, file.as_str(), data.clone()).await?;
@@ -231,7 +259,9 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
                 match outcome {
                     Ok(()) => {
                         local.cycles += 1;
-                        local.latencies_us.push(done.duration_since(began).as_micros() as u64);
+                        local
+                            .latencies_us
+                            .push(done.duration_since(began).as_micros() as u64);
                     }
                     Err(e) => {
                         local.errors += 1;

@@ -153,7 +153,11 @@ impl ServerBuilder {
     pub async fn serve_tcp(self, listen: SocketAddr) -> Result<Server, StartError> {
         use dlm_transport_tcp::{TcpConfig, TcpTransport};
         let cfg = self.config()?;
-        let mut tcp = TcpConfig::new(cfg.id, listen, self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID));
+        let mut tcp = TcpConfig::new(
+            cfg.id,
+            listen,
+            self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID),
+        );
         tcp.peers = self
             .peers
             .iter()

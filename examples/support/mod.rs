@@ -8,8 +8,14 @@ pub fn parse_member(s: &str) -> Result<(u64, SocketAddr), String> {
     let (id, addr) = s
         .split_once('=')
         .ok_or_else(|| format!("expected ID=ADDR, got {s:?}"))?;
-    let id = id.trim().parse().map_err(|e| format!("bad node id {id:?}: {e}"))?;
-    let addr = addr.trim().parse().map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad node id {id:?}: {e}"))?;
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
     Ok((id, addr))
 }
 
@@ -19,8 +25,11 @@ pub struct Members(pub Vec<(u64, SocketAddr)>);
 
 /// Parses `ID=ADDR,ID=ADDR,...`.
 pub fn parse_members(s: &str) -> Result<Members, String> {
-    let members: Vec<_> =
-        s.split(',').filter(|p| !p.trim().is_empty()).map(parse_member).collect::<Result<_, _>>()?;
+    let members: Vec<_> = s
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(parse_member)
+        .collect::<Result<_, _>>()?;
     if members.is_empty() {
         return Err("no members given".into());
     }
@@ -31,7 +40,10 @@ pub fn parse_members(s: &str) -> Result<Members, String> {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dlm=info,dlm_core=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Latency percentiles over microsecond samples.
@@ -52,6 +64,11 @@ impl Percentiles {
             let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
             samples[i]
         };
-        Percentiles { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: samples.last().copied().unwrap_or(0) }
+        Percentiles {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: samples.last().copied().unwrap_or(0),
+        }
     }
 }
