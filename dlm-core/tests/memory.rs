@@ -113,6 +113,57 @@ fn bytes_per_idle_session_cached_answer_and_held_lock() {
     assert!(per_lock <= 256.0, "{per_lock} B per held lock");
 }
 
+/// The same at a single-node leader: the state machine plus the leader's timers (lease deadline,
+/// idle clock), the in-memory log tail and the latest snapshot (which holds a serialised copy
+/// of the state machine).
+#[test]
+fn bytes_per_session_and_held_lock_at_a_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cfg = Config::single(NodeId(1));
+    cfg.snapshot_every = 1_000;
+    cfg.log_retain = 0;
+    let mut node = Node::new(cfg, Recovered::default()).unwrap();
+    let mut now = Time::ZERO;
+    while !node.is_leader() {
+        node.handle(now, Input::Tick);
+        while node.poll_effect().is_some() {}
+        now = node.next_deadline().max(now);
+    }
+    let names: Vec<LockName> = (0..N)
+        .map(|i| LockName::new(format!("lock-{i:05}")))
+        .collect();
+    let mut run = |seq: u64, op: &dyn Fn(u128) -> Op| -> f64 {
+        let requests: Vec<ClientRequest> = (0..N)
+            .map(|c| ClientRequest {
+                client: ClientId(c),
+                seq: Seq(seq),
+                acked_below: Seq(seq),
+                op: op(c),
+            })
+            .collect();
+        let before = live();
+        for request in requests {
+            let conn = ConnId(1);
+            node.handle(now, Input::Client { conn, request });
+            while let Some(effect) = node.poll_effect() {
+                if let Effect::Reply { response, .. } = effect {
+                    assert!(response.result.is_ok(), "{response:?}");
+                }
+            }
+        }
+        (live() - before) as f64 / N as f64
+    };
+    let per_session = run(1, &|_| Op::KeepAlive);
+    let per_lock = run(2, &|c| Op::Acquire {
+        lock: names[c as usize].clone(),
+        lease: Duration::from_secs(10),
+        wait: None,
+    });
+    println!("single-node leader, {N} clients (incl. timers, log tail and snapshot copy):");
+    println!("  {per_session:.0} B per session with one cached answer");
+    println!("  {per_lock:.0} B per held lock");
+}
+
 /// A lock with no holder and no waiters leaves the table, however it got there.
 #[test]
 fn a_free_lock_leaves_the_table() {
