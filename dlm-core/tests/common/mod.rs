@@ -1,0 +1,201 @@
+//! A one-node harness shared by the handler tests: drives a `Node` through `handle` and drains
+//! every effect, keeping what was persisted so a test can restart the node from it.
+
+#![allow(dead_code)]
+
+use dlm_core::*;
+use std::time::Duration;
+
+/// The lease every test acquire asks for unless it says otherwise.
+pub const LEASE: Duration = Duration::from_secs(1);
+
+pub fn req(client: u128, seq: u64, op: Op) -> ClientRequest {
+    ClientRequest {
+        client: ClientId(client),
+        seq: Seq(seq),
+        acked_below: Seq(1),
+        op,
+    }
+}
+
+pub fn acquire(lock: &str, wait: Option<Duration>) -> Op {
+    Op::Acquire {
+        lock: lock.into(),
+        lease: LEASE,
+        wait,
+    }
+}
+
+pub fn release(lock: &str, token: u64) -> Op {
+    Op::Release {
+        lock: lock.into(),
+        token: FencingToken(token),
+    }
+}
+
+pub fn append(lock: &str, token: u64, file: &str, data: &[u8]) -> Op {
+    Op::Append {
+        lock: lock.into(),
+        token: FencingToken(token),
+        file: file.into(),
+        data: data.to_vec(),
+    }
+}
+
+pub fn granted(token: u64) -> Result<Reply, Rejection> {
+    Ok(Reply::Granted {
+        token: FencingToken(token),
+        lease: LEASE,
+    })
+}
+
+/// One node and everything it persisted so far.
+pub struct Harness {
+    pub node: Node,
+    pub now: Time,
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+}
+
+impl Harness {
+    /// A node that has not yet seen any input.
+    pub fn fresh(cfg: Config) -> Harness {
+        Harness {
+            node: Node::new(cfg, Recovered::default()).unwrap(),
+            now: Time::ZERO,
+            hard_state: HardState::default(),
+            snapshot: None,
+            entries: Vec::new(),
+        }
+    }
+
+    /// A single node, ticked until it leads.
+    pub fn leader(cfg: Config) -> Harness {
+        let mut h = Harness::fresh(cfg);
+        h.elect();
+        h
+    }
+
+    /// Ticks at each deadline until the node leads.
+    pub fn elect(&mut self) {
+        self.node.handle(self.now, Input::Tick);
+        self.drain();
+        for _ in 0..100 {
+            if self.node.is_leader() {
+                return;
+            }
+            self.now = self.node.next_deadline().max(self.now);
+            self.node.handle(self.now, Input::Tick);
+            self.drain();
+        }
+        panic!("node did not become leader");
+    }
+
+    /// Executes every queued effect: persists are recorded (and so acknowledged at once).
+    pub fn drain(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        while let Some(effect) = self.node.poll_effect() {
+            match &effect {
+                Effect::Persist(Persist::HardState(hs)) => self.hard_state = *hs,
+                Effect::Persist(Persist::Entries(entries)) => {
+                    if let Some(first) = entries.first() {
+                        self.entries.retain(|e| e.index < first.index);
+                    }
+                    self.entries.extend(entries.iter().cloned());
+                }
+                Effect::Persist(Persist::Snapshot { snapshot, .. }) => {
+                    self.entries.retain(|e| e.index > snapshot.last.index);
+                    self.snapshot = Some((**snapshot).clone());
+                }
+                _ => {}
+            }
+            out.push(effect);
+        }
+        out
+    }
+
+    /// Hands the node one request on `conn` and returns the effects it produced.
+    pub fn request(&mut self, conn: u64, request: ClientRequest) -> Vec<Effect> {
+        self.node.handle(
+            self.now,
+            Input::Client {
+                conn: ConnId(conn),
+                request,
+            },
+        );
+        self.drain()
+    }
+
+    /// The results of the replies among `effects`, in order.
+    pub fn request_results(
+        &mut self,
+        conn: u64,
+        request: ClientRequest,
+    ) -> Vec<Result<Reply, Rejection>> {
+        results(&self.request(conn, request))
+    }
+
+    /// Advances time to `t`, ticking at every deadline on the way, and returns all effects.
+    pub fn advance_to(&mut self, t: Time) -> Vec<Effect> {
+        let mut out = Vec::new();
+        loop {
+            let next = self.node.next_deadline().max(self.now).min(t);
+            self.now = next;
+            self.node.handle(next, Input::Tick);
+            out.extend(self.drain());
+            if next >= t {
+                return out;
+            }
+        }
+    }
+
+    /// Advances time by `d`.
+    pub fn advance(&mut self, d: Duration) -> Vec<Effect> {
+        let t = self.now + d;
+        self.advance_to(t)
+    }
+
+    /// What a restart would recover.
+    pub fn recovered(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+/// The replies among `effects`, as (conn, result).
+pub fn replies(effects: &[Effect]) -> Vec<(u64, Result<Reply, Rejection>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply { conn, response } => Some((conn.0, response.result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The results of the replies among `effects`.
+pub fn results(effects: &[Effect]) -> Vec<Result<Reply, Rejection>> {
+    replies(effects).into_iter().map(|(_, r)| r).collect()
+}
+
+/// The commands persisted among `effects`.
+pub fn persisted(effects: &[Effect]) -> Vec<Command> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(Persist::Entries(entries)) => Some(entries.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|e| e.command)
+        .collect()
+}
+
+/// Whether any effect is a persist.
+pub fn any_persist(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| matches!(e, Effect::Persist(_)))
+}
