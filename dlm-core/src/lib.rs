@@ -33,6 +33,6 @@ pub use names::{FileName, LockName};
 pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
 pub use protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
 pub use state_machine::{
-    GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, StateMachine, Waiter,
+    GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,
 };
 pub use types::{ClientId, ConnId, FencingToken, LogIndex, LogPosition, NodeId, Seq, Term, Time};

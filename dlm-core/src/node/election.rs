@@ -235,7 +235,7 @@ impl Node {
         self.leader = Some(Leader {
             progress,
             timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             transfer: None,
             since: now,
             flushed: last,

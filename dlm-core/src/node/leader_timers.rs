@@ -7,6 +7,7 @@
 
 use crate::command::Command;
 use crate::names::LockName;
+use crate::state_machine::DetHasher;
 use crate::state_machine::{Slot, StateMachine};
 use crate::types::{ClientId, FencingToken, Seq, Time};
 use std::cmp::Reverse;
@@ -23,12 +24,12 @@ enum Timer {
 /// The leader's timers.
 #[derive(Debug, Default)]
 pub(crate) struct LeaderTimers {
-    leases: HashMap<LockName, (FencingToken, Time)>,
-    waits: HashMap<(ClientId, Seq), (LockName, Time)>,
-    delays: HashMap<LockName, Time>,
+    leases: HashMap<LockName, (FencingToken, Time), DetHasher>,
+    waits: HashMap<(ClientId, Seq), (LockName, Time), DetHasher>,
+    delays: HashMap<LockName, Time, DetHasher>,
     heap: BinaryHeap<Reverse<(Time, Timer)>>,
     /// When each session was last heard from.
-    seen: HashMap<ClientId, Time>,
+    seen: HashMap<ClientId, Time, DetHasher>,
     next_sweep: Time,
 }
 

@@ -48,7 +48,7 @@ struct Leader {
     progress: BTreeMap<NodeId, Progress>,
     timers: LeaderTimers,
     /// Which connection waits for the answer to which request.
-    waiting: HashMap<(ClientId, Seq), ConnId>,
+    waiting: HashMap<(ClientId, Seq), ConnId, crate::state_machine::DetHasher>,
     /// Leadership is being handed to this node; until the deadline no new entries are proposed.
     transfer: Option<(NodeId, Time)>,
     /// When this node became leader (check-quorum waits one election time-out from here).

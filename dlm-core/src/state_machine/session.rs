@@ -5,7 +5,7 @@ use crate::names::LockName;
 use crate::protocol::{Rejection, Reply};
 use crate::types::Seq;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// What the session knows about one of its requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct Session {
     /// The client has acknowledged every answer below this seq.
     pub acked_below: Seq,
     /// Requests at or above the watermark that are waiting or answered.
-    pub slots: BTreeMap<Seq, Slot>,
+    pub slots: Slots,
     /// Locks this client holds (a handful at most, so a vector beats a set).
     pub held: Vec<LockName>,
 }
@@ -36,8 +36,7 @@ impl Session {
             return;
         }
         self.acked_below = acked_below;
-        self.slots
-            .retain(|seq, slot| *seq >= acked_below || matches!(slot, Slot::Waiting(_)));
+        self.slots.prune_below(acked_below);
     }
 
     /// Records that this client now holds `lock`.
@@ -55,5 +54,70 @@ impl Session {
     /// Whether the session has nothing going on (holds nothing, waits for nothing).
     pub fn is_quiet(&self) -> bool {
         self.held.is_empty() && !self.slots.values().any(|s| matches!(s, Slot::Waiting(_)))
+    }
+}
+
+/// A session's slots, ordered by seq. Clients number requests in order and acknowledge them in
+/// order, so slots are added at the back and dropped from the front: a deque beats a tree here
+/// (no node allocation for a session's first answer, no rebalancing per request).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slots(VecDeque<(Seq, Slot)>);
+
+impl Slots {
+    fn position(&self, seq: Seq) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&seq, |(s, _)| *s)
+    }
+
+    /// The slot of `seq`.
+    pub fn get(&self, seq: &Seq) -> Option<&Slot> {
+        let at = self.position(*seq).ok()?;
+        self.0.get(at).map(|(_, slot)| slot)
+    }
+
+    /// Whether `seq` has a slot.
+    pub fn contains_key(&self, seq: &Seq) -> bool {
+        self.position(*seq).is_ok()
+    }
+
+    /// Sets the slot of `seq`.
+    pub fn insert(&mut self, seq: Seq, slot: Slot) {
+        if self.0.back().is_none_or(|(last, _)| *last < seq) {
+            self.0.push_back((seq, slot));
+            return;
+        }
+        match self.position(seq) {
+            Ok(at) => self.0[at].1 = slot,
+            Err(at) => self.0.insert(at, (seq, slot)),
+        }
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every slot, in seq order.
+    pub fn values(&self) -> impl Iterator<Item = &Slot> {
+        self.0.iter().map(|(_, slot)| slot)
+    }
+
+    /// Drops answered slots below `seq`; waiting ones stay until they are answered.
+    fn prune_below(&mut self, seq: Seq) {
+        while self
+            .0
+            .front()
+            .is_some_and(|(s, slot)| *s < seq && matches!(slot, Slot::Done(_)))
+        {
+            self.0.pop_front();
+        }
+        if self.0.front().is_some_and(|(s, _)| *s < seq) {
+            self.0
+                .retain(|(s, slot)| *s >= seq || matches!(slot, Slot::Waiting(_)));
+        }
     }
 }
