@@ -379,3 +379,21 @@ async fn a_node_that_installs_a_snapshot_rebuilds_its_mirrored_files() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_file_storage_node_restarted_many_times_keeps_every_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(9);
+    let mut expected = Vec::new();
+    for round in 0..4u8 {
+        let storage = FileStorage::open(tmp.path()).unwrap();
+        let node = start(&net, 1, &[1], storage, ServerOptions::default()).await;
+        let c = client(&net, &[1], 80 + u64::from(round));
+        assert_eq!(c.read("f").await.ok().unwrap_or_default(), expected);
+        let guard = c.lock("L").await.unwrap();
+        c.append(&guard, "f", vec![round; 3]).await.unwrap();
+        expected.extend([round; 3]);
+        c.release(guard).await.unwrap();
+        node.shutdown().await.unwrap();
+    }
+}

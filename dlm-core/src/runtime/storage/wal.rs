@@ -250,13 +250,15 @@ impl Wal {
         let Some(seg) = self.segments.last() else {
             return Ok(());
         };
+        // `len` counts what is buffered too; the file ends where the buffer will go.
+        let written = seg.len.saturating_sub(self.buf.len() as u64);
         let mut file = OpenOptions::new()
             .write(true)
             .open(&seg.path)
             .map_err(io_err(&seg.path))?;
-        file.seek(SeekFrom::Start(seg.len))
+        file.seek(SeekFrom::Start(written))
             .map_err(io_err(&seg.path))?;
-        self.active = Some((file, seg.len));
+        self.active = Some((file, written));
         Ok(())
     }
 
