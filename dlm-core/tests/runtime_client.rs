@@ -320,3 +320,80 @@ async fn an_abandoned_waiting_acquire_is_withdrawn() {
     c.release(g).await.unwrap();
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_installs_a_snapshot_rebuilds_its_mirrored_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(8);
+    let members = [1u64, 2, 3];
+    let config = |id: u64| {
+        let mut cfg = Config::new(NodeId(id), members.iter().copied().map(NodeId));
+        cfg.snapshot_every = 10;
+        cfg.log_retain = 2;
+        cfg
+    };
+    let opts = |id: u64| ServerOptions {
+        files_dir: Some(tmp.path().join(format!("files-{id}"))),
+    };
+    let mut nodes = Vec::new();
+    for id in [1, 2] {
+        let h = spawn_server(
+            config(id),
+            MemStorage::new(),
+            net.node(NodeId(id)),
+            opts(id),
+        )
+        .await
+        .unwrap();
+        nodes.push(h);
+    }
+    let c = client(&net, &members, 71);
+    let guard = c.lock("L").await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..40u8 {
+        c.append(&guard, "f", vec![i; 4]).await.unwrap();
+        expected.extend([i; 4]);
+    }
+    assert_eq!(c.read("f").await.unwrap(), expected);
+    let commit = nodes
+        .iter()
+        .map(|h| h.status().borrow().commit)
+        .max()
+        .unwrap();
+    // Node 3 was never up: the leader has compacted its log and must send a snapshot.
+    let late = spawn_server(config(3), MemStorage::new(), net.node(NodeId(3)), opts(3))
+        .await
+        .unwrap();
+    late.status()
+        .wait_for(|s| s.applied >= commit)
+        .await
+        .unwrap();
+    let path = tmp
+        .path()
+        .join("files-3")
+        .join(dlm_core::runtime::escape_file_name("f"));
+    assert_eq!(std::fs::read(path).unwrap(), expected);
+    c.release(guard).await.unwrap();
+    late.shutdown().await.unwrap();
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_storage_node_restarted_many_times_keeps_every_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(9);
+    let mut expected = Vec::new();
+    for round in 0..4u8 {
+        let storage = FileStorage::open(tmp.path()).unwrap();
+        let node = start(&net, 1, &[1], storage, ServerOptions::default()).await;
+        let c = client(&net, &[1], 80 + u64::from(round));
+        assert_eq!(c.read("f").await.ok().unwrap_or_default(), expected);
+        let guard = c.lock("L").await.unwrap();
+        c.append(&guard, "f", vec![round; 3]).await.unwrap();
+        expected.extend([round; 3]);
+        c.release(guard).await.unwrap();
+        node.shutdown().await.unwrap();
+    }
+}

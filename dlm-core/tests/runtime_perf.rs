@@ -4,7 +4,9 @@
 
 mod runtime_support;
 
-use dlm_core::runtime::{spawn_server, Client, ClientConfig, FileStorage, ServerOptions, Storage};
+use dlm_core::runtime::{
+    spawn_server, Client, ClientConfig, FileStorage, MemStorage, ServerOptions, Storage,
+};
 use dlm_core::*;
 use runtime_support::Net;
 use std::time::Instant;
@@ -12,6 +14,20 @@ use std::time::Instant;
 #[test]
 #[ignore = "measurement; run explicitly with --ignored --nocapture"]
 fn committed_commands_per_second_one_node_file_storage_64_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = FileStorage::open(tmp.path()).unwrap();
+    throughput("FileStorage", storage, tmp.path());
+}
+
+#[test]
+#[ignore = "measurement; run explicitly with --ignored --nocapture"]
+fn committed_commands_per_second_one_node_mem_storage_64_clients() {
+    // The same run without a disk: what the driver, the node and the client cost alone.
+    let tmp = tempfile::tempdir().unwrap();
+    throughput("MemStorage", MemStorage::new(), tmp.path());
+}
+
+fn throughput<S: Storage>(label: &str, storage: S, dir: &std::path::Path) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,15 +36,13 @@ fn committed_commands_per_second_one_node_file_storage_64_clients() {
     rt.block_on(async {
         const CLIENTS: usize = 64;
         const PER_CLIENT: usize = 1_000;
-        let tmp = tempfile::tempdir().unwrap();
         let net = Net::new(1);
-        let storage = FileStorage::open(tmp.path()).unwrap();
         let node = spawn_server(
             Config::single(NodeId(1)),
             storage,
             net.node(NodeId(1)),
             ServerOptions {
-                files_dir: Some(tmp.path().join("files")),
+                files_dir: Some(dir.join("files")),
             },
         )
         .await
@@ -62,7 +76,7 @@ fn committed_commands_per_second_one_node_file_storage_64_clients() {
         let commit_after = node.status().borrow().commit;
         let n = CLIENTS * PER_CLIENT;
         println!(
-            "(a) {n} appends by {CLIENTS} clients in {:.3} s: {:.0} committed commands/s \
+            "(a) {label}: {n} appends by {CLIENTS} clients in {:.3} s: {:.0} committed commands/s \
              (log advanced by {} entries, leader timers included)",
             elapsed.as_secs_f64(),
             n as f64 / elapsed.as_secs_f64(),

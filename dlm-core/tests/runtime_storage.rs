@@ -163,6 +163,15 @@ fn every_cut_of_the_log_recovers_the_whole_records_before_it() {
         assert_eq!(r.entries, entries(1, 1..=whole), "cut at {cut}");
         // The torn part is gone from disk, so new records follow the good ones.
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), ends[whole as usize]);
+        let mut s = FileStorage::open(tmp.path()).unwrap();
+        s.recover().unwrap();
+        s.persist(vec![Persist::Entries(vec![entry(2, whole + 1)])])
+            .unwrap();
+        drop(s);
+        let mut expected = entries(1, 1..=whole);
+        expected.push(entry(2, whole + 1));
+        let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
+        assert_eq!(r.entries, expected, "append after cut at {cut}");
     }
 }
 

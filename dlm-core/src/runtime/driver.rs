@@ -94,7 +94,7 @@ pub async fn spawn_server<S: Storage, T: Transport>(
     let node = Node::new(cfg, recovered)?;
     let mirror = match opts.files_dir {
         Some(dir) => {
-            let mirror = FileMirror::new(dir)?;
+            let mut mirror = FileMirror::new(dir)?;
             // Entries after the snapshot are re-applied on top as the node learns the commit.
             mirror.rebuild(node.state_machine())?;
             Some(mirror)
@@ -255,7 +255,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             Effect::Send(msg) => self.transport.send(msg).await,
             Effect::Reply { conn, response } => self.transport.reply(conn, response).await,
             Effect::Applied(applied) => {
-                if let Some(mirror) = &self.mirror {
+                if let Some(mirror) = &mut self.mirror {
                     mirror.apply(&applied, self.node.state_machine())?;
                 }
             }

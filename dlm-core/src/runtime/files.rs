@@ -5,9 +5,13 @@
 use crate::names::FileName;
 use crate::node::Applied;
 use crate::state_machine::StateMachine;
-use std::fs::{self, OpenOptions};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// Most files kept open between appends.
+const OPEN_FILES: usize = 256;
 
 /// Longest escaped name kept verbatim; longer ones are shortened and suffixed with a hash.
 const MAX_FILE_NAME: usize = 200;
@@ -47,6 +51,8 @@ pub fn escape_file_name(name: &str) -> String {
 #[derive(Debug)]
 pub struct FileMirror {
     dir: PathBuf,
+    /// Open files and their length, so that the common append is a single write.
+    open: HashMap<FileName, (File, u64)>,
 }
 
 impl FileMirror {
@@ -54,7 +60,10 @@ impl FileMirror {
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<FileMirror> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        Ok(FileMirror { dir })
+        Ok(FileMirror {
+            dir,
+            open: HashMap::new(),
+        })
     }
 
     /// The directory.
@@ -68,7 +77,7 @@ impl FileMirror {
     }
 
     /// Applies one applied effect; `sm` is the node's state machine (for a restore).
-    pub fn apply(&self, applied: &Applied, sm: &StateMachine) -> std::io::Result<()> {
+    pub fn apply(&mut self, applied: &Applied, sm: &StateMachine) -> std::io::Result<()> {
         match applied {
             Applied::Appended { file, offset, data } => self.write_at(file, *offset, data),
             Applied::Restored => self.rebuild(sm),
@@ -76,7 +85,8 @@ impl FileMirror {
     }
 
     /// Replaces the whole directory with the files of `sm`.
-    pub fn rebuild(&self, sm: &StateMachine) -> std::io::Result<()> {
+    pub fn rebuild(&mut self, sm: &StateMachine) -> std::io::Result<()> {
+        self.open.clear();
         for item in fs::read_dir(&self.dir)? {
             let item = item?;
             if item.file_type()?.is_file() {
@@ -91,15 +101,34 @@ impl FileMirror {
 
     /// Writes `data` at `offset` and cuts anything beyond it, so that re-applying entries after a
     /// restart lines up with what is already there.
-    fn write_at(&self, file: &FileName, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.path_of(file))?;
-        f.set_len(offset)?;
+    fn write_at(&mut self, file: &FileName, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if !self.open.contains_key(file) {
+            if self.open.len() >= OPEN_FILES {
+                self.open.clear();
+            }
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.path_of(file))?;
+            let len = f.metadata()?.len();
+            self.open.insert(file.clone(), (f, len));
+        }
+        let Some((f, len)) = self.open.get_mut(file) else {
+            return Ok(());
+        };
+        if *len != offset {
+            f.set_len(offset)?;
+        }
         f.seek(SeekFrom::Start(offset))?;
-        f.write_all(data)
+        let written = f.write_all(data);
+        if written.is_err() {
+            // The length is unknown now; reopen next time.
+            self.open.remove(file);
+        } else {
+            *len = offset + data.len() as u64;
+        }
+        written
     }
 }
 

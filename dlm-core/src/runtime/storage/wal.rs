@@ -89,20 +89,22 @@ impl Wal {
             dir_dirty: false,
         };
         let mut entries = Vec::new();
-        let count = found.len();
-        for (i, first) in found.into_iter().enumerate() {
-            let path = segment_path(dir, first);
+        for read in read_all(dir, &found) {
+            let (segment, mut part) = read?;
             if let Some(prev) = wal.segments.last() {
                 let expected = prev.end();
-                if first != expected {
+                if segment.first != expected {
                     return Err(corrupt(
-                        &path,
+                        &segment.path,
                         0,
-                        format!("segment starts at index {first}, expected {expected}"),
+                        format!(
+                            "segment starts at index {}, expected {expected}",
+                            segment.first
+                        ),
                     ));
                 }
             }
-            let segment = read_segment(&path, first, i + 1 == count, &mut entries)?;
+            entries.append(&mut part);
             wal.segments.push(segment);
         }
         Ok((wal, entries))
@@ -248,13 +250,15 @@ impl Wal {
         let Some(seg) = self.segments.last() else {
             return Ok(());
         };
+        // `len` counts what is buffered too; the file ends where the buffer will go.
+        let written = seg.len.saturating_sub(self.buf.len() as u64);
         let mut file = OpenOptions::new()
             .write(true)
             .open(&seg.path)
             .map_err(io_err(&seg.path))?;
-        file.seek(SeekFrom::Start(seg.len))
+        file.seek(SeekFrom::Start(written))
             .map_err(io_err(&seg.path))?;
-        self.active = Some((file, seg.len));
+        self.active = Some((file, written));
         Ok(())
     }
 
@@ -273,6 +277,59 @@ impl Wal {
         self.data_dirty = true;
         Ok(())
     }
+}
+
+type SegmentRead = Result<(Segment, Vec<Entry>), StorageError>;
+
+/// Reads every segment, decoding on a few threads (decoding, not the disk, is what limits
+/// recovery of a long log). Results come back in the order of `firsts`.
+fn read_all(dir: &Path, firsts: &[LogIndex]) -> Vec<SegmentRead> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let count = firsts.len();
+    let read_one = |i: usize, first: LogIndex| -> SegmentRead {
+        let path = segment_path(dir, first);
+        let mut out = Vec::new();
+        let segment = read_segment(&path, first, i + 1 == count, &mut out)?;
+        Ok((segment, out))
+    };
+    if threads == 1 || count < 2 {
+        return firsts
+            .iter()
+            .enumerate()
+            .map(|(i, f)| read_one(i, *f))
+            .collect();
+    }
+    let per_thread = count.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = firsts
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let read_one = &read_one;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(j, f)| read_one(c * per_thread + j, *f))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .zip(firsts.chunks(per_thread))
+            .flat_map(|(w, chunk)| {
+                w.join().unwrap_or_else(|_| {
+                    chunk
+                        .iter()
+                        .map(|f| Err(corrupt(&segment_path(dir, *f), 0, "reader thread panicked")))
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
 
 /// Reads one segment, appending its entries to `out`.
