@@ -69,8 +69,7 @@ impl FileStorage {
             .truncate(false)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        // std's try_lock is flock(LOCK_EX | LOCK_NB) on Unix (stable since 1.89).
-        #[allow(clippy::incompatible_msrv)]
+        // flock(LOCK_EX | LOCK_NB) on Unix: released by the OS when the process dies.
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(StorageError::Locked { dir }),
