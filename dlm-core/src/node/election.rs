@@ -9,7 +9,7 @@ use crate::node::progress::Progress;
 use crate::protocol::{Rejection, Role};
 use crate::types::{LogPosition, NodeId, Term};
 use rand_core::RngCore;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 impl Node {
     /// Dispatches a peer message after the term rules common to all of them.
@@ -235,7 +235,7 @@ impl Node {
         self.leader = Some(Leader {
             progress,
             timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
-            waiting: HashMap::new(),
+            waiting: BTreeMap::new(),
             transfer: None,
             since: now,
             flushed: last,

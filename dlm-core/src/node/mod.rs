@@ -23,7 +23,7 @@ use leader_timers::LeaderTimers;
 use progress::Progress;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Why a node could not be started.
@@ -47,8 +47,9 @@ pub enum NodeError {
 struct Leader {
     progress: BTreeMap<NodeId, Progress>,
     timers: LeaderTimers,
-    /// Which connection waits for the answer to which request.
-    waiting: HashMap<(ClientId, Seq), ConnId>,
+    /// Which connection waits for the answer to which request. Ordered, because a leader that
+    /// steps down answers them all in iteration order, and effects must be deterministic.
+    waiting: BTreeMap<(ClientId, Seq), ConnId>,
     /// Leadership is being handed to this node; until the deadline no new entries are proposed.
     transfer: Option<(NodeId, Time)>,
     /// When this node became leader (check-quorum waits one election time-out from here).

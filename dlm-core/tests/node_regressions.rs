@@ -1,0 +1,77 @@
+//! Regression tests for bugs the simulator found in the node, each driving one node by hand.
+
+use dlm_core::message::{PeerBody, PeerMessage};
+use dlm_core::*;
+
+fn peer(from: u64, term: u64, body: PeerBody) -> Input {
+    Input::Peer(PeerMessage {
+        from: NodeId(from),
+        to: NodeId(1),
+        term: Term(term),
+        body,
+    })
+}
+
+fn drain(node: &mut Node) -> Vec<Effect> {
+    std::iter::from_fn(|| node.poll_effect()).collect()
+}
+
+/// Node 1 of 3, made leader of term 1 by hand.
+fn leader() -> (Node, Time) {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    node.handle(Time::ZERO, Input::Tick);
+    let now = Time::from_millis(1_000);
+    node.handle(now, Input::Tick);
+    let pre = PeerBody::VoteResponse {
+        pre: true,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, pre));
+    let vote = PeerBody::VoteResponse {
+        pre: false,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, vote));
+    assert!(node.is_leader());
+    drain(&mut node);
+    (node, now)
+}
+
+/// A leader that steps down answers its waiting clients in an order that depends only on its
+/// inputs (it used to iterate a randomly seeded HashMap, so two runs differed).
+#[test]
+fn stepping_down_answers_waiting_clients_deterministically() {
+    let run = || {
+        let (mut node, now) = leader();
+        for client in 1..=16u128 {
+            let request = ClientRequest {
+                client: ClientId(client * 0x9e37_79b9_7f4a_7c15),
+                seq: Seq(1),
+                acked_below: Seq(1),
+                op: Op::KeepAlive,
+            };
+            let conn = ConnId(client as u64);
+            node.handle(now, Input::Client { conn, request });
+        }
+        drain(&mut node);
+        let heartbeat = PeerBody::AppendEntries {
+            prev: LogPosition::default(),
+            entries: Vec::new(),
+            commit: LogIndex(0),
+        };
+        node.handle(now, peer(2, 5, heartbeat));
+        drain(&mut node)
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Reply { conn, .. } => Some(conn),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first.len(), 16);
+    for _ in 0..4 {
+        assert_eq!(run(), first);
+    }
+}
