@@ -198,10 +198,14 @@ impl Node {
     pub fn next_deadline(&self) -> Time {
         match &self.leader {
             Some(leader) => {
-                let transfer = leader.transfer.map_or(Time::MAX, |(_, t)| t);
-                self.heartbeat_due
-                    .min(leader.timers.next_deadline())
-                    .min(transfer)
+                // While a transfer is pending the leader timers are not fired (see
+                // `fire_leader_timers`), so their deadline must not be reported either, or the
+                // driver would be woken again and again at the same instant.
+                let (transfer, timers) = match leader.transfer {
+                    Some((_, t)) => (t, Time::MAX),
+                    None => (Time::MAX, leader.timers.next_deadline()),
+                };
+                self.heartbeat_due.min(timers).min(transfer)
             }
             None => self.election_deadline.unwrap_or(Time::ZERO),
         }
