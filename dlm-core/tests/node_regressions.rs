@@ -75,3 +75,36 @@ fn stepping_down_answers_waiting_clients_deterministically() {
         assert_eq!(run(), first);
     }
 }
+
+/// A leader that steps down (here by check-quorum) in the same input that proposed an entry must
+/// not keep the entry: it was never persisted nor sent. It used to stay in the log, count in the
+/// node's votes and, once the node led again, sit unpersisted below persisted entries, so a crash
+/// lost a committed entry (found by the simulator, seed 79, leader_completeness).
+#[test]
+fn stepping_down_drops_unflushed_proposals() {
+    let (mut node, now) = leader();
+    assert_eq!(node.last_log().index, LogIndex(1));
+    // No follower has answered for longer than the election time-out: check-quorum fires while
+    // this request is being handled.
+    let later = Time::from_nanos(now.as_nanos() + 400_000_000);
+    let request = ClientRequest {
+        client: ClientId(7),
+        seq: Seq(1),
+        acked_below: Seq(1),
+        op: Op::KeepAlive,
+    };
+    node.handle(
+        later,
+        Input::Client {
+            conn: ConnId(7),
+            request,
+        },
+    );
+    let effects = drain(&mut node);
+    assert!(!node.is_leader());
+    let persisted = effects
+        .iter()
+        .any(|e| matches!(e, Effect::Persist(Persist::Entries(entries)) if !entries.is_empty()));
+    assert!(!persisted);
+    assert_eq!(node.last_log().index, LogIndex(1), "unpersisted entry kept");
+}

@@ -259,6 +259,13 @@ impl Node {
             self.leader_contact = Some(self.now);
         }
         if let Some(old) = self.leader.take() {
+            // Entries proposed since the last flush were never persisted nor sent. Without a
+            // leader they would never be flushed, yet they would count in this node's votes
+            // and, should it lead again, sit unpersisted below entries that are: a crash would
+            // then lose a committed entry. Nobody else has them, so drop them.
+            if old.flushed < self.log.last().index {
+                self.log.truncate_from(old.flushed.next());
+            }
             let hint = Err(Rejection::NotLeader { hint: leader });
             for ((client, seq), conn) in old.waiting {
                 self.reply(conn, client, seq, hint.clone());
