@@ -34,7 +34,7 @@ fn same_seed_same_fingerprint() {
 
 #[test]
 fn sweep_three_nodes_all_faults() {
-    for seed in 0..16 {
+    for seed in 0..48 {
         if let Err(v) = run_checked(short(seed, 3)) {
             panic!("{v}");
         }
@@ -43,7 +43,7 @@ fn sweep_three_nodes_all_faults() {
 
 #[test]
 fn sweep_five_nodes_all_faults() {
-    for seed in 100..110 {
+    for seed in 100..124 {
         if let Err(v) = run_checked(short(seed, 5)) {
             panic!("{v}");
         }

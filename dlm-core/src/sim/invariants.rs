@@ -28,8 +28,13 @@ pub struct Checker {
     /// Term and hash of the committed entry at each index (index 1 at position 0), and the term
     /// of the node that was first seen committing it (the leader that committed it, or later).
     committed: Vec<(Term, u64, Term)>,
+    /// Where the commit term (made non-decreasing) first reaches each value: (term, position).
+    term_starts: Vec<(Term, usize)>,
     /// Per node: the highest index compared against `committed`.
     compared: Vec<LogIndex>,
+    /// Per node: the applied index its state was last checked at (the state changes only when
+    /// it moves, so the state checks run only then).
+    state_checked: Vec<Option<LogIndex>>,
     /// A digest of the state machine after each applied index.
     applied: HashMap<LogIndex, u64>,
     /// Every grant a client was told of: token → (client id, lock).
@@ -76,6 +81,7 @@ impl Checker {
     pub fn new(nodes: usize) -> Checker {
         Checker {
             compared: vec![LogIndex(0); nodes],
+            state_checked: vec![None; nodes],
             holder_tokens: vec![HashMap::new(); nodes],
             file_tokens: vec![HashMap::new(); nodes],
             ..Checker::default()
@@ -85,6 +91,7 @@ impl Checker {
     /// Node `idx` crashed: what it saw since it started is gone.
     pub fn on_crash(&mut self, idx: usize) {
         self.compared[idx] = LogIndex(0);
+        self.state_checked[idx] = None;
         self.holder_tokens[idx].clear();
         self.file_tokens[idx].clear();
     }
@@ -99,6 +106,10 @@ impl Checker {
         self.election_safety(node)?;
         self.log_matching(idx, node)?;
         self.leader_completeness(node)?;
+        if self.state_checked[idx] == Some(node.applied_index()) {
+            return Ok(());
+        }
+        self.state_checked[idx] = Some(node.applied_index());
         self.same_applied_sequence(node)?;
         self.tokens_grow_per_lock(idx, node)?;
         self.holders_consistent(node)
@@ -143,7 +154,14 @@ impl Checker {
                     }
                     Some(_) => {}
                     None if pos == self.committed.len() => {
-                        self.committed.push((digest.0, digest.1, node.term()))
+                        let term = self
+                            .committed
+                            .last()
+                            .map_or(node.term(), |c| c.2.max(node.term()));
+                        if self.term_starts.last().is_none_or(|(t, _)| *t < term) {
+                            self.term_starts.push((term, pos));
+                        }
+                        self.committed.push((digest.0, digest.1, term))
                     }
                     // A gap: an earlier index was compacted away everywhere we looked; the
                     // digest is recorded once some node shows it.
@@ -162,7 +180,14 @@ impl Checker {
         if !node.is_leader() {
             return Ok(());
         }
-        let Some(pos) = self.committed.iter().rposition(|c| c.2 < node.term()) else {
+        // The first position committed in the leader's term or later; the one before it is the
+        // newest the leader must hold.
+        let later = self.term_starts.partition_point(|(t, _)| *t < node.term());
+        let end = self
+            .term_starts
+            .get(later)
+            .map_or(self.committed.len(), |(_, pos)| *pos);
+        let Some(pos) = end.checked_sub(1) else {
             return Ok(());
         };
         let index = LogIndex(pos as u64 + 1);
@@ -405,6 +430,13 @@ impl Checker {
     /// After heal: every acknowledged append is in the node's file exactly once, at its offset.
     pub fn acked_appends_durable(&self, node: &Node) -> Result<(), Broken> {
         let sm = node.state_machine();
+        // Every append's data is `<client:seq>`, unique: count each piece of every file once.
+        let mut pieces: HashMap<(&FileName, &[u8]), usize> = HashMap::new();
+        for (name, file) in sm.files() {
+            for piece in file.data.split_inclusive(|b| *b == b'>') {
+                *pieces.entry((name, piece)).or_default() += 1;
+            }
+        }
         for (file, offset, data) in &self.acked_appends {
             let Some(f) = sm.file(file) else {
                 return Err((
@@ -419,11 +451,7 @@ impl Checker {
                     format!("node {}: {data:?} not at {offset} in {file:?}", node.id()),
                 ));
             }
-            let count = f
-                .data
-                .windows(data.len())
-                .filter(|w| *w == &data[..])
-                .count();
+            let count = pieces.get(&(file, &data[..])).copied().unwrap_or(0);
             if count != 1 {
                 return Err((
                     "acked_appends_durable",
