@@ -20,6 +20,10 @@ struct Args {
     /// Simulated clients.
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// Take a snapshot every this many applied entries (small values make lagging followers
+    /// need snapshots often).
+    #[arg(long, default_value_t = 200)]
+    snapshot_every: u64,
     /// Events to show for a violation.
     #[arg(long, default_value_t = 40)]
     history: usize,
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
     for seed in args.seeds.clone() {
         let cfg = SimConfig {
             history: args.history,
+            snapshot_every: args.snapshot_every,
+            log_retain: (args.snapshot_every / 10).max(1),
             ..SimConfig::new(seed, args.nodes, args.clients)
         };
         let result = run_checked(cfg);
@@ -63,10 +69,11 @@ fn main() -> ExitCode {
                 violations += 1;
                 println!("VIOLATION {violation}");
                 println!(
-                    "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {}",
+                    "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {} --snapshot-every {}",
                     seed + 1,
                     args.nodes,
-                    args.clients
+                    args.clients,
+                    args.snapshot_every
                 );
             }
         }
