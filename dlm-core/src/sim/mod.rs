@@ -5,6 +5,16 @@
 //! whatever was not persisted, pauses, client crashes, clock-rate skew) and then a heal phase with
 //! faults off. The invariants in [`invariants`] are checked after every step; a violation comes
 //! back as a [`Violation`] carrying the seed, so the run replays exactly.
+//!
+//! ```text
+//! cargo run --release --example simulate --features sim -- --seeds 0..1000 --nodes 3 --clients 8
+//! ```
+//!
+//! Model, in brief: a node's clock is true time scaled by its rate (1 ± skew); a persist is
+//! applied to the node's [`Durable`] copy when it is executed, and a crash strikes in the middle
+//! of a drain, so effects not yet executed (persists, sends, replies) are lost and the node
+//! restarts from its durable copy. Clients count a lease from the true time they first sent the
+//! request that confirmed it, minus a drift bound at least the largest skew.
 
 mod client;
 mod config;
