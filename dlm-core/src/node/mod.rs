@@ -42,6 +42,10 @@ pub enum NodeError {
     },
 }
 
+/// A snapshot transfer in progress: (sender, term), the snapshot's position, its size, the
+/// bytes received so far.
+type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
+
 /// State only a leader has.
 #[derive(Debug)]
 struct Leader {
@@ -108,7 +112,10 @@ pub struct Node {
     applied: LogIndex,
     sm: StateMachine,
     snapshot: Option<Arc<Snapshot>>,
-    incoming_snapshot: Option<(LogPosition, u64, Vec<u8>)>,
+    /// A snapshot being received: from whom, in which term, which one, its size, the bytes so
+    /// far. Keyed by sender and term too: two leaders' snapshots of the same index hold the same
+    /// state but may serialise it in a different order, so their chunks must never be mixed.
+    incoming_snapshot: Option<IncomingSnapshot>,
 
     /// None until the first input tells us the time.
     election_deadline: Option<Time>,
