@@ -27,6 +27,9 @@ mod types;
 #[cfg(feature = "tokio")]
 pub mod runtime;
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
 pub use names::{FileName, LockName};

@@ -9,7 +9,7 @@ use crate::node::progress::Progress;
 use crate::protocol::{Rejection, Role};
 use crate::types::{LogPosition, NodeId, Term};
 use rand_core::RngCore;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 impl Node {
     /// Dispatches a peer message after the term rules common to all of them.
@@ -235,7 +235,7 @@ impl Node {
         self.leader = Some(Leader {
             progress,
             timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
-            waiting: HashMap::default(),
+            waiting: BTreeMap::new(),
             transfer: None,
             since: now,
             flushed: last,
@@ -259,6 +259,13 @@ impl Node {
             self.leader_contact = Some(self.now);
         }
         if let Some(old) = self.leader.take() {
+            // Entries proposed since the last flush were never persisted nor sent. Without a
+            // leader they would never be flushed, yet they would count in this node's votes
+            // and, should it lead again, sit unpersisted below entries that are: a crash would
+            // then lose a committed entry. Nobody else has them, so drop them.
+            if old.flushed < self.log.last().index {
+                self.log.truncate_from(old.flushed.next());
+            }
             let hint = Err(Rejection::NotLeader { hint: leader });
             for ((client, seq), conn) in old.waiting {
                 self.reply(conn, client, seq, hint.clone());

@@ -23,7 +23,7 @@ use leader_timers::LeaderTimers;
 use progress::Progress;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Why a node could not be started.
@@ -42,13 +42,18 @@ pub enum NodeError {
     },
 }
 
+/// A snapshot transfer in progress: (sender, term), the snapshot's position, its size, the
+/// bytes received so far.
+type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
+
 /// State only a leader has.
 #[derive(Debug)]
 struct Leader {
     progress: BTreeMap<NodeId, Progress>,
     timers: LeaderTimers,
-    /// Which connection waits for the answer to which request.
-    waiting: HashMap<(ClientId, Seq), ConnId, crate::state_machine::DetHasher>,
+    /// Which connection waits for the answer to which request. Ordered, because a leader that
+    /// steps down answers them all in iteration order, and effects must be deterministic.
+    waiting: BTreeMap<(ClientId, Seq), ConnId>,
     /// Leadership is being handed to this node; until the deadline no new entries are proposed.
     transfer: Option<(NodeId, Time)>,
     /// When this node became leader (check-quorum waits one election time-out from here).
@@ -107,7 +112,10 @@ pub struct Node {
     applied: LogIndex,
     sm: StateMachine,
     snapshot: Option<Arc<Snapshot>>,
-    incoming_snapshot: Option<(LogPosition, u64, Vec<u8>)>,
+    /// A snapshot being received: from whom, in which term, which one, its size, the bytes so
+    /// far. Keyed by sender and term too: two leaders' snapshots of the same index hold the same
+    /// state but may serialise it in a different order, so their chunks must never be mixed.
+    incoming_snapshot: Option<IncomingSnapshot>,
 
     /// None until the first input tells us the time.
     election_deadline: Option<Time>,
@@ -197,10 +205,14 @@ impl Node {
     pub fn next_deadline(&self) -> Time {
         match &self.leader {
             Some(leader) => {
-                let transfer = leader.transfer.map_or(Time::MAX, |(_, t)| t);
-                self.heartbeat_due
-                    .min(leader.timers.next_deadline())
-                    .min(transfer)
+                // While a transfer is pending the leader timers are not fired (see
+                // `fire_leader_timers`), so their deadline must not be reported either, or the
+                // driver would be woken again and again at the same instant.
+                let (transfer, timers) = match leader.transfer {
+                    Some((_, t)) => (t, Time::MAX),
+                    None => (Time::MAX, leader.timers.next_deadline()),
+                };
+                self.heartbeat_due.min(timers).min(transfer)
             }
             None => self.election_deadline.unwrap_or(Time::ZERO),
         }

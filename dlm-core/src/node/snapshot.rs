@@ -105,8 +105,9 @@ impl Node {
             self.answer_snapshot(from, last, size, true);
             return;
         }
+        let source = (from, self.term);
         let mut buffer = match self.incoming_snapshot.take() {
-            Some((l, s, buffer)) if l == last && s == size => buffer,
+            Some((src, l, s, buffer)) if src == source && l == last && s == size => buffer,
             _ if offset == 0 => Vec::new(),
             _ => {
                 self.answer_snapshot(from, last, 0, false);
@@ -115,14 +116,14 @@ impl Node {
         };
         if offset != buffer.len() as u64 {
             let received = buffer.len() as u64;
-            self.incoming_snapshot = Some((last, size, buffer));
+            self.incoming_snapshot = Some((source, last, size, buffer));
             self.answer_snapshot(from, last, received, false);
             return;
         }
         buffer.extend_from_slice(&data);
         if (buffer.len() as u64) < size {
             let received = buffer.len() as u64;
-            self.incoming_snapshot = Some((last, size, buffer));
+            self.incoming_snapshot = Some((source, last, size, buffer));
             self.answer_snapshot(from, last, received, false);
             return;
         }

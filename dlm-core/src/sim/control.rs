@@ -1,0 +1,95 @@
+//! What scenario tests use to look at a run and steer it: accessors, crash and restart, cuts.
+
+use super::{Sim, Summary, Violation};
+use crate::node::Node;
+
+impl Sim {
+    /// What the run did so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            fingerprint: self.fingerprint,
+            steps: self.steps,
+            client_ops: self.clients.iter().map(|c| c.ops).sum(),
+        }
+    }
+
+    /// True virtual time, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Node `idx` (id `idx + 1`), if it is up.
+    pub fn node(&self, idx: usize) -> Option<&Node> {
+        self.nodes.get(idx)?.node.as_ref()
+    }
+
+    /// Index of the node that is leader in the highest term, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.node(*i).is_some_and(Node::is_leader))
+            .max_by_key(|i| self.node(*i).map(Node::term))
+    }
+
+    /// How many `Granted` replies node `idx` has sent.
+    pub fn grants_sent(&self, idx: usize) -> u64 {
+        self.nodes[idx].grants_sent
+    }
+
+    /// How many snapshots node `idx` has installed from a leader.
+    pub fn snapshots_installed(&self, idx: usize) -> u64 {
+        self.nodes[idx].restored
+    }
+
+    /// Client operations answered so far.
+    pub fn client_ops(&self) -> u64 {
+        self.clients.iter().map(|c| c.ops).sum()
+    }
+
+    /// Stops the chaos phase now (faults off, every node up).
+    pub fn heal(&mut self) -> Result<(), Violation> {
+        self.chaos = false;
+        self.net.heal();
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
+            self.nodes[i].crash_pending = false;
+            if self.nodes[i].node.is_none() {
+                self.start_node(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Crashes node `idx` at once (everything persisted survives); it stays down until
+    /// [`Sim::restart`].
+    pub fn crash(&mut self, idx: usize) {
+        self.crash_now(idx, u64::MAX);
+    }
+
+    /// Restarts node `idx` from its durable copy.
+    pub fn restart(&mut self, idx: usize) -> Result<(), Violation> {
+        self.nodes[idx].down_until = 0;
+        self.start_node(idx)
+    }
+
+    /// Cuts messages from node `from` to node `to` (indexes); `both` cuts the way back too.
+    pub fn cut(&mut self, from: usize, to: usize, both: bool) {
+        self.net.cut(from, to);
+        if both {
+            self.net.cut(to, from);
+        }
+    }
+
+    /// Cuts node `idx` off from every other node.
+    pub fn isolate(&mut self, idx: usize) {
+        for j in 0..self.nodes.len() {
+            if j != idx {
+                self.cut(idx, j, true);
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn reconnect(&mut self) {
+        self.net.heal();
+    }
+}
