@@ -3,6 +3,8 @@
 //!
 //! In-memory network, real time; only outcomes are asserted.
 
+mod support;
+
 use dlm::mem::{LinkFaults, MemClient, MemNetwork};
 use dlm::runtime::{Client, ClientConfig};
 use dlm::{NodeId, Server};
@@ -14,15 +16,7 @@ const CYCLES: usize = 10;
 const BOUND: Duration = Duration::from_secs(120);
 
 async fn start(net: &MemNetwork) -> Vec<Server> {
-    let mut servers = Vec::new();
-    for id in NODES {
-        let mut b = Server::builder().id(id);
-        for peer in NODES.iter().filter(|p| **p != id) {
-            b = b.member(*peer);
-        }
-        servers.push(b.serve_mem(net).await.unwrap());
-    }
-    servers
+    support::start_mem_cluster(net, &NODES).await
 }
 
 fn client(net: &MemNetwork) -> Client<MemClient> {

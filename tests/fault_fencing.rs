@@ -4,6 +4,8 @@
 //!
 //! In-memory network, real time, a 1 s lease; only outcomes are asserted.
 
+mod support;
+
 use dlm::mem::{Endpoint, MemClient, MemNetwork};
 use dlm::runtime::{Client, ClientConfig, ClientError};
 use dlm::{NodeId, Server};
@@ -13,15 +15,7 @@ const NODES: [u64; 3] = [1, 2, 3];
 const BOUND: Duration = Duration::from_secs(30);
 
 async fn start(net: &MemNetwork) -> Vec<Server> {
-    let mut servers = Vec::new();
-    for id in NODES {
-        let mut b = Server::builder().id(id);
-        for peer in NODES.iter().filter(|p| **p != id) {
-            b = b.member(*peer);
-        }
-        servers.push(b.serve_mem(net).await.unwrap());
-    }
-    servers
+    support::start_mem_cluster(net, &NODES).await
 }
 
 fn client(net: &MemNetwork, lease: Duration) -> (Client<MemClient>, Endpoint) {

@@ -7,6 +7,8 @@
 //! network in real time and asserts only outcomes, never durations (the time-outs only bound a
 //! hang).
 
+mod support;
+
 use dlm::mem::MemNetwork;
 use dlm::runtime::{Client, ClientConfig};
 use dlm::{NodeId, Server};
@@ -16,15 +18,7 @@ const NODES: [u64; 3] = [1, 2, 3];
 const BOUND: Duration = Duration::from_secs(30);
 
 async fn start(net: &MemNetwork) -> Vec<Server> {
-    let mut servers = Vec::new();
-    for id in NODES {
-        let mut b = Server::builder().id(id);
-        for peer in NODES.iter().filter(|p| **p != id) {
-            b = b.member(*peer);
-        }
-        servers.push(b.serve_mem(net).await.unwrap());
-    }
-    servers
+    support::start_mem_cluster(net, &NODES).await
 }
 
 fn client(net: &MemNetwork, lease: Duration) -> (Client<dlm::mem::MemClient>, dlm::mem::Endpoint) {

@@ -4,6 +4,8 @@
 //!
 //! In-memory network, real time, a seeded loss pattern; only outcomes are asserted.
 
+mod support;
+
 use dlm::mem::{MemClient, MemNetwork};
 use dlm::runtime::{Client, ClientConfig};
 use dlm::{NodeId, Server};
@@ -15,15 +17,7 @@ const CYCLES: usize = 10;
 const BOUND: Duration = Duration::from_secs(120);
 
 async fn start(net: &MemNetwork) -> Vec<Server> {
-    let mut servers = Vec::new();
-    for id in NODES {
-        let mut b = Server::builder().id(id);
-        for peer in NODES.iter().filter(|p| **p != id) {
-            b = b.member(*peer);
-        }
-        servers.push(b.serve_mem(net).await.unwrap());
-    }
-    servers
+    support::start_mem_cluster(net, &NODES).await
 }
 
 /// A client whose links to and from every node lose `drop` of their messages.

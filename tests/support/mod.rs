@@ -283,3 +283,16 @@ pub async fn leader_loss<H: Harness>(
     log.check();
     (ledger, victim, new_leader)
 }
+
+/// Starts one in-memory node per id in `ids`, each knowing the others as members.
+pub async fn start_mem_cluster(net: &dlm::mem::MemNetwork, ids: &[u64]) -> Vec<Server> {
+    let mut servers = Vec::new();
+    for &id in ids {
+        let mut builder = Server::builder().id(id);
+        for peer in ids.iter().filter(|p| **p != id) {
+            builder = builder.member(*peer);
+        }
+        servers.push(builder.serve_mem(net).await.unwrap());
+    }
+    servers
+}
