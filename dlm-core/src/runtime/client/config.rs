@@ -58,6 +58,10 @@ pub enum ClientError {
     /// The lock was lost and granted to someone else since this token was issued.
     #[error("stale fencing token")]
     StaleToken,
+    /// The lock was granted, but its lease ran out before the grant reached this client (the
+    /// answer was lost for longer than the lease). The lock is free or someone else's; ask again.
+    #[error("the grant's lease ran out before its answer arrived")]
+    GrantExpired,
     /// No leader answered before the call's deadline.
     #[error("no quorum reachable before the deadline")]
     Unavailable,

@@ -12,14 +12,17 @@ use tokio::time::Instant;
 /// What the client and the guard share about one held lock.
 pub(super) struct Held {
     token: FencingToken,
+    /// Its place in the client's count of grants (see `State::grants`).
+    grant: u64,
     safe_until: Mutex<Instant>,
     lost: watch::Sender<bool>,
 }
 
 impl Held {
-    pub(super) fn new(token: FencingToken, safe_until: Instant) -> Held {
+    pub(super) fn new(token: FencingToken, safe_until: Instant, grant: u64) -> Held {
         Held {
             token,
+            grant,
             safe_until: Mutex::new(safe_until),
             lost: watch::Sender::new(false),
         }
@@ -122,16 +125,18 @@ impl<T: ClientTransport> Drop for LockGuard<T> {
         if !self.armed {
             return;
         }
-        self.client.forget(&self.name, &self.held);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.client.forget(&self.name, &self.held);
             return;
         };
         let client = self.client.clone();
-        let (lock, token) = (self.name.clone(), self.held.token);
+        let (lock, held) = (self.name.clone(), self.held.clone());
+        // Forgotten only once answered, as in `Client::release`.
         handle.spawn(async move {
-            if let Err(e) = client.release_op(lock.clone(), token).await {
+            if let Err(e) = client.release_op(lock.clone(), held.token).await {
                 tracing::debug!(%lock, error = %e, "background release failed");
             }
+            client.forget(&lock, &held);
         });
     }
 }
@@ -199,6 +204,7 @@ impl<T: ClientTransport> Client<T> {
     pub(super) async fn keep_alive_once(&self) {
         let cfg = &self.inner.cfg;
         let sent = Instant::now();
+        let grants_before = lock_state(&self.inner.state).grants;
         let answer = self.call(Op::KeepAlive, None).await;
         let until = (sent + cfg.lease)
             .checked_sub(cfg.drift_bound)
@@ -206,13 +212,18 @@ impl<T: ClientTransport> Client<T> {
         let mut st = lock_state(&self.inner.state);
         if let Ok(Reply::KeptAlive { held }) = &answer {
             // A grant nobody waits for any more (its acquire was abandoned): give it back
-            // rather than keep renewing it.
+            // rather than keep renewing it. One whose acquire is still in flight is not
+            // abandoned, and a duplicate release is harmless: it names the grant's token.
             for (name, token) in held {
-                if !st.held.contains_key(name) {
+                if !st.held.contains_key(name) && !st.acquiring.contains_key(name) {
                     self.release_in_background(name.clone(), *token);
                 }
             }
             st.held.retain(|name, h| {
+                if h.grant > grants_before {
+                    // Granted after the keep-alive was sent: the answer may predate it.
+                    return true;
+                }
                 let still = held.iter().any(|(n, t)| n == name && *t == h.token);
                 if still {
                     h.confirm(until);

@@ -50,6 +50,12 @@ struct State {
     leader_known: bool,
     rng: Xoshiro256PlusPlus,
     held: HashMap<LockName, Arc<Held>>,
+    /// Acquires in flight, per lock: a keep-alive answer may list their grants before they
+    /// are answered, and those grants must not be mistaken for abandoned ones.
+    acquiring: HashMap<LockName, usize>,
+    /// Counts grants entered into `held`; a keep-alive answer only speaks for grants entered
+    /// before it was sent.
+    grants: u64,
     keepalive_running: bool,
 }
 
@@ -62,9 +68,45 @@ impl<T> Drop for SeqDone<'_, T> {
     }
 }
 
+/// Counts an acquire as in flight until it ends (even if cancelled). It ends after the grant, if
+/// any, is entered into `held`, so a keep-alive answer always finds one or the other.
+struct Acquiring<'a, T> {
+    inner: &'a Inner<T>,
+    lock: LockName,
+}
+
+impl<'a, T> Acquiring<'a, T> {
+    fn start(inner: &'a Inner<T>, lock: &LockName) -> Self {
+        *lock_state(&inner.state)
+            .acquiring
+            .entry(lock.clone())
+            .or_default() += 1;
+        Acquiring {
+            inner,
+            lock: lock.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Acquiring<'_, T> {
+    fn drop(&mut self) {
+        let mut st = lock_state(&self.inner.state);
+        if let Some(n) = st.acquiring.get_mut(&self.lock) {
+            *n -= 1;
+            if *n == 0 {
+                st.acquiring.remove(&self.lock);
+            }
+        }
+    }
+}
+
 fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// How many attempt time-outs in a row a long-polled acquire sits out at the known leader
+/// before it looks for another.
+const LONG_POLL_PATIENCE: u32 = 3;
 
 fn os_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -94,6 +136,8 @@ impl<T: ClientTransport> Client<T> {
                     leader_known: false,
                     rng,
                     held: HashMap::new(),
+                    acquiring: HashMap::new(),
+                    grants: 0,
                     keepalive_running: false,
                 }),
                 cfg,
@@ -174,8 +218,11 @@ impl<T: ClientTransport> Client<T> {
     /// Gives the lock back.
     pub async fn release(&self, mut guard: LockGuard<T>) -> Result<(), ClientError> {
         guard.disarm();
+        // Still listed as held until answered, so a keep-alive answer that crosses the release
+        // confirms the grant instead of taking it for an abandoned one and releasing it again.
+        let answer = self.release_op(guard.name().clone(), guard.token()).await;
         self.forget(guard.name(), &guard.held);
-        match self.release_op(guard.name().clone(), guard.token()).await? {
+        match answer? {
             Reply::Released => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -205,6 +252,7 @@ impl<T: ClientTransport> Client<T> {
             client: self.clone(),
             lock: wait.is_some().then(|| lock.clone()),
         };
+        let _acquiring = Acquiring::start(&self.inner, &lock);
         let answer = self.call(op, wait).await;
         if answer != Err(ClientError::Unavailable) {
             // Answered: nothing is left queued at the service.
@@ -218,15 +266,23 @@ impl<T: ClientTransport> Client<T> {
         let safe = (sent + lease)
             .checked_sub(self.inner.cfg.drift_bound)
             .unwrap_or(sent);
-        let held = Arc::new(Held::new(token, safe));
-        {
+        let held = {
             let mut st = lock_state(&self.inner.state);
+            st.grants += 1;
+            let held = Arc::new(Held::new(token, safe, st.grants));
             st.held.insert(lock.clone(), held.clone());
-        }
+            held
+        };
         let guard = LockGuard::new(self.clone(), lock, held);
-        if wait.is_some() && safe <= Instant::now() + lease / 2 {
-            // A long wait ate into a conservatively-timed lease: confirm it now.
+        if safe <= Instant::now() + lease / 2 {
+            // A long wait, or answers lost for long, ate into a conservatively-timed lease:
+            // confirm it now, and never hand out a guard already known to be lost.
             self.keep_alive_once().await;
+            if guard.is_lost() {
+                // Dropping it releases the grant by its token, in case it is in fact still ours.
+                drop(guard);
+                return Err(ClientError::GrantExpired);
+            }
         }
         self.ensure_keepalive();
         Ok(guard)
@@ -273,6 +329,8 @@ impl<T: ClientTransport> Client<T> {
         let deadline = Instant::now().checked_add(budget);
         let mut attempt = 0u32;
         let mut hops = 0usize;
+        // Consecutive attempts the known leader left unanswered.
+        let mut silent = 0u32;
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -303,6 +361,7 @@ impl<T: ClientTransport> Client<T> {
                     }
                     match resp.result {
                         Err(Rejection::NotLeader { hint }) => {
+                            silent = 0;
                             let followed = self.follow_hint(node, hint);
                             hops += 1;
                             if followed && hops <= cfg.nodes.len() {
@@ -325,17 +384,23 @@ impl<T: ClientTransport> Client<T> {
                 }
                 Err(_) => {
                     tracing::debug!(%node, "client call timed out");
-                    // A waiting acquire is long-polled: the known leader gets one more chance.
-                    let mut st = lock_state(&inner.state);
-                    if st.leader_known {
-                        st.leader_known = false;
+                    // Silence from the known leader is retried there at once: a waiting acquire
+                    // is long-polled, so silence is what a busy lock sounds like, and moving on
+                    // would miss the grant's answer. Only a longer silence means it is gone.
+                    let patience = if wait.is_some() {
+                        LONG_POLL_PATIENCE
+                    } else {
+                        1
+                    };
+                    if lock_state(&inner.state).leader_known && silent < patience {
+                        silent += 1;
                         continue;
                     }
-                    drop(st);
                     self.next_node(node);
                 }
             }
             hops = 0;
+            silent = 0;
             let pause = self.backoff(attempt);
             attempt = attempt.saturating_add(1);
             match deadline {
