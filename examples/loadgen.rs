@@ -77,11 +77,18 @@ struct Totals {
 
 fn main() {
     let args = Args::parse();
-    let workers = if args.serve.is_some() { 1 } else { 2 };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build();
+    // A node is one driver task plus its connections: a single-threaded runtime spares it the
+    // cross-thread wake-ups that cost a quarter of its CPU on a multi-threaded one (BENCHMARKS.md).
+    let runtime = if args.serve.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
     let result = match runtime {
         Ok(rt) => rt.block_on(run(args)),
         Err(e) => Err(e.into()),

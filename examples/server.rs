@@ -43,7 +43,8 @@ struct Args {
     lock_delay_ms: u64,
 }
 
-#[tokio::main]
+// One node per process: a single-threaded runtime avoids cross-thread wake-ups (BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     support::init_tracing();
     let args = Args::parse();

@@ -5,8 +5,11 @@ use super::files::FileMirror;
 use super::storage::{Storage, StorageError};
 use super::transport::{Incoming, Transport};
 use crate::config::Config;
+use crate::message::PeerMessage;
 use crate::node::{Effect, Input, Node, NodeError, Persist};
+use crate::protocol::ClientRequest;
 use crate::protocol::{NodeStatus, Role};
+use crate::types::ConnId;
 use crate::types::Time;
 use futures::FutureExt;
 use std::path::PathBuf;
@@ -120,6 +123,26 @@ pub async fn spawn_server<S: Storage, T: Transport>(
     })
 }
 
+/// The inputs of one turn of the loop, sorted by kind (see [`Driver::feed_batch`]).
+#[derive(Default)]
+struct Batch {
+    peers: Vec<PeerMessage>,
+    clients: Vec<(ConnId, ClientRequest)>,
+}
+
+impl Batch {
+    fn push(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Peer(msg) => self.peers.push(msg),
+            Incoming::Client { conn, request } => self.clients.push((conn, request)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.peers.len() + self.clients.len()
+    }
+}
+
 /// What was last reported, to log changes only.
 #[derive(Default, PartialEq, Eq, Clone, Copy)]
 struct Seen {
@@ -172,13 +195,14 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     async fn run_loop(&mut self, stop: &mut oneshot::Receiver<()>) -> Result<(), ServerError> {
         self.node.handle(self.now(), Input::Tick);
         self.execute().await?;
+        let mut batch = Batch::default();
         loop {
             let deadline = self.instant_of(self.node.next_deadline());
             tokio::select! {
                 biased;
                 _ = &mut *stop => return Ok(()),
                 incoming = self.transport.recv() => match incoming {
-                    Some(incoming) => self.feed(incoming),
+                    Some(incoming) => batch.push(incoming),
                     None => return Ok(()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -186,23 +210,29 @@ impl<S: Storage, T: Transport> Driver<S, T> {
                 }
             }
             // Take everything already queued, so that it shares this batch's sync.
-            for _ in 0..MAX_BATCH {
+            while batch.len() < MAX_BATCH {
                 match self.transport.recv().now_or_never() {
-                    Some(Some(incoming)) => self.feed(incoming),
+                    Some(Some(incoming)) => batch.push(incoming),
                     _ => break,
                 }
             }
+            self.feed_batch(&mut batch);
             self.execute().await?;
         }
     }
 
-    fn feed(&mut self, incoming: Incoming) {
-        let input = match incoming {
-            Incoming::Peer(msg) => Input::Peer(msg),
-            Incoming::Client { conn, request } => Input::Client { conn, request },
-        };
+    /// Hands a batch to the node, peer messages first. Effects wait for every persist emitted
+    /// before them, so the answers an acknowledgement commits would otherwise wait for the sync
+    /// of requests that merely arrived earlier in the same batch. Any order of messages from
+    /// different senders is one the network could have produced; each sender's order is kept.
+    fn feed_batch(&mut self, batch: &mut Batch) {
         let now = self.now();
-        self.node.handle(now, input);
+        for msg in batch.peers.drain(..) {
+            self.node.handle(now, Input::Peer(msg));
+        }
+        for (conn, request) in batch.clients.drain(..) {
+            self.node.handle(now, Input::Client { conn, request });
+        }
     }
 
     /// Drains the node's effects: what precedes the first persist goes out at once, every
