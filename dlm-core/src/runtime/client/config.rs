@@ -65,6 +65,10 @@ pub enum ClientError {
     /// No leader answered before the call's deadline.
     #[error("no quorum reachable before the deadline")]
     Unavailable,
+    /// Every node refused the connection at the handshake (another cluster id, another protocol
+    /// version): retrying cannot help, so the call fails at once with a node's reason.
+    #[error("every node refused the connection: {0}")]
+    Refused(String),
     /// The service refused the request for another reason.
     #[error("rejected: {0}")]
     Rejected(Rejection),

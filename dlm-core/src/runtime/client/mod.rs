@@ -8,7 +8,7 @@ mod guard;
 pub use config::{ClientConfig, ClientError};
 pub use guard::LockGuard;
 
-use super::transport::ClientTransport;
+use super::transport::{ClientTransport, TransportError};
 use crate::names::{FileName, LockName};
 use crate::protocol::{ClientRequest, Op, Rejection, Reply};
 use crate::types::{ClientId, NodeId, Seq};
@@ -331,6 +331,8 @@ impl<T: ClientTransport> Client<T> {
         let mut hops = 0usize;
         // Consecutive attempts the known leader left unanswered.
         let mut silent = 0u32;
+        // Nodes whose latest answer in this call was a handshake refusal, and why.
+        let mut refused: HashMap<NodeId, String> = HashMap::new();
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -351,6 +353,17 @@ impl<T: ClientTransport> Client<T> {
                 cfg.attempt_timeout.min(d.saturating_duration_since(now))
             });
             let outcome = tokio::time::timeout(limit, inner.transport.call(node, request)).await;
+            match &outcome {
+                Ok(Err(TransportError::Handshake(reason))) => {
+                    refused.insert(node, reason.clone());
+                    if cfg.nodes.iter().all(|n| refused.contains_key(n)) {
+                        return Err(ClientError::Refused(reason.clone()));
+                    }
+                }
+                _ => {
+                    refused.remove(&node);
+                }
+            }
             match outcome {
                 Ok(Ok(resp)) => {
                     if resp.client != inner.id || resp.seq != Seq(seq) {
