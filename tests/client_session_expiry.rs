@@ -8,8 +8,6 @@ mod support;
 use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: Client keeps its id for life, so once the cluster expires its session every \
-            later call fails with Rejected(SessionExpired) (dlm-core/src/runtime/client/mod.rs)"]
 async fn a_client_idle_past_the_session_ttl_can_lock_again() {
     let net = dlm::mem::MemNetwork::new(1);
     let servers = support::start_mem_cluster(&net, &[1, 2, 3]).await;

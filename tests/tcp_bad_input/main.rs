@@ -373,10 +373,6 @@ async fn a_flood_of_connections_does_not_stop_the_node() {
 /// A real client whose very first call is refused up front (a bad name) must still be able to
 /// lock afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the leader refuses a malformed first request before the log, so no session is \
-            opened; the client then acknowledges seq 1 (acked_below 2), and the state machine \
-            answers SessionExpired to every later request; the client never starts a new \
-            session (same root as tests/client_session_expiry.rs)"]
 async fn a_fresh_client_whose_first_call_is_refused_can_still_lock() {
     let mut cluster = Cluster::start().await;
     let (id, _) = cluster.target().await;

@@ -43,7 +43,7 @@ impl Held {
         *s = (*s).max(until);
     }
 
-    fn mark_lost(&self) {
+    pub(super) fn mark_lost(&self) {
         self.lost.send_replace(true);
     }
 }

@@ -36,11 +36,13 @@ impl<T: ClientTransport> Clone for Client<T> {
 struct Inner<T> {
     transport: T,
     cfg: ClientConfig,
-    id: ClientId,
     state: Mutex<State>,
 }
 
 struct State {
+    /// The session's id. A new session (after the service expired ours) gets a new id, and
+    /// seqs start again at 1.
+    id: ClientId,
     next_seq: u64,
     /// Seqs sent and not yet answered (or abandoned).
     outstanding: BTreeSet<u64>,
@@ -59,12 +61,35 @@ struct State {
     keepalive_running: bool,
 }
 
-/// Takes the seq out of the outstanding set however the call ends (even if cancelled).
-struct SeqDone<'a, T>(&'a Inner<T>, u64);
+/// A call's place in its session: the seq it is sent under, taken out of the outstanding set
+/// however the call ends (even if cancelled), unless that session has been replaced since.
+struct SeqDone<'a, T> {
+    inner: &'a Inner<T>,
+    id: ClientId,
+    seq: u64,
+}
+
+impl<'a, T> SeqDone<'a, T> {
+    /// Numbers a new request in the current session.
+    fn issue(inner: &'a Inner<T>) -> Self {
+        let mut st = lock_state(&inner.state);
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.outstanding.insert(seq);
+        SeqDone {
+            inner,
+            id: st.id,
+            seq,
+        }
+    }
+}
 
 impl<T> Drop for SeqDone<'_, T> {
     fn drop(&mut self) {
-        lock_state(&self.0.state).outstanding.remove(&self.1);
+        let mut st = lock_state(&self.inner.state);
+        if st.id == self.id {
+            st.outstanding.remove(&self.seq);
+        }
     }
 }
 
@@ -108,6 +133,11 @@ fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
 /// before it looks for another.
 const LONG_POLL_PATIENCE: u32 = 3;
 
+/// Client ids are random so that sessions of different processes never collide.
+fn draw_id(rng: &mut Xoshiro256PlusPlus) -> ClientId {
+    ClientId::from_random((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()))
+}
+
 fn os_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -123,13 +153,12 @@ impl<T: ClientTransport> Client<T> {
     /// A client over `transport` with a fresh random id.
     pub fn new(transport: T, cfg: ClientConfig) -> Client<T> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed.unwrap_or_else(os_seed));
-        let id =
-            ClientId::from_random((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()));
+        let id = draw_id(&mut rng);
         Client {
             inner: Arc::new(Inner {
                 transport,
-                id,
                 state: Mutex::new(State {
+                    id,
                     next_seq: 1,
                     outstanding: BTreeSet::new(),
                     target: 0,
@@ -145,9 +174,10 @@ impl<T: ClientTransport> Client<T> {
         }
     }
 
-    /// This client's id.
+    /// This client's id: the id of its current session (a new one after the service expired
+    /// the last).
     pub fn id(&self) -> ClientId {
-        self.inner.id
+        lock_state(&self.inner.state).id
     }
 
     /// Its configuration.
@@ -317,14 +347,9 @@ impl<T: ClientTransport> Client<T> {
         if cfg.nodes.is_empty() {
             return Err(ClientError::Unavailable);
         }
-        let seq = {
-            let mut st = lock_state(&inner.state);
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.outstanding.insert(seq);
-            seq
-        };
-        let _done = SeqDone(inner, seq);
+        let mut ticket = SeqDone::issue(inner);
+        // One fresh session per call at most: a second expiry in a row is reported.
+        let mut renewed = false;
         let budget = cfg.deadline.saturating_add(wait.unwrap_or_default());
         let deadline = Instant::now().checked_add(budget);
         let mut attempt = 0u32;
@@ -338,12 +363,16 @@ impl<T: ClientTransport> Client<T> {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(ClientError::Unavailable);
             }
+            if lock_state(&inner.state).id != ticket.id {
+                // Another call replaced the session: this request was never applied under it.
+                ticket = SeqDone::issue(inner);
+            }
             let (node, request) = {
                 let st = lock_state(&inner.state);
                 let node = cfg.nodes[st.target % cfg.nodes.len()];
                 let request = ClientRequest {
-                    client: inner.id,
-                    seq: Seq(seq),
+                    client: ticket.id,
+                    seq: Seq(ticket.seq),
                     acked_below: Self::acked_below(&st),
                     op: op.clone(),
                 };
@@ -366,10 +395,10 @@ impl<T: ClientTransport> Client<T> {
             }
             match outcome {
                 Ok(Ok(resp)) => {
-                    if resp.client != inner.id || resp.seq != Seq(seq) {
+                    if resp.client != ticket.id || resp.seq != Seq(ticket.seq) {
                         return Err(ClientError::Protocol(format!(
-                            "answer for {}/{} to request {}/{seq}",
-                            resp.client, resp.seq, inner.id
+                            "answer for {}/{} to request {}/{}",
+                            resp.client, resp.seq, ticket.id, ticket.seq
                         )));
                     }
                     match resp.result {
@@ -384,6 +413,15 @@ impl<T: ClientTransport> Client<T> {
                         Ok(reply) => {
                             self.mark_leader(node);
                             return Ok(reply);
+                        }
+                        Err(Rejection::SessionExpired) if !renewed => {
+                            // The service forgot us (idle past its session TTL, or our first
+                            // request was refused before it opened a session). Nothing of this
+                            // request was applied; it is sent again in a fresh session.
+                            self.mark_leader(node);
+                            self.new_session(ticket.id);
+                            renewed = true;
+                            continue;
                         }
                         Err(other) => {
                             self.mark_leader(node);
@@ -420,6 +458,25 @@ impl<T: ClientTransport> Client<T> {
                 Some(d) => tokio::time::sleep_until((Instant::now() + pause).min(d)).await,
                 None => tokio::time::sleep(pause).await,
             }
+        }
+    }
+
+    /// Replaces the session `expired` (unless another call already has): a new id, seqs from
+    /// 1, and every lock held in the old session lost, since the service released them when it
+    /// expired the session.
+    fn new_session(&self, expired: ClientId) {
+        let mut st = lock_state(&self.inner.state);
+        if st.id != expired {
+            return;
+        }
+        let id = draw_id(&mut st.rng);
+        tracing::info!(old = %expired, new = %id, "session expired; starting a new one");
+        st.id = id;
+        st.next_seq = 1;
+        st.outstanding.clear();
+        for (name, held) in st.held.drain() {
+            tracing::info!(lock = %name, "lock lost with the expired session");
+            held.mark_lost();
         }
     }
 
