@@ -36,11 +36,19 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
     /// Limit for the handshake, both ways.
     pub handshake_timeout: Duration,
+    /// Most client connections served at once; past it a client's handshake is refused with
+    /// the reason (it may try another node or later). Peers are always admitted.
+    pub max_clients: usize,
+    /// Most connections still in their handshake; past it the oldest is closed, so a flood of
+    /// silent sockets cannot hold descriptors for the handshake time-out, nor lock out clients
+    /// that send their hello at once.
+    pub max_handshaking: usize,
 }
 
 impl TcpConfig {
     /// Defaults: 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per client
-    /// connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, no peers.
+    /// connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, 1024 clients,
+    /// 128 connections in their handshake, no peers.
     pub fn new(id: NodeId, listen: SocketAddr, cluster_id: u64) -> TcpConfig {
         TcpConfig {
             id,
@@ -55,6 +63,8 @@ impl TcpConfig {
             backoff_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            max_clients: 1024,
+            max_handshaking: 128,
         }
     }
 }

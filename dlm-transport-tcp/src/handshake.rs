@@ -77,11 +77,13 @@ pub(crate) fn check(hello: &Hello, cluster_id: u64) -> Result<(), String> {
 }
 
 /// Reads the caller's [`Hello`] and answers it. Returns the caller's role once accepted.
+/// `admit` has the last word on a well-formed hello (e.g. a limit on clients).
 pub(crate) async fn accept(
     read: &mut BufReader<OwnedReadHalf>,
     write: &mut OwnedWriteHalf,
     cluster_id: u64,
     handshake_timeout: Duration,
+    admit: impl FnOnce(&HelloRole) -> Result<(), String>,
 ) -> Result<HelloRole, TcpError> {
     let hello = timeout(
         handshake_timeout,
@@ -90,7 +92,7 @@ pub(crate) async fn accept(
     .await
     .map_err(|_| TcpError::Timeout("handshake"))??
     .ok_or_else(|| TcpError::Refused("connection closed before the handshake".into()))?;
-    let answer = match check(&hello, cluster_id) {
+    let answer = match check(&hello, cluster_id).and_then(|()| admit(&hello.role)) {
         Ok(()) => HelloAnswer::Accepted,
         Err(reason) => HelloAnswer::Refused(reason),
     };

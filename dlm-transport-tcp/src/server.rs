@@ -6,13 +6,13 @@ use crate::wire::{read_frame, HelloRole};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
 use dlm_core::{ClientRequest, ConnId, NodeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// What connection tasks share with the transport.
@@ -23,6 +23,10 @@ pub(crate) struct Shared {
     pub(crate) conn_queue_frames: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) handshake_timeout: Duration,
+    max_clients: usize,
+    max_handshaking: usize,
+    /// Client connections admitted and not yet closed.
+    clients: Arc<AtomicUsize>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
     conns: Mutex<HashMap<ConnId, Arc<OutQueue>>>,
     next_conn: AtomicU64,
@@ -37,6 +41,9 @@ impl Shared {
             conn_queue_frames: config.conn_queue_frames,
             queue_bytes: config.queue_bytes,
             handshake_timeout: config.handshake_timeout,
+            max_clients: config.max_clients,
+            max_handshaking: config.max_handshaking,
+            clients: Arc::default(),
             incoming,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -51,16 +58,26 @@ impl Shared {
 /// Accepts connections until aborted; dropping this task's [`JoinSet`] closes every connection.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
+    // One sender per connection still in its handshake, oldest first; a sender whose
+    // connection got past its handshake is closed.
+    let mut handshaking: VecDeque<oneshot::Sender<()>> = VecDeque::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    let evicted = make_room(&mut handshaking, shared.max_handshaking);
+                    if evicted {
+                        // Debug only: a flood would otherwise flood the log as well.
+                        tracing::debug!(node = %shared.id, "too many connections in their handshake; the oldest closed");
+                    }
+                    let (evict, evicted) = oneshot::channel();
+                    handshaking.push_back(evict);
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!(node = %shared.id, %addr, "cannot set TCP_NODELAY: {e}");
                     }
                     let (read, write) = stream.into_split();
                     let halves = (tokio::io::BufReader::new(read), write);
-                    conns.spawn(serve(shared.clone(), halves, addr));
+                    conns.spawn(serve(shared.clone(), halves, addr, evicted));
                 }
                 // Typically out of file descriptors: wait a little rather than spin.
                 Err(e) => {
@@ -73,15 +90,74 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve(shared: Arc<Shared>, (mut read, mut write): Halves, addr: SocketAddr) {
-    let role = match handshake::accept(
-        &mut read,
-        &mut write,
-        shared.cluster_id,
-        shared.handshake_timeout,
-    )
-    .await
-    {
+/// A counted place (a client connection, a connection in its handshake), given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `max` are taken.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Keeps fewer than `max` connections in their handshake by closing the oldest: a real client
+/// sends its hello at once, so it is never the oldest for long, while a flood of silent sockets
+/// pushes itself out. Returns whether one was closed.
+fn make_room(handshaking: &mut VecDeque<oneshot::Sender<()>>, max: usize) -> bool {
+    handshaking.retain(|evict| !evict.is_closed());
+    let mut evicted = false;
+    while handshaking.len() >= max.max(1) {
+        if let Some(oldest) = handshaking.pop_front() {
+            evicted |= oldest.send(()).is_ok();
+        }
+    }
+    evicted
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    (mut read, mut write): Halves,
+    addr: SocketAddr,
+    mut evicted: oneshot::Receiver<()>,
+) {
+    let mut client_slot = None;
+    let admit = |role: &HelloRole| match role {
+        HelloRole::Peer(_) => Ok(()),
+        HelloRole::Client => match Slot::take(&shared.clients, shared.max_clients) {
+            Some(slot) => {
+                client_slot = Some(slot);
+                Ok(())
+            }
+            None => Err(format!(
+                "too many client connections (at most {}); try another node or later",
+                shared.max_clients
+            )),
+        },
+    };
+    let accepted = tokio::select! {
+        accepted = handshake::accept(
+            &mut read,
+            &mut write,
+            shared.cluster_id,
+            shared.handshake_timeout,
+            admit,
+        ) => accepted,
+        Ok(()) = &mut evicted => return,
+    };
+    // Past the handshake: no longer a candidate for eviction.
+    drop(evicted);
+    let role = match accepted {
         Ok(role) => role,
         Err(e) => {
             tracing::error!(node = %shared.id, %addr, "refused connection: {e}");
@@ -92,6 +168,7 @@ async fn serve(shared: Arc<Shared>, (mut read, mut write): Halves, addr: SocketA
         HelloRole::Peer(peer) => serve_peer(&shared, read, peer, addr).await,
         HelloRole::Client => serve_client(&shared, (read, write), addr).await,
     }
+    drop(client_slot);
 }
 
 async fn serve_peer(

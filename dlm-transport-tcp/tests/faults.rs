@@ -228,3 +228,67 @@ async fn a_peer_that_never_reads_makes_the_queue_drop_not_grow() {
     assert!(stats.dropped > sent / 2, "{stats:?}");
     let _ = held_tx.send(());
 }
+
+#[tokio::test]
+async fn client_connections_past_the_limit_are_refused_with_a_reason_but_peers_are_not() {
+    let mut cfg = config(1);
+    cfg.max_clients = 2;
+    let node = TcpTransport::bind(cfg).await.unwrap();
+    let addr = node.local_addr();
+    spawn_echo(node);
+
+    let (first, answer) = raw_handshake(addr, &hello(HelloRole::Client)).await;
+    assert_eq!(answer, Some(HelloAnswer::Accepted));
+    let (_second, answer) = raw_handshake(addr, &hello(HelloRole::Client)).await;
+    assert_eq!(answer, Some(HelloAnswer::Accepted));
+    let (_third, answer) = raw_handshake(addr, &hello(HelloRole::Client)).await;
+    assert!(
+        matches!(&answer, Some(HelloAnswer::Refused(r)) if r.contains("too many client connections")),
+        "{answer:?}"
+    );
+    let (_peer, answer) = raw_handshake(addr, &hello(HelloRole::Peer(NodeId(2)))).await;
+    assert_eq!(answer, Some(HelloAnswer::Accepted));
+
+    // A closed client connection gives its place back.
+    drop(first);
+    within(admitted_eventually(addr)).await;
+}
+
+#[tokio::test]
+async fn past_the_handshake_limit_the_oldest_silent_connection_makes_room() {
+    let mut cfg = config(1);
+    cfg.max_handshaking = 2;
+    let node = TcpTransport::bind(cfg).await.unwrap();
+    let addr = node.local_addr();
+    spawn_echo(node);
+
+    // Two silent connections fill the handshake places (the default time-out is 5 s).
+    let mut oldest = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    // A client that says hello at once still gets in: the oldest silent one is closed for it.
+    let (_client, answer) = raw_handshake(addr, &hello(HelloRole::Client)).await;
+    assert_eq!(answer, Some(HelloAnswer::Accepted));
+    within(closed_by_node(&mut oldest)).await;
+    // Full again with a third silent one, the next newcomer pushes out the second.
+    let _third = TcpStream::connect(addr).await.unwrap();
+    still_serving(addr).await;
+    within(closed_by_node(&mut second)).await;
+}
+
+/// Retries a client handshake until the node accepts one; a closed or reset connection (the
+/// node still full) is just another try.
+async fn admitted_eventually(addr: SocketAddr) {
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(addr).await {
+            let frame =
+                wire::encode_frame(&hello(HelloRole::Client), wire::HANDSHAKE_MAX_FRAME).unwrap();
+            if stream.write_all(&frame).await.is_ok() {
+                let answer = wire::read_frame(&mut stream, wire::HANDSHAKE_MAX_FRAME).await;
+                if matches!(answer, Ok(Some(HelloAnswer::Accepted))) {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
