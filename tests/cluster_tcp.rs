@@ -9,7 +9,7 @@ mod support;
 use dlm::tcp::TcpClient;
 use dlm::{Client, Server};
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use support::Harness;
 
@@ -21,15 +21,7 @@ struct TcpCluster {
 
 impl TcpCluster {
     async fn start() -> TcpCluster {
-        let members: Vec<(u64, SocketAddr)> = (1..=3)
-            .map(|id| {
-                let addr = TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap();
-                (id, addr)
-            })
-            .collect();
+        let members = support::local_members(3);
         let mut cluster = TcpCluster {
             dir: tempfile::Builder::new()
                 .prefix("dlm-cluster-tcp-")

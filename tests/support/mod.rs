@@ -296,3 +296,13 @@ pub async fn start_mem_cluster(net: &dlm::mem::MemNetwork, ids: &[u64]) -> Vec<S
     }
     servers
 }
+
+/// `n` members numbered from 1, each on a free loopback port (bound, then let go for the node).
+pub fn local_members(n: u64) -> Vec<(u64, std::net::SocketAddr)> {
+    (1..=n)
+        .map(|id| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (id, listener.local_addr().unwrap())
+        })
+        .collect()
+}

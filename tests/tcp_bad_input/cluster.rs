@@ -7,7 +7,7 @@ use super::support::{self, Ledger};
 use dlm::tcp::TcpClient;
 use dlm::{Client, Server};
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,15 +27,7 @@ impl Cluster {
     /// Starts the nodes, waits for a leader, and runs a few good cycles (acknowledged appends
     /// made before the abuse, which it must not lose).
     pub async fn start() -> Cluster {
-        let members: Vec<(u64, SocketAddr)> = (1..=3)
-            .map(|id| {
-                let addr = TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap();
-                (id, addr)
-            })
-            .collect();
+        let members = support::local_members(3);
         let dir = tempfile::Builder::new()
             .prefix("dlm-tcp-bad-input-")
             .tempdir()
