@@ -42,6 +42,10 @@ struct Args {
     /// Longest fault, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     max_fault_ms: u64,
+    /// How long one client call may take, in milliseconds (shorter: more unanswered appends,
+    /// whose at-most-once the check then covers).
+    #[arg(long, default_value_t = 5000)]
+    client_deadline_ms: u64,
     /// Seconds the healed cluster gets to serve the probe and bring every mirror up to date.
     #[arg(long, default_value_t = 30)]
     settle_secs: u64,
@@ -76,6 +80,7 @@ fn main() {
         clients: args.clients,
         locks: args.locks,
         max_fault: Duration::from_millis(args.max_fault_ms.max(300)),
+        client_deadline: Duration::from_millis(args.client_deadline_ms),
         settle: Duration::from_secs(args.settle_secs),
         keep: args.keep,
         node_args: Vec::new(),

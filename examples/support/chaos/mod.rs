@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use workload::{Attempt, ClientLog, Outcome};
 
+/// Longer than any client call can take (wait + deadline, three calls a cycle).
+const HANG: Duration = Duration::from_secs(60);
+
 /// How a run goes.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -31,6 +34,8 @@ pub struct Options {
     pub locks: usize,
     /// Longest fault.
     pub max_fault: Duration,
+    /// How long one client call may take before it gives up (unanswered).
+    pub client_deadline: Duration,
     /// How long the healed cluster gets to serve the probe and bring every mirror up to date.
     pub settle: Duration,
     /// Keep the cluster's directory even when every check passes.
@@ -105,7 +110,11 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
     });
     let tasks: Vec<_> = (0..opts.clients)
         .map(|i| {
-            let client = workload::connect(&members, opts.seed.wrapping_mul(1000) + i as u64);
+            let client = workload::connect(
+                &members,
+                opts.seed.wrapping_mul(1000) + i as u64,
+                opts.client_deadline,
+            );
             tokio::spawn(workload::run_client(
                 client,
                 format!("client {i}"),
@@ -114,9 +123,22 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
             ))
         })
         .collect();
+    // Every client call has a deadline, so a client still busy long after the end is hung.
+    let hung_by = until + HANG;
     let mut logs = Vec::new();
-    for task in tasks {
-        logs.push(task.await.map_err(|e| format!("client task: {e}"))?);
+    let mut violations = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(hung_by, task).await {
+            Ok(log) => logs.push(log.map_err(|e| format!("client task: {e}"))?),
+            Err(_) => {
+                abort.abort();
+                violations.push(Violation {
+                    kind: "hang",
+                    detail: format!("client {i} was still in a call {HANG:?} after the end"),
+                });
+            }
+        }
     }
     let (mut cluster, mut report) = tokio::task::spawn_blocking(move || player.join())
         .await
@@ -125,12 +147,15 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
 
     // The cluster is whole again: one more cycle per lock must go through.
     let settle_by = Instant::now() + opts.settle;
-    let probe = workload::connect(&members, opts.seed.wrapping_mul(1000) + 999);
+    let probe = workload::connect(
+        &members,
+        opts.seed.wrapping_mul(1000) + 999,
+        Duration::from_secs(5),
+    );
     let mut probe_log = ClientLog {
         who: "probe".into(),
         ..ClientLog::default()
     };
-    let mut violations = Vec::new();
     let mut line = 0;
     for lock in 0..locks {
         while workload::one_cycle(&probe, &mut probe_log, lock, &mut line)
@@ -146,7 +171,7 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
             }
         }
     }
-    let probe_ok = violations.is_empty();
+    let probe_ok = !violations.iter().any(|v| v.kind == "no-progress");
     logs.push(probe_log);
 
     let copies = settle(&cluster, &probe, locks, settle_by).await;

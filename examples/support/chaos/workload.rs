@@ -97,12 +97,13 @@ pub fn kind(e: &ClientError) -> String {
     }
 }
 
-/// Client settings: short enough that a failover is retried well within a run.
-pub fn connect(nodes: &[(u64, SocketAddr)], seed: u64) -> Client<TcpClient> {
+/// Client settings: short enough that a failover is retried well within a run; `deadline`
+/// bounds each call (shorter means more calls end unanswered).
+pub fn connect(nodes: &[(u64, SocketAddr)], seed: u64, deadline: Duration) -> Client<TcpClient> {
     dlm::connect_tcp_with(nodes.to_vec(), dlm::DEFAULT_CLUSTER_ID, |c| {
         c.lease = Duration::from_secs(2);
         c.attempt_timeout = Duration::from_millis(300);
-        c.deadline = Duration::from_secs(5);
+        c.deadline = deadline;
         c.backoff_base = Duration::from_millis(10);
         c.backoff_cap = Duration::from_millis(200);
         c.seed = Some(seed);
