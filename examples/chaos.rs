@@ -1,5 +1,6 @@
 //! Chaos run: a local 3-process TCP cluster (file storage, fsync on) under load, while a seeded
-//! schedule SIGKILLs and restarts, or SIGSTOPs and SIGCONTs, a minority of the server processes.
+//! schedule SIGKILLs and restarts, or SIGSTOPs and SIGCONTs, a minority of the server processes
+//! (and, with `--crash-all`, now and then all of them at once).
 //! At the end every node is healed, the cluster must serve one more cycle per lock, and then:
 //! every acknowledged append is in every node's file exactly once at its acknowledged offset,
 //! nothing refused is there, nothing is there twice, and fencing tokens only grew.
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 /// Inject process faults into a local dlm cluster under load, then check what was acknowledged.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Seconds of load and faults (healing and checking come after).
     #[arg(long, default_value_t = 20)]
@@ -46,6 +47,10 @@ struct Args {
     /// whose at-most-once the check then covers).
     #[arg(long, default_value_t = 5000)]
     client_deadline_ms: u64,
+    /// Also crash the whole cluster (SIGKILL every node, restart them all) in one fault of
+    /// five: no progress while it lasts, but it is what tests that acknowledged means fsynced.
+    #[arg(long)]
+    crash_all: bool,
     /// Seconds the healed cluster gets to serve the probe and bring every mirror up to date.
     #[arg(long, default_value_t = 30)]
     settle_secs: u64,
@@ -81,16 +86,20 @@ fn main() {
         locks: args.locks,
         max_fault: Duration::from_millis(args.max_fault_ms.max(300)),
         client_deadline: Duration::from_millis(args.client_deadline_ms),
+        crash_all: args.crash_all,
         settle: Duration::from_secs(args.settle_secs),
         keep: args.keep,
         node_args: Vec::new(),
     };
     if args.show_plan {
         for f in chaos::plan_of(&opts) {
+            let target = match f.kind {
+                chaos::faults::FaultKind::CrashAll => "every node".to_string(),
+                _ => format!("node {}", f.node),
+            };
             println!(
-                "  at {:6.2} s: node {} {} for {:.2} s",
+                "  at {:6.2} s: {target} {} for {:.2} s",
                 f.at.as_secs_f64(),
-                f.node,
                 f.kind.name(),
                 f.length.as_secs_f64()
             );

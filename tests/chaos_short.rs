@@ -35,6 +35,7 @@ fn options() -> chaos::Options {
         locks: 2,
         max_fault: Duration::from_millis(1500),
         client_deadline: Duration::from_secs(5),
+        crash_all: false,
         settle: Duration::from_secs(20),
         keep: false,
         node_args: ["--exact", "serve_child", "--nocapture", "--test-threads=1"]

@@ -14,6 +14,9 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP, then SIGCONT when the fault ends.
     Stop,
+    /// SIGKILL every node at once, then restart them all: only what was fsynced survives, so
+    /// this is what tests durability (a minority crash can lean on the majority's copies).
+    CrashAll,
 }
 
 impl FaultKind {
@@ -21,6 +24,7 @@ impl FaultKind {
         match self {
             FaultKind::Kill => "kill+restart",
             FaultKind::Stop => "stop+cont",
+            FaultKind::CrashAll => "crash-all+restart",
         }
     }
 }
@@ -30,6 +34,7 @@ impl FaultKind {
 pub struct Fault {
     /// From the start of the run.
     pub at: Duration,
+    /// The node (0 for [`FaultKind::CrashAll`]).
     pub node: u64,
     pub kind: FaultKind,
     /// How long the node stays down or stopped.
@@ -55,6 +60,8 @@ pub struct FaultParams {
     pub length: (Duration, Duration),
     /// Most nodes down or stopped at once (a minority, so that a quorum stays up).
     pub max_faulty: usize,
+    /// Make one fault in five a whole-cluster crash (no progress while it lasts).
+    pub crash_all: bool,
 }
 
 fn draw(rng: &mut Xoshiro256PlusPlus, (lo, hi): (Duration, Duration)) -> Duration {
@@ -74,7 +81,8 @@ pub fn plan(seed: u64, nodes: &[u64], p: &FaultParams) -> Vec<Fault> {
         t += draw(&mut rng, p.gap);
         // Wait for a slot: the earliest end among the faults still running at `t`.
         let running: Vec<&Fault> = faults.iter().filter(|f| f.end() > t).collect();
-        if running.len() >= p.max_faulty {
+        let busy = running.iter().any(|f| f.kind == FaultKind::CrashAll);
+        if busy || running.len() >= p.max_faulty {
             t = running.iter().map(|f| f.end()).min().unwrap_or(t);
             continue;
         }
@@ -87,10 +95,13 @@ pub fn plan(seed: u64, nodes: &[u64], p: &FaultParams) -> Vec<Fault> {
             .filter(|n| !running.iter().any(|f| f.node == *n))
             .collect();
         let node = free[(rng.next_u64() % free.len() as u64) as usize];
-        let kind = if rng.next_u64() % 2 == 0 {
-            FaultKind::Kill
+        let roll = rng.next_u64() % 10;
+        let (kind, node) = if p.crash_all && roll < 2 && running.is_empty() {
+            (FaultKind::CrashAll, 0)
+        } else if roll % 2 == 0 {
+            (FaultKind::Kill, node)
         } else {
-            FaultKind::Stop
+            (FaultKind::Stop, node)
         };
         let length = draw(&mut rng, p.length).min(p.until - t);
         faults.push(Fault {
@@ -137,13 +148,26 @@ pub fn play(cluster: &mut ProcessCluster, faults: &[Fault], start: Instant) -> F
         }
         let done = match step {
             Step::Begin(kind) => {
-                open.insert(node, kind);
                 *report.injected.entry(kind.name()).or_default() += 1;
                 match kind {
-                    FaultKind::Kill => cluster.kill(node),
-                    FaultKind::Stop => cluster.stop(node),
+                    FaultKind::Kill => {
+                        open.insert(node, kind);
+                        cluster.kill(node)
+                    }
+                    FaultKind::Stop => {
+                        open.insert(node, kind);
+                        cluster.stop(node)
+                    }
+                    FaultKind::CrashAll => cluster.ids().into_iter().try_for_each(|id| {
+                        open.insert(id, FaultKind::Kill);
+                        cluster.kill(id)
+                    }),
                 }
             }
+            Step::End(FaultKind::CrashAll) => cluster.ids().into_iter().try_for_each(|id| {
+                open.remove(&id);
+                cluster.start(id)
+            }),
             Step::End(kind) => {
                 open.remove(&node);
                 end(cluster, node, kind)
@@ -164,7 +188,7 @@ pub fn play(cluster: &mut ProcessCluster, faults: &[Fault], start: Instant) -> F
 
 fn end(cluster: &mut ProcessCluster, node: u64, kind: FaultKind) -> std::io::Result<()> {
     match kind {
-        FaultKind::Kill => cluster.start(node),
+        FaultKind::Kill | FaultKind::CrashAll => cluster.start(node),
         FaultKind::Stop => cluster.resume(node),
     }
 }

@@ -23,6 +23,9 @@ use workload::{Attempt, ClientLog, Outcome};
 /// Longer than any client call can take (wait + deadline, three calls a cycle).
 const HANG: Duration = Duration::from_secs(60);
 
+/// Longest a fresh cluster may take to serve its first cycle.
+const STARTUP: Duration = Duration::from_secs(20);
+
 /// How a run goes.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -36,6 +39,8 @@ pub struct Options {
     pub max_fault: Duration,
     /// How long one client call may take before it gives up (unanswered).
     pub client_deadline: Duration,
+    /// Also crash the whole cluster now and then (see [`faults::FaultKind::CrashAll`]).
+    pub crash_all: bool,
     /// How long the healed cluster gets to serve the probe and bring every mirror up to date.
     pub settle: Duration,
     /// Keep the cluster's directory even when every check passes.
@@ -85,6 +90,7 @@ pub fn plan_of(opts: &Options) -> Vec<Fault> {
         gap: (Duration::from_millis(200), Duration::from_millis(1500)),
         length: (Duration::from_millis(300), opts.max_fault),
         max_faulty: (opts.nodes.saturating_sub(1) / 2) as usize,
+        crash_all: opts.crash_all,
     };
     let ids: Vec<u64> = (1..=opts.nodes).collect();
     faults::plan(opts.seed, &ids, &params)
@@ -100,6 +106,27 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
     let members = cluster.members().to_vec();
     let locks = opts.locks.max(1);
     let planned = plan_of(&opts);
+
+    // The clock starts once the cluster serves, so start-up is not counted as errors.
+    let probe = workload::connect(
+        &members,
+        opts.seed.wrapping_mul(1000) + 999,
+        Duration::from_secs(5),
+    );
+    let mut probe_log = ClientLog {
+        who: "probe".into(),
+        ..ClientLog::default()
+    };
+    let mut line = 0;
+    let ready_by = Instant::now() + STARTUP;
+    while workload::one_cycle(&probe, &mut probe_log, 0, &mut line)
+        .await
+        .is_err()
+    {
+        if Instant::now() > ready_by {
+            return Err(format!("the cluster did not serve within {STARTUP:?}"));
+        }
+    }
 
     let start = std::time::Instant::now();
     let until = Instant::from_std(start) + Duration::from_secs(opts.secs);
@@ -147,16 +174,6 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
 
     // The cluster is whole again: one more cycle per lock must go through.
     let settle_by = Instant::now() + opts.settle;
-    let probe = workload::connect(
-        &members,
-        opts.seed.wrapping_mul(1000) + 999,
-        Duration::from_secs(5),
-    );
-    let mut probe_log = ClientLog {
-        who: "probe".into(),
-        ..ClientLog::default()
-    };
-    let mut line = 0;
     for lock in 0..locks {
         while workload::one_cycle(&probe, &mut probe_log, lock, &mut line)
             .await
