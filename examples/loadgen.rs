@@ -18,11 +18,11 @@ mod support;
 use clap::Parser;
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::cluster::ProcessCluster;
 
 /// Drive lock cycles against a dlm cluster.
 #[derive(Parser, Debug)]
@@ -58,12 +58,6 @@ struct Args {
     /// Write one JSON line per acknowledged append (lock, token, file, offset, data).
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Internal: run as one node of a spawned cluster.
-    #[arg(long, hide = true, num_args = 3, value_names = ["ID", "LISTEN", "DIR"])]
-    serve: Option<Vec<String>>,
-    /// Internal: peers of a spawned node.
-    #[arg(long, hide = true, value_parser = support::parse_members)]
-    serve_peers: Option<support::Members>,
 }
 
 #[derive(Default)]
@@ -76,19 +70,18 @@ struct Totals {
 }
 
 fn main() {
+    if let Some(served) = support::cluster::serve_if_spawned() {
+        if let Err(e) = served {
+            eprintln!("loadgen node: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = Args::parse();
-    // A node is one driver task plus its connections: a single-threaded runtime spares it the
-    // cross-thread wake-ups that cost a quarter of its CPU on a multi-threaded one (BENCHMARKS.md).
-    let runtime = if args.serve.is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
     let result = match runtime {
         Ok(rt) => rt.block_on(run(args)),
         Err(e) => Err(e.into()),
@@ -100,20 +93,14 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(serve) = &args.serve {
-        support::init_tracing();
-        return serve_node(
-            serve,
-            args.serve_peers.clone().map(|m| m.0).unwrap_or_default(),
-        )
-        .await;
-    }
+    // Dropping the cluster at the end kills its processes and removes its directory.
     let mut cluster = None;
     let nodes = match (&args.nodes, args.spawn) {
         (Some(nodes), _) => nodes.0.clone(),
         (None, Some(n)) => {
-            let spawned = SpawnedCluster::start(n)?;
-            let nodes = spawned.members.clone();
+            let mut spawned = ProcessCluster::new(n, "dlm-loadgen-", &[])?;
+            spawned.start_all()?;
+            let nodes = spawned.members().to_vec();
             cluster = Some(spawned);
             nodes
         }
@@ -122,82 +109,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let result = load(&args, &nodes).await;
     drop(cluster);
     result
-}
-
-async fn serve_node(
-    serve: &[String],
-    peers: Vec<(u64, SocketAddr)>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let [id, listen, dir] = serve else {
-        return Err("--serve ID LISTEN DIR".into());
-    };
-    let mut builder = dlm::Server::builder().id(id.parse()?).data_dir(dir);
-    for (peer, addr) in peers {
-        builder = builder.peer(peer, addr);
-    }
-    let server = builder.serve_tcp(listen.parse()?).await?;
-    // The parent kills us at the end; a closed stdin also means it is gone.
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut buf = [0u8; 1];
-        let _ = std::io::Read::read(&mut std::io::stdin(), &mut buf);
-    })
-    .await;
-    server.shutdown().await?;
-    Ok(())
-}
-
-/// Server processes started by `--spawn`, killed (and their directory removed) on drop.
-struct SpawnedCluster {
-    children: Vec<Child>,
-    members: Vec<(u64, SocketAddr)>,
-    _dir: tempfile::TempDir,
-}
-
-impl SpawnedCluster {
-    fn start(n: u64) -> Result<SpawnedCluster, Box<dyn std::error::Error>> {
-        let dir = tempfile::Builder::new().prefix("dlm-loadgen-").tempdir()?;
-        // Ask the OS for free ports, then let the servers bind them.
-        let members: Vec<(u64, SocketAddr)> = (1..=n)
-            .map(|id| Ok((id, TcpListener::bind("127.0.0.1:0")?.local_addr()?)))
-            .collect::<std::io::Result<_>>()?;
-        let exe = std::env::current_exe()?;
-        let mut children = Vec::new();
-        for (id, addr) in &members {
-            let peers: Vec<String> = members
-                .iter()
-                .filter(|(p, _)| p != id)
-                .map(|(p, a)| format!("{p}={a}"))
-                .collect();
-            let data = dir.path().join(format!("node-{id}"));
-            // Server logs go to a file beside its data, not into the report.
-            let log = std::fs::File::create(dir.path().join(format!("node-{id}.log")))?;
-            let child = Command::new(&exe)
-                .arg("--serve")
-                .arg(id.to_string())
-                .arg(addr.to_string())
-                .arg(&data)
-                .arg("--serve-peers")
-                .arg(peers.join(","))
-                .stdin(std::process::Stdio::piped())
-                .stderr(log)
-                .spawn()?;
-            children.push(child);
-        }
-        Ok(SpawnedCluster {
-            children,
-            members,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for SpawnedCluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn std::error::Error>> {

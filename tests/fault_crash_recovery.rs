@@ -1,26 +1,25 @@
 //! Process-level crash recovery: a 3-node TCP cluster of real OS processes with file storage,
 //! SIGKILLed one node at a time and then all at once, and restarted from its data directories.
 //!
-//! Server processes are this test binary re-executed: with `DLM_TEST_SERVE` set, the
-//! [`serve_child`] test runs a node instead of returning (integration tests cannot start the
-//! example binaries).
+//! Server processes are this test binary re-executed (see `examples/support/cluster.rs`): the
+//! [`serve_child`] test runs a node when asked to instead of returning (integration tests cannot
+//! start the example binaries).
 //!
 //! What must hold after the restart: every acknowledged append is in every node's mirrored file
 //! exactly once and at the offset it was acknowledged at, fencing tokens keep growing, and a lease
 //! still running at the crash is still held.
 
+#[path = "../examples/support/mod.rs"]
+mod support;
+
 use dlm::runtime::{escape_file_name, Client, ClientError};
 use dlm::tcp::TcpClient;
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// `"ID LISTEN DIR PEERS"`, PEERS as `id=addr,id=addr`.
-const SERVE_ENV: &str = "DLM_TEST_SERVE";
+use support::cluster::ProcessCluster;
 
 const CLIENTS: usize = 4;
 const CYCLES: usize = 25;
@@ -28,115 +27,23 @@ const CYCLES: usize = 25;
 /// Runs a server node when re-executed by the test below; a no-op test otherwise.
 #[test]
 fn serve_child() {
-    let Ok(spec) = std::env::var(SERVE_ENV) else {
-        return;
-    };
-    let parts: Vec<&str> = spec.split(' ').collect();
-    let [id, listen, dir, peers] = parts.as_slice() else {
-        panic!("bad {SERVE_ENV}: {spec:?}");
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut builder = dlm::Server::builder().id(id.parse().unwrap()).data_dir(dir);
-        for peer in peers.split(',') {
-            let (pid, addr) = peer.split_once('=').unwrap();
-            builder = builder.peer(pid.parse().unwrap(), addr.parse().unwrap());
-        }
-        let server = builder.serve_tcp(listen.parse().unwrap()).await.unwrap();
-        // Normally SIGKILLed; a closed stdin means the parent test is gone, so stop too.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut buf = [0u8; 1];
-            let _ = std::io::Read::read(&mut std::io::stdin(), &mut buf);
-        })
-        .await;
-        let _ = server.shutdown().await;
-    });
-}
-
-/// The server processes; every one still running is SIGKILLed on drop.
-struct Cluster {
-    members: Vec<(u64, SocketAddr)>,
-    root: PathBuf,
-    children: HashMap<u64, Child>,
-}
-
-impl Cluster {
-    fn new(root: &Path) -> Cluster {
-        // Ask the OS for free ports, then let the servers bind them (and rebind after a kill).
-        let members = (1..=3u64)
-            .map(|id| {
-                let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                (id, l.local_addr().unwrap())
-            })
-            .collect();
-        Cluster {
-            members,
-            root: root.to_path_buf(),
-            children: HashMap::new(),
-        }
-    }
-
-    fn data_dir(&self, id: u64) -> PathBuf {
-        self.root.join(format!("node-{id}"))
-    }
-
-    fn start(&mut self, id: u64) {
-        let addr = self.members.iter().find(|(i, _)| *i == id).unwrap().1;
-        let peers: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(p, _)| *p != id)
-            .map(|(p, a)| format!("{p}={a}"))
-            .collect();
-        let spec = format!(
-            "{id} {addr} {} {}",
-            self.data_dir(id).display(),
-            peers.join(",")
-        );
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root.join(format!("node-{id}.log")))
-            .unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "serve_child", "--nocapture", "--test-threads=1"])
-            .env(SERVE_ENV, spec)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.children.insert(id, child);
-    }
-
-    /// SIGKILL (`Child::kill`), then reap.
-    fn kill(&mut self, id: u64) {
-        if let Some(mut child) = self.children.remove(&id) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn client(&self, lease: Duration) -> Client<TcpClient> {
-        dlm::connect_tcp_with(self.members.clone(), dlm::DEFAULT_CLUSTER_ID, |cfg| {
-            cfg.lease = lease;
-            cfg.attempt_timeout = Duration::from_millis(500);
-            cfg.deadline = Duration::from_secs(20);
-        })
+    if let Some(served) = support::cluster::serve_if_spawned() {
+        served.unwrap();
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let ids: Vec<u64> = self.children.keys().copied().collect();
-        for id in ids {
-            self.kill(id);
-        }
-    }
+/// Three server processes, each this binary running [`serve_child`].
+fn cluster() -> ProcessCluster {
+    let args = ["--exact", "serve_child", "--nocapture", "--test-threads=1"];
+    ProcessCluster::new(3, "dlm-crash-", &args).unwrap()
+}
+
+fn client(cluster: &ProcessCluster, lease: Duration) -> Client<TcpClient> {
+    dlm::connect_tcp_with(cluster.members().to_vec(), dlm::DEFAULT_CLUSTER_ID, |cfg| {
+        cfg.lease = lease;
+        cfg.attempt_timeout = Duration::from_millis(500);
+        cfg.deadline = Duration::from_secs(20);
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -232,24 +139,18 @@ async fn acquire_token(client: &Client<TcpClient>, lock: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_one_then_all_and_recover() {
-    let root = tempfile::Builder::new()
-        .prefix("dlm-crash-")
-        .tempdir()
-        .unwrap();
-    let mut cluster = Cluster::new(root.path());
-    for id in 1..=3 {
-        cluster.start(id);
-    }
+    let mut cluster = cluster();
+    cluster.start_all().unwrap();
 
     // A holder with a long lease, kept alive across the crash.
-    let holder = cluster.client(Duration::from_secs(120));
+    let holder = client(&cluster, Duration::from_secs(120));
     let held = holder.lock("held").await.unwrap();
     let rec = Arc::new(Record::default());
     rec.tokens.lock().unwrap().push(held.token().0);
 
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let client = cluster.client(Duration::from_secs(3));
+            let client = client(&cluster, Duration::from_secs(3));
             tokio::spawn(run_client(client, c, rec.clone()))
         })
         .collect();
@@ -260,7 +161,7 @@ async fn crash_one_then_all_and_recover() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     rec.killed.store(true, Ordering::SeqCst);
-    cluster.kill(1);
+    cluster.kill(1).unwrap();
     for t in tasks {
         t.await.unwrap();
     }
@@ -274,15 +175,13 @@ async fn crash_one_then_all_and_recover() {
     );
 
     // SIGKILL everything, then restart from the data directories.
-    cluster.kill(2);
-    cluster.kill(3);
+    cluster.kill(2).unwrap();
+    cluster.kill(3).unwrap();
     assert!(!held.is_lost(), "long lease lost before the crash");
-    for id in 1..=3 {
-        cluster.start(id);
-    }
+    cluster.start_all().unwrap();
 
     // Tokens keep growing across the restart.
-    let after = cluster.client(Duration::from_secs(3));
+    let after = client(&cluster, Duration::from_secs(3));
     let token = acquire_token(&after, "lock-0").await;
     let earlier = *rec.tokens.lock().unwrap().iter().max().unwrap();
     assert!(token > earlier, "token {token} after restart <= {earlier}");

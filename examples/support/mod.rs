@@ -1,6 +1,8 @@
 //! Helpers shared by the example binaries (included with `#[path]`, not a library API).
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 
 /// Parses `ID=ADDR`, as in `--peer 2=127.0.0.1:7002`.

@@ -43,8 +43,9 @@ impl ClientConfig {
     }
 }
 
-/// Why a client call failed.
+/// Why a client call failed. New kinds of failure may be added, so matches need a fallback.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// A try-lock found the lock taken.
     #[error("lock is busy")]
