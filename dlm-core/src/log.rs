@@ -136,7 +136,9 @@ pub fn entry_size(entry: &Entry) -> usize {
             Op::Append {
                 data, file, lock, ..
             } => data.len() + file.len() + lock.len(),
-            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock } => lock.len(),
+            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => {
+                lock.len()
+            }
             _ => 0,
         },
         _ => 16,

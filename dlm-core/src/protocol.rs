@@ -41,11 +41,14 @@ pub enum Op {
         /// The token of the grant being released.
         token: FencingToken,
     },
-    /// Leave the queue of `lock` (an acquire that is still waiting is answered
-    /// [`Rejection::Cancelled`]). A no-op if the client is not waiting.
+    /// Withdraw this client's acquire `seq` from the queue of `lock` (it is answered
+    /// [`Rejection::Cancelled`]). A no-op if that acquire is not waiting (granted, answered or
+    /// unknown): naming the acquire keeps a late cancel from withdrawing a newer one.
     Cancel {
         /// The lock.
         lock: LockName,
+        /// The seq of the acquire to withdraw.
+        seq: Seq,
     },
     /// Renew the lease of every lock this client holds. Answered only once it is committed, so a
     /// deposed leader can never extend a lease.

@@ -183,7 +183,14 @@ fn a_free_lock_leaves_the_table() {
         &mut out,
     );
     sm.apply(
-        &request(2, 2, Op::Cancel { lock: "a".into() }),
+        &request(
+            2,
+            2,
+            Op::Cancel {
+                lock: "a".into(),
+                seq: Seq(1),
+            },
+        ),
         &rules,
         &mut out,
     );

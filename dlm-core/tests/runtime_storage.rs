@@ -16,6 +16,7 @@ fn entry(term: u64, index: u64) -> Entry {
             acked_below: Seq(1),
             op: Op::Cancel {
                 lock: format!("lock-{index}").into(),
+                seq: Seq(index),
             },
         }),
     }

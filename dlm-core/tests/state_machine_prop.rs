@@ -33,6 +33,7 @@ enum Action {
     Cancel {
         client: u8,
         lock: u8,
+        right: bool,
     },
     KeepAlive {
         client: u8,
@@ -73,7 +74,8 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (c.clone(), l.clone(), f.clone(), 0..20u8, prop::bool::weighted(0.8)).prop_map(
             |(client, lock, file, len, right)| Action::Append { client, lock, file, len, right }
         ),
-        1 => (c.clone(), l.clone()).prop_map(|(client, lock)| Action::Cancel { client, lock }),
+        1 => (c.clone(), l.clone(), any::<bool>())
+            .prop_map(|(client, lock, right)| Action::Cancel { client, lock, right }),
         1 => c.clone().prop_map(|client| Action::KeepAlive { client }),
         1 => (c.clone(), f, any::<u8>())
             .prop_map(|(client, file, offset)| Action::Read { client, file, offset }),
@@ -204,12 +206,26 @@ fn build(model: &mut Model, sm: &StateMachine, a: &Action) -> (Command, Option<C
                 },
             )
         }
-        Action::Cancel { client, lock } => (
+        Action::Cancel {
             client,
-            Op::Cancel {
-                lock: LOCKS[lock as usize].into(),
-            },
-        ),
+            lock,
+            right,
+        } => {
+            let name = LOCKS[lock as usize];
+            // The seq of the client's queued acquire, or one that names no acquire of it.
+            let queued = sm.lock(name).and_then(|s| {
+                let id = model.client(client);
+                s.waiters.iter().find(|w| w.client == id).map(|w| w.seq)
+            });
+            let seq = if right { queued } else { None }.unwrap_or(Seq(u64::MAX));
+            (
+                client,
+                Op::Cancel {
+                    lock: name.into(),
+                    seq,
+                },
+            )
+        }
         Action::KeepAlive { client } => (client, Op::KeepAlive),
         Action::Read {
             client,

@@ -38,7 +38,10 @@ fn ops() -> Vec<Op> {
             lock: "l".into(),
             token: FencingToken(u64::MAX),
         },
-        Op::Cancel { lock: "l".into() },
+        Op::Cancel {
+            lock: "l".into(),
+            seq: Seq(3),
+        },
         Op::KeepAlive,
         Op::Append {
             lock: "l".into(),

@@ -286,6 +286,7 @@ async fn absurd_but_well_formed_requests_get_typed_refusals() {
         (
             Op::Cancel {
                 lock: LockName::new("absurd"),
+                seq: Seq(1),
             },
             Ok(Reply::Cancelled),
         ),

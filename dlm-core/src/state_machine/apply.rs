@@ -36,7 +36,7 @@ pub(crate) fn check_request(op: &Op, limits: &Limits) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        Op::Release { lock, .. } | Op::Cancel { lock } => check_name(lock.len(), limits),
+        Op::Release { lock, .. } | Op::Cancel { lock, .. } => check_name(lock.len(), limits),
         Op::Append {
             lock, file, data, ..
         } => {
@@ -171,8 +171,8 @@ impl StateMachine {
                 return self.acquire(client, seq, lock, *lease, *wait, limits, out)
             }
             Op::Release { lock, token } => self.release(client, lock, *token, out),
-            Op::Cancel { lock } => {
-                if let Some(waiting) = self.remove_waiter(lock, client, None) {
+            Op::Cancel { lock, seq } => {
+                if let Some(waiting) = self.remove_waiter(lock, client, Some(*seq)) {
                     self.answer(client, waiting, Err(Rejection::Cancelled), true, out);
                 }
                 Ok(Reply::Cancelled)

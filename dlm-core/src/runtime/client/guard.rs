@@ -4,7 +4,7 @@ use super::{lock_state, Client};
 use crate::names::LockName;
 use crate::protocol::{Op, Reply};
 use crate::runtime::transport::ClientTransport;
-use crate::types::FencingToken;
+use crate::types::{ClientId, FencingToken, Seq};
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -141,10 +141,12 @@ impl<T: ClientTransport> Drop for LockGuard<T> {
     }
 }
 
-/// Withdraws a waiting acquire whose future was dropped before it was answered.
+/// Withdraws a waiting acquire whose future was dropped, or gave up, before it was answered.
 pub(super) struct PendingAcquire<T: ClientTransport> {
     pub(super) client: Client<T>,
     pub(super) lock: Option<LockName>,
+    /// The session and seq the acquire was last sent under (see `Client::call_tracked`).
+    pub(super) sent_as: Mutex<Option<(ClientId, Seq)>>,
 }
 
 impl<T: ClientTransport> Drop for PendingAcquire<T> {
@@ -152,12 +154,19 @@ impl<T: ClientTransport> Drop for PendingAcquire<T> {
         let Some(lock) = self.lock.take() else {
             return;
         };
+        let sent_as = *self.sent_as.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((session, seq)) = sent_as else {
+            return;
+        };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let client = self.client.clone();
         handle.spawn(async move {
-            let _ = client.call(Op::Cancel { lock }, None).await;
+            // In a newer session the acquire is gone with the old one.
+            if client.id() == session {
+                let _ = client.call(Op::Cancel { lock, seq }, None).await;
+            }
         });
     }
 }

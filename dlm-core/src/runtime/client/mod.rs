@@ -281,9 +281,10 @@ impl<T: ClientTransport> Client<T> {
         let mut pending = PendingAcquire {
             client: self.clone(),
             lock: wait.is_some().then(|| lock.clone()),
+            sent_as: Mutex::new(None),
         };
         let _acquiring = Acquiring::start(&self.inner, &lock);
-        let answer = self.call(op, wait).await;
+        let answer = self.call_tracked(op, wait, Some(&pending.sent_as)).await;
         if answer != Err(ClientError::Unavailable) {
             // Answered: nothing is left queued at the service.
             pending.lock = None;
@@ -342,6 +343,17 @@ impl<T: ClientTransport> Client<T> {
 
     /// Sends one request until it is answered, the answer is final, or the deadline passes.
     async fn call(&self, op: Op, wait: Option<Duration>) -> Result<Reply, ClientError> {
+        self.call_tracked(op, wait, None).await
+    }
+
+    /// [`Client::call`], noting in `sent_as` the session and seq of each attempt, so that a
+    /// queued acquire can be named when it is withdrawn.
+    async fn call_tracked(
+        &self,
+        op: Op,
+        wait: Option<Duration>,
+        sent_as: Option<&Mutex<Option<(ClientId, Seq)>>>,
+    ) -> Result<Reply, ClientError> {
         let inner = &*self.inner;
         let cfg = &inner.cfg;
         if cfg.nodes.is_empty() {
@@ -366,6 +378,10 @@ impl<T: ClientTransport> Client<T> {
             if lock_state(&inner.state).id != ticket.id {
                 // Another call replaced the session: this request was never applied under it.
                 ticket = SeqDone::issue(inner);
+            }
+            if let Some(sent_as) = sent_as {
+                *sent_as.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((ticket.id, Seq(ticket.seq)));
             }
             let (node, request) = {
                 let st = lock_state(&inner.state);
