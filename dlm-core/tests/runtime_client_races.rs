@@ -23,6 +23,7 @@ struct Scripted {
     acquire_gate: Gate,
     release_gate: Gate,
     keepalive_gate: Gate,
+    cancel_gate: Gate,
 }
 
 /// Answers pass only while the gate holds permits; a closed gate holds them back.
@@ -54,6 +55,12 @@ impl Scripted {
     fn apply(&self, op: &Op) -> Result<Reply, Rejection> {
         let mut held = self.held.lock().unwrap();
         match op {
+            Op::Acquire { lock, .. } if held.iter().any(|(l, _)| l == lock) => {
+                let token = held.iter().find(|(l, _)| l == lock).map(|(_, t)| *t);
+                Err(Rejection::AlreadyHeld {
+                    token: token.unwrap(),
+                })
+            }
             Op::Acquire { lock, lease, .. } => {
                 let mut next = self.next_token.lock().unwrap();
                 *next += 1;
@@ -73,6 +80,8 @@ impl Scripted {
                 }
             }
             Op::KeepAlive => Ok(Reply::KeptAlive { held: held.clone() }),
+            // A cancel that finds its acquire granted leaves the grant be.
+            Op::Cancel { .. } => Ok(Reply::Cancelled),
             other => Err(Rejection::Invalid(format!("not scripted: {other:?}"))),
         }
     }
@@ -82,6 +91,7 @@ impl Scripted {
             Op::Acquire { .. } => Some(&self.acquire_gate),
             Op::Release { .. } => Some(&self.release_gate),
             Op::KeepAlive => Some(&self.keepalive_gate),
+            Op::Cancel { .. } => Some(&self.cancel_gate),
             _ => None,
         }
     }
@@ -233,4 +243,56 @@ async fn a_keepalive_sent_before_a_grant_does_not_mark_it_lost() {
         "an answer older than the grant declared it lost"
     );
     assert!(net.0.release_seqs("b").is_empty());
+}
+
+fn is_cancel(op: &Op) -> bool {
+    matches!(op, Op::Cancel { .. })
+}
+
+/// Starts a waiting acquire of `a` whose answer is held back, and gives up on it: the service
+/// has granted it, and the client sends a cancel naming it.
+async fn abandon_an_acquire_that_was_granted(net: &Net, c: &Client<Net>) {
+    net.0.acquire_gate.close();
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), c.lock("a")).await;
+    assert!(gave_up.is_err());
+    net.0.acquire_gate.let_one_through();
+    net.0.arrived(1, is_cancel).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_acquire_waits_for_the_cancel_of_the_abandoned_one() {
+    let net = Net::default();
+    let c = client(&net);
+    net.0.cancel_gate.close();
+    abandon_an_acquire_that_was_granted(&net, &c).await;
+
+    let again = tokio::spawn({
+        let c = c.clone();
+        async move { c.lock("a").await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        net.0.count(is_acquire),
+        1,
+        "a new acquire raced the withdrawal of the old one"
+    );
+    net.0.cancel_gate.let_one_through();
+    again.await.unwrap().unwrap();
+    assert_eq!(net.0.count(is_acquire), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grant_of_an_abandoned_acquire_is_adopted_not_refused() {
+    let net = Net::default();
+    let c = client(&net);
+    abandon_an_acquire_that_was_granted(&net, &c).await;
+
+    // The service answers AlreadyHeld with the abandoned acquire's grant; the client takes it,
+    // after a keep-alive has confirmed its lease.
+    let guard = c.lock("a").await.unwrap();
+    assert_eq!(guard.token(), FencingToken(1));
+    assert!(!guard.is_lost());
+    assert_eq!(net.0.count(is_keepalive), 1);
+    c.release(guard).await.unwrap();
+    assert_eq!(net.0.release_seqs("a").len(), 1);
 }

@@ -162,11 +162,34 @@ impl<T: ClientTransport> Drop for PendingAcquire<T> {
             return;
         };
         let client = self.client.clone();
+        // A new acquire of the lock waits for this withdrawal (see `Client::cancelled`).
+        let (done, watch_done) = watch::channel(());
+        lock_state(&client.inner.state)
+            .cancelling
+            .insert(lock.clone(), watch_done);
         handle.spawn(async move {
             // In a newer session the acquire is gone with the old one.
             if client.id() == session {
-                let _ = client.call(Op::Cancel { lock, seq }, None).await;
+                let _ = client
+                    .call(
+                        Op::Cancel {
+                            lock: lock.clone(),
+                            seq,
+                        },
+                        None,
+                    )
+                    .await;
             }
+            let mut st = lock_state(&client.inner.state);
+            if st
+                .cancelling
+                .get(&lock)
+                .is_some_and(|rx| rx.same_channel(&done.subscribe()))
+            {
+                st.cancelling.remove(&lock);
+            }
+            drop(st);
+            drop(done);
         });
     }
 }

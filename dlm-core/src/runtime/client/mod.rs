@@ -18,6 +18,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// A client of a dlm cluster. Cheap to clone; clones share the identity and the locks.
@@ -58,6 +59,8 @@ struct State {
     /// Counts grants entered into `held`; a keep-alive answer only speaks for grants entered
     /// before it was sent.
     grants: u64,
+    /// Withdrawals of abandoned acquires still under way, per lock; each closes when done.
+    cancelling: HashMap<LockName, watch::Receiver<()>>,
     keepalive_running: bool,
 }
 
@@ -167,6 +170,7 @@ impl<T: ClientTransport> Client<T> {
                     held: HashMap::new(),
                     acquiring: HashMap::new(),
                     grants: 0,
+                    cancelling: HashMap::new(),
                     keepalive_running: false,
                 }),
                 cfg,
@@ -278,6 +282,8 @@ impl<T: ClientTransport> Client<T> {
             lease,
             wait,
         };
+        // A new acquire while the abandoned one is still queued would be refused AlreadyWaiting.
+        self.cancelled(&lock).await;
         let mut pending = PendingAcquire {
             client: self.clone(),
             lock: wait.is_some().then(|| lock.clone()),
@@ -289,14 +295,25 @@ impl<T: ClientTransport> Client<T> {
             // Answered: nothing is left queued at the service.
             pending.lock = None;
         }
-        let (token, lease) = match answer? {
-            Reply::Granted { token, lease } => (token, lease),
-            other => return Err(unexpected(&other)),
+        let (token, safe) = match answer {
+            Ok(Reply::Granted { token, lease }) => {
+                // The lease runs from when the grant was applied, after we sent the request.
+                let safe = (sent + lease)
+                    .checked_sub(self.inner.cfg.drift_bound)
+                    .unwrap_or(sent);
+                (token, safe)
+            }
+            Err(ClientError::Rejected(Rejection::AlreadyHeld { token }))
+                if self.orphaned(&lock) =>
+            {
+                // An acquire we gave up on was granted after all: the lock is ours, under a
+                // lease that ran from an unknown time, so it is confirmed below before use.
+                tracing::info!(%lock, %token, "adopting the grant of an abandoned acquire");
+                (token, Instant::now())
+            }
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => return Err(e),
         };
-        // The lease runs from when the grant was applied, which is after we sent the request.
-        let safe = (sent + lease)
-            .checked_sub(self.inner.cfg.drift_bound)
-            .unwrap_or(sent);
         let held = {
             let mut st = lock_state(&self.inner.state);
             st.grants += 1;
@@ -317,6 +334,22 @@ impl<T: ClientTransport> Client<T> {
         }
         self.ensure_keepalive();
         Ok(guard)
+    }
+
+    /// Waits until no withdrawal of an abandoned acquire of `lock` is under way.
+    async fn cancelled(&self, lock: &LockName) {
+        let pending = lock_state(&self.inner.state).cancelling.get(lock).cloned();
+        if let Some(mut done) = pending {
+            // Closed (never sent to) when the withdrawal ends.
+            let _ = done.changed().await;
+        }
+    }
+
+    /// Whether a grant of `lock` the service says we hold can only be an abandoned acquire's:
+    /// no guard has it and no other acquire of it is in flight.
+    fn orphaned(&self, lock: &LockName) -> bool {
+        let st = lock_state(&self.inner.state);
+        !st.held.contains_key(lock) && st.acquiring.get(lock) == Some(&1)
     }
 
     fn forget(&self, lock: &LockName, held: &Arc<Held>) {
