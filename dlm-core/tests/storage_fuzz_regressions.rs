@@ -82,3 +82,28 @@ fn a_damaged_record_before_more_data_is_refused() {
         Err(StorageError::Corrupt { .. })
     ));
 }
+
+/// `wal_raw`: a checksummed segment named after the last possible index, holding an entry at that
+/// index, used to overflow the next expected index (a panic in debug builds).
+#[test]
+fn an_entry_at_the_last_index_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    let payload = postcard::to_allocvec(&Entry {
+        term: Term(1),
+        index: LogIndex(u64::MAX),
+        command: Command::Noop,
+    })
+    .unwrap();
+    let mut record = Vec::new();
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    std::fs::write(wal.join(format!("{:020}.wal", u64::MAX)), &record).unwrap();
+    let mut storage = FileStorage::open(dir.path()).unwrap();
+    assert!(matches!(
+        storage.recover(),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
