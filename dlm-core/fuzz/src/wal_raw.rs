@@ -211,9 +211,11 @@ pub fn run(data: &[u8]) {
         .map(|e| e.position())
         .or(first.snapshot.as_ref().map(|s| s.last))
         .unwrap_or_default();
-    let Some(next) = last.index.get().checked_add(1) else {
+    // Recovery refuses an entry at `u64::MAX` (it would have no successor), so stop short of it.
+    let next = last.index.get().saturating_add(1);
+    if next == u64::MAX {
         return;
-    };
+    }
     let entry = Entry {
         term: Term(last.term.get().max(first.hard_state.term.get())),
         index: LogIndex(next),
