@@ -63,6 +63,11 @@ pub(crate) fn scan(buf: &[u8], off: usize) -> Scan<'_> {
         if HEADER + len == rest.len() {
             return Scan::Torn("checksum mismatch in the last record");
         }
+        // A batch written in one go whose later blocks never reached the disk: this record is
+        // cut by the zeros, and so is everything after it.
+        if rest[HEADER + len..].iter().all(|b| *b == 0) {
+            return Scan::Torn("checksum mismatch before a zero-filled tail");
+        }
         return Scan::Corrupt("checksum mismatch");
     }
     Scan::Record {
@@ -94,5 +99,8 @@ mod tests {
         let mut bad = buf.clone();
         bad[HEADER] ^= 1;
         assert_eq!(scan(&bad, 0), Scan::Corrupt("checksum mismatch"));
+        let mut zeroed = buf.clone();
+        zeroed[HEADER + 2..].fill(0);
+        assert!(matches!(scan(&zeroed, 0), Scan::Torn(_)));
     }
 }

@@ -355,9 +355,17 @@ fn read_segment(
                         format!("entry has index {}, expected {expected}", entry.index),
                     ));
                 }
+                // No log reaches the last index; only damaged or forged data can claim it.
+                let Some(after) = expected.get().checked_add(1) else {
+                    return Err(corrupt(
+                        path,
+                        off as u64,
+                        "entry at the last possible index",
+                    ));
+                };
                 out.push(entry);
                 offsets.push(off as u64);
-                expected = expected.next();
+                expected = LogIndex(after);
                 off = next;
             }
             Scan::End => break,
