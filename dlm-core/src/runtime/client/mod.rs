@@ -276,43 +276,32 @@ impl<T: ClientTransport> Client<T> {
         wait: Option<Duration>,
     ) -> Result<LockGuard<T>, ClientError> {
         let lease = self.inner.cfg.lease;
-        let sent = Instant::now();
-        let op = Op::Acquire {
-            lock: lock.clone(),
-            lease,
-            wait,
-        };
-        // A new acquire while the abandoned one is still queued would be refused AlreadyWaiting.
-        self.cancelled(&lock).await;
-        let mut pending = PendingAcquire {
-            client: self.clone(),
-            lock: wait.is_some().then(|| lock.clone()),
-            sent_as: Mutex::new(None),
-        };
-        let _acquiring = Acquiring::start(&self.inner, &lock);
-        let answer = self.call_tracked(op, wait, Some(&pending.sent_as)).await;
-        if answer != Err(ClientError::Unavailable) {
-            // Answered: nothing is left queued at the service.
-            pending.lock = None;
-        }
-        let (token, safe) = match answer {
-            Ok(Reply::Granted { token, lease }) => {
-                // The lease runs from when the grant was applied, after we sent the request.
-                let safe = (sent + lease)
-                    .checked_sub(self.inner.cfg.drift_bound)
-                    .unwrap_or(sent);
-                (token, safe)
+        let mut gave_back = false;
+        let (token, safe) = loop {
+            let sent = Instant::now();
+            let answer = self.acquire_once(&lock, lease, wait).await;
+            match answer {
+                Ok(Reply::Granted { token, lease }) => {
+                    // The lease runs from when the grant was applied, after we sent the request.
+                    let safe = (sent + lease)
+                        .checked_sub(self.inner.cfg.drift_bound)
+                        .unwrap_or(sent);
+                    break (token, safe);
+                }
+                Err(ClientError::Rejected(Rejection::AlreadyHeld { token }))
+                    if !gave_back && self.untracked(&lock) =>
+                {
+                    // A grant no guard of ours has: an acquire we gave up on that was granted
+                    // after all, or one whose release went unanswered. Give it back (by its
+                    // token, so nothing newer can be hit) and ask again: every guard carries a
+                    // token no earlier `lock` call returned.
+                    tracing::info!(%lock, %token, "releasing a grant no guard holds");
+                    let _ = self.release_op(lock.clone(), token).await;
+                    gave_back = true;
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) => return Err(e),
             }
-            Err(ClientError::Rejected(Rejection::AlreadyHeld { token }))
-                if self.orphaned(&lock) =>
-            {
-                // An acquire we gave up on was granted after all: the lock is ours, under a
-                // lease that ran from an unknown time, so it is confirmed below before use.
-                tracing::info!(%lock, %token, "adopting the grant of an abandoned acquire");
-                (token, Instant::now())
-            }
-            Ok(other) => return Err(unexpected(&other)),
-            Err(e) => return Err(e),
         };
         let held = {
             let mut st = lock_state(&self.inner.state);
@@ -336,6 +325,34 @@ impl<T: ClientTransport> Client<T> {
         Ok(guard)
     }
 
+    /// One acquire request, withdrawn in the background if it is given up before an answer.
+    async fn acquire_once(
+        &self,
+        lock: &LockName,
+        lease: Duration,
+        wait: Option<Duration>,
+    ) -> Result<Reply, ClientError> {
+        let op = Op::Acquire {
+            lock: lock.clone(),
+            lease,
+            wait,
+        };
+        // A new acquire while the abandoned one is still queued would be refused AlreadyWaiting.
+        self.cancelled(lock).await;
+        let mut pending = PendingAcquire {
+            client: self.clone(),
+            lock: wait.is_some().then(|| lock.clone()),
+            sent_as: Mutex::new(None),
+        };
+        let _acquiring = Acquiring::start(&self.inner, lock);
+        let answer = self.call_tracked(op, wait, Some(&pending.sent_as)).await;
+        if answer != Err(ClientError::Unavailable) {
+            // Answered: nothing is left queued at the service.
+            pending.lock = None;
+        }
+        answer
+    }
+
     /// Waits until no withdrawal of an abandoned acquire of `lock` is under way.
     async fn cancelled(&self, lock: &LockName) {
         let pending = lock_state(&self.inner.state).cancelling.get(lock).cloned();
@@ -345,11 +362,11 @@ impl<T: ClientTransport> Client<T> {
         }
     }
 
-    /// Whether a grant of `lock` the service says we hold can only be an abandoned acquire's:
-    /// no guard has it and no other acquire of it is in flight.
-    fn orphaned(&self, lock: &LockName) -> bool {
+    /// Whether a grant of `lock` the service says we hold is one no guard of ours has (and no
+    /// other acquire of it is in flight, whose grant it could be).
+    fn untracked(&self, lock: &LockName) -> bool {
         let st = lock_state(&self.inner.state);
-        !st.held.contains_key(lock) && st.acquiring.get(lock) == Some(&1)
+        !st.held.contains_key(lock) && !st.acquiring.contains_key(lock)
     }
 
     fn forget(&self, lock: &LockName, held: &Arc<Held>) {
