@@ -90,7 +90,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// A counted place (a client connection, a connection in its handshake), given back on drop.
+/// A client connection's place under `max_clients`, given back on drop.
 struct Slot(Arc<AtomicUsize>);
 
 impl Slot {

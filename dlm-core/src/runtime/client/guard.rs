@@ -238,9 +238,7 @@ impl<T: ClientTransport> Client<T> {
         let sent = Instant::now();
         let grants_before = lock_state(&self.inner.state).grants;
         let answer = self.call(Op::KeepAlive, None).await;
-        let until = (sent + cfg.lease)
-            .checked_sub(cfg.drift_bound)
-            .unwrap_or(sent);
+        let until = self.safe_until(sent, cfg.lease);
         let mut st = lock_state(&self.inner.state);
         if let Ok(Reply::KeptAlive { held }) = &answer {
             // A grant nobody waits for any more (its acquire was abandoned): give it back

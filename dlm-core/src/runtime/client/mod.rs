@@ -283,10 +283,7 @@ impl<T: ClientTransport> Client<T> {
             match answer {
                 Ok(Reply::Granted { token, lease }) => {
                     // The lease runs from when the grant was applied, after we sent the request.
-                    let safe = (sent + lease)
-                        .checked_sub(self.inner.cfg.drift_bound)
-                        .unwrap_or(sent);
-                    break (token, safe);
+                    break (token, self.safe_until(sent, lease));
                 }
                 Err(ClientError::Rejected(Rejection::AlreadyHeld { token }))
                     if !gave_back && self.untracked(&lock) =>
@@ -351,6 +348,14 @@ impl<T: ClientTransport> Client<T> {
             pending.lock = None;
         }
         answer
+    }
+
+    /// Until when a lease granted or renewed by a request sent at `sent` is certainly still in
+    /// force: it ran from no earlier than `sent`, and the servers' clocks may run a little fast.
+    fn safe_until(&self, sent: Instant, lease: Duration) -> Instant {
+        (sent + lease)
+            .checked_sub(self.inner.cfg.drift_bound)
+            .unwrap_or(sent)
     }
 
     /// Waits until no withdrawal of an abandoned acquire of `lock` is under way.
