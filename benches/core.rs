@@ -1,5 +1,6 @@
 //! Throughput of one node's core, without IO: a single-node cluster driven through
-//! `Node::handle` and `Node::poll_effect`, every persist acknowledged at once (dropped).
+//! `Node::handle` and `Node::poll_effect`, every persist taken as durable at once (dropped) and
+//! reported so with `Input::Persisted`, as a synchronous driver would.
 //!
 //! `cargo bench --bench core -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -32,7 +33,9 @@ impl Driver {
         let mut now = Time::ZERO;
         while !node.is_leader() {
             node.handle(now, Input::Tick);
-            while node.poll_effect().is_some() {}
+            while let Some(effect) = node.poll_effect() {
+                report_persisted(&mut node, now, &effect);
+            }
             now = node.next_deadline().max(now);
         }
         Driver {
@@ -70,6 +73,7 @@ impl Driver {
                     grants += 1;
                 }
             } else {
+                report_persisted(&mut self.node, self.now, &effect);
                 let _ = black_box(effect);
             }
         }
@@ -101,6 +105,15 @@ impl Driver {
             data: data.to_vec(),
         };
         self.send(client, op);
+    }
+}
+
+/// A synchronous driver's persist: durable the moment it is polled.
+fn report_persisted(node: &mut Node, now: Time, effect: &Effect) {
+    if let Effect::Persist(persist) = effect {
+        if let Some(position) = persist.log_position() {
+            node.handle(now, Input::Persisted(position));
+        }
     }
 }
 

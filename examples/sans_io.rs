@@ -19,8 +19,16 @@ impl Demo {
     fn drain(&mut self) -> Vec<(ConnId, ClientResponse)> {
         let mut replies = Vec::new();
         while let Some(effect) = self.node.poll_effect() {
-            if let Effect::Reply { conn, response } = effect {
-                replies.push((conn, response));
+            match effect {
+                Effect::Reply { conn, response } => replies.push((conn, response)),
+                // A real driver writes and syncs here; this one keeps nothing, and reports the
+                // persist durable at once so that the leader may count its own copy.
+                Effect::Persist(persist) => {
+                    if let Some(position) = persist.log_position() {
+                        self.node.handle(self.now, Input::Persisted(position));
+                    }
+                }
+                Effect::Send(_) | Effect::Applied(_) => {}
             }
         }
         replies

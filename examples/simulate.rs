@@ -6,7 +6,7 @@ use clap::Parser;
 use dlm::sim::{run_checked, SimConfig};
 use std::ops::Range;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic simulation of a dlm cluster under faults")]
@@ -24,6 +24,10 @@ struct Args {
     /// need snapshots often).
     #[arg(long, default_value_t = 200)]
     snapshot_every: u64,
+    /// Every node's sync takes this many microseconds (default: drawn per node from the seed,
+    /// between none and 20 ms).
+    #[arg(long)]
+    disk_us: Option<u64>,
     /// Events to show for a violation.
     #[arg(long, default_value_t = 40)]
     history: usize,
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
             history: args.history,
             snapshot_every: args.snapshot_every,
             log_retain: (args.snapshot_every / 10).max(1),
+            disk_latency: args.disk_us.map(Duration::from_micros),
             ..SimConfig::new(seed, args.nodes, args.clients)
         };
         let result = run_checked(cfg);
@@ -68,8 +73,12 @@ fn main() -> ExitCode {
             Err(violation) => {
                 violations += 1;
                 println!("VIOLATION {violation}");
+                let disk = args
+                    .disk_us
+                    .map(|us| format!(" --disk-us {us}"))
+                    .unwrap_or_default();
                 println!(
-                    "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {} --snapshot-every {}",
+                    "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {} --snapshot-every {}{disk}",
                     seed + 1,
                     args.nodes,
                     args.clients,

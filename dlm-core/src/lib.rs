@@ -20,6 +20,7 @@ mod log;
 pub mod message;
 mod names;
 mod node;
+mod persist_queue;
 pub mod protocol;
 mod state_machine;
 mod types;
@@ -34,6 +35,7 @@ pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
 pub use names::{FileName, LockName};
 pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
+pub use persist_queue::{PersistQueue, SyncDone};
 pub use protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,

@@ -78,6 +78,21 @@ pub enum PeerBody {
     TimeoutNow,
 }
 
+impl PeerBody {
+    /// Whether sending this tells the receiver something about the sender's storage: an
+    /// accepted append, a vote or a vote request (the candidate's own vote), a snapshot answer.
+    /// Such a message must not leave before the persists that precede it are durable, or a
+    /// crash could take back what it said.
+    pub fn promises_storage(&self) -> bool {
+        match self {
+            PeerBody::AppendResponse { .. } | PeerBody::SnapshotResponse { .. } => true,
+            PeerBody::RequestVote { pre, .. } | PeerBody::VoteResponse { pre, .. } => !pre,
+            PeerBody::AppendEntries { .. } | PeerBody::InstallSnapshot { .. } => false,
+            PeerBody::TimeoutNow => false,
+        }
+    }
+}
+
 /// Outcome of an AppendEntries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppendOutcome {

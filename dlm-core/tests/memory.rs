@@ -3,6 +3,9 @@
 //! The quick tests run in every `cargo test`; the long one (ten million cycles) is ignored:
 //! `cargo test -p dlm-core --release --test memory -- --ignored --nocapture`.
 
+mod common;
+
+use common::poll_synchronously;
 use dlm_core::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -126,7 +129,7 @@ fn bytes_per_session_and_held_lock_at_a_node() {
     let mut now = Time::ZERO;
     while !node.is_leader() {
         node.handle(now, Input::Tick);
-        while node.poll_effect().is_some() {}
+        while poll_synchronously(&mut node, now).is_some() {}
         now = node.next_deadline().max(now);
     }
     let names: Vec<LockName> = (0..N)
@@ -145,7 +148,7 @@ fn bytes_per_session_and_held_lock_at_a_node() {
         for request in requests {
             let conn = ConnId(1);
             node.handle(now, Input::Client { conn, request });
-            while let Some(effect) = node.poll_effect() {
+            while let Some(effect) = poll_synchronously(&mut node, now) {
                 if let Effect::Reply { response, .. } = effect {
                     assert!(response.result.is_ok(), "{response:?}");
                 }
@@ -222,7 +225,7 @@ fn run_cycles(cycles: u64, every: u64, step: Duration) -> Vec<(u64, isize, usize
     let mut now = Time::ZERO;
     while !node.is_leader() {
         node.handle(now, Input::Tick);
-        while node.poll_effect().is_some() {}
+        while poll_synchronously(&mut node, now).is_some() {}
         now = node.next_deadline().max(now);
     }
     let lock = LockName::new("lock");
@@ -258,7 +261,7 @@ fn run_cycles(cycles: u64, every: u64, step: Duration) -> Vec<(u64, isize, usize
                     request,
                 },
             );
-            while let Some(effect) = node.poll_effect() {
+            while let Some(effect) = poll_synchronously(&mut node, now) {
                 if let Effect::Reply { response, .. } = effect {
                     match response.result {
                         Ok(Reply::Granted { token: t, .. }) => token = t,
@@ -271,7 +274,7 @@ fn run_cycles(cycles: u64, every: u64, step: Duration) -> Vec<(u64, isize, usize
         now = now + step;
         if node.next_deadline() <= now {
             node.handle(now, Input::Tick);
-            while node.poll_effect().is_some() {}
+            while poll_synchronously(&mut node, now).is_some() {}
         }
         assert!(node.log_len() <= bound, "log of {} entries", node.log_len());
         if cycle % every == 0 {

@@ -1,49 +1,17 @@
 //! Regression tests for bugs the simulator found in the node, each driving one node by hand.
 
-use dlm_core::message::{PeerBody, PeerMessage};
+mod common;
+
+use common::{drain_unsynced, leader_of_three, peer};
+use dlm_core::message::PeerBody;
 use dlm_core::*;
-
-fn peer(from: u64, term: u64, body: PeerBody) -> Input {
-    Input::Peer(PeerMessage {
-        from: NodeId(from),
-        to: NodeId(1),
-        term: Term(term),
-        body,
-    })
-}
-
-fn drain(node: &mut Node) -> Vec<Effect> {
-    std::iter::from_fn(|| node.poll_effect()).collect()
-}
-
-/// Node 1 of 3, made leader of term 1 by hand.
-fn leader() -> (Node, Time) {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
-    node.handle(Time::ZERO, Input::Tick);
-    let now = Time::from_millis(1_000);
-    node.handle(now, Input::Tick);
-    let pre = PeerBody::VoteResponse {
-        pre: true,
-        granted: true,
-    };
-    node.handle(now, peer(2, 1, pre));
-    let vote = PeerBody::VoteResponse {
-        pre: false,
-        granted: true,
-    };
-    node.handle(now, peer(2, 1, vote));
-    assert!(node.is_leader());
-    drain(&mut node);
-    (node, now)
-}
 
 /// A leader that steps down answers its waiting clients in an order that depends only on its
 /// inputs (it used to iterate a randomly seeded HashMap, so two runs differed).
 #[test]
 fn stepping_down_answers_waiting_clients_deterministically() {
     let run = || {
-        let (mut node, now) = leader();
+        let (mut node, now) = leader_of_three();
         for client in 1..=16u128 {
             let request = ClientRequest {
                 client: ClientId(client * 0x9e37_79b9_7f4a_7c15),
@@ -54,14 +22,14 @@ fn stepping_down_answers_waiting_clients_deterministically() {
             let conn = ConnId(client as u64);
             node.handle(now, Input::Client { conn, request });
         }
-        drain(&mut node);
+        drain_unsynced(&mut node);
         let heartbeat = PeerBody::AppendEntries {
             prev: LogPosition::default(),
             entries: Vec::new(),
             commit: LogIndex(0),
         };
         node.handle(now, peer(2, 5, heartbeat));
-        drain(&mut node)
+        drain_unsynced(&mut node)
             .into_iter()
             .filter_map(|e| match e {
                 Effect::Reply { conn, .. } => Some(conn),
@@ -82,7 +50,7 @@ fn stepping_down_answers_waiting_clients_deterministically() {
 /// lost a committed entry (found by the simulator, seed 79, leader_completeness).
 #[test]
 fn stepping_down_drops_unflushed_proposals() {
-    let (mut node, now) = leader();
+    let (mut node, now) = leader_of_three();
     assert_eq!(node.last_log().index, LogIndex(1));
     // No follower has answered for longer than the election time-out: check-quorum fires while
     // this request is being handled.
@@ -100,7 +68,7 @@ fn stepping_down_drops_unflushed_proposals() {
             request,
         },
     );
-    let effects = drain(&mut node);
+    let effects = drain_unsynced(&mut node);
     assert!(!node.is_leader());
     let persisted = effects
         .iter()
@@ -151,7 +119,7 @@ fn snapshot_chunks_from_two_leaders_are_not_mixed() {
     node.handle(now, peer(2, 2, chunk(0, vec![0xff; half])));
     node.handle(now, peer(3, 3, chunk(0, bytes[..half].to_vec())));
     node.handle(now, peer(3, 3, chunk(half, bytes[half..].to_vec())));
-    drain(&mut node);
+    drain_unsynced(&mut node);
     assert_eq!(node.applied_index(), LogIndex(10), "snapshot not installed");
     assert_eq!(node.state_machine(), &sm);
 }

@@ -193,3 +193,57 @@ fn transfer_does_not_spin() {
         panic!("{v}");
     }
 }
+
+/// Every disk slow, so acknowledgements, votes and the leader's own copy wait long for their
+/// syncs: a leader that counted its copy before its sync finished would commit entries a crash
+/// can take back (leader completeness breaks).
+#[test]
+fn sweep_three_nodes_slow_background_disks() {
+    for seed in 500..524 {
+        let cfg = SimConfig {
+            disk_latency: Some(Duration::from_millis(20)),
+            ..short(seed, 3)
+        };
+        if let Err(v) = run_checked(cfg) {
+            panic!("{v}");
+        }
+    }
+}
+
+/// Node 1 leads on a slow disk while node 3 is cut off, so each commit needs node 2's quick
+/// acknowledgement and node 1's own copy. That copy counts only once node 1's sync is done: its
+/// commit index never passes what it has synced, and when it crashes in the middle of a sync and
+/// node 2 is then cut off, the leader elected from nodes 1 and 3 still has every committed entry.
+#[test]
+fn leader_counts_its_own_copy_only_once_synced() {
+    let mut sim = quiet(5, 3);
+    sim.run_until(2_000 * MS).unwrap();
+    assert_eq!(sim.leader(), Some(0));
+    sim.set_disk_latency(0, Duration::from_millis(50));
+    sim.set_disk_latency(1, Duration::from_millis(1));
+    sim.cut(0, 2, true);
+    let commit_before = sim.node(0).unwrap().commit_index();
+    for ms in 2_001..=2_537 {
+        sim.run_until(ms * MS).unwrap();
+        let leader = sim.node(0).unwrap();
+        assert!(
+            leader.commit_index() <= leader.durable_index(),
+            "at {ms} ms node 1 committed {} with only {} synced",
+            leader.commit_index(),
+            leader.durable_index()
+        );
+    }
+    assert!(
+        sim.node(0).unwrap().commit_index() > commit_before,
+        "nothing was committed: the test exercised nothing"
+    );
+    sim.crash(0);
+    sim.reconnect();
+    sim.isolate(1);
+    sim.restart(0).unwrap();
+    sim.run_until(5_000 * MS).unwrap();
+    assert!(
+        sim.leader().is_some_and(|l| l != 1),
+        "nodes 1 and 3 elect no leader"
+    );
+}

@@ -1,5 +1,8 @@
 //! End-to-end smoke tests of the core through its public API, with a trivial in-test network.
 
+mod common;
+
+use common::poll_synchronously;
 use dlm_core::*;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -46,7 +49,7 @@ impl Cluster {
     fn drain(&mut self) {
         loop {
             for node in &mut self.nodes {
-                while let Some(effect) = node.poll_effect() {
+                while let Some(effect) = poll_synchronously(node, self.now) {
                     match effect {
                         Effect::Send(msg) => self.wire.push_back(msg),
                         Effect::Reply { conn, response } => self.replies.push((conn, response)),

@@ -43,6 +43,22 @@ pub enum Persist {
     },
 }
 
+impl Persist {
+    /// Where the stored log ends once this persist is durable, if it moves that end: the last
+    /// of its entries, or a snapshot that replaces the log. The driver reports the last such
+    /// position of each sync back as [`Input::Persisted`].
+    pub fn log_position(&self) -> Option<LogPosition> {
+        match self {
+            Persist::Entries(entries) => entries.last().map(Entry::position),
+            Persist::Snapshot {
+                snapshot,
+                replaces_log: true,
+            } => Some(snapshot.last),
+            Persist::Snapshot { .. } | Persist::HardState(_) => None,
+        }
+    }
+}
+
 /// What was applied, for drivers that mirror guarded files to disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -60,11 +76,21 @@ pub enum Applied {
     Restored,
 }
 
-/// An effect for the driver to execute, in the order they are polled.
+/// An effect for the driver to execute.
 ///
-/// **Contract:** a [`Effect::Persist`] must be durable before any effect polled after it is
-/// executed. Effects polled before it may be executed before or while it is made durable. A
-/// driver may merge a run of persists into one sync (group commit).
+/// **Contract.**
+/// - Persists are made durable in the order they are polled; a driver may merge any run of
+///   them into one sync (group commit), and may keep syncing while it goes on polling.
+/// - An effect for which [`Effect::waits_for_persist`] is true (an acknowledgement, a vote, a
+///   snapshot answer: a promise about this node's storage) is executed only once every persist
+///   polled before it is durable.
+/// - Every other effect may be executed at once, while earlier persists are still syncing.
+/// - Once a sync is durable, the driver reports the last [`Persist::log_position`] it covered
+///   as [`Input::Persisted`]. A leader counts its own copy of an entry only from that report,
+///   so the commits, replies and file changes that depend on it wait for it by themselves.
+///
+/// A synchronous driver that makes each persist durable on the spot and reports it at once
+/// meets the contract trivially.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Effect {
@@ -81,6 +107,17 @@ pub enum Effect {
     },
     /// A committed command changed a guarded file.
     Applied(Applied),
+}
+
+impl Effect {
+    /// Whether this effect promises something about this node's storage, and so may only be
+    /// executed once every persist polled before it is durable (see [`Effect`]).
+    pub fn waits_for_persist(&self) -> bool {
+        match self {
+            Effect::Send(msg) => msg.body.promises_storage(),
+            Effect::Persist(_) | Effect::Reply { .. } | Effect::Applied(_) => false,
+        }
+    }
 }
 
 /// What a driver recovered from storage, to start a node from.
@@ -108,4 +145,8 @@ pub enum Input {
     },
     /// Time has passed; run whatever timers are due. Spurious ticks are harmless.
     Tick,
+    /// Every persist up to the one whose [`Persist::log_position`] is this is durable. A
+    /// report that no longer matches the log (the entry was replaced meanwhile) counts for
+    /// nothing, so a late report is harmless.
+    Persisted(LogPosition),
 }

@@ -264,7 +264,7 @@ impl Node {
             // and, should it lead again, sit unpersisted below entries that are: a crash would
             // then lose a committed entry. Nobody else has them, so drop them.
             if old.flushed < self.log.last().index {
-                self.log.truncate_from(old.flushed.next());
+                self.truncate_log_from(old.flushed.next());
             }
             let hint = Err(Rejection::NotLeader { hint: leader });
             for ((client, seq), conn) in old.waiting {

@@ -74,11 +74,16 @@ struct Leader {
 /// for _ in 0..3 {
 ///     // 1. Feed whatever arrived (peer messages, client requests), or a tick when idle.
 ///     node.handle(now, Input::Tick);
-///     // 2. Drain every effect, in order. A Persist must be durable before any later effect
-///     //    is executed; consecutive persists may share one sync.
+///     // 2. Drain every effect. This driver is synchronous: it makes each persist durable on
+///     //    the spot and reports it at once (see `Effect` for what an asynchronous one may do).
 ///     while let Some(effect) = node.poll_effect() {
 ///         match effect {
-///             Effect::Persist(_) => { /* write + fsync */ }
+///             Effect::Persist(persist) => {
+///                 /* write + fsync */
+///                 if let Some(position) = persist.log_position() {
+///                     node.handle(now, Input::Persisted(position));
+///                 }
+///             }
 ///             Effect::Send(_) => { /* transport.send */ }
 ///             Effect::Reply { .. } => { /* answer the client connection */ }
 ///             Effect::Applied(_) => { /* mirror files, if wanted */ }
@@ -92,11 +97,12 @@ struct Leader {
 ///
 /// # When is an entry committed?
 ///
-/// The order of effects is the acknowledgement. A leader counts its own copy of an entry towards
-/// the majority as soon as it has emitted the `Persist` for it, because every consequence of the
-/// commit (the reply, the applied file change, a commit index told to followers) is an effect
-/// polled after that `Persist`, and so cannot be executed before the entry is durable. A cluster
-/// of one therefore commits an entry in the same drain that persists it.
+/// When a majority holds it durably. A follower says so by acknowledging, which its driver sends
+/// only once the entry is durable ([`Effect::waits_for_persist`]). The leader counts its own copy
+/// once its driver reports it with [`Input::Persisted`]. Its AppendEntries leave before its own
+/// sync, so the followers' syncs run in parallel with the leader's, and two followers can commit
+/// what the leader is still syncing. A cluster of one commits an entry when its persist is
+/// reported.
 pub struct Node {
     cfg: Config,
     rules: Rules,
@@ -105,6 +111,8 @@ pub struct Node {
     term: Term,
     voted_for: Option<NodeId>,
     log: Log,
+    /// Every entry up to here is durable in this node's storage, as its driver reported.
+    durable: LogIndex,
 
     role: Role,
     leader_id: Option<NodeId>,
@@ -147,6 +155,7 @@ impl Node {
             }
             None => (StateMachine::new(), LogPosition::default(), None),
         };
+        let log = Log::new(base, recovered.entries);
         let rules = Rules {
             limits: cfg.limits.clone(),
             lock_delay: !cfg.lock_delay.is_zero(),
@@ -156,7 +165,9 @@ impl Node {
             rules,
             term: recovered.hard_state.term,
             voted_for: recovered.hard_state.voted_for,
-            log: Log::new(base, recovered.entries),
+            // Whatever storage recovered is durable by definition.
+            durable: log.last().index,
+            log,
             role: Role::Follower,
             leader_id: None,
             commit: base.index,
@@ -187,6 +198,7 @@ impl Node {
             Input::Tick => {}
             Input::Peer(msg) => self.on_peer(msg),
             Input::Client { conn, request } => self.on_client(conn, request),
+            Input::Persisted(position) => self.on_persisted(position),
         }
         self.on_timers();
     }
@@ -286,6 +298,11 @@ impl Node {
         }
     }
 
+    /// The last log index its driver has reported durable.
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable
+    }
+
     /// Entries in the in-memory log (to check that memory stays bounded).
     pub fn log_len(&self) -> usize {
         self.log.len()
@@ -333,6 +350,23 @@ impl Node {
                 term,
                 body,
             }));
+    }
+
+    /// The driver made the log durable up to `position`. A report about an entry that has been
+    /// replaced since (the log was truncated under it) says nothing about the current log.
+    fn on_persisted(&mut self, position: LogPosition) {
+        if position.index <= self.durable || self.log.term_at(position.index) != Some(position.term)
+        {
+            return;
+        }
+        self.durable = position.index.min(self.log.last().index);
+        self.maybe_commit();
+    }
+
+    /// Removes the log from `index` on; what was durable there is no longer this log's.
+    fn truncate_log_from(&mut self, index: LogIndex) {
+        self.log.truncate_from(index);
+        self.durable = self.durable.min(index.prev());
     }
 
     /// Runs whatever timers are due.

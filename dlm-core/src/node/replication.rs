@@ -8,9 +8,9 @@ use crate::protocol::Role;
 use crate::types::{LogIndex, LogPosition, NodeId};
 
 impl Node {
-    /// Sends and persists whatever the leader proposed since the last flush. Sends go first: a
-    /// follower may store an entry before the leader has, as long as the leader does not count
-    /// its own copy until its persist is queued (see the commit rule on [`Node`]).
+    /// Sends and persists whatever the leader proposed since the last flush. Sends go first, so
+    /// the followers sync while the leader does; the leader's own copy counts only once its
+    /// driver reports it durable (see the commit rule on [`Node`]).
     pub(super) fn flush(&mut self) {
         let last = self.log.last().index;
         let Some(leader) = &mut self.leader else {
@@ -28,7 +28,6 @@ impl Node {
         let entries: Vec<Entry> = self.log.range(from, last).cloned().collect();
         self.effects
             .push_back(Effect::Persist(Persist::Entries(entries)));
-        self.maybe_commit();
     }
 
     /// Sends `peer` as many AppendEntries as its progress allows.
@@ -164,7 +163,7 @@ impl Node {
                 Some(term) if term == entry.term => continue,
                 Some(_) => {
                     // A conflicting suffix is never committed: the leader's log wins.
-                    self.log.truncate_from(entry.index);
+                    self.truncate_log_from(entry.index);
                 }
                 None => {}
             }
@@ -243,7 +242,7 @@ impl Node {
             return;
         };
         let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
-        matched.push(leader.flushed);
+        matched.push(self.durable.min(leader.flushed));
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let Some(&candidate) = matched.get(self.cfg.quorum() - 1) else {
             return;

@@ -138,6 +138,7 @@ impl Node {
             self.log.compact(last.index);
         } else {
             self.log.reset(last);
+            self.durable = self.durable.min(last.index);
         }
         self.commit = last.index;
         self.applied = last.index;

@@ -6,7 +6,8 @@ use super::storage::{Storage, StorageError};
 use super::transport::{Incoming, Transport};
 use crate::config::Config;
 use crate::message::PeerMessage;
-use crate::node::{Effect, Input, Node, NodeError, Persist};
+use crate::node::{Effect, Input, Node, NodeError};
+use crate::persist_queue::PersistQueue;
 use crate::protocol::{ClientRequest, NodeStatus, Role};
 use crate::types::{ConnId, Time};
 use futures::FutureExt;
@@ -19,6 +20,13 @@ use tracing::Instrument;
 
 /// Most inputs taken from the transport before the effects are executed.
 const MAX_BATCH: usize = 4096;
+
+/// Log entries not yet durable past which the driver stops taking input: a stalled disk then
+/// holds memory to this, and check-quorum soon deposes a leader that cannot keep up.
+const MAX_BACKLOG_ENTRIES: usize = 65_536;
+
+/// A sync running on a blocking thread; it hands the storage back with its result.
+type SyncTask<S> = JoinHandle<(S, Result<(), StorageError>)>;
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +120,8 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         origin: Instant::now(),
         status: status_tx,
         seen: Seen::default(),
+        queue: PersistQueue::default(),
+        syncing: None,
     };
     let task = tokio::spawn(driver.run(stop_rx).instrument(span));
     Ok(ServerHandle {
@@ -151,8 +161,12 @@ struct Seen {
 
 struct Driver<S, T> {
     node: Node,
-    /// `None` only while a blocking persist owns it.
+    /// `None` only while a sync owns it (or after a sync task failed).
     storage: Option<S>,
+    /// Which persists go into the next sync and which effects wait for one.
+    queue: PersistQueue,
+    /// The sync under way, for a storage that blocks.
+    syncing: Option<SyncTask<S>>,
     transport: T,
     mirror: Option<FileMirror>,
     origin: Instant,
@@ -196,19 +210,25 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         let mut batch = Batch::default();
         loop {
             let deadline = self.instant_of(self.node.next_deadline());
+            let take_input = self.queue.backlog_entries() < MAX_BACKLOG_ENTRIES;
             tokio::select! {
                 biased;
-                _ = &mut *stop => return Ok(()),
-                incoming = self.transport.recv() => match incoming {
+                _ = &mut *stop => return self.stop().await,
+                done = join_sync(&mut self.syncing), if self.syncing.is_some() => {
+                    self.syncing = None;
+                    self.take_back(done)?;
+                    self.synced().await?;
+                }
+                incoming = self.transport.recv(), if take_input => match incoming {
                     Some(incoming) => batch.push(incoming),
-                    None => return Ok(()),
+                    None => return self.stop().await,
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     self.node.handle(self.now(), Input::Tick);
                 }
             }
             // Take everything already queued, so that it shares this batch's sync.
-            while batch.len() < MAX_BATCH {
+            while take_input && batch.len() < MAX_BATCH {
                 match self.transport.recv().now_or_never() {
                     Some(Some(incoming)) => batch.push(incoming),
                     _ => break,
@@ -219,9 +239,8 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         }
     }
 
-    /// Hands a batch to the node, peer messages first. Effects wait for every persist emitted
-    /// before them, so the answers an acknowledgement commits would otherwise wait for the sync
-    /// of requests that merely arrived earlier in the same batch. Any order of messages from
+    /// Hands a batch to the node, peer messages first, so that the acknowledgements among them
+    /// are counted before the batch's requests are proposed. Any order of messages from
     /// different senders is one the network could have produced; each sender's order is kept.
     fn feed_batch(&mut self, batch: &mut Batch) {
         let now = self.now();
@@ -233,48 +252,90 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         }
     }
 
-    /// Drains the node's effects: what precedes the first persist goes out at once, every
-    /// persist of the drain shares one sync, then the rest follows in order.
+    /// Drains the node's effects through the persist queue: what need not wait goes out at
+    /// once, persists gather for the next sync, and a sync starts if none is under way.
     async fn execute(&mut self) -> Result<(), ServerError> {
-        let mut persists = Vec::new();
-        let mut after = Vec::new();
-        while let Some(effect) = self.node.poll_effect() {
-            match effect {
-                Effect::Persist(p) => persists.push(p),
-                other if persists.is_empty() => self.perform(other).await?,
-                other => after.push(other),
+        loop {
+            while let Some(effect) = self.node.poll_effect() {
+                if let Some(effect) = self.queue.push(effect) {
+                    self.perform(effect).await?;
+                }
             }
+            self.report();
+            if !self.start_sync()? {
+                return Ok(());
+            }
+            // A storage that does not block has synced on the spot.
+            self.finish_sync().await?;
         }
-        if !persists.is_empty() {
-            self.persist(persists).await?;
-        }
-        for effect in after {
-            self.perform(effect).await?;
-        }
-        self.report();
-        Ok(())
     }
 
-    async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), ServerError> {
+    /// Starts the next sync if none is under way. Returns true if it is already done (a
+    /// storage that does not block syncs in place).
+    fn start_sync(&mut self) -> Result<bool, ServerError> {
+        if self.syncing.is_some() {
+            return Ok(false);
+        }
+        let Some(batch) = self.queue.start() else {
+            return Ok(false);
+        };
         let Some(mut storage) = self.storage.take() else {
             return Err(ServerError::Task(
                 "storage lost by an earlier failure".into(),
             ));
         };
-        let result = if storage.blocking() {
-            let (storage, result) = tokio::task::spawn_blocking(move || {
-                let r = storage.persist(batch);
-                (storage, r)
-            })
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))?;
-            self.storage = Some(storage);
-            result
-        } else {
-            let r = storage.persist(batch);
-            self.storage = Some(storage);
-            r
-        };
+        if storage.blocking() {
+            self.syncing = Some(tokio::task::spawn_blocking(move || {
+                let result = storage.persist(batch);
+                (storage, result)
+            }));
+            return Ok(false);
+        }
+        let result = storage.persist(batch);
+        self.storage = Some(storage);
+        result?;
+        Ok(true)
+    }
+
+    /// A blocking sync finished: release what waited for it, tell the node, run what follows.
+    async fn synced(&mut self) -> Result<(), ServerError> {
+        self.finish_sync().await?;
+        self.execute().await
+    }
+
+    /// Releases what waited for the sync just finished and reports it durable to the node.
+    async fn finish_sync(&mut self) -> Result<(), ServerError> {
+        let done = self.queue.finish();
+        for effect in done.released {
+            self.perform(effect).await?;
+        }
+        if let Some(position) = done.persisted {
+            self.node.handle(self.now(), Input::Persisted(position));
+        }
+        Ok(())
+    }
+
+    /// Stops: lets a sync under way finish, and makes what is still gathered durable too, so
+    /// that a clean shutdown loses nothing the node handed over. Nothing waiting is released.
+    async fn stop(&mut self) -> Result<(), ServerError> {
+        loop {
+            if let Some(task) = self.syncing.take() {
+                self.take_back(task.await)?;
+            }
+            let _ = self.queue.finish();
+            if !self.start_sync()? && self.syncing.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Puts the storage back from a finished sync task and passes on its result.
+    fn take_back(
+        &mut self,
+        joined: Result<(S, Result<(), StorageError>), tokio::task::JoinError>,
+    ) -> Result<(), ServerError> {
+        let (storage, result) = joined.map_err(|e| ServerError::Task(e.to_string()))?;
+        self.storage = Some(storage);
         result.map_err(ServerError::from)
     }
 
@@ -287,7 +348,10 @@ impl<S: Storage, T: Transport> Driver<S, T> {
                     mirror.apply(&applied, self.node.state_machine())?;
                 }
             }
-            Effect::Persist(p) => self.persist(vec![p]).await?,
+            // The queue keeps every persist for a sync; nothing hands one here.
+            Effect::Persist(p) => {
+                let _ = self.queue.push(Effect::Persist(p));
+            }
         }
         Ok(())
     }
@@ -322,5 +386,15 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             }
             changed
         });
+    }
+}
+
+/// Waits for the sync under way; never resolves without one (the select guards on it).
+async fn join_sync<S>(
+    syncing: &mut Option<SyncTask<S>>,
+) -> Result<(S, Result<(), StorageError>), tokio::task::JoinError> {
+    match syncing {
+        Some(task) => task.await,
+        None => std::future::pending().await,
     }
 }

@@ -79,6 +79,9 @@ pub struct SimConfig {
     pub log_retain: u64,
     /// Events kept for a violation report.
     pub history: usize,
+    /// How long every node's sync takes; `None` draws one per node from the seed (from none,
+    /// a synchronous driver, to a slow disk).
+    pub disk_latency: Option<Duration>,
 }
 
 impl SimConfig {
@@ -95,6 +98,7 @@ impl SimConfig {
             snapshot_every: 200,
             log_retain: 20,
             history: 40,
+            disk_latency: None,
         }
     }
 }

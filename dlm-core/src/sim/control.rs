@@ -71,6 +71,11 @@ impl Sim {
         self.start_node(idx)
     }
 
+    /// From now on, node `idx`'s syncs take `latency` (one already under way keeps its time).
+    pub fn set_disk_latency(&mut self, idx: usize, latency: std::time::Duration) {
+        self.nodes[idx].disk.latency = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+    }
+
     /// Cuts messages from node `from` to node `to` (indexes); `both` cuts the way back too.
     pub fn cut(&mut self, from: usize, to: usize, both: bool) {
         self.net.cut(from, to);

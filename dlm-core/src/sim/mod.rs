@@ -19,6 +19,8 @@
 mod client;
 mod config;
 mod control;
+mod disk;
+mod drive;
 mod durable;
 pub mod invariants;
 mod net;
@@ -31,9 +33,10 @@ pub use durable::Durable;
 pub use rng::SimRng;
 
 use crate::config::Config;
-use crate::node::{Applied, Effect, Input, Node};
+use crate::node::{Input, Node};
 use crate::protocol::{ClientResponse, Op};
 use crate::types::{ClientId, ConnId, NodeId, Time};
+use disk::Disk;
 use invariants::{Broken, Checker};
 use net::{Delivery, Net};
 use std::collections::VecDeque;
@@ -93,6 +96,7 @@ struct SimNode {
     cfg: Config,
     node: Option<Node>,
     durable: Durable,
+    disk: Disk,
     /// Clock rate offset in parts per million.
     skew_ppm: i64,
     paused_until: u64,
@@ -158,6 +162,10 @@ impl Sim {
             c.snapshot_chunk = 512;
             c.limits.max_lease = std::time::Duration::from_secs(10);
             c.session_ttl = std::time::Duration::from_secs(120);
+            let latency = match cfg.disk_latency {
+                Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+                None => disk::LATENCIES[rng.below(disk::LATENCIES.len() as u64) as usize],
+            };
             let skew_ppm = if skew > 0 {
                 rng.below(2 * skew as u64 + 1) as i64 - skew
             } else {
@@ -167,6 +175,7 @@ impl Sim {
                 cfg: c,
                 node: None,
                 durable: Durable::default(),
+                disk: Disk::new(latency),
                 skew_ppm,
                 paused_until: 0,
                 down_until: 0,
@@ -275,7 +284,11 @@ impl Sim {
     }
 
     fn crash_now(&mut self, idx: usize, down_until: u64) {
+        let survivors = self
+            .rng
+            .below(self.nodes[idx].disk.writing_len() as u64 + 1) as usize;
         let sn = &mut self.nodes[idx];
+        sn.disk.crash(survivors, &mut sn.durable);
         sn.node = None;
         sn.crash_pending = false;
         sn.down_until = down_until;
@@ -335,6 +348,16 @@ impl Sim {
                 what = Next::Node(i);
             }
         }
+        for (i, sn) in self.nodes.iter().enumerate() {
+            // A paused node finishes its sync when it resumes (its entry above wakes it).
+            let Some(t) = sn.disk.done_at() else {
+                continue;
+            };
+            if sn.node.is_some() && sn.paused_until <= self.now && t < next {
+                next = t;
+                what = Next::Disk(i);
+            }
+        }
         for (i, c) in self.clients.iter().enumerate() {
             if c.alive && c.wake_at < next {
                 next = c.wake_at;
@@ -363,6 +386,7 @@ impl Sim {
                 }
                 self.feed(i, Input::Tick)
             }
+            Next::Disk(i) => self.sync_done(i),
             Next::Client(i) => {
                 self.client_wake(i);
                 Ok(())
@@ -491,102 +515,13 @@ impl Sim {
         };
         checked.map_err(|b| self.violation(b))
     }
-
-    /// Feeds node `idx` one input, executes its effects and checks the invariants.
-    fn feed(&mut self, idx: usize, input: Input) -> Result<(), Violation> {
-        let local = self.nodes[idx].local(self.now);
-        if self.nodes[idx].node.is_none() {
-            return Ok(());
-        }
-        if self.cfg.history > 0 {
-            match &input {
-                Input::Peer(m) => {
-                    self.log(|| format!("node {} ← {} t{} {:?}", idx + 1, m.from, m.term, m.body))
-                }
-                Input::Client { request, .. } => self.log(|| {
-                    format!(
-                        "node {} ← client {:?} {:?}",
-                        idx + 1,
-                        request.seq,
-                        request.op
-                    )
-                }),
-                Input::Tick => {}
-            }
-        }
-        if let Some(node) = self.nodes[idx].node.as_mut() {
-            node.handle(local, input);
-        }
-        self.drain(idx)?;
-        let Some(node) = self.nodes[idx].node.as_ref() else {
-            return Ok(());
-        };
-        if let Err(b) = self.checker.check_node(idx, node) {
-            return Err(self.violation(b));
-        }
-        Ok(())
-    }
-
-    fn drain(&mut self, idx: usize) -> Result<(), Violation> {
-        loop {
-            let sn = &mut self.nodes[idx];
-            let Some(node) = sn.node.as_mut() else {
-                return Ok(());
-            };
-            let Some(effect) = node.poll_effect() else {
-                return Ok(());
-            };
-            if sn.crash_pending && self.rng.chance(0.25) {
-                let down = self.now + 100_000_000 + self.rng.below(2_000_000_000);
-                self.crash_now(idx, down);
-                return Ok(());
-            }
-            let h = &mut self.fingerprint;
-            fold(h, self.now);
-            fold(h, idx as u64);
-            match effect {
-                Effect::Persist(p) => {
-                    fold(h, 1);
-                    self.nodes[idx].durable.apply(&p);
-                }
-                Effect::Send(msg) => {
-                    fold(h, 2);
-                    fold(h, msg.to.0);
-                    fold(h, msg.term.0);
-                    self.net.send_peer(self.now, self.chaos, msg, &mut self.rng);
-                }
-                Effect::Reply { conn, response } => {
-                    fold(h, 3);
-                    fold(h, response.seq.0);
-                    fold(h, response.result.is_ok() as u64);
-                    if matches!(response.result, Ok(crate::protocol::Reply::Granted { .. })) {
-                        self.nodes[idx].grants_sent += 1;
-                    }
-                    let client = conn.0 as usize;
-                    self.net
-                        .send_response(self.now, self.chaos, client, response, &mut self.rng);
-                }
-                Effect::Applied(applied) => {
-                    fold(h, 4);
-                    if applied == Applied::Restored {
-                        self.nodes[idx].restored += 1;
-                    }
-                    if let Applied::Appended { file, data, offset } = applied {
-                        fold(h, offset);
-                        if let Err(b) = self.checker.append_fenced(idx, &file, &data) {
-                            return Err(self.violation(b));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 enum Next {
     Limit,
     Deliver,
     Node(usize),
+    Disk(usize),
     Client(usize),
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use dlm_core::message::{PeerBody, PeerMessage};
 use dlm_core::*;
 use std::time::Duration;
 
@@ -92,10 +93,10 @@ impl Harness {
         panic!("node did not become leader");
     }
 
-    /// Executes every queued effect: persists are recorded (and so acknowledged at once).
+    /// Executes every queued effect: persists are recorded and reported durable at once.
     pub fn drain(&mut self) -> Vec<Effect> {
         let mut out = Vec::new();
-        while let Some(effect) = self.node.poll_effect() {
+        while let Some(effect) = poll_synchronously(&mut self.node, self.now) {
             match &effect {
                 Effect::Persist(Persist::HardState(hs)) => self.hard_state = *hs,
                 Effect::Persist(Persist::Entries(entries)) => {
@@ -164,6 +165,56 @@ impl Harness {
             entries: self.entries.clone(),
         }
     }
+}
+
+/// The next effect of `node`, as a synchronous driver sees it: a persist is taken to be durable
+/// the moment it is polled, and reported so at once.
+pub fn poll_synchronously(node: &mut Node, now: Time) -> Option<Effect> {
+    let effect = node.poll_effect()?;
+    if let Effect::Persist(persist) = &effect {
+        if let Some(position) = persist.log_position() {
+            node.handle(now, Input::Persisted(position));
+        }
+    }
+    Some(effect)
+}
+
+/// A message to node 1 from node `from`, in `term`.
+pub fn peer(from: u64, term: u64, body: PeerBody) -> Input {
+    Input::Peer(PeerMessage {
+        from: NodeId(from),
+        to: NodeId(1),
+        term: Term(term),
+        body,
+    })
+}
+
+/// Every queued effect, executed by nobody: in particular no persist is reported durable.
+pub fn drain_unsynced(node: &mut Node) -> Vec<Effect> {
+    std::iter::from_fn(|| node.poll_effect()).collect()
+}
+
+/// Node 1 of 3, made leader of term 1 by hand (votes from node 2), its effects drained and
+/// none of its persists reported durable.
+pub fn leader_of_three() -> (Node, Time) {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    node.handle(Time::ZERO, Input::Tick);
+    let now = Time::from_millis(1_000);
+    node.handle(now, Input::Tick);
+    let pre = PeerBody::VoteResponse {
+        pre: true,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, pre));
+    let vote = PeerBody::VoteResponse {
+        pre: false,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, vote));
+    assert!(node.is_leader());
+    drain_unsynced(&mut node);
+    (node, now)
 }
 
 /// The replies among `effects`, as (conn, result).
