@@ -38,9 +38,13 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
     /// Lock-delay after a lease expires, in milliseconds (leases themselves are chosen by
-    /// each client when it acquires).
+    /// each client when it acquires, up to --lease-ms).
     #[arg(long, default_value_t = 0)]
     lock_delay_ms: u64,
+    /// Longest lease this node grants as leader, in milliseconds; clients asking for more are
+    /// refused (default: the cluster's limit, 300000).
+    #[arg(long)]
+    lease_ms: Option<u64>,
 }
 
 // One node per process: a single-threaded runtime avoids cross-thread wake-ups (BENCHMARKS.md).
@@ -61,6 +65,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .election_timeout(Duration::from_millis(args.election_ms))
         .heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .lock_delay(Duration::from_millis(args.lock_delay_ms));
+    if let Some(ms) = args.lease_ms {
+        builder = builder.lease_cap(Duration::from_millis(ms));
+    }
     for (id, addr) in &args.peers {
         builder = builder.peer(*id, *addr);
     }

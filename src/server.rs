@@ -52,6 +52,7 @@ enum Tuning {
     Election(Duration),
     Heartbeat(Duration),
     LockDelay(Duration),
+    LeaseCap(Duration),
     Seed(u64),
 }
 
@@ -104,6 +105,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Longest lease this node grants while it leads (default: none below the cluster's limit
+    /// of 300 s). A longer acquire is refused with
+    /// [`Rejection::BadLease`](crate::Rejection::BadLease) naming the cap. Each member may have
+    /// its own: followers apply whatever the leader granted, and a lease granted by an earlier
+    /// leader is kept as it was given. Starting fails unless it lies within the cluster's lease
+    /// limits (100 ms to 300 s).
+    pub fn lease_cap(mut self, d: Duration) -> Self {
+        self.tuning.push(Tuning::LeaseCap(d));
+        self
+    }
+
     /// Seed of the election jitter (default: the node id).
     pub fn seed(mut self, seed: u64) -> Self {
         self.tuning.push(Tuning::Seed(seed));
@@ -120,6 +132,7 @@ impl ServerBuilder {
                 Tuning::Election(d) => cfg.election_timeout = d,
                 Tuning::Heartbeat(d) => cfg.heartbeat_interval = d,
                 Tuning::LockDelay(d) => cfg.lock_delay = d,
+                Tuning::LeaseCap(d) => cfg.lease_cap = Some(d),
                 Tuning::Seed(s) => cfg.seed = s,
             }
         }

@@ -80,6 +80,11 @@ pub struct Config {
     /// A client session with no request for this long is expired and its locks released. Must
     /// be longer than any lease and than any client's retry deadline.
     pub session_ttl: Duration,
+    /// Longest lease this node grants while it leads, within `limits`; `None` for no cap beyond
+    /// `limits.max_lease`. Only the leader checks it, when a request arrives, never when an entry
+    /// is applied: members may have different caps without their state machines diverging. A
+    /// grant made under another leader keeps its lease, which keep-alives renew as it was given.
+    pub lease_cap: Option<Duration>,
     /// Client limits.
     pub limits: Limits,
 }
@@ -107,6 +112,7 @@ impl Config {
             snapshot_chunk: 256 << 10,
             lock_delay: Duration::ZERO,
             session_ttl: Duration::from_secs(600),
+            lease_cap: None,
             limits: Limits::default(),
         }
     }
@@ -155,6 +161,13 @@ impl Config {
         }
         if self.session_ttl <= l.max_lease {
             return Err(ConfigError::Invalid("session_ttl must exceed max_lease"));
+        }
+        if let Some(cap) = self.lease_cap {
+            if cap < l.min_lease || cap > l.max_lease {
+                return Err(ConfigError::Invalid(
+                    "lease_cap must lie within [limits.min_lease, limits.max_lease]",
+                ));
+            }
         }
         Ok(())
     }

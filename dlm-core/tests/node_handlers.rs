@@ -420,3 +420,157 @@ fn a_late_cancel_does_not_withdraw_a_newer_acquire() {
         vec![Seq(3)]
     );
 }
+
+/// A single node that grants leases of at most `cap`.
+fn capped(cap: Duration) -> Config {
+    let mut cfg = single();
+    cfg.lease_cap = Some(cap);
+    cfg
+}
+
+fn acquire_for(lock: &str, lease: Duration, wait: Option<Duration>) -> Op {
+    Op::Acquire {
+        lock: lock.into(),
+        lease,
+        wait,
+    }
+}
+
+#[test]
+fn lease_above_the_cap_is_refused_up_front_naming_the_cap() {
+    let cap = LEASE / 2;
+    let mut h = Harness::leader(capped(cap));
+    let limits = Limits::default();
+    let refusal = Rejection::BadLease {
+        min: limits.min_lease,
+        max: cap,
+    };
+    // Above the cap but within the replicated limits, and outside those limits at either end:
+    // the refusal always names the range this node accepts.
+    let leases = [
+        cap + Duration::from_millis(1),
+        LEASE,
+        limits.max_lease * 2,
+        limits.min_lease / 2,
+    ];
+    for lease in leases {
+        let op = acquire_for("a", lease, None);
+        assert_refused_up_front(&mut h, req(1, 1, op), refusal.clone());
+    }
+    // A request that would queue is refused before it queues.
+    h.request(2, req(2, 1, acquire_for("a", cap, None)));
+    let queued = acquire_for("a", LEASE, Some(Duration::MAX));
+    assert_refused_up_front(&mut h, req(1, 1, queued), refusal);
+    assert!(h.node.state_machine().session(ClientId(1)).is_none());
+}
+
+#[test]
+fn lease_at_the_cap_is_granted() {
+    let mut h = Harness::leader(capped(LEASE));
+    assert_eq!(
+        h.request_results(1, req(1, 1, acquire("a", None))),
+        vec![granted(1)]
+    );
+}
+
+/// A leader with a tighter cap than the one that granted a request (here the same node,
+/// restarted with a cap) answers a retry of it from the dedup cache, with its first answer.
+#[test]
+fn retry_of_an_acquire_granted_before_the_cap_gets_its_first_answer() {
+    let mut h = Harness::leader(single());
+    assert_eq!(
+        h.request_results(1, req(7, 1, acquire("a", None))),
+        vec![granted(1)]
+    );
+    let cap = LEASE / 2;
+    let mut restarted = Harness::fresh(capped(cap));
+    restarted.node = Node::new(restarted.node.config().clone(), h.recovered()).unwrap();
+    restarted.now = h.now;
+    restarted.elect();
+    assert_eq!(
+        restarted.request_results(2, req(7, 1, acquire("a", None))),
+        vec![granted(1)]
+    );
+    let refusal = Rejection::BadLease {
+        min: Limits::default().min_lease,
+        max: cap,
+    };
+    assert_refused_up_front(&mut restarted, req(7, 2, acquire("b", None)), refusal);
+}
+
+#[test]
+fn a_lease_cap_outside_the_lease_limits_is_refused() {
+    let limits = Limits::default();
+    for cap in [limits.min_lease, LEASE, limits.max_lease] {
+        assert_eq!(capped(cap).validate(), Ok(()), "{cap:?}");
+    }
+    let nano = Duration::from_nanos(1);
+    for cap in [
+        Duration::ZERO,
+        limits.min_lease - nano,
+        limits.max_lease + nano,
+    ] {
+        let result = capped(cap).validate();
+        assert!(
+            matches!(&result, Err(ConfigError::Invalid(why)) if why.contains("lease_cap")),
+            "{cap:?}: {result:?}"
+        );
+        let node = Node::new(capped(cap), Recovered::default());
+        assert!(
+            matches!(node, Err(NodeError::Config(ConfigError::Invalid(_)))),
+            "{cap:?}"
+        );
+    }
+}
+
+/// The cap is the leader's alone: a follower whose own cap is tighter applies a committed acquire
+/// for a longer lease exactly as the replicated rules say, so the members do not diverge.
+#[test]
+fn follower_with_a_tighter_cap_applies_the_leaders_committed_acquire() {
+    let limits = Limits::default();
+    let mut cfg = Config::new(NodeId(2), [NodeId(1), NodeId(2), NodeId(3)]);
+    cfg.lease_cap = Some(limits.min_lease);
+    let mut h = Harness::fresh(cfg);
+    let commands = [
+        Command::Noop,
+        Command::Client(req(7, 1, acquire("a", None))),
+    ];
+    let entries = commands
+        .iter()
+        .zip(1..)
+        .map(|(command, index)| Entry {
+            term: Term(1),
+            index: LogIndex(index),
+            command: command.clone(),
+        })
+        .collect();
+    let append = message::PeerMessage {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(1),
+        body: message::PeerBody::AppendEntries {
+            prev: LogPosition::default(),
+            entries,
+            commit: LogIndex(2),
+        },
+    };
+    h.node.handle(h.now, Input::Peer(append));
+    h.drain();
+    assert_eq!(h.node.applied_index(), LogIndex(2));
+    let holder = h
+        .node
+        .state_machine()
+        .lock("a")
+        .and_then(|state| state.holder.clone());
+    let holder = holder.map(|holder| (holder.client, holder.token, holder.lease));
+    assert_eq!(holder, Some((ClientId(7), FencingToken(1), LEASE)));
+    let mut expected = StateMachine::new();
+    let rules = Rules {
+        limits,
+        lock_delay: false,
+    };
+    for command in &commands {
+        expected.apply(command, &rules, &mut Vec::new());
+    }
+    assert_eq!(h.node.state_machine(), &expected);
+}

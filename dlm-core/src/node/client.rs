@@ -26,7 +26,13 @@ impl Node {
             return;
         }
         // Malformed requests never reach the log.
-        if let Err(refusal) = check_request(&request.op, &self.cfg.limits) {
+        if let Err(mut refusal) = check_request(&request.op, &self.cfg.limits) {
+            // A capped node accepts no more than its cap, so the refusal names that range,
+            // whichever end the lease missed.
+            if let (Rejection::BadLease { max, .. }, Some(cap)) = (&mut refusal, self.cfg.lease_cap)
+            {
+                *max = cap;
+            }
             self.reply(conn, client, seq, Err(refusal));
             return;
         }
@@ -49,6 +55,18 @@ impl Node {
                     }
                     None => {}
                 }
+            }
+        }
+        // The cap is this node's own rule, not a replicated one, so it is checked only here: after
+        // the dedup cache, so that a retry still gets its first answer, and never at apply, so
+        // that members with different caps cannot diverge. Keep-alives carry no lease: they renew
+        // the lease granted at acquire, which must not be shortened under its holder.
+        if let (Op::Acquire { lease, .. }, Some(cap)) = (&request.op, self.cfg.lease_cap) {
+            if *lease > cap {
+                let min = self.cfg.limits.min_lease;
+                let refusal = Rejection::BadLease { min, max: cap };
+                self.reply(conn, client, seq, Err(refusal));
+                return;
             }
         }
         // Already proposed and not yet applied: answer the newest connection when it is.
