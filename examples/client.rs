@@ -6,15 +6,18 @@
 //! cargo run --release --example client -- --nodes $NODES append db journal "hello"
 //! cargo run --release --example client -- --nodes $NODES read journal
 //! cargo run --release --example client -- --nodes $NODES status
+//! # against nodes started with --secret-file
+//! cargo run --release --example client -- --nodes $NODES --secret-file /etc/dlm/secret status
 //! ```
 
 #[path = "support/mod.rs"]
 mod support;
 
 use clap::{Parser, Subcommand};
-use dlm::runtime::ClientTransport;
-use dlm::{ClientId, ClientRequest, NodeId, Op, Reply, Seq};
+use dlm::runtime::{ClientTransport, TransportError};
+use dlm::{ClientId, ClientRequest, ClusterAccess, ClusterSecret, NodeId, Op, Reply, Seq};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Talk to a dlm cluster.
@@ -27,6 +30,10 @@ struct Args {
     /// Lease to ask for, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
+    /// File holding the cluster's shared secret, if its nodes have one (a trailing newline is
+    /// ignored).
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,7 +81,15 @@ async fn main() {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let nodes = args.nodes.0;
     let lease = Duration::from_millis(args.lease_ms);
-    let client = dlm::connect_tcp_with(nodes.clone(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
+    let secret = match &args.secret_file {
+        Some(path) => Some(support::read_secret_file(path)?),
+        None => None,
+    };
+    let access = ClusterAccess {
+        id: dlm::DEFAULT_CLUSTER_ID,
+        secret: secret.clone(),
+    };
+    let client = dlm::connect_tcp_with(nodes.clone(), access, |c| c.lease = lease);
     match args.command {
         Command::Acquire {
             lock,
@@ -109,16 +124,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let data = client.read(file.as_str()).await?;
             print!("{}", String::from_utf8_lossy(&data));
         }
-        Command::Status => status(&nodes).await,
+        Command::Status => status(&nodes, secret).await,
     }
     Ok(())
 }
 
-async fn status(nodes: &[(u64, SocketAddr)]) {
-    let transport = dlm::tcp::TcpClient::new(dlm::tcp::TcpClientConfig::new(
+async fn status(nodes: &[(u64, SocketAddr)], secret: Option<ClusterSecret>) {
+    let mut config = dlm::tcp::TcpClientConfig::new(
         dlm::DEFAULT_CLUSTER_ID,
         nodes.iter().map(|(id, a)| (NodeId(*id), *a)).collect(),
-    ));
+    );
+    config.secret = secret;
+    let transport = dlm::tcp::TcpClient::new(config);
     for (id, addr) in nodes {
         let request = ClientRequest {
             client: ClientId(0),
@@ -139,6 +156,9 @@ async fn status(nodes: &[(u64, SocketAddr)]) {
                 ),
                 other => println!("node {id} ({addr}): unexpected answer {other:?}"),
             },
+            Ok(Err(TransportError::Handshake(reason))) => {
+                println!("node {id} ({addr}): refused: {reason}")
+            }
             Ok(Err(e)) => println!("node {id} ({addr}): unreachable: {e}"),
             Err(_) => println!("node {id} ({addr}): no answer within 2 s"),
         }

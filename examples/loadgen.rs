@@ -4,7 +4,7 @@
 //! ```sh
 //! # against a running cluster
 //! cargo run --release --example loadgen -- --nodes 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
-//!     --clients 16 --locks 16 --secs 10
+//!     --clients 16 --locks 16 --secs 10 [--secret-file PATH]
 //! # or let it start (and stop) a local 3-process cluster in a temporary directory
 //! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 1 --secs 10 --json
 //! ```
@@ -58,6 +58,10 @@ struct Args {
     /// Write one JSON line per acknowledged append (lock, token, file, offset, data).
     #[arg(long)]
     record: Option<PathBuf>,
+    /// File holding the cluster's shared secret, for --nodes started with one (a trailing
+    /// newline is ignored).
+    #[arg(long, value_name = "PATH", conflicts_with = "spawn")]
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -114,6 +118,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
     let locks = args.locks.max(1);
+    let mut access = dlm::ClusterAccess::new(dlm::DEFAULT_CLUSTER_ID);
+    if let Some(path) = &args.secret_file {
+        access = access.secret(support::read_secret_file(path)?);
+    }
     let record = match &args.record {
         Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(path)?,
@@ -127,8 +135,7 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     let end = measure_from + Duration::from_secs(args.secs);
     let mut tasks = Vec::new();
     for i in 0..args.clients {
-        let client =
-            dlm::connect_tcp_with(nodes.to_vec(), dlm::DEFAULT_CLUSTER_ID, |c| c.lease = lease);
+        let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
         let lock_index = i % locks;
         let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
         let append_bytes = args.append_bytes;

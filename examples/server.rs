@@ -5,7 +5,8 @@
 //!     --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir /tmp/dlm-1
 //! ```
 //!
-//! Guarded files appear under `DIR/files/`. Stops cleanly on SIGINT or SIGTERM.
+//! Guarded files appear under `DIR/files/`. Stops cleanly on SIGINT or SIGTERM. With
+//! `--secret-file`, peers and clients must know the same secret.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -45,6 +46,10 @@ struct Args {
     /// refused (default: the cluster's limit, 300000).
     #[arg(long)]
     lease_ms: Option<u64>,
+    /// File holding the cluster's shared secret (at least 16 bytes; a trailing newline is
+    /// ignored). Peers and clients must then use the same secret.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
 }
 
 // One node per process: a single-threaded runtime avoids cross-thread wake-ups (BENCHMARKS.md).
@@ -70,6 +75,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     for (id, addr) in &args.peers {
         builder = builder.peer(*id, *addr);
+    }
+    if let Some(path) = &args.secret_file {
+        builder = builder.secret(support::read_secret_file(path)?);
     }
     let server = builder.serve_tcp(args.listen).await?;
     tracing::info!(id = args.id, addr = ?server.local_addr(), dir = %args.data_dir.display(), "serving");

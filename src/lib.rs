@@ -40,10 +40,12 @@ mod server;
 
 #[cfg(feature = "tokio")]
 pub use dlm_core::runtime::{Client, ClientConfig, ClientError, LockGuard};
+#[cfg(feature = "tcp")]
+pub use dlm_transport_tcp::ClusterSecret;
 #[cfg(feature = "mem")]
 pub use server::connect_mem;
 #[cfg(feature = "tcp")]
-pub use server::{connect_tcp, connect_tcp_with};
+pub use server::{connect_tcp, connect_tcp_with, ClusterAccess};
 #[cfg(feature = "tokio")]
 pub use server::{Server, ServerBuilder, StartError, DEFAULT_CLUSTER_ID};
 

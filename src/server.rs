@@ -44,6 +44,8 @@ pub struct ServerBuilder {
     peers: BTreeMap<NodeId, Option<SocketAddr>>,
     data_dir: Option<PathBuf>,
     cluster_id: Option<u64>,
+    #[cfg(feature = "tcp")]
+    secret: Option<dlm_transport_tcp::ClusterSecret>,
     tuning: Vec<Tuning>,
 }
 
@@ -84,6 +86,14 @@ impl ServerBuilder {
     /// The cluster's id (default [`DEFAULT_CLUSTER_ID`]).
     pub fn cluster_id(mut self, id: u64) -> Self {
         self.cluster_id = Some(id);
+        self
+    }
+
+    /// The cluster's shared secret (TCP only; default none): peers and clients must then prove
+    /// they know it, and this node proves it to them. Give every node and client the same one.
+    #[cfg(feature = "tcp")]
+    pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
+        self.secret = Some(secret);
         self
     }
 
@@ -171,6 +181,7 @@ impl ServerBuilder {
             listen,
             self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID),
         );
+        tcp.secret = self.secret.clone();
         tcp.peers = self
             .peers
             .iter()
@@ -240,20 +251,67 @@ pub fn connect_tcp(
     connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {})
 }
 
-/// Like [`connect_tcp`], with a cluster id and a chance to adjust the client's settings.
+/// Which cluster a TCP client joins: its id and, if its nodes have one, its secret. A bare
+/// cluster id converts into one without a secret.
+#[cfg(feature = "tcp")]
+#[derive(Clone, Debug)]
+pub struct ClusterAccess {
+    /// The cluster's id.
+    pub id: u64,
+    /// The cluster's shared secret, if its nodes require one.
+    pub secret: Option<dlm_transport_tcp::ClusterSecret>,
+}
+
+#[cfg(feature = "tcp")]
+impl ClusterAccess {
+    /// The cluster `id`, without a secret.
+    pub fn new(id: u64) -> ClusterAccess {
+        ClusterAccess { id, secret: None }
+    }
+
+    /// With the cluster's shared secret.
+    pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
+        self.secret = Some(secret);
+        self
+    }
+}
+
+#[cfg(feature = "tcp")]
+impl From<u64> for ClusterAccess {
+    fn from(id: u64) -> ClusterAccess {
+        ClusterAccess::new(id)
+    }
+}
+
+/// Like [`connect_tcp`], with a cluster (an id, or a [`ClusterAccess`] with its secret) and a
+/// chance to adjust the client's settings.
+///
+/// ```no_run
+/// # fn run(secret: dlm::ClusterSecret) -> Result<(), Box<dyn std::error::Error>> {
+/// use dlm::{connect_tcp_with, ClusterAccess, DEFAULT_CLUSTER_ID};
+/// let nodes = [(1, "127.0.0.1:7001".parse()?)];
+/// let plain = connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {});
+/// let access = ClusterAccess::new(DEFAULT_CLUSTER_ID).secret(secret);
+/// let guarded = connect_tcp_with(nodes, access, |cfg| cfg.lease = std::time::Duration::from_secs(5));
+/// # let _ = (plain, guarded);
+/// # Ok(()) }
+/// ```
 #[cfg(feature = "tcp")]
 pub fn connect_tcp_with(
     nodes: impl IntoIterator<Item = (u64, SocketAddr)>,
-    cluster_id: u64,
+    cluster: impl Into<ClusterAccess>,
     tune: impl FnOnce(&mut dlm_core::runtime::ClientConfig),
 ) -> dlm_core::runtime::Client<dlm_transport_tcp::TcpClient> {
     use dlm_transport_tcp::{TcpClient, TcpClientConfig};
+    let cluster = cluster.into();
     let nodes: std::collections::HashMap<NodeId, SocketAddr> =
         nodes.into_iter().map(|(id, a)| (NodeId(id), a)).collect();
     let mut cfg = dlm_core::runtime::ClientConfig::new(nodes.keys().copied());
     cfg.nodes.sort();
     tune(&mut cfg);
-    let transport = TcpClient::new(TcpClientConfig::new(cluster_id, nodes));
+    let mut tcp = TcpClientConfig::new(cluster.id, nodes);
+    tcp.secret = cluster.secret;
+    let transport = TcpClient::new(tcp);
     dlm_core::runtime::Client::new(transport, cfg)
 }
 

@@ -56,8 +56,11 @@ CLIENT_CMD = b"\x01" + request(ACQUIRE)
 
 
 def wire_seeds():
-    hello_peer = varint(0x444C4D31) + varint(1) + varint(42) + b"\x00" + varint(2)
-    hello_client = varint(0x444C4D31) + varint(1) + varint(42) + b"\x01"
+    # Hello: magic, version 2, cluster id, role, then the challenge (Option: 0 none, 1 + 32 bytes).
+    hello_peer = varint(0x444C4D31) + varint(2) + varint(42) + b"\x00" + varint(2) + b"\x00"
+    hello_client = varint(0x444C4D31) + varint(2) + varint(42) + b"\x01" + b"\x01" + bytes(range(32))
+    # HelloAnswer::Challenge (variant 2): the node's nonce and proof.
+    challenge = b"\x02" + bytes(range(32, 64)) + bytes(range(64, 96))
     # Reply variants differ per type; a Status reply stays out, the rejection path is enough:
     # Result::Err (1) + Rejection variant 0.
     response = varint(0x1234_5678_9ABC) + varint(5) + b"\x01\x00"
@@ -78,6 +81,7 @@ def wire_seeds():
         "hello-peer": b"\x03" + frame(hello_peer),
         "hello-client": b"\x03" + frame(hello_client),
         "hello-answer": b"\x04" + frame(b"\x01" + string("bad magic")),
+        "hello-challenge": b"\x04" + frame(challenge),
         "entry": b"\x05" + entry(3, 12, CLIENT_CMD),
         # An empty state machine: three empty maps (varint 0) and token 0.
         "snapshot": b"\x06" + b"\x00\x00\x00\x00",

@@ -145,6 +145,7 @@ impl TcpClient {
         let halves = handshake::connect(
             addr,
             self.config.cluster_id,
+            self.config.secret.as_ref(),
             HelloRole::Client,
             self.config.connect_timeout,
             self.config.handshake_timeout,
@@ -152,6 +153,8 @@ impl TcpClient {
         .await
         .map_err(|e| match e {
             TcpError::Refused(reason) => TransportError::Handshake(reason),
+            // Retrying cannot make a node's proof verify: fail like a refusal, at once.
+            e @ TcpError::Auth(_) => TransportError::Handshake(e.to_string()),
             other => TransportError::Connection {
                 node,
                 reason: other.to_string(),

@@ -1,5 +1,6 @@
 //! Settings of a node's transport and of a client.
 
+use crate::auth::ClusterSecret;
 use dlm_core::NodeId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ pub struct TcpConfig {
     pub peers: HashMap<NodeId, SocketAddr>,
     /// Connections from another cluster are refused.
     pub cluster_id: u64,
+    /// With a secret, peers and clients must prove they know it (and this node proves it to
+    /// them); callers without it are refused. Every node and client of a cluster needs the same.
+    pub secret: Option<ClusterSecret>,
     /// Largest frame payload accepted or sent, in bytes.
     pub max_frame: usize,
     /// Frames queued per peer before the oldest are dropped.
@@ -46,15 +50,16 @@ pub struct TcpConfig {
 }
 
 impl TcpConfig {
-    /// Defaults: 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per client
-    /// connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, 1024 clients,
-    /// 128 connections in their handshake, no peers.
+    /// Defaults: no secret, 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per
+    /// client connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, 1024
+    /// clients, 128 connections in their handshake, no peers.
     pub fn new(id: NodeId, listen: SocketAddr, cluster_id: u64) -> TcpConfig {
         TcpConfig {
             id,
             listen,
             peers: HashMap::new(),
             cluster_id,
+            secret: None,
             max_frame: DEFAULT_MAX_FRAME,
             peer_queue_frames: 1024,
             queue_bytes: 64 * 1024 * 1024,
@@ -74,6 +79,9 @@ impl TcpConfig {
 pub struct TcpClientConfig {
     /// The cluster to talk to; a node of another cluster refuses the connection.
     pub cluster_id: u64,
+    /// The cluster's secret, if its nodes have one: the client proves it knows it, and hangs up
+    /// on a node that cannot prove the same.
+    pub secret: Option<ClusterSecret>,
     /// Where each node listens.
     pub nodes: HashMap<NodeId, SocketAddr>,
     /// Largest frame payload accepted or sent, in bytes.
@@ -87,10 +95,12 @@ pub struct TcpClientConfig {
 }
 
 impl TcpClientConfig {
-    /// Defaults: 4 MiB frames, 4096 queued requests, 2 s connect and 5 s handshake limits.
+    /// Defaults: no secret, 4 MiB frames, 4096 queued requests, 2 s connect and 5 s handshake
+    /// limits.
     pub fn new(cluster_id: u64, nodes: HashMap<NodeId, SocketAddr>) -> TcpClientConfig {
         TcpClientConfig {
             cluster_id,
+            secret: None,
             nodes,
             max_frame: DEFAULT_MAX_FRAME,
             queue_frames: 4096,

@@ -22,9 +22,17 @@ pub enum TcpError {
     /// A frame was refused (too large, truncated or undecodable).
     #[error(transparent)]
     Frame(#[from] FrameError),
-    /// The other side refused the handshake (another protocol version, magic or cluster).
+    /// The other side refused the handshake (another protocol version, magic or cluster, or
+    /// the cluster secret), or broke off the exchange of proofs.
     #[error("handshake refused: {0}")]
     Refused(String),
+    /// The node this side connected to did not prove it knows the cluster secret (or this side
+    /// has none and the node asks for one), so this side hung up.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The operating system gave no random bytes for a nonce.
+    #[error("cannot draw a random nonce: {0}")]
+    Random(String),
     /// The other side took too long.
     #[error("timed out during {0}")]
     Timeout(&'static str),

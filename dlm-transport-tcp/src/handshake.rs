@@ -1,10 +1,26 @@
 //! Both sides of the handshake.
+//!
+//! Without a cluster secret the caller sends a [`Hello`] and the node answers `Accepted` or
+//! `Refused`. With one, the node proves itself first, then the caller ([`crate::auth`]):
+//!
+//! ```text
+//! caller                                      node
+//!   Hello { challenge: Some(caller nonce) }  →
+//!                   ← Challenge { node nonce, node proof }
+//!   checks the node's proof
+//!   Proven(caller proof)                     →
+//!                                               checks the caller's proof, then its limits
+//!                   ← Accepted | Refused(why)
+//! ```
 
+use crate::auth::{self, ClusterSecret, Side, Transcript};
 use crate::error::TcpError;
 use crate::wire::{
-    encode_frame, read_frame, Hello, HelloAnswer, HelloRole, HANDSHAKE_MAX_FRAME, MAGIC,
-    PROTOCOL_VERSION,
+    encode_frame, read_frame, read_payload, FrameError, Hello, HelloAnswer, HelloProof, HelloRole,
+    Nonce, Proof, HANDSHAKE_MAX_FRAME, MAGIC, PROTOCOL_VERSION,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -15,10 +31,11 @@ use tokio::time::timeout;
 /// A connection past its handshake: a buffered reader and the raw writer.
 pub(crate) type Halves = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
 
-/// Connects to `addr` and introduces ourselves as `role`.
+/// Connects to `addr` and introduces ourselves as `role`, proving we know `secret` if given.
 pub(crate) async fn connect(
     addr: SocketAddr,
     cluster_id: u64,
+    secret: Option<&ClusterSecret>,
     role: HelloRole,
     connect_timeout: Duration,
     handshake_timeout: Duration,
@@ -29,28 +46,71 @@ pub(crate) async fn connect(
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
+    let auth = match secret {
+        Some(secret) => Some((secret, auth::fresh_nonce()?)),
+        None => None,
+    };
     let hello = Hello {
         magic: MAGIC,
         version: PROTOCOL_VERSION,
         cluster_id,
         role,
+        challenge: auth.map(|(_, nonce)| nonce),
     };
     let exchange = async {
-        write
-            .write_all(&encode_frame(&hello, HANDSHAKE_MAX_FRAME)?)
-            .await?;
-        match read_frame::<_, HelloAnswer>(&mut read, HANDSHAKE_MAX_FRAME).await? {
-            Some(HelloAnswer::Accepted) => Ok(()),
-            Some(HelloAnswer::Refused(reason)) => Err(TcpError::Refused(reason)),
-            None => Err(TcpError::Refused(
-                "connection closed during the handshake".into(),
-            )),
+        send(&mut write, &hello).await?;
+        match (receive::<HelloAnswer>(&mut read).await?, auth) {
+            (HelloAnswer::Refused(reason), _) => Err(TcpError::Refused(reason)),
+            (HelloAnswer::Accepted, None) => Ok(()),
+            (HelloAnswer::Accepted, Some(_)) => Err(TcpError::Auth(auth::NODE_NOT_PROVEN.into())),
+            (HelloAnswer::Challenge { .. }, None) => {
+                hang_up(&mut write, auth::CALLER_HAS_NO_SECRET).await
+            }
+            (HelloAnswer::Challenge { nonce, proof }, Some((secret, caller_nonce))) => {
+                let transcript = Transcript {
+                    cluster_id,
+                    role,
+                    connector_nonce: caller_nonce,
+                    listener_nonce: nonce,
+                };
+                prove(&mut read, &mut write, secret, &transcript, &proof).await
+            }
         }
     };
     timeout(handshake_timeout, exchange)
         .await
         .map_err(|_| TcpError::Timeout("handshake"))??;
     Ok((read, write))
+}
+
+/// The caller's side of a challenge: checks the node's proof, then sends its own.
+async fn prove(
+    read: &mut BufReader<OwnedReadHalf>,
+    write: &mut OwnedWriteHalf,
+    secret: &ClusterSecret,
+    transcript: &Transcript,
+    node_proof: &Proof,
+) -> Result<(), TcpError> {
+    if !secret.verify(Side::Listener, transcript, node_proof) {
+        return hang_up(write, auth::NODE_PROOF_BAD).await;
+    }
+    let proof = HelloProof::Proven(secret.proof(Side::Connector, transcript));
+    send(write, &proof).await?;
+    match receive::<HelloAnswer>(read).await? {
+        HelloAnswer::Accepted => Ok(()),
+        HelloAnswer::Refused(reason) => Err(TcpError::Refused(reason)),
+        HelloAnswer::Challenge { .. } => Err(TcpError::Refused(
+            "the node sent a second challenge: not a dlm node of this version".into(),
+        )),
+    }
+}
+
+/// Fails the handshake for `why`, telling the node first so that its log says why too.
+async fn hang_up(write: &mut OwnedWriteHalf, why: &str) -> Result<(), TcpError> {
+    let error = TcpError::Auth(why.into());
+    // Best effort: we close the connection anyway.
+    let _ = send(write, &HelloProof::Refused(error.to_string())).await;
+    Err(error)
 }
 
 /// Why a [`Hello`] is refused, if it is.
@@ -62,10 +122,7 @@ pub(crate) fn check(hello: &Hello, cluster_id: u64) -> Result<(), String> {
         ));
     }
     if hello.version != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION})",
-            hello.version
-        ));
+        return Err(unsupported(hello.version));
     }
     if hello.cluster_id != cluster_id {
         return Err(format!(
@@ -76,32 +133,124 @@ pub(crate) fn check(hello: &Hello, cluster_id: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads the caller's [`Hello`] and answers it. Returns the caller's role once accepted.
-/// `admit` has the last word on a well-formed hello (e.g. a limit on clients).
+fn unsupported(version: u16) -> String {
+    format!("protocol version {version} is not supported (this node speaks {PROTOCOL_VERSION})")
+}
+
+/// How the node's side of a handshake ends when it does not accept.
+enum Stop {
+    /// Answer `Refused` with this reason, then close.
+    Refuse(String),
+    /// Close without an answer (the caller is gone, mute, or not speaking the protocol).
+    Abort(TcpError),
+}
+
+impl From<TcpError> for Stop {
+    fn from(e: TcpError) -> Stop {
+        Stop::Abort(e)
+    }
+}
+
+impl From<FrameError> for Stop {
+    fn from(e: FrameError) -> Stop {
+        Stop::Abort(e.into())
+    }
+}
+
+/// Reads the caller's [`Hello`] and answers it (and, with a secret, checks its proof). Returns
+/// the caller's role once accepted. `admit` has the last word on an authenticated caller (e.g. a
+/// limit on clients), so that a caller who cannot authenticate takes no place.
 pub(crate) async fn accept(
     read: &mut BufReader<OwnedReadHalf>,
     write: &mut OwnedWriteHalf,
     cluster_id: u64,
+    secret: Option<&ClusterSecret>,
     handshake_timeout: Duration,
     admit: impl FnOnce(&HelloRole) -> Result<(), String>,
 ) -> Result<HelloRole, TcpError> {
-    let hello = timeout(
-        handshake_timeout,
-        read_frame::<_, Hello>(read, HANDSHAKE_MAX_FRAME),
-    )
-    .await
-    .map_err(|_| TcpError::Timeout("handshake"))??
-    .ok_or_else(|| TcpError::Refused("connection closed before the handshake".into()))?;
-    let answer = match check(&hello, cluster_id).and_then(|()| admit(&hello.role)) {
-        Ok(()) => HelloAnswer::Accepted,
-        Err(reason) => HelloAnswer::Refused(reason),
+    let exchange = async {
+        let hello = read_hello(read).await?;
+        check(&hello, cluster_id).map_err(Stop::Refuse)?;
+        authenticate(read, write, secret, &hello).await?;
+        admit(&hello.role).map_err(Stop::Refuse)?;
+        Ok(hello.role)
     };
-    // Best effort: the caller may already be gone, and we close the connection anyway.
-    let _ = write
-        .write_all(&encode_frame(&answer, HANDSHAKE_MAX_FRAME)?)
-        .await;
-    match answer {
-        HelloAnswer::Accepted => Ok(hello.role),
-        HelloAnswer::Refused(reason) => Err(TcpError::Refused(reason)),
+    let outcome = timeout(handshake_timeout, exchange)
+        .await
+        .map_err(|_| TcpError::Timeout("handshake"))?;
+    // Best effort, both ways: the caller may already be gone, and a refusal closes anyway.
+    let reason = match outcome {
+        Ok(role) => {
+            let _ = send(write, &HelloAnswer::Accepted).await;
+            return Ok(role);
+        }
+        Err(Stop::Abort(e)) => return Err(e),
+        Err(Stop::Refuse(reason)) => reason,
+    };
+    let _ = send(write, &HelloAnswer::Refused(reason.clone())).await;
+    Err(TcpError::Refused(reason))
+}
+
+/// The caller's hello. One of another protocol version may not decode as ours, but its magic
+/// and version (always its first fields) still do, and then it is refused for its version.
+async fn read_hello(read: &mut BufReader<OwnedReadHalf>) -> Result<Hello, Stop> {
+    let payload = read_payload(read, HANDSHAKE_MAX_FRAME)
+        .await?
+        .ok_or_else(|| TcpError::Refused("connection closed before the handshake".into()))?;
+    match postcard::from_bytes::<Hello>(&payload) {
+        Ok(hello) => Ok(hello),
+        Err(e) => match postcard::from_bytes::<(u32, u16)>(&payload) {
+            Ok((MAGIC, version)) if version != PROTOCOL_VERSION => {
+                Err(Stop::Refuse(unsupported(version)))
+            }
+            _ => Err(FrameError::Codec(e).into()),
+        },
     }
+}
+
+/// With a secret, has the caller prove it knows it (after proving that we do).
+async fn authenticate(
+    read: &mut BufReader<OwnedReadHalf>,
+    write: &mut OwnedWriteHalf,
+    secret: Option<&ClusterSecret>,
+    hello: &Hello,
+) -> Result<(), Stop> {
+    let (secret, caller_nonce): (&ClusterSecret, Nonce) = match (secret, hello.challenge) {
+        (None, None) => return Ok(()),
+        (Some(_), None) => return Err(Stop::Refuse(auth::REQUIRES_SECRET.into())),
+        (None, Some(_)) => return Err(Stop::Refuse(auth::HAS_NO_SECRET.into())),
+        (Some(secret), Some(nonce)) => (secret, nonce),
+    };
+    let transcript = Transcript {
+        cluster_id: hello.cluster_id,
+        role: hello.role,
+        connector_nonce: caller_nonce,
+        listener_nonce: auth::fresh_nonce()?,
+    };
+    let challenge = HelloAnswer::Challenge {
+        nonce: transcript.listener_nonce,
+        proof: secret.proof(Side::Listener, &transcript),
+    };
+    send(write, &challenge).await?;
+    match receive::<HelloProof>(read).await? {
+        HelloProof::Proven(proof) if secret.verify(Side::Connector, &transcript, &proof) => Ok(()),
+        HelloProof::Proven(_) => Err(Stop::Refuse(auth::CALLER_PROOF_BAD.into())),
+        HelloProof::Refused(reason) => Err(Stop::Abort(TcpError::Refused(format!(
+            "the caller hung up: {reason}"
+        )))),
+    }
+}
+
+async fn send<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> Result<(), TcpError> {
+    write
+        .write_all(&encode_frame(value, HANDSHAKE_MAX_FRAME)?)
+        .await?;
+    Ok(())
+}
+
+/// The next handshake frame; the connection closing instead is a refusal.
+async fn receive<T: DeserializeOwned>(read: &mut BufReader<OwnedReadHalf>) -> Result<T, TcpError> {
+    read_frame(read, HANDSHAKE_MAX_FRAME)
+        .await?
+        .ok_or_else(|| TcpError::Refused("connection closed during the handshake".into()))
 }

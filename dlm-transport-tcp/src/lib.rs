@@ -1,7 +1,8 @@
 //! # dlm-transport-tcp
 //!
 //! dlm over TCP with tokio. Every connection starts with a handshake ([`wire::Hello`]: magic
-//! number, protocol version, cluster id, and whether the caller is a peer node or a client);
+//! number, protocol version, cluster id, and whether the caller is a peer node or a client; with
+//! a [`ClusterSecret`] configured, both ends then prove they know it, see [`auth`]);
 //! then each frame is a big-endian `u32` length followed by a postcard payload of at most
 //! `max_frame` bytes. A frame over the limit, or one that does not decode, closes that connection
 //! with a logged error; the node carries on.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 mod client;
 mod config;
 mod error;
@@ -24,6 +26,7 @@ mod server;
 mod transport;
 pub mod wire;
 
+pub use auth::{ClusterSecret, SecretError};
 pub use client::TcpClient;
 pub use config::{TcpClientConfig, TcpConfig};
 pub use error::TcpError;

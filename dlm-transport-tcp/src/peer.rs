@@ -1,5 +1,6 @@
 //! An outbound link to one peer: a bounded queue and a task that keeps a connection up.
 
+use crate::auth::ClusterSecret;
 use crate::handshake;
 use crate::queue::OutQueue;
 use crate::wire::HelloRole;
@@ -12,10 +13,11 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 
 /// The settings a link needs, copied out of the config.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct LinkSettings {
     pub(crate) me: NodeId,
     pub(crate) cluster_id: u64,
+    pub(crate) secret: Option<ClusterSecret>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) connect_timeout: Duration,
@@ -54,6 +56,7 @@ async fn run(peer: NodeId, addr: SocketAddr, s: LinkSettings, queue: Arc<OutQueu
         match handshake::connect(
             addr,
             s.cluster_id,
+            s.secret.as_ref(),
             role,
             s.connect_timeout,
             s.handshake_timeout,
@@ -80,6 +83,9 @@ async fn run(peer: NodeId, addr: SocketAddr, s: LinkSettings, queue: Arc<OutQueu
             }
             Err(TcpError::Refused(reason)) => {
                 tracing::error!(node = %me, %peer, %addr, "peer refused the handshake: {reason}");
+            }
+            Err(e @ TcpError::Auth(_)) => {
+                tracing::error!(node = %me, %peer, %addr, "peer not trusted: {e}");
             }
             Err(e) => {
                 tracing::debug!(node = %me, %peer, %addr, "cannot reach peer: {e}");

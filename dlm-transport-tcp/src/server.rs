@@ -1,5 +1,6 @@
 //! The listening side: one listener per node for peers and clients alike.
 
+use crate::auth::ClusterSecret;
 use crate::handshake::{self, Halves};
 use crate::queue::OutQueue;
 use crate::wire::{read_frame, HelloRole};
@@ -19,6 +20,7 @@ use tokio::task::JoinSet;
 pub(crate) struct Shared {
     pub(crate) id: NodeId,
     pub(crate) cluster_id: u64,
+    secret: Option<ClusterSecret>,
     pub(crate) max_frame: usize,
     pub(crate) conn_queue_frames: usize,
     pub(crate) queue_bytes: usize,
@@ -37,6 +39,7 @@ impl Shared {
         Shared {
             id: config.id,
             cluster_id: config.cluster_id,
+            secret: config.secret.clone(),
             max_frame: config.max_frame,
             conn_queue_frames: config.conn_queue_frames,
             queue_bytes: config.queue_bytes,
@@ -150,6 +153,7 @@ async fn serve(
             &mut read,
             &mut write,
             shared.cluster_id,
+            shared.secret.as_ref(),
             shared.handshake_timeout,
             admit,
         ) => accepted,

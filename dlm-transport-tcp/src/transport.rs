@@ -64,6 +64,7 @@ impl TcpTransport {
             settings: LinkSettings {
                 me: config.id,
                 cluster_id: config.cluster_id,
+                secret: config.secret.clone(),
                 backoff_min: config.backoff_min,
                 backoff_max: config.backoff_max,
                 connect_timeout: config.connect_timeout,
@@ -105,7 +106,7 @@ impl TcpTransport {
                 self.shared.queue_bytes,
             )),
         };
-        peers.insert(id, PeerLink::start(id, addr, self.settings, queue));
+        peers.insert(id, PeerLink::start(id, addr, self.settings.clone(), queue));
     }
 
     /// The outbound queue of peer `id`, if it is known.

@@ -10,9 +10,17 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// First field of every handshake: "DLM1" in ASCII.
 pub const MAGIC: u32 = 0x444C_4D31;
 /// The protocol version this build speaks; connections with another version are refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added the nonces and proofs of the cluster secret ([`crate::auth`]).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+/// Length of a [`Nonce`] in bytes.
+pub const NONCE_LEN: usize = 32;
+
+/// Random bytes drawn for one handshake, so that the proofs made in it are good for it alone.
+pub type Nonce = [u8; NONCE_LEN];
+/// An HMAC-SHA256 proof of knowing the cluster secret ([`crate::ClusterSecret::proof`]).
+pub type Proof = [u8; 32];
 
 /// The first frame on every connection, from the side that connected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +33,9 @@ pub struct Hello {
     pub cluster_id: u64,
     /// Who is connecting.
     pub role: HelloRole,
+    /// With a cluster secret, the caller's nonce: the node must answer with
+    /// [`HelloAnswer::Challenge`]. `None` without a secret.
+    pub challenge: Option<Nonce>,
 }
 
 /// Who opened a connection.
@@ -36,12 +47,30 @@ pub enum HelloRole {
     Client,
 }
 
-/// The listening side's answer to a [`Hello`].
+/// The listening side's answer to a [`Hello`], and to a [`HelloProof`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelloAnswer {
     /// Go ahead.
     Accepted,
     /// Refused, and why; the connection is then closed.
+    Refused(String),
+    /// The node's answer to a hello with a challenge: its proof over both nonces, and its own
+    /// nonce, which the caller's [`HelloProof`] must cover in turn.
+    Challenge {
+        /// The node's nonce.
+        nonce: Nonce,
+        /// The node's proof ([`crate::auth::Side::Listener`]).
+        proof: Proof,
+    },
+}
+
+/// The caller's answer to [`HelloAnswer::Challenge`]; the node then answers `Accepted` or
+/// `Refused`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloProof {
+    /// The node's proof verified; here is the caller's ([`crate::auth::Side::Connector`]).
+    Proven(Proof),
+    /// The node's proof did not verify, and so the caller hangs up; why, for the node's log.
     Refused(String),
 }
 
@@ -84,6 +113,20 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    match read_payload(reader, max).await? {
+        Some(payload) => Ok(Some(postcard::from_bytes(&payload)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads one frame's payload, undecoded. `Ok(None)` is a clean end of stream between frames.
+pub(crate) async fn read_payload<R>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut len = [0u8; 4];
     let first = reader.read(&mut len).await?;
     if first == 0 {
@@ -96,7 +139,7 @@ where
     }
     let mut payload = vec![0u8; len];
     read_rest(reader, &mut payload).await?;
-    Ok(Some(postcard::from_bytes(&payload)?))
+    Ok(Some(payload))
 }
 
 async fn read_rest<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
@@ -118,6 +161,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             cluster_id: 3,
             role: HelloRole::Peer(NodeId(2)),
+            challenge: Some([9; NONCE_LEN]),
         };
         let frame = encode_frame(&hello, 64).unwrap();
         assert_eq!(frame[..4], ((frame.len() - 4) as u32).to_be_bytes());
@@ -133,5 +177,23 @@ mod tests {
         assert!(matches!(cut, Err(FrameError::Truncated)));
         let empty = read_frame::<_, Hello>(&mut &[][..], 64).await.unwrap();
         assert_eq!(empty, None);
+    }
+
+    #[test]
+    fn the_largest_handshake_frames_fit_the_handshake_limit() {
+        let hello = Hello {
+            magic: MAGIC,
+            version: u16::MAX,
+            cluster_id: u64::MAX,
+            role: HelloRole::Peer(NodeId(u64::MAX)),
+            challenge: Some([0xff; NONCE_LEN]),
+        };
+        let challenge = HelloAnswer::Challenge {
+            nonce: [0xff; NONCE_LEN],
+            proof: [0xff; 32],
+        };
+        assert!(encode_frame(&hello, HANDSHAKE_MAX_FRAME).is_ok());
+        assert!(encode_frame(&challenge, HANDSHAKE_MAX_FRAME).is_ok());
+        assert!(encode_frame(&HelloProof::Proven([0xff; 32]), HANDSHAKE_MAX_FRAME).is_ok());
     }
 }

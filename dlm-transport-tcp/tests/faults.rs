@@ -123,6 +123,17 @@ async fn wrong_version_or_magic_is_refused_with_a_reason() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     within(closed_by_node(&mut raw)).await;
+    // Version 1's hello had no challenge, so it does not decode as ours; its version still does.
+    let v1 = (wire::MAGIC, 1u16, CLUSTER, HelloRole::Client);
+    let frame = wire::encode_frame(&v1, wire::HANDSHAKE_MAX_FRAME).unwrap();
+    let (mut raw, answer) = raw_first_frame(addr, frame).await;
+    match answer {
+        Some(HelloAnswer::Refused(reason)) => {
+            assert!(reason.contains("protocol version 1"), "{reason}")
+        }
+        other => panic!("expected a refusal of version 1, got {other:?}"),
+    }
+    within(closed_by_node(&mut raw)).await;
     let mut alien = hello(HelloRole::Peer(NodeId(2)));
     alien.magic ^= 1;
     let (_, answer) = raw_handshake(addr, &alien).await;

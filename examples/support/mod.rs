@@ -4,6 +4,7 @@
 pub mod cluster;
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// Parses `ID=ADDR`, as in `--peer 2=127.0.0.1:7002`.
 pub fn parse_member(s: &str) -> Result<(u64, SocketAddr), String> {
@@ -36,6 +37,16 @@ pub fn parse_members(s: &str) -> Result<Members, String> {
         return Err("no members given".into());
     }
     Ok(Members(members))
+}
+
+/// Reads the cluster secret in `path`: the file's bytes, less one trailing newline (so that a
+/// file written by `echo` or an editor works).
+pub fn read_secret_file(path: &Path) -> Result<dlm::ClusterSecret, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    dlm::ClusterSecret::new(bytes).map_err(|e| format!("secret file {}: {e}", path.display()))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere).

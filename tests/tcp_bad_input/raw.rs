@@ -22,6 +22,7 @@ pub fn hello(role: HelloRole) -> Hello {
         version: wire::PROTOCOL_VERSION,
         cluster_id: dlm::DEFAULT_CLUSTER_ID,
         role,
+        challenge: None,
     }
 }
 

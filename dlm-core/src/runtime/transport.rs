@@ -34,7 +34,8 @@ pub enum TransportError {
         /// What happened.
         reason: String,
     },
-    /// The peer speaks another protocol version or belongs to another cluster.
+    /// The peer speaks another protocol version, belongs to another cluster, or failed the
+    /// cluster secret's authentication (either way round).
     #[error("handshake refused: {0}")]
     Handshake(String),
     /// The transport was shut down.

@@ -77,13 +77,22 @@ pub fn hello(role: HelloRole) -> Hello {
         version: wire::PROTOCOL_VERSION,
         cluster_id: CLUSTER,
         role,
+        challenge: None,
     }
 }
 
 /// Opens a raw connection and sends `hello`; returns the stream and the node's answer.
 pub async fn raw_handshake(addr: SocketAddr, hello: &Hello) -> (TcpStream, Option<HelloAnswer>) {
+    raw_first_frame(
+        addr,
+        wire::encode_frame(hello, wire::HANDSHAKE_MAX_FRAME).unwrap(),
+    )
+    .await
+}
+
+/// Opens a raw connection and sends `frame` as its hello; returns the stream and the answer.
+pub async fn raw_first_frame(addr: SocketAddr, frame: Vec<u8>) -> (TcpStream, Option<HelloAnswer>) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let frame = wire::encode_frame(hello, wire::HANDSHAKE_MAX_FRAME).unwrap();
     stream.write_all(&frame).await.unwrap();
     let answer = wire::read_frame(&mut stream, wire::HANDSHAKE_MAX_FRAME)
         .await

@@ -67,7 +67,8 @@ pub enum ClientError {
     #[error("no quorum reachable before the deadline")]
     Unavailable,
     /// Every node refused the connection at the handshake (another cluster id, another protocol
-    /// version): retrying cannot help, so the call fails at once with a node's reason.
+    /// version, a missing or wrong cluster secret): retrying cannot help, so the call fails at
+    /// once with a node's reason.
     #[error("every node refused the connection: {0}")]
     Refused(String),
     /// The service refused the request for another reason.

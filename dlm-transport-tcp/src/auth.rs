@@ -1,0 +1,228 @@
+//! The shared cluster secret and the proofs made with it during the handshake.
+//!
+//! The secret never crosses the wire. Each side proves it knows it with an HMAC-SHA256 over the
+//! handshake's [`Transcript`]: a fresh nonce from each side, the cluster id and the caller's role.
+//! Because the verifier's own nonce is in it, a proof is good for one handshake only (a recorded
+//! one cannot be replayed); because each side's proof starts with a label of its own ([`Side`]),
+//! one side's proof cannot be reflected back as the other's.
+//!
+//! This authenticates the two ends of a connection when it opens; it neither encrypts nor
+//! authenticates the frames that follow, so an attacker on the path can still read them, or take
+//! over a connection after its handshake. Where that matters, run the cluster on a private
+//! network or inside a tunnel.
+
+use crate::error::TcpError;
+use crate::wire::{HelloRole, Nonce, Proof, PROTOCOL_VERSION};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The refusal a node with a secret sends a caller without one.
+pub const REQUIRES_SECRET: &str = "authentication failed: this node requires the cluster secret";
+/// The refusal a node without a secret sends a caller that asks it for a proof.
+pub const HAS_NO_SECRET: &str =
+    "authentication failed: the caller has a cluster secret but this node has none";
+/// The refusal a node sends a caller whose proof is wrong.
+pub const CALLER_PROOF_BAD: &str =
+    "authentication failed: the caller's proof did not verify: wrong secret?";
+/// Why a caller hangs up on a node whose proof is wrong (after "authentication failed: ").
+pub const NODE_PROOF_BAD: &str = "the node's proof did not verify: wrong secret?";
+/// Why a caller with a secret hangs up on a node that accepts it without a proof.
+pub const NODE_NOT_PROVEN: &str =
+    "the node accepted without proving it knows the cluster secret (has it none?)";
+/// Why a caller without a secret hangs up on a node that asks it for a proof.
+pub const CALLER_HAS_NO_SECRET: &str = "the node requires a cluster secret and none is configured";
+
+/// Why a secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// Too short to be hard to guess.
+    #[error("the cluster secret is {len} bytes long; it must have at least {min}")]
+    TooShort {
+        /// Its length.
+        len: usize,
+        /// The least accepted, [`ClusterSecret::MIN_LEN`].
+        min: usize,
+    },
+}
+
+/// A secret shared by every node and client of a cluster; with one set, a connection is
+/// accepted only if both ends prove they know it.
+///
+/// It keeps only the HMAC key state, and its `Debug` prints no part of it, so that it can sit in
+/// a config that is logged.
+#[derive(Clone)]
+pub struct ClusterSecret {
+    keyed: HmacSha256,
+}
+
+impl ClusterSecret {
+    /// The shortest secret accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// A secret from its bytes (at least [`ClusterSecret::MIN_LEN`]): from a file, say, or from
+    /// `head -c 32 /dev/urandom | base64`.
+    pub fn new(bytes: impl AsRef<[u8]>) -> Result<ClusterSecret, SecretError> {
+        let bytes = bytes.as_ref();
+        let too_short = SecretError::TooShort {
+            len: bytes.len(),
+            min: Self::MIN_LEN,
+        };
+        if bytes.len() < Self::MIN_LEN {
+            return Err(too_short);
+        }
+        // HMAC takes a key of any length, so this cannot fail; mapped all the same.
+        let keyed = HmacSha256::new_from_slice(bytes).map_err(|_| too_short)?;
+        Ok(ClusterSecret { keyed })
+    }
+
+    /// `side`'s proof for the handshake `transcript`.
+    pub fn proof(&self, side: Side, transcript: &Transcript) -> Proof {
+        self.mac(side, transcript).finalize().into_bytes().into()
+    }
+
+    /// Whether `proof` is `side`'s proof for `transcript`, compared in constant time.
+    pub(crate) fn verify(&self, side: Side, transcript: &Transcript, proof: &Proof) -> bool {
+        self.mac(side, transcript).verify_slice(proof).is_ok()
+    }
+
+    fn mac(&self, side: Side, t: &Transcript) -> HmacSha256 {
+        let label = side.label();
+        let mut mac = self.keyed.clone();
+        // Every field has a fixed length or a length prefix, so no two transcripts encode alike.
+        mac.update(&[label.len() as u8]);
+        mac.update(label);
+        mac.update(&PROTOCOL_VERSION.to_be_bytes());
+        mac.update(&t.cluster_id.to_be_bytes());
+        match t.role {
+            HelloRole::Peer(id) => {
+                mac.update(&[0]);
+                mac.update(&id.get().to_be_bytes());
+            }
+            HelloRole::Client => mac.update(&[1]),
+        }
+        mac.update(&t.connector_nonce);
+        mac.update(&t.listener_nonce);
+        mac
+    }
+}
+
+impl fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterSecret(<redacted>)")
+    }
+}
+
+/// Which end of a connection made a proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The node that accepted the connection.
+    Listener,
+    /// The node or client that opened it.
+    Connector,
+}
+
+impl Side {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Side::Listener => b"dlm listener",
+            Side::Connector => b"dlm connector",
+        }
+    }
+}
+
+/// What both proofs of one handshake cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    /// The cluster id of the caller's hello.
+    pub cluster_id: u64,
+    /// The caller's role, so that a proof made as a client cannot admit a peer.
+    pub role: HelloRole,
+    /// The nonce of the caller's hello.
+    pub connector_nonce: Nonce,
+    /// The nonce of the node's challenge.
+    pub listener_nonce: Nonce,
+}
+
+/// A nonce from the operating system's generator.
+pub(crate) fn fresh_nonce() -> Result<Nonce, TcpError> {
+    let mut nonce = Nonce::default();
+    getrandom::fill(&mut nonce).map_err(|e| TcpError::Random(e.to_string()))?;
+    Ok(nonce)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dlm_core::NodeId;
+
+    const BYTES: &[u8] = b"correct horse battery staple";
+
+    fn transcript() -> Transcript {
+        Transcript {
+            cluster_id: 7,
+            role: HelloRole::Peer(NodeId(2)),
+            connector_nonce: [1; 32],
+            listener_nonce: [2; 32],
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_with_its_length() {
+        assert_eq!(
+            ClusterSecret::new(&BYTES[..15]).map(|_| ()),
+            Err(SecretError::TooShort { len: 15, min: 16 })
+        );
+        assert!(ClusterSecret::new(&BYTES[..16]).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_no_byte_of_the_secret() {
+        let secret = ClusterSecret::new(BYTES).unwrap();
+        assert_eq!(format!("{secret:?}"), "ClusterSecret(<redacted>)");
+        assert_eq!(format!("{secret:#?}"), "ClusterSecret(<redacted>)");
+    }
+
+    #[test]
+    fn a_proof_verifies_only_for_its_side_transcript_and_secret() {
+        let secret = ClusterSecret::new(BYTES).unwrap();
+        let t = transcript();
+        let proof = secret.proof(Side::Listener, &t);
+        assert!(secret.verify(Side::Listener, &t, &proof));
+        // Reflected as the other side's.
+        assert!(!secret.verify(Side::Connector, &t, &proof));
+        // Another secret.
+        let other = ClusterSecret::new(b"correct horse battery stapler").unwrap();
+        assert!(!other.verify(Side::Listener, &t, &proof));
+        // Any field changed.
+        let changed = [
+            Transcript { cluster_id: 8, ..t },
+            Transcript {
+                role: HelloRole::Client,
+                ..t
+            },
+            Transcript {
+                role: HelloRole::Peer(NodeId(3)),
+                ..t
+            },
+            Transcript {
+                connector_nonce: [3; 32],
+                ..t
+            },
+            Transcript {
+                listener_nonce: [3; 32],
+                ..t
+            },
+        ];
+        for c in changed {
+            assert!(!secret.verify(Side::Listener, &c, &proof), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn fresh_nonces_differ() {
+        assert_ne!(fresh_nonce().unwrap(), fresh_nonce().unwrap());
+    }
+}
