@@ -276,3 +276,25 @@ fn an_empty_last_segment_left_by_a_crash_is_reused_and_truncation_still_works() 
     expected.extend(entries(2, 5..=7));
     assert_eq!(r.entries, expected);
 }
+
+/// An entry at the last possible index could never be recovered (recovery refuses it as an
+/// index overflow), so storing one is refused up front and the stored log is left as it was.
+#[test]
+fn an_entry_at_the_last_possible_index_is_refused_before_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(tmp.path()).unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 1..=2))])
+        .unwrap();
+    let last = LogIndex(u64::MAX);
+    let refused = s.persist(vec![Persist::Entries(vec![
+        entry(1, u64::MAX - 1),
+        entry(1, u64::MAX),
+    ])]);
+    assert!(
+        matches!(refused, Err(StorageError::IndexExhausted(i)) if i == last),
+        "{refused:?}"
+    );
+    drop(s);
+    let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1..=2));
+}

@@ -41,6 +41,10 @@ pub enum StorageError {
         /// The directory.
         dir: PathBuf,
     },
+    /// An entry at the last possible log index: it could never have a successor, so recovery
+    /// would refuse the log. Storing it is refused instead, before anything is written.
+    #[error("log index {0} is the last possible one: the log cannot grow past it")]
+    IndexExhausted(crate::types::LogIndex),
     /// A value could not be encoded.
     #[error("cannot encode a record: {0}")]
     Encode(#[from] postcard::Error),

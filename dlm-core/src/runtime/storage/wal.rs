@@ -121,6 +121,9 @@ impl Wal {
         let Some(first) = entries.first().map(|e| e.index) else {
             return Ok(());
         };
+        if let Some(last) = entries.last().filter(|e| e.index == LogIndex(u64::MAX)) {
+            return Err(StorageError::IndexExhausted(last.index));
+        }
         match self.next_index() {
             Some(next) if first < next => {
                 self.write_buffered()?;
