@@ -197,7 +197,8 @@ async fn run(args: Args) -> Result<(), Failure> {
     );
     let killed_at = Instant::now();
     if let Some(server) = cluster.servers.remove(&victim) {
-        server.shutdown().await?;
+        // As a crash would: no hand-over, so the others have to notice and elect.
+        server.kill().await;
     }
     let (new_leader, new_term) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
     println!(

@@ -237,9 +237,17 @@ impl Server {
         self.handle.status()
     }
 
-    /// Stops the node after the batch in progress; its data directory stays for a restart.
+    /// Stops the node; its data directory stays for a restart. A leader first hands leadership
+    /// to its most caught-up member (for at most an election time-out), so a planned restart
+    /// costs clients a round trip rather than an election.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         self.handle.shutdown().await
+    }
+
+    /// Stops the node at once, as a crash would look to the rest of the cluster: no hand-over.
+    /// For failover tests and demos.
+    pub async fn kill(self) {
+        self.handle.kill().await
     }
 }
 

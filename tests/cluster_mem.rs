@@ -267,3 +267,32 @@ async fn mem_duplicated_messages_never_append_twice() {
     assert_eq!(cluster.check_files(&ledger).await, n);
     cluster.shutdown().await;
 }
+
+/// A leader that is shut down hands leadership over first: a successor leads one term later
+/// within a fraction of the election time-out (300 ms, tokio's paused clock), where an election
+/// after a silent leader could start only once that time-out had passed. A lock is then granted.
+#[tokio::test(start_paused = true)]
+async fn mem_shutdown_of_the_leader_hands_leadership_over() {
+    let mut cluster = MemCluster::start(4).await;
+    cluster.net.set_default_faults(LinkFaults {
+        delay: (Duration::from_millis(1), Duration::from_millis(2)),
+        ..LinkFaults::NONE
+    });
+    let old = support::wait_until_settled(&cluster.servers, Duration::from_secs(10)).await;
+    let term = cluster.servers[&old].status().term;
+    let started = tokio::time::Instant::now();
+    let leaving = cluster.servers.remove(&old).unwrap();
+    leaving.shutdown().await.unwrap();
+    let (new, new_term) = support::wait_for_leader(&cluster.servers, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert_ne!(new, old);
+    assert_eq!(new_term, term.next().get(), "more than one election");
+    assert!(
+        took < Duration::from_millis(150),
+        "the successor took {took:?} of virtual time: no hand-over"
+    );
+    let client = cluster.client_of(&MEMBERS, 40, |_| {});
+    let guard = client.lock("after").await.unwrap();
+    client.release(guard).await.unwrap();
+    cluster.shutdown().await;
+}

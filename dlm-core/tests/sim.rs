@@ -247,3 +247,19 @@ fn leader_counts_its_own_copy_only_once_synced() {
         "nodes 1 and 3 elect no leader"
     );
 }
+
+/// A leader told it is about to stop hands over to a caught-up member, which leads one term
+/// later well within an election time-out (300 ms); the old leader, still running, follows.
+#[test]
+fn a_leader_that_hands_over_is_succeeded_without_waiting_for_an_election() {
+    let mut sim = quiet(3, 3);
+    sim.run_until(3_000 * MS).unwrap();
+    assert_eq!(sim.leader(), Some(0));
+    let term = sim.node(0).unwrap().term();
+    sim.hand_over(0).unwrap();
+    sim.run_until(3_050 * MS).unwrap();
+    let new = sim.leader().expect("no leader 50 ms after the hand-over");
+    assert_ne!(new, 0, "the old leader kept leading");
+    assert_eq!(sim.node(new).unwrap().term(), term.next());
+    assert!(!sim.node(0).unwrap().is_leader());
+}

@@ -260,7 +260,8 @@ pub async fn leader_loss<H: Harness>(
     ledger.reached(total / 2, Duration::from_secs(20)).await;
     let (victim, _) = wait_for_leader(h.servers(), Duration::from_secs(5)).await;
     let server = h.servers().remove(&victim).unwrap();
-    server.shutdown().await.unwrap();
+    // A crash, not a planned stop: the others must notice the silence and elect.
+    server.kill().await;
     let at_kill = ledger.count();
     assert!(
         at_kill < total,

@@ -20,8 +20,8 @@ impl Node {
             self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
             return;
         };
-        if let Some((target, _)) = leader.transfer {
-            let hint = Some(target);
+        if let Some(transfer) = leader.transfer {
+            let hint = Some(transfer.to);
             self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
             return;
         }

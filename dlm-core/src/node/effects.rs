@@ -149,4 +149,8 @@ pub enum Input {
     /// report that no longer matches the log (the entry was replaced meanwhile) counts for
     /// nothing, so a late report is harmless.
     Persisted(LogPosition),
+    /// The driver is about to stop this node: if it leads, it hands leadership to the most
+    /// caught-up member that answers, so the cluster need not wait an election time-out. Keep
+    /// driving the node until it is no longer leader or an election time-out has passed.
+    HandOver,
 }

@@ -312,34 +312,4 @@ impl Node {
         self.become_follower(term, None);
         false
     }
-
-    /// Hands leadership to the lowest-id member below us that is fully caught up and answering.
-    pub(super) fn consider_transfer(&mut self) {
-        if !self.cfg.prefer_lowest_id {
-            return;
-        }
-        let last = self.log.last().index;
-        let now = self.now;
-        let fresh = self.cfg.heartbeat_interval * 2;
-        let Some(leader) = &mut self.leader else {
-            return;
-        };
-        if leader.transfer.is_some() || now < leader.since + self.cfg.election_timeout {
-            return;
-        }
-        let target = leader
-            .progress
-            .iter()
-            .filter(|(id, p)| {
-                **id < self.cfg.id
-                    && p.matched == last
-                    && now.saturating_since(p.last_heard) < fresh
-            })
-            .map(|(id, _)| *id)
-            .min();
-        if let Some(target) = target {
-            leader.transfer = Some((target, now + self.cfg.election_timeout));
-            self.send(target, PeerBody::TimeoutNow);
-        }
-    }
 }

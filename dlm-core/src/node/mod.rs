@@ -10,6 +10,7 @@ mod leader_timers;
 mod progress;
 mod replication;
 mod snapshot;
+mod transfer;
 
 pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
 
@@ -54,8 +55,8 @@ struct Leader {
     /// Which connection waits for the answer to which request. Ordered, because a leader that
     /// steps down answers them all in iteration order, and effects must be deterministic.
     waiting: BTreeMap<(ClientId, Seq), ConnId>,
-    /// Leadership is being handed to this node; until the deadline no new entries are proposed.
-    transfer: Option<(NodeId, Time)>,
+    /// Leadership is being handed over; until it succeeds or times out nothing new is proposed.
+    transfer: Option<transfer::Transfer>,
     /// When this node became leader (check-quorum waits one election time-out from here).
     since: Time,
     /// Entries after this index are not yet persisted or sent.
@@ -199,6 +200,7 @@ impl Node {
             Input::Peer(msg) => self.on_peer(msg),
             Input::Client { conn, request } => self.on_client(conn, request),
             Input::Persisted(position) => self.on_persisted(position),
+            Input::HandOver => self.hand_over(),
         }
         self.on_timers();
     }
@@ -221,7 +223,7 @@ impl Node {
                 // `fire_leader_timers`), so their deadline must not be reported either, or the
                 // driver would be woken again and again at the same instant.
                 let (transfer, timers) = match leader.transfer {
-                    Some((_, t)) => (t, Time::MAX),
+                    Some(t) => (t.until, Time::MAX),
                     None => (Time::MAX, leader.timers.next_deadline()),
                 };
                 self.heartbeat_due.min(timers).min(transfer)
@@ -383,7 +385,7 @@ impl Node {
             }
             self.fire_leader_timers();
             if let Some(leader) = &mut self.leader {
-                if leader.transfer.is_some_and(|(_, t)| now >= t) {
+                if leader.transfer.is_some_and(|t| now >= t.until) {
                     leader.transfer = None;
                 }
             }

@@ -224,6 +224,7 @@ impl Node {
             AppendOutcome::Accepted { match_index } => {
                 p.accept(match_index.min(last));
                 self.maybe_commit();
+                self.ask_successor_if_caught_up(from);
             }
             AppendOutcome::Rejected { hint } => {
                 // An answer to something older than what is known to match is stale.

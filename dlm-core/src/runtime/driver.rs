@@ -53,7 +53,7 @@ pub struct ServerOptions {
 }
 
 /// A running node. [`ServerHandle::shutdown`] stops it and waits; dropping the handle stops it
-/// too, without waiting.
+/// too (handing leadership over the same way), without waiting.
 #[derive(Debug)]
 pub struct ServerHandle {
     status: watch::Receiver<NodeStatus>,
@@ -67,8 +67,10 @@ impl ServerHandle {
         self.status.clone()
     }
 
-    /// Stops the loop after the batch in progress and waits for it to end. Returns the error
-    /// that stopped the node if it had already stopped on its own.
+    /// Stops the node and waits for it to end. A leader first hands leadership to its most
+    /// caught-up member (for at most an election time-out), so that the cluster goes on after
+    /// one round trip instead of waiting out an election time-out. Returns the error that
+    /// stopped the node if it had already stopped on its own.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -77,6 +79,15 @@ impl ServerHandle {
             Ok(result) => result,
             Err(e) => Err(ServerError::Task(e.to_string())),
         }
+    }
+
+    /// Stops the node at once, the way a crash would as far as the cluster can tell: no
+    /// hand-over, and nothing more is sent. (A sync already under way still finishes on its
+    /// thread.) For failover tests and demos; a planned stop is [`ServerHandle::shutdown`].
+    pub async fn kill(self) {
+        self.task.abort();
+        // Cancelled, or finished first: either way the driver is gone.
+        let _ = self.task.await;
     }
 }
 
@@ -208,12 +219,26 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         self.node.handle(self.now(), Input::Tick);
         self.execute().await?;
         let mut batch = Batch::default();
+        // Set once asked to stop while leading: until then the node hands leadership over.
+        let mut leaving: Option<Instant> = None;
         loop {
-            let deadline = self.instant_of(self.node.next_deadline());
+            if leaving.is_some_and(|until| !self.node.is_leader() || Instant::now() >= until) {
+                return self.stop().await;
+            }
+            let mut deadline = self.instant_of(self.node.next_deadline());
+            if let Some(until) = leaving {
+                deadline = deadline.min(until);
+            }
             let take_input = self.queue.backlog_entries() < MAX_BACKLOG_ENTRIES;
             tokio::select! {
                 biased;
-                _ = &mut *stop => return self.stop().await,
+                _ = &mut *stop, if leaving.is_none() => {
+                    if !self.node.is_leader() || self.node.config().members.len() == 1 {
+                        return self.stop().await;
+                    }
+                    leaving = Some(Instant::now() + self.node.config().election_timeout);
+                    self.node.handle(self.now(), Input::HandOver);
+                }
                 done = join_sync(&mut self.syncing), if self.syncing.is_some() => {
                     self.syncing = None;
                     self.take_back(done)?;

@@ -65,6 +65,11 @@ impl Sim {
         self.crash_now(idx, u64::MAX);
     }
 
+    /// Tells node `idx` it is about to stop ([`crate::Input::HandOver`]).
+    pub fn hand_over(&mut self, idx: usize) -> Result<(), Violation> {
+        self.feed(idx, crate::node::Input::HandOver)
+    }
+
     /// Restarts node `idx` from its durable copy.
     pub fn restart(&mut self, idx: usize) -> Result<(), Violation> {
         self.nodes[idx].down_until = 0;

@@ -26,6 +26,7 @@ impl Sim {
                         request.op
                     )
                 }),
+                Input::HandOver => self.log(|| format!("node {} hands over", idx + 1)),
                 Input::Tick | Input::Persisted(_) => {}
             }
         }

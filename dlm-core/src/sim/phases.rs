@@ -37,6 +37,17 @@ impl Sim {
                 self.nodes[target].paused_until = until;
                 self.log(|| format!("fault: pause node {} until {until}", target + 1));
             }
+            // A planned restart: the leader hands over, then goes down part-way through.
+            7 if f.crashes
+                && self.nodes[target]
+                    .node
+                    .as_ref()
+                    .is_some_and(Node::is_leader) =>
+            {
+                self.log(|| format!("fault: node {} restarts as planned", target + 1));
+                self.feed(target, crate::node::Input::HandOver)?;
+                self.nodes[target].crash_pending = true;
+            }
             6 if f.client_crashes => {
                 let alive = self.clients.iter().filter(|c| c.alive).count();
                 if alive * 2 > self.clients.len() && self.rng.chance(0.3) {

@@ -1,0 +1,119 @@
+//! `Input::HandOver`: a leader about to stop asks its most caught-up member to stand at once
+//! (TimeoutNow), but only once that member holds the whole log, and meanwhile proposes nothing
+//! and points clients at its successor.
+
+mod common;
+
+use common::{drain_unsynced, leader_of_three, peer, replies};
+use dlm_core::message::{AppendOutcome, PeerBody};
+use dlm_core::*;
+
+fn accepted(from: u64, match_index: u64) -> Input {
+    peer(
+        from,
+        1,
+        PeerBody::AppendResponse {
+            prev_index: LogIndex(0),
+            outcome: AppendOutcome::Accepted {
+                match_index: LogIndex(match_index),
+            },
+        },
+    )
+}
+
+fn timeouts_now(effects: &[Effect]) -> Vec<NodeId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(m) if m.body == PeerBody::TimeoutNow => Some(m.to),
+            _ => None,
+        })
+        .collect()
+}
+
+fn keep_alive(client: u128) -> Input {
+    Input::Client {
+        conn: ConnId(client as u64),
+        request: ClientRequest {
+            client: ClientId(client),
+            seq: Seq(1),
+            acked_below: Seq(1),
+            op: Op::KeepAlive,
+        },
+    }
+}
+
+#[test]
+fn the_most_caught_up_member_is_asked_to_stand_at_once() {
+    let (mut node, now) = leader_of_three();
+    // Node 3 holds the Noop (index 1), node 2 nothing yet.
+    node.handle(now, accepted(3, 1));
+    node.handle(now, accepted(2, 0));
+    drain_unsynced(&mut node);
+    node.handle(now, Input::HandOver);
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
+
+    // Meanwhile nothing new is proposed and clients are sent to the successor.
+    let last = node.last_log();
+    node.handle(now, keep_alive(7));
+    let effects = drain_unsynced(&mut node);
+    assert_eq!(node.last_log(), last);
+    let hint = Err(Rejection::NotLeader {
+        hint: Some(NodeId(3)),
+    });
+    assert_eq!(replies(&effects), vec![(7, hint)]);
+}
+
+#[test]
+fn a_successor_behind_is_asked_only_once_it_holds_the_whole_log() {
+    let (mut node, now) = leader_of_three();
+    node.handle(now, keep_alive(7));
+    drain_unsynced(&mut node);
+    assert_eq!(node.last_log().index, LogIndex(2));
+    node.handle(now, accepted(2, 1));
+    node.handle(now, accepted(3, 0));
+    drain_unsynced(&mut node);
+
+    node.handle(now, Input::HandOver);
+    assert!(timeouts_now(&drain_unsynced(&mut node)).is_empty());
+    node.handle(now, accepted(3, 2));
+    assert!(
+        timeouts_now(&drain_unsynced(&mut node)).is_empty(),
+        "asked a member that is not the successor"
+    );
+    node.handle(now, accepted(2, 2));
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(2)]);
+    // A repeated acknowledgement does not ask twice.
+    node.handle(now, accepted(2, 2));
+    assert!(timeouts_now(&drain_unsynced(&mut node)).is_empty());
+}
+
+#[test]
+fn a_member_silent_for_an_election_time_out_is_not_chosen() {
+    let (mut node, now) = leader_of_three();
+    node.handle(now, accepted(2, 1));
+    drain_unsynced(&mut node);
+    // Both hold the whole log, and node 2 would win the tie, but it last answered at 1 s:
+    // 400 ms later only node 3 (at 1.25 s) has answered within the election time-out.
+    let later = Time::from_millis(1_250);
+    node.handle(later, accepted(3, 1));
+    let much_later = Time::from_millis(1_400);
+    node.handle(much_later, Input::HandOver);
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
+}
+
+#[test]
+fn a_follower_or_a_cluster_of_one_does_nothing() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut follower = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    follower.handle(Time::ZERO, Input::HandOver);
+    assert!(drain_unsynced(&mut follower).is_empty());
+
+    let mut single = Node::new(Config::single(NodeId(1)), Recovered::default()).unwrap();
+    single.handle(Time::ZERO, Input::Tick);
+    drain_unsynced(&mut single);
+    assert!(single.is_leader());
+    single.handle(Time::ZERO, Input::HandOver);
+    assert!(timeouts_now(&drain_unsynced(&mut single)).is_empty());
+    assert!(single.is_leader());
+}
