@@ -5,34 +5,11 @@
 
 mod common;
 
-use common::{drain_unsynced, leader_of_three, peer, replies};
+use common::{
+    accepted, drain_unsynced, keep_alive, kept_alive_nothing, leader_of_three, peer, replies,
+};
 use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
-
-fn keep_alive(client: u128) -> Input {
-    Input::Client {
-        conn: ConnId(client as u64),
-        request: ClientRequest {
-            client: ClientId(client),
-            seq: Seq(1),
-            acked_below: Seq(1),
-            op: Op::KeepAlive,
-        },
-    }
-}
-
-fn accepted(from: u64, match_index: u64) -> Input {
-    peer(
-        from,
-        1,
-        PeerBody::AppendResponse {
-            prev_index: LogIndex(0),
-            outcome: AppendOutcome::Accepted {
-                match_index: LogIndex(match_index),
-            },
-        },
-    )
-}
 
 fn persisted(term: u64, index: u64) -> Input {
     Input::Persisted(LogPosition::new(Term(term), LogIndex(index)))
@@ -66,10 +43,7 @@ fn a_leader_of_one_commits_only_once_its_persist_is_reported() {
     node.handle(Time::ZERO, persisted(1, 2));
     let effects = drain_unsynced(&mut node);
     assert_eq!(node.commit_index(), LogIndex(2));
-    assert_eq!(
-        replies(&effects),
-        vec![(7, Ok(Reply::KeptAlive { held: Vec::new() }))]
-    );
+    assert_eq!(replies(&effects), kept_alive_nothing(7));
 }
 
 #[test]
@@ -79,10 +53,7 @@ fn two_followers_commit_what_the_leader_is_still_syncing() {
     node.handle(now, accepted(3, 2));
     let effects = drain_unsynced(&mut node);
     assert_eq!(node.commit_index(), LogIndex(2));
-    assert_eq!(
-        replies(&effects),
-        vec![(7, Ok(Reply::KeptAlive { held: Vec::new() }))]
-    );
+    assert_eq!(replies(&effects), kept_alive_nothing(7));
 }
 
 #[test]
@@ -103,10 +74,7 @@ fn one_follower_and_an_unsynced_leader_are_no_majority() {
     node.handle(now, persisted(1, 2));
     let effects = drain_unsynced(&mut node);
     assert_eq!(node.commit_index(), LogIndex(2));
-    assert_eq!(
-        replies(&effects),
-        vec![(7, Ok(Reply::KeptAlive { held: Vec::new() }))]
-    );
+    assert_eq!(replies(&effects), kept_alive_nothing(7));
 }
 
 fn entries(term: u64, from: u64, to: u64) -> Vec<Entry> {

@@ -4,22 +4,9 @@
 
 mod common;
 
-use common::{drain_unsynced, leader_of_three, peer, replies};
-use dlm_core::message::{AppendOutcome, PeerBody};
+use common::{accepted, drain_unsynced, keep_alive, leader_of_three, replies};
+use dlm_core::message::PeerBody;
 use dlm_core::*;
-
-fn accepted(from: u64, match_index: u64) -> Input {
-    peer(
-        from,
-        1,
-        PeerBody::AppendResponse {
-            prev_index: LogIndex(0),
-            outcome: AppendOutcome::Accepted {
-                match_index: LogIndex(match_index),
-            },
-        },
-    )
-}
 
 fn timeouts_now(effects: &[Effect]) -> Vec<NodeId> {
     effects
@@ -29,18 +16,6 @@ fn timeouts_now(effects: &[Effect]) -> Vec<NodeId> {
             _ => None,
         })
         .collect()
-}
-
-fn keep_alive(client: u128) -> Input {
-    Input::Client {
-        conn: ConnId(client as u64),
-        request: ClientRequest {
-            client: ClientId(client),
-            seq: Seq(1),
-            acked_below: Seq(1),
-            op: Op::KeepAlive,
-        },
-    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use dlm_core::message::{PeerBody, PeerMessage};
+use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
 use std::time::Duration;
 
@@ -187,6 +187,33 @@ pub fn peer(from: u64, term: u64, body: PeerBody) -> Input {
         term: Term(term),
         body,
     })
+}
+
+/// Node `from`'s acknowledgement, in term 1, that its log matches up to `match_index`.
+pub fn accepted(from: u64, match_index: u64) -> Input {
+    peer(
+        from,
+        1,
+        PeerBody::AppendResponse {
+            prev_index: LogIndex(0),
+            outcome: AppendOutcome::Accepted {
+                match_index: LogIndex(match_index),
+            },
+        },
+    )
+}
+
+/// A first keep-alive from `client`, on connection number `client`.
+pub fn keep_alive(client: u128) -> Input {
+    Input::Client {
+        conn: ConnId(client as u64),
+        request: req(client, 1, Op::KeepAlive),
+    }
+}
+
+/// What a keep-alive of a client holding nothing is answered, on connection `conn`.
+pub fn kept_alive_nothing(conn: u64) -> Vec<(u64, Result<Reply, Rejection>)> {
+    vec![(conn, Ok(Reply::KeptAlive { held: Vec::new() }))]
 }
 
 /// Every queued effect, executed by nobody: in particular no persist is reported durable.
