@@ -72,6 +72,12 @@ def wire_seeds():
         + varint(10)
     )
     vote = varint(1) + varint(2) + varint(4) + b"\x02" + b"\x01" + varint(3) + varint(12) + b"\x00"
+    # HelloProof: Proven (variant 0) with the caller's proof, or Refused (1) with why.
+    proven = b"\x00" + bytes(range(96, 128))
+    hung_up = b"\x01" + string("authentication failed: the node's proof did not verify")
+    # The selector's low three bits pick the type; the rest, when not zero, are the most bytes
+    # one read returns (here 1 and 3: a length prefix and a frame arriving in pieces).
+    trickle1, trickle3 = 1 << 3, 3 << 3
     return {
         "client-acquire": b"\x00" + frame(request(ACQUIRE)) + frame(request(b"\x06")),
         "client-append": b"\x00" + frame(request(APPEND)),
@@ -80,11 +86,16 @@ def wire_seeds():
         "peer-vote": b"\x02" + frame(vote),
         "hello-peer": b"\x03" + frame(hello_peer),
         "hello-client": b"\x03" + frame(hello_client),
+        "hello-trickle": bytes([3 | trickle1]) + frame(hello_client),
         "hello-answer": b"\x04" + frame(b"\x01" + string("bad magic")),
         "hello-challenge": b"\x04" + frame(challenge),
-        "entry": b"\x05" + entry(3, 12, CLIENT_CMD),
+        # What a caller with a secret reads: the challenge, then the verdict.
+        "hello-challenge-accepted": bytes([4 | trickle3]) + frame(challenge) + frame(b"\x00"),
+        "hello-proof": b"\x05" + frame(proven),
+        "hello-proof-refused": b"\x05" + frame(hung_up),
+        "entry": b"\x06" + entry(3, 12, CLIENT_CMD),
         # An empty state machine: three empty maps (varint 0) and token 0.
-        "snapshot": b"\x06" + b"\x00\x00\x00\x00",
+        "snapshot": b"\x07" + b"\x00\x00\x00\x00",
     }
 
 
