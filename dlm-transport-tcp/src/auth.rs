@@ -14,7 +14,7 @@
 use crate::error::TcpError;
 use crate::wire::{HelloRole, Nonce, Proof, PROTOCOL_VERSION};
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::fmt;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -73,8 +73,15 @@ impl ClusterSecret {
         if bytes.len() < Self::MIN_LEN {
             return Err(too_short);
         }
-        // HMAC takes a key of any length, so this cannot fail; mapped all the same.
-        let keyed = HmacSha256::new_from_slice(bytes).map_err(|_| too_short)?;
+        // HMAC pads a short key with zeros and hashes a long one, so "k" and "k\0", or a long
+        // secret and its hash, would be one key. Keying with a labelled hash of the secret
+        // makes secrets that differ in any byte differ as keys. HMAC takes a key of any length,
+        // so this cannot fail; mapped all the same.
+        let key = Sha256::new()
+            .chain_update(b"dlm cluster secret")
+            .chain_update(bytes)
+            .finalize();
+        let keyed = HmacSha256::new_from_slice(&key).map_err(|_| too_short)?;
         Ok(ClusterSecret { keyed })
     }
 
@@ -219,6 +226,17 @@ mod tests {
         for c in changed {
             assert!(!secret.verify(Side::Listener, &c, &proof), "{c:?}");
         }
+    }
+
+    #[test]
+    fn secrets_that_differ_only_by_trailing_zeros_are_different_keys() {
+        let t = transcript();
+        let short = ClusterSecret::new(BYTES).unwrap();
+        let mut padded = BYTES.to_vec();
+        padded.push(0);
+        let padded = ClusterSecret::new(padded).unwrap();
+        let proof = short.proof(Side::Listener, &t);
+        assert!(!padded.verify(Side::Listener, &t, &proof));
     }
 
     #[test]
