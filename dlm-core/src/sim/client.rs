@@ -59,6 +59,15 @@ pub enum Event {
         /// Safe until (true time).
         until: u64,
     },
+    /// A read of `file` from offset 0, first sent at `sent` (true time), was answered.
+    Read {
+        /// The file.
+        file: FileName,
+        /// The bytes returned.
+        data: Vec<u8>,
+        /// When the read was first sent.
+        sent: u64,
+    },
     /// An append was acknowledged.
     Appended {
         /// The file.
@@ -196,6 +205,11 @@ impl SimClient {
             return Op::Release { lock, token };
         }
         let lock = LockName::new(format!("l{}", rng.below(locks as u64)));
+        if rng.below(5) == 0 {
+            // A linearizable read must show every append acknowledged before it was sent.
+            let file = FileName::new(format!("f{}", lock.as_str()));
+            return Op::Read { file, offset: 0 };
+        }
         let wait = match rng.below(3) {
             0 => None,
             1 => Some(Duration::MAX),
@@ -288,6 +302,17 @@ impl SimClient {
                     data: data.clone(),
                 }
             }
+            (Op::Read { file, .. }, Ok(Reply::Data { data, .. })) => Event::Read {
+                file: file.clone(),
+                data: data.clone(),
+                sent: p.first_sent,
+            },
+            // No such file is a read of nothing: just as stale if something was acknowledged.
+            (Op::Read { file, .. }, Err(Rejection::NoSuchFile)) => Event::Read {
+                file: file.clone(),
+                data: Vec::new(),
+                sent: p.first_sent,
+            },
             (Op::Append { .. } | Op::KeepAlive, Err(_)) => {
                 // Lost the lock (expired and maybe granted to someone else).
                 self.phase = Phase::Idle;

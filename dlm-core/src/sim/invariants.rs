@@ -50,6 +50,8 @@ pub struct Checker {
     pub sent_appends: HashMap<Vec<u8>, (ClientId, LockName, FencingToken)>,
     /// Every acknowledged append: (file, offset, data).
     pub acked_appends: Vec<(FileName, u64, Vec<u8>)>,
+    /// When each of `acked_appends` was acknowledged (true time), in the same order.
+    pub acked_at: Vec<u64>,
 }
 
 fn hash_entry(entry: &Entry) -> u64 {
@@ -424,6 +426,32 @@ impl Checker {
             ));
         }
         *last = token;
+        Ok(())
+    }
+
+    /// A read of `file` from offset 0, first sent at `sent`, returned `data`: every append
+    /// acknowledged before `sent` must be in it at its offset. A stale leader answering from
+    /// its own state would miss what a newer leader acknowledged.
+    pub fn read_linearizable(&self, file: &FileName, data: &[u8], sent: u64) -> Result<(), Broken> {
+        let acked = self.acked_appends.iter().zip(&self.acked_at);
+        for ((f, offset, appended), at) in acked {
+            if f != file || *at >= sent {
+                continue;
+            }
+            let start = *offset as usize;
+            if data.get(start..start + appended.len()) != Some(&appended[..]) {
+                return Err((
+                    "read_linearizable",
+                    format!(
+                        "read of {file:?} sent at {} ms returned {} bytes without {appended:?} \
+                         (at {offset}, acknowledged at {} ms)",
+                        sent / 1_000_000,
+                        data.len(),
+                        at / 1_000_000
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -510,7 +510,11 @@ impl Sim {
                 }),
             client::Event::Appended { file, offset, data } => {
                 self.checker.acked_appends.push((file, offset, data));
+                self.checker.acked_at.push(self.now);
                 Ok(())
+            }
+            client::Event::Read { file, data, sent } => {
+                self.checker.read_linearizable(&file, &data, sent)
             }
         };
         checked.map_err(|b| self.violation(b))
