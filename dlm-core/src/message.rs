@@ -76,6 +76,16 @@ pub enum PeerBody {
     },
     /// Leader → chosen successor: start an election now (leadership transfer).
     TimeoutNow,
+    /// Leader → follower: confirm that I still lead in this term (a read-index round).
+    ReadIndex {
+        /// The round, echoed in the answer.
+        round: u64,
+    },
+    /// Follower → leader: you lead in this term, as of your round `round`.
+    ReadIndexAck {
+        /// The round answered.
+        round: u64,
+    },
 }
 
 impl PeerBody {
@@ -88,7 +98,11 @@ impl PeerBody {
             PeerBody::AppendResponse { .. } | PeerBody::SnapshotResponse { .. } => true,
             PeerBody::RequestVote { pre, .. } | PeerBody::VoteResponse { pre, .. } => !pre,
             PeerBody::AppendEntries { .. } | PeerBody::InstallSnapshot { .. } => false,
-            PeerBody::TimeoutNow => false,
+            // Safe without a sync: a newer leader's voters, a majority, have their vote on disk
+            // and refuse this term, so no majority can confirm a deposed leader.
+            PeerBody::TimeoutNow | PeerBody::ReadIndex { .. } | PeerBody::ReadIndexAck { .. } => {
+                false
+            }
         }
     }
 }

@@ -257,6 +257,8 @@ fn bodies() -> Vec<PeerBody> {
             done: true,
         },
         PeerBody::TimeoutNow,
+        PeerBody::ReadIndex { round: u64::MAX },
+        PeerBody::ReadIndexAck { round: 7 },
     ]
 }
 
@@ -269,6 +271,8 @@ fn body_kind(b: &PeerBody) -> u8 {
         PeerBody::InstallSnapshot { .. } => 4,
         PeerBody::SnapshotResponse { .. } => 5,
         PeerBody::TimeoutNow => 6,
+        PeerBody::ReadIndex { .. } => 7,
+        PeerBody::ReadIndexAck { .. } => 8,
     }
 }
 
@@ -310,7 +314,7 @@ fn every_entry_and_peer_message_round_trips() {
         round_trip(&entry);
     }
     let bodies = bodies();
-    assert_eq!(all_kinds(&bodies, body_kind).len(), 7);
+    assert_eq!(all_kinds(&bodies, body_kind).len(), 9);
     for body in bodies {
         round_trip(&PeerMessage {
             from: NodeId(1),

@@ -17,6 +17,7 @@ impl Node {
             self.applied = index;
             self.route_outcomes();
         }
+        self.serve_reads();
         self.maybe_snapshot();
     }
 

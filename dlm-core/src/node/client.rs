@@ -69,6 +69,15 @@ impl Node {
                 return;
             }
         }
+        // A read by a known session needs no log entry (read-index). A first request opens the
+        // session through the log, so that its later requests are recognised.
+        if let Op::Read { file, offset } = &request.op {
+            if self.sm.session(client).is_some() {
+                let (file, offset) = (file.clone(), *offset);
+                self.start_read(conn, client, seq, file, offset);
+                return;
+            }
+        }
         // Already proposed and not yet applied: answer the newest connection when it is.
         if leader.waiting.insert((client, seq), conn).is_some() {
             return;

@@ -1,6 +1,7 @@
 //! Elections: pre-vote, votes, stepping up and down, check-quorum, and handing leadership to a
 //! lower-id member once it has caught up.
 
+use super::read_index::Reads;
 use super::{Leader, Node};
 use crate::command::Command;
 use crate::message::{PeerBody, PeerMessage};
@@ -40,6 +41,7 @@ impl Node {
                 PeerBody::AppendEntries { .. }
                     | PeerBody::InstallSnapshot { .. }
                     | PeerBody::TimeoutNow
+                    | PeerBody::ReadIndex { .. }
             );
             self.become_follower(msg.term, from_leader.then_some(msg.from));
         } else if msg.term < self.term {
@@ -75,6 +77,8 @@ impl Node {
                     self.start_election(true);
                 }
             }
+            PeerBody::ReadIndex { round } => self.on_read_index(msg.from, round),
+            PeerBody::ReadIndexAck { round } => self.on_read_index_ack(msg.from, round),
             PeerBody::RequestVote { .. } => {}
         }
     }
@@ -100,6 +104,8 @@ impl Node {
                     done: false,
                 },
             ),
+            // Our newer term makes the stale leader step down.
+            PeerBody::ReadIndex { round } => self.send(msg.from, PeerBody::ReadIndexAck { round }),
             _ => {}
         }
     }
@@ -239,6 +245,8 @@ impl Node {
             transfer: None,
             since: now,
             flushed: last,
+            term_start: last.next(),
+            reads: Reads::default(),
         });
         self.heartbeat_due = now + self.cfg.heartbeat_interval;
         // Entries of earlier terms commit only through an entry of this term.
@@ -268,6 +276,10 @@ impl Node {
             }
             let hint = Err(Rejection::NotLeader { hint: leader });
             for ((client, seq), conn) in old.waiting {
+                self.reply(conn, client, seq, hint.clone());
+            }
+            let mut reads = old.reads;
+            for (conn, client, seq) in reads.drain() {
                 self.reply(conn, client, seq, hint.clone());
             }
         }

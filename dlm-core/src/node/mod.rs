@@ -8,6 +8,7 @@ mod effects;
 mod election;
 mod leader_timers;
 mod progress;
+mod read_index;
 mod replication;
 mod snapshot;
 mod transfer;
@@ -61,6 +62,10 @@ struct Leader {
     since: Time,
     /// Entries after this index are not yet persisted or sent.
     flushed: LogIndex,
+    /// The index of this term's first entry (its Noop).
+    term_start: LogIndex,
+    /// Reads answered without the log.
+    reads: read_index::Reads,
 }
 
 /// One member of a dlm cluster, without IO.
@@ -211,6 +216,7 @@ impl Node {
     pub fn poll_effect(&mut self) -> Option<Effect> {
         if self.effects.is_empty() {
             self.flush();
+            self.start_read_round();
         }
         self.effects.pop_front()
     }

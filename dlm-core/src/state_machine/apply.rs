@@ -344,7 +344,7 @@ impl StateMachine {
         Ok(Reply::Appended { offset })
     }
 
-    fn read(&self, file: &FileName, offset: u64, limits: &Limits) -> Answer {
+    pub(crate) fn read(&self, file: &FileName, offset: u64, limits: &Limits) -> Answer {
         let Some(existing) = self.files.get(file) else {
             return Err(Rejection::NoSuchFile);
         };
