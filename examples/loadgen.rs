@@ -1,5 +1,5 @@
-//! Load generator: clients loop acquire → (append) → release and report throughput, latency and
-//! fencing-token order.
+//! Load generator: clients loop acquire → (append) → release (or, with `--reads`, read a
+//! guarded file) and report throughput, latency and fencing-token order.
 //!
 //! ```sh
 //! # against a running cluster
@@ -49,6 +49,10 @@ struct Args {
     /// Append this many bytes to the lock's file in every cycle (0: no append).
     #[arg(long, default_value_t = 0)]
     append_bytes: usize,
+    /// Each cycle is one linearizable read of the lock's file instead of a lock cycle (each
+    /// client first writes one line to it, unmeasured).
+    #[arg(long, conflicts_with = "append_bytes")]
+    reads: bool,
     /// Lease asked for, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
@@ -139,14 +143,24 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
         let lock_index = i % locks;
         let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
         let append_bytes = args.append_bytes;
+        let reads = args.reads;
         tasks.push(tokio::spawn(async move {
             let lock = format!("lock-{lock_index}");
             let file = format!("lock-{lock_index}.log");
             let mut local = Totals::default();
             let mut line = 0u64;
+            if reads {
+                if let Err(e) = write_one_line(&client, &lock, &file, i).await {
+                    local.errors += 1;
+                    local.first_error = Some(e.to_string());
+                }
+            }
             while Instant::now() < end {
                 let began = Instant::now();
                 let outcome: Result<(), dlm::ClientError> = async {
+                    if reads {
+                        return client.read(file.as_str()).await.map(|_| ());
+                    }
                     let guard = client
                         .lock_timeout(lock.as_str(), Duration::from_secs(10))
                         .await?;
@@ -216,6 +230,7 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     if args.json {
         let out = serde_json::json!({
             "clients": args.clients, "locks": locks, "secs": args.secs, "append_bytes": args.append_bytes,
+            "reads": args.reads,
             "cycles": t.cycles, "cycles_per_sec": rate,
             "p50_us": p.p50, "p90_us": p.p90, "p99_us": p.p99, "max_us": p.max,
             "errors": t.errors, "token_violations": t.token_violations, "first_error": t.first_error,
@@ -236,4 +251,17 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
         return Err("fencing tokens went backwards".into());
     }
     Ok(())
+}
+
+/// Makes sure the file a `--reads` client reads exists.
+async fn write_one_line<T: dlm::runtime::ClientTransport>(
+    client: &dlm::Client<T>,
+    lock: &str,
+    file: &str,
+    i: usize,
+) -> Result<(), dlm::ClientError> {
+    let guard = client.lock_timeout(lock, Duration::from_secs(10)).await?;
+    let line = format!("client {i} was here\n").into_bytes();
+    client.append(&guard, file, line).await?;
+    client.release(guard).await
 }
