@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use dlm_core::message::PeerBody;
 use dlm_core::*;
 use std::time::Duration;
 
@@ -573,4 +574,72 @@ fn follower_with_a_tighter_cap_applies_the_leaders_committed_acquire() {
         expected.apply(command, &rules, &mut Vec::new());
     }
     assert_eq!(h.node.state_machine(), &expected);
+}
+
+/// A retry whose first try an uncapped earlier leader already put in this node's log is not
+/// refused by this node's tighter cap: that entry may still commit and grant the lock, and the
+/// client must then hear `Granted`, not `BadLease` (found in review).
+#[test]
+fn a_retry_of_an_acquire_already_in_the_log_is_not_refused_by_the_cap() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut cfg = Config::new(NodeId(1), ids);
+    cfg.lease_cap = Some(LEASE / 2);
+    let mut node = Node::new(cfg, Recovered::default()).unwrap();
+    let mut now = Time::from_millis(10);
+    node.handle(now, Input::Tick);
+    // Leader 2 of term 1, without a cap, replicated client 9's acquire; it is not committed.
+    let first = req(9, 1, acquire("a", None));
+    let entries = vec![
+        Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            command: Command::Noop,
+        },
+        Entry {
+            term: Term(1),
+            index: LogIndex(2),
+            command: Command::Client(first.clone()),
+        },
+    ];
+    let append = PeerBody::AppendEntries {
+        prev: LogPosition::default(),
+        entries,
+        commit: LogIndex(0),
+    };
+    node.handle(now, peer(2, 1, append));
+    while poll_synchronously(&mut node, now).is_some() {}
+    // Node 2 is gone: node 1 stands and wins term 2 with node 3's vote.
+    while node.role() != Role::PreCandidate {
+        now = node.next_deadline().max(now);
+        node.handle(now, Input::Tick);
+        while poll_synchronously(&mut node, now).is_some() {}
+    }
+    for pre in [true, false] {
+        node.handle(
+            now,
+            peer(3, 2, PeerBody::VoteResponse { pre, granted: true }),
+        );
+        while poll_synchronously(&mut node, now).is_some() {}
+    }
+    assert!(node.is_leader());
+
+    let conn = ConnId(5);
+    node.handle(
+        now,
+        Input::Client {
+            conn,
+            request: first,
+        },
+    );
+    let retried: Vec<Effect> = std::iter::from_fn(|| poll_synchronously(&mut node, now)).collect();
+    assert!(results(&retried).is_empty(), "{:?}", results(&retried));
+    let ack = PeerBody::AppendResponse {
+        prev_index: LogIndex(0),
+        outcome: message::AppendOutcome::Accepted {
+            match_index: LogIndex(3),
+        },
+    };
+    node.handle(now, peer(3, 2, ack));
+    let effects: Vec<Effect> = std::iter::from_fn(|| poll_synchronously(&mut node, now)).collect();
+    assert_eq!(replies(&effects), vec![(5, granted(1))]);
 }

@@ -62,7 +62,15 @@ impl Node {
         // that members with different caps cannot diverge. Keep-alives carry no lease: they renew
         // the lease granted at acquire, which must not be shortened under its holder.
         if let (Op::Acquire { lease, .. }, Some(cap)) = (&request.op, self.cfg.lease_cap) {
-            if *lease > cap {
+            // A retry whose first try an earlier leader put in our log gets that try's answer
+            // when it applies: refusing it could contradict a grant still to come.
+            let in_log = || {
+                let unapplied = self.log.range(self.applied.next(), self.log.last().index);
+                unapplied.into_iter().any(|e| {
+                    matches!(&e.command, Command::Client(r) if r.client == client && r.seq == seq)
+                })
+            };
+            if *lease > cap && !in_log() {
                 let min = self.cfg.limits.min_lease;
                 let refusal = Rejection::BadLease { min, max: cap };
                 self.reply(conn, client, seq, Err(refusal));

@@ -138,7 +138,7 @@ impl Node {
             self.log.compact(last.index);
         } else {
             self.log.reset(last);
-            self.durable = self.durable.min(last.index);
+            self.durable = self.durable.min(last.index.prev());
         }
         self.commit = last.index;
         self.applied = last.index;

@@ -67,6 +67,17 @@ impl Sim {
         let Some(node) = self.nodes[idx].node.as_ref() else {
             return Ok(());
         };
+        if !self.nodes[idx].durable.holds_durable_mark(node) {
+            let b = (
+                "durable_mark",
+                format!(
+                    "node {} counts up to {} as durable, which its storage does not hold",
+                    idx + 1,
+                    node.durable_index()
+                ),
+            );
+            return Err(self.violation(b));
+        }
         if let Err(b) = self.checker.check_node(idx, node) {
             return Err(self.violation(b));
         }
@@ -128,7 +139,21 @@ impl Sim {
         match effect {
             // The disk's queue keeps every persist for a sync; this arm is never reached.
             Effect::Persist(p) => self.nodes[idx].durable.apply(&p),
-            Effect::Send(msg) => self.net.send_peer(self.now, self.chaos, msg, &mut self.rng),
+            Effect::Send(msg) => {
+                // Catches a vote or an acknowledgement that left before its sync.
+                if !self.nodes[idx].durable.backs(&msg) {
+                    return Err(self.violation((
+                        "promise_before_durable",
+                        format!(
+                            "node {} sent {:?} t{} ahead of its storage",
+                            idx + 1,
+                            msg.body,
+                            msg.term
+                        ),
+                    )));
+                }
+                self.net.send_peer(self.now, self.chaos, msg, &mut self.rng)
+            }
             Effect::Reply { conn, response } => {
                 if matches!(response.result, Ok(Reply::Granted { .. })) {
                     self.nodes[idx].grants_sent += 1;
