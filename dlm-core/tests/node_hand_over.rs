@@ -72,6 +72,9 @@ fn a_member_silent_for_an_election_time_out_is_not_chosen() {
     // 400 ms later only node 3 (at 1.25 s) has answered within the election time-out.
     let later = Time::from_millis(1_250);
     node.handle(later, accepted(3, 1));
+    // A heartbeat just before, so the hand-over's TimeoutNow is not repeated at once.
+    node.handle(Time::from_millis(1_399), Input::Tick);
+    drain_unsynced(&mut node);
     let much_later = Time::from_millis(1_400);
     node.handle(much_later, Input::HandOver);
     assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
@@ -91,4 +94,35 @@ fn a_follower_or_a_cluster_of_one_does_nothing() {
     single.handle(Time::ZERO, Input::HandOver);
     assert!(timeouts_now(&drain_unsynced(&mut single)).is_empty());
     assert!(single.is_leader());
+    assert!(
+        !single.is_handing_over(),
+        "the driver would wait for nothing"
+    );
+}
+
+#[test]
+fn a_lost_timeout_now_is_asked_again_at_the_next_heartbeat() {
+    let (mut node, now) = leader_of_three();
+    node.handle(now, accepted(2, 1));
+    drain_unsynced(&mut node);
+    node.handle(now, Input::HandOver);
+    assert!(node.is_handing_over());
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(2)]);
+    let heartbeat = Time::from_millis(1_060);
+    node.handle(heartbeat, Input::Tick);
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(2)]);
+}
+
+#[test]
+fn a_member_heard_within_two_heartbeats_is_preferred_to_one_with_more_log() {
+    let (mut node, now) = leader_of_three();
+    // Node 2 holds the Noop but was last heard at 1 s; node 3 holds nothing, heard at 1.1 s.
+    node.handle(now, accepted(2, 1));
+    node.handle(Time::from_millis(1_100), accepted(3, 0));
+    drain_unsynced(&mut node);
+    let at = Time::from_millis(1_150);
+    node.handle(at, Input::HandOver);
+    assert!(timeouts_now(&drain_unsynced(&mut node)).is_empty());
+    node.handle(at, accepted(3, 1));
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
 }

@@ -387,6 +387,7 @@ impl Node {
                     return;
                 }
                 self.broadcast_heartbeat();
+                self.repeat_transfer_request();
                 self.consider_transfer();
             }
             self.fire_leader_timers();

@@ -48,12 +48,14 @@ impl Node {
         }
     }
 
-    /// This node is about to stop: hands leadership to the member that has the most of the log
-    /// and answered within an election time-out (the lowest id among equals). Without one, or
-    /// when not leading, it does nothing: the others elect a leader after their time-out.
+    /// This node is about to stop: hands leadership to the member that answered within an
+    /// election time-out, preferring one heard within two heartbeats, then the one with the most
+    /// of the log, then the lowest id. Without one, or when not leading, it does nothing: the
+    /// others elect a leader after their time-out.
     pub(super) fn hand_over(&mut self) {
         let now = self.now;
         let window = self.cfg.election_timeout;
+        let fresh = self.cfg.heartbeat_interval * 2;
         let Some(leader) = &self.leader else {
             return;
         };
@@ -64,7 +66,10 @@ impl Node {
             .progress
             .iter()
             .filter(|(_, p)| p.snapshot.is_none() && now.saturating_since(p.last_heard) < window)
-            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .max_by_key(|(id, p)| {
+                let heard_lately = now.saturating_since(p.last_heard) < fresh;
+                (heard_lately, p.matched, std::cmp::Reverse(**id))
+            })
             .map(|(id, _)| *id);
         if let Some(successor) = successor {
             self.begin_transfer(successor);
@@ -82,6 +87,22 @@ impl Node {
             });
         }
         self.ask_successor_if_caught_up(to);
+    }
+
+    /// A heartbeat during a transfer: TimeoutNow may have been lost, so ask again. A successor
+    /// that already stands ignores it (it is no longer a follower of this leader).
+    pub(super) fn repeat_transfer_request(&mut self) {
+        let Some(transfer) = self.leader.as_ref().and_then(|l| l.transfer) else {
+            return;
+        };
+        if transfer.asked {
+            self.send(transfer.to, PeerBody::TimeoutNow);
+        }
+    }
+
+    /// Whether a hand-over or transfer is under way (see [`crate::Input::HandOver`]).
+    pub fn is_handing_over(&self) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.transfer.is_some())
     }
 
     /// Sends TimeoutNow to `peer` if it is the successor of a transfer and holds the whole log:

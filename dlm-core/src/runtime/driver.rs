@@ -13,7 +13,7 @@ use crate::types::{ConnId, Time};
 use futures::FutureExt;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -26,7 +26,16 @@ const MAX_BATCH: usize = 4096;
 const MAX_BACKLOG_ENTRIES: usize = 65_536;
 
 /// A sync running on a blocking thread; it hands the storage back with its result.
-type SyncTask<S> = JoinHandle<(S, Result<(), StorageError>)>;
+type SyncTask<S> = JoinHandle<Synced<S>>;
+
+/// What a sync task hands back.
+struct Synced<S> {
+    storage: S,
+    result: Result<(), StorageError>,
+    /// Dropped after `storage` (fields drop in order), also when the driver is gone and the
+    /// task's output is dropped on its thread: then [`ServerHandle::kill`] may return.
+    _holds_storage: mpsc::Sender<()>,
+}
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,8 @@ pub struct ServerHandle {
     status: watch::Receiver<NodeStatus>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
+    /// Ends once nothing holds the storage any more: the driver, and a sync on its thread.
+    storage_released: mpsc::Receiver<()>,
 }
 
 impl ServerHandle {
@@ -82,12 +93,15 @@ impl ServerHandle {
     }
 
     /// Stops the node at once, the way a crash would as far as the cluster can tell: no
-    /// hand-over, and nothing more is sent. (A sync already under way still finishes on its
-    /// thread.) For failover tests and demos; a planned stop is [`ServerHandle::shutdown`].
-    pub async fn kill(self) {
+    /// hand-over, and nothing more is sent. It returns once the storage is released (a sync
+    /// already under way finishes on its thread first), so the node can be started again from
+    /// the same data directory. For failover tests and demos; a planned stop is
+    /// [`ServerHandle::shutdown`].
+    pub async fn kill(mut self) {
         self.task.abort();
         // Cancelled, or finished first: either way the driver is gone.
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+        while self.storage_released.recv().await.is_some() {}
     }
 }
 
@@ -122,6 +136,8 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         None => None,
     };
     let (status_tx, status) = watch::channel(node.status());
+    // Never sent on: the receiver learns that every holder of the storage is gone.
+    let (holds_storage, storage_released) = mpsc::channel(1);
     let (stop, stop_rx) = oneshot::channel();
     let driver = Driver {
         node,
@@ -133,11 +149,13 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         seen: Seen::default(),
         queue: PersistQueue::default(),
         syncing: None,
+        holds_storage,
     };
     let task = tokio::spawn(driver.run(stop_rx).instrument(span));
     Ok(ServerHandle {
         status,
         stop: Some(stop),
+        storage_released,
         task,
     })
 }
@@ -178,6 +196,9 @@ struct Driver<S, T> {
     queue: PersistQueue,
     /// The sync under way, for a storage that blocks.
     syncing: Option<SyncTask<S>>,
+    /// Held by whatever holds the storage (a clone goes with each sync), for
+    /// [`ServerHandle::kill`].
+    holds_storage: mpsc::Sender<()>,
     transport: T,
     mirror: Option<FileMirror>,
     origin: Instant,
@@ -236,8 +257,12 @@ impl<S: Storage, T: Transport> Driver<S, T> {
                     if !self.node.is_leader() || self.node.config().members.len() == 1 {
                         return self.stop().await;
                     }
-                    leaving = Some(Instant::now() + self.node.config().election_timeout);
                     self.node.handle(self.now(), Input::HandOver);
+                    if !self.node.is_handing_over() {
+                        // Nobody to hand over to: staying would only delay the others' election.
+                        return self.stop().await;
+                    }
+                    leaving = Some(Instant::now() + self.node.config().election_timeout);
                 }
                 done = join_sync(&mut self.syncing), if self.syncing.is_some() => {
                     self.syncing = None;
@@ -310,9 +335,14 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             ));
         };
         if storage.blocking() {
+            let holds_storage = self.holds_storage.clone();
             self.syncing = Some(tokio::task::spawn_blocking(move || {
                 let result = storage.persist(batch);
-                (storage, result)
+                Synced {
+                    storage,
+                    result,
+                    _holds_storage: holds_storage,
+                }
             }));
             return Ok(false);
         }
@@ -357,11 +387,11 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     /// Puts the storage back from a finished sync task and passes on its result.
     fn take_back(
         &mut self,
-        joined: Result<(S, Result<(), StorageError>), tokio::task::JoinError>,
+        joined: Result<Synced<S>, tokio::task::JoinError>,
     ) -> Result<(), ServerError> {
-        let (storage, result) = joined.map_err(|e| ServerError::Task(e.to_string()))?;
-        self.storage = Some(storage);
-        result.map_err(ServerError::from)
+        let synced = joined.map_err(|e| ServerError::Task(e.to_string()))?;
+        self.storage = Some(synced.storage);
+        synced.result.map_err(ServerError::from)
     }
 
     async fn perform(&mut self, effect: Effect) -> Result<(), ServerError> {
@@ -417,7 +447,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
 /// Waits for the sync under way; never resolves without one (the select guards on it).
 async fn join_sync<S>(
     syncing: &mut Option<SyncTask<S>>,
-) -> Result<(S, Result<(), StorageError>), tokio::task::JoinError> {
+) -> Result<Synced<S>, tokio::task::JoinError> {
     match syncing {
         Some(task) => task.await,
         None => std::future::pending().await,
