@@ -50,6 +50,10 @@ struct Args {
     /// ignored). Peers and clients must then use the same secret.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// File holding a secret for members only (at least 16 bytes): peers then prove this one
+    /// instead of --secret-file's, so a client cannot pose as a node. Same on every node.
+    #[arg(long, value_name = "PATH")]
+    peer_secret_file: Option<PathBuf>,
 }
 
 // One node per process: a single-threaded runtime avoids cross-thread wake-ups (BENCHMARKS.md).
@@ -78,6 +82,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(path) = &args.secret_file {
         builder = builder.secret(support::read_secret_file(path)?);
+    }
+    if let Some(path) = &args.peer_secret_file {
+        builder = builder.peer_secret(support::read_secret_file(path)?);
     }
     let server = builder.serve_tcp(args.listen).await?;
     tracing::info!(id = args.id, addr = ?server.local_addr(), dir = %args.data_dir.display(), "serving");

@@ -46,6 +46,8 @@ pub struct ServerBuilder {
     cluster_id: Option<u64>,
     #[cfg(feature = "tcp")]
     secret: Option<dlm_transport_tcp::ClusterSecret>,
+    #[cfg(feature = "tcp")]
+    peer_secret: Option<dlm_transport_tcp::ClusterSecret>,
     tuning: Vec<Tuning>,
 }
 
@@ -94,6 +96,15 @@ impl ServerBuilder {
     #[cfg(feature = "tcp")]
     pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
         self.secret = Some(secret);
+        self
+    }
+
+    /// A secret for members only (TCP only; default none): peers then prove this one instead
+    /// of [`ServerBuilder::secret`], so a client that knows the client secret cannot pose as a
+    /// node. Give every node the same one, and no client.
+    #[cfg(feature = "tcp")]
+    pub fn peer_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
+        self.peer_secret = Some(secret);
         self
     }
 
@@ -182,6 +193,7 @@ impl ServerBuilder {
             self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID),
         );
         tcp.secret = self.secret.clone();
+        tcp.peer_secret = self.peer_secret.clone();
         tcp.peers = self
             .peers
             .iter()

@@ -145,7 +145,9 @@ impl Side {
 pub struct Transcript {
     /// The cluster id of the caller's hello.
     pub cluster_id: u64,
-    /// The caller's role, so that a proof made as a client cannot admit a peer.
+    /// The caller's role, so that a proof recorded on a client's connection cannot be moved to
+    /// a member's. (It does not keep a client that knows the secret from claiming to be a
+    /// member: a separate member secret, `TcpConfig::peer_secret`, does that.)
     pub role: HelloRole,
     /// The nonce of the caller's hello.
     pub connector_nonce: Nonce,

@@ -24,6 +24,10 @@ pub struct TcpConfig {
     /// With a secret, peers and clients must prove they know it (and this node proves it to
     /// them); callers without it are refused. Every node and client of a cluster needs the same.
     pub secret: Option<ClusterSecret>,
+    /// A secret for members only. With it, a caller that says it is a member must prove this
+    /// one instead (and this node proves it when it connects to its peers), so a client that
+    /// knows `secret` cannot pose as a node. Every node needs the same; clients never get it.
+    pub peer_secret: Option<ClusterSecret>,
     /// Largest frame payload accepted or sent, in bytes.
     pub max_frame: usize,
     /// Frames queued per peer before the oldest are dropped.
@@ -50,6 +54,11 @@ pub struct TcpConfig {
 }
 
 impl TcpConfig {
+    /// The secret a member proves, and is asked for: the member secret, or else the shared one.
+    pub(crate) fn member_secret(&self) -> Option<ClusterSecret> {
+        self.peer_secret.clone().or_else(|| self.secret.clone())
+    }
+
     /// Defaults: no secret, 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per
     /// client connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, 1024
     /// clients, 128 connections in their handshake, no peers.
@@ -60,6 +69,7 @@ impl TcpConfig {
             peers: HashMap::new(),
             cluster_id,
             secret: None,
+            peer_secret: None,
             max_frame: DEFAULT_MAX_FRAME,
             peer_queue_frames: 1024,
             queue_bytes: 64 * 1024 * 1024,

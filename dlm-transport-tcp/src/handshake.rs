@@ -157,21 +157,22 @@ impl From<FrameError> for Stop {
     }
 }
 
-/// Reads the caller's [`Hello`] and answers it (and, with a secret, checks its proof). Returns
-/// the caller's role once accepted. `admit` has the last word on an authenticated caller (e.g. a
-/// limit on clients), so that a caller who cannot authenticate takes no place.
-pub(crate) async fn accept(
+/// Reads the caller's [`Hello`] and answers it (and, with a secret for the caller's role, which
+/// `secret_for` picks, checks its proof). Returns the caller's role once accepted. `admit` has
+/// the last word on an authenticated caller (e.g. a limit on clients), so that a caller who
+/// cannot authenticate takes no place.
+pub(crate) async fn accept<'s>(
     read: &mut BufReader<OwnedReadHalf>,
     write: &mut OwnedWriteHalf,
     cluster_id: u64,
-    secret: Option<&ClusterSecret>,
+    secret_for: impl FnOnce(&HelloRole) -> Option<&'s ClusterSecret>,
     handshake_timeout: Duration,
     admit: impl FnOnce(&HelloRole) -> Result<(), String>,
 ) -> Result<HelloRole, TcpError> {
     let exchange = async {
         let hello = read_hello(read).await?;
         check(&hello, cluster_id).map_err(Stop::Refuse)?;
-        authenticate(read, write, secret, &hello).await?;
+        authenticate(read, write, secret_for(&hello.role), &hello).await?;
         admit(&hello.role).map_err(Stop::Refuse)?;
         Ok(hello.role)
     };

@@ -20,7 +20,10 @@ use tokio::task::JoinSet;
 pub(crate) struct Shared {
     pub(crate) id: NodeId,
     pub(crate) cluster_id: u64,
+    /// What clients must prove.
     secret: Option<ClusterSecret>,
+    /// What callers that say they are members must prove.
+    member_secret: Option<ClusterSecret>,
     pub(crate) max_frame: usize,
     pub(crate) conn_queue_frames: usize,
     pub(crate) queue_bytes: usize,
@@ -40,6 +43,7 @@ impl Shared {
             id: config.id,
             cluster_id: config.cluster_id,
             secret: config.secret.clone(),
+            member_secret: config.member_secret(),
             max_frame: config.max_frame,
             conn_queue_frames: config.conn_queue_frames,
             queue_bytes: config.queue_bytes,
@@ -153,7 +157,10 @@ async fn serve(
             &mut read,
             &mut write,
             shared.cluster_id,
-            shared.secret.as_ref(),
+            |role: &HelloRole| match role {
+                HelloRole::Peer(_) => shared.member_secret.as_ref(),
+                HelloRole::Client => shared.secret.as_ref(),
+            },
             shared.handshake_timeout,
             admit,
         ) => accepted,

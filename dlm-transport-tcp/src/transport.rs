@@ -64,7 +64,7 @@ impl TcpTransport {
             settings: LinkSettings {
                 me: config.id,
                 cluster_id: config.cluster_id,
-                secret: config.secret.clone(),
+                secret: config.member_secret(),
                 backoff_min: config.backoff_min,
                 backoff_max: config.backoff_max,
                 connect_timeout: config.connect_timeout,

@@ -329,3 +329,49 @@ fn a_config_with_a_secret_prints_no_byte_of_it() {
         }
     }
 }
+
+const MEMBERS_ONLY: &str = "zebra quartz mango velvet members";
+
+fn member_config(id: u64, client_text: Option<&str>, member_text: Option<&str>) -> TcpConfig {
+    let mut c = config_with(id, client_text);
+    c.peer_secret = member_text.map(secret);
+    c
+}
+
+/// With a member secret, the client secret admits clients only: a caller that knows it and says
+/// it is node 1 gets no message through, while a node with the member secret does, and clients
+/// are still served.
+#[tokio::test]
+async fn with_a_member_secret_the_client_secret_admits_no_member() {
+    let mut b = TcpTransport::bind(member_config(2, Some(RIGHT), Some(MEMBERS_ONLY)))
+        .await
+        .unwrap();
+    let impostor = TcpTransport::bind(config_with(1, Some(RIGHT)))
+        .await
+        .unwrap();
+    impostor.set_peer(NodeId(2), b.local_addr());
+    for term in 1..=10 {
+        impostor.send(msg(1, 2, term)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let got = tokio::time::timeout(Duration::from_millis(200), b.recv()).await;
+    assert!(got.is_err(), "the client secret admitted a member: {got:?}");
+    drop(impostor);
+
+    let member = TcpTransport::bind(member_config(1, Some(RIGHT), Some(MEMBERS_ONLY)))
+        .await
+        .unwrap();
+    member.set_peer(NodeId(2), b.local_addr());
+    member.send(msg(1, 2, 11)).await;
+    assert_eq!(within(b.recv()).await, Some(Incoming::Peer(msg(1, 2, 11))));
+
+    let addr = b.local_addr();
+    spawn_echo(b);
+    let client = TcpClient::new({
+        let mut c = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(2), addr)]));
+        c.secret = Some(secret(RIGHT));
+        c
+    });
+    let response = within(client.call(NodeId(2), request(1))).await.unwrap();
+    assert_eq!(response, answer(&request(1)));
+}
