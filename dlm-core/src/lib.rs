@@ -35,7 +35,7 @@ pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
 pub use names::{FileName, LockName};
 pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
-pub use persist_queue::{PersistQueue, SyncDone};
+pub use persist_queue::{Backlog, PersistQueue, SyncDone};
 pub use protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,

@@ -34,8 +34,8 @@ use std::collections::VecDeque;
 pub struct PersistQueue {
     /// Persists polled since the last sync started: they share the next one (group commit).
     gathering: Vec<Persist>,
-    /// Log entries among `gathering`.
-    gathering_entries: usize,
+    /// What `gathering` holds.
+    gathering_backlog: Backlog,
     /// The sync under way, if any.
     in_flight: Option<InFlight>,
     /// Effects that wait, each with the number of the sync it waits for.
@@ -49,8 +49,31 @@ pub struct PersistQueue {
 struct InFlight {
     /// The last log position it makes durable, if it moves the end of the log.
     position: Option<LogPosition>,
-    /// Log entries it writes.
-    entries: usize,
+    /// What it writes.
+    backlog: Backlog,
+}
+
+/// How much is waiting to be made durable: a driver stops taking input past a bound, so a
+/// stalled disk cannot grow memory without end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Log entries.
+    pub entries: usize,
+    /// Their estimated size, and that of any snapshot, in bytes.
+    pub bytes: usize,
+}
+
+impl Backlog {
+    fn add(&mut self, persist: &Persist) {
+        match persist {
+            Persist::Entries(entries) => {
+                self.entries += entries.len();
+                self.bytes += entries.iter().map(crate::log::entry_size).sum::<usize>();
+            }
+            Persist::Snapshot { snapshot, .. } => self.bytes += snapshot.data.len(),
+            Persist::HardState(_) => {}
+        }
+    }
 }
 
 /// What a finished sync lets the driver do.
@@ -68,9 +91,7 @@ impl PersistQueue {
     /// persist, for the next sync, or an effect that must wait for earlier persists).
     pub fn push(&mut self, effect: Effect) -> Option<Effect> {
         if let Effect::Persist(persist) = effect {
-            if let Persist::Entries(entries) = &persist {
-                self.gathering_entries += entries.len();
-            }
+            self.gathering_backlog.add(&persist);
             self.gathering.push(persist);
             return None;
         }
@@ -98,7 +119,7 @@ impl PersistQueue {
         let position = batch.iter().rev().find_map(Persist::log_position);
         self.in_flight = Some(InFlight {
             position,
-            entries: std::mem::take(&mut self.gathering_entries),
+            backlog: std::mem::take(&mut self.gathering_backlog),
         });
         self.started += 1;
         Some(batch)
@@ -136,10 +157,16 @@ impl PersistQueue {
         self.gathering.is_empty() && self.in_flight.is_none() && self.held.is_empty()
     }
 
-    /// Log entries not yet durable (gathered or in flight): a driver stops taking input past a
-    /// bound, so a stalled disk cannot grow memory without end.
-    pub fn backlog_entries(&self) -> usize {
-        self.gathering_entries + self.in_flight.as_ref().map_or(0, |f| f.entries)
+    /// What is not yet durable, gathered or in flight.
+    pub fn backlog(&self) -> Backlog {
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .map_or(Backlog::default(), |f| f.backlog);
+        Backlog {
+            entries: self.gathering_backlog.entries + in_flight.entries,
+            bytes: self.gathering_backlog.bytes + in_flight.bytes,
+        }
     }
 }
 
@@ -240,12 +267,12 @@ mod tests {
         let _ = q.push(Effect::Persist(Persist::HardState(HardState::default())));
         let _ = q.push(entries(1, 3, 4));
         assert!(q.start().is_none(), "one sync at a time");
-        assert_eq!(q.backlog_entries(), 4);
+        assert_eq!(q.backlog().entries, 4);
         let _ = q.finish();
         let second = q.start().unwrap();
         assert_eq!(second.len(), 3);
         assert_eq!(q.finish().persisted, position(1, 4));
-        assert_eq!(q.backlog_entries(), 0);
+        assert_eq!(q.backlog().entries, 0);
     }
 
     #[test]
@@ -262,6 +289,42 @@ mod tests {
         assert_eq!(done.released, vec![ack(1)]);
         let _ = q.start();
         assert_eq!(q.finish().released, vec![ack(2)]);
+    }
+
+    #[test]
+    fn the_backlog_counts_bytes_of_appends_and_snapshots_until_their_sync_is_done() {
+        let mut q = PersistQueue::default();
+        let append = Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            command: Command::Client(crate::protocol::ClientRequest {
+                client: ClientId(1),
+                seq: Seq(1),
+                acked_below: Seq(1),
+                op: crate::protocol::Op::Append {
+                    lock: "l".into(),
+                    token: crate::types::FencingToken(1),
+                    file: "f".into(),
+                    data: vec![0; 10_000],
+                },
+            }),
+        };
+        let _ = q.push(Effect::Persist(Persist::Entries(vec![append])));
+        let snapshot = crate::node::Snapshot {
+            last: LogPosition::default(),
+            data: vec![0; 5_000],
+        };
+        let _ = q.push(Effect::Persist(Persist::Snapshot {
+            snapshot: std::sync::Arc::new(snapshot),
+            replaces_log: false,
+        }));
+        let backlog = q.backlog();
+        assert_eq!(backlog.entries, 1);
+        assert!(backlog.bytes >= 15_000, "{backlog:?}");
+        let _ = q.start();
+        assert_eq!(q.backlog(), backlog, "in flight still counts");
+        let _ = q.finish();
+        assert_eq!(q.backlog(), Backlog::default());
     }
 
     #[test]

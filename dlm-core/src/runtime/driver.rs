@@ -21,9 +21,12 @@ use tracing::Instrument;
 /// Most inputs taken from the transport before the effects are executed.
 const MAX_BATCH: usize = 4096;
 
-/// Log entries not yet durable past which the driver stops taking input: a stalled disk then
-/// holds memory to this, and check-quorum soon deposes a leader that cannot keep up.
+/// Log entries, or bytes, not yet durable past which the driver stops taking input: a stalled
+/// disk then holds memory to about this, and check-quorum soon deposes a leader that cannot
+/// keep up.
 const MAX_BACKLOG_ENTRIES: usize = 65_536;
+/// See [`MAX_BACKLOG_ENTRIES`]: 64 MiB, so large appends are bounded too.
+const MAX_BACKLOG_BYTES: usize = 64 << 20;
 
 /// A sync running on a blocking thread; it hands the storage back with its result.
 type SyncTask<S> = JoinHandle<Synced<S>>;
@@ -250,7 +253,9 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             if let Some(until) = leaving {
                 deadline = deadline.min(until);
             }
-            let take_input = self.queue.backlog_entries() < MAX_BACKLOG_ENTRIES;
+            let backlog = self.queue.backlog();
+            let take_input =
+                backlog.entries < MAX_BACKLOG_ENTRIES && backlog.bytes < MAX_BACKLOG_BYTES;
             tokio::select! {
                 biased;
                 _ = &mut *stop, if leaving.is_none() => {
