@@ -105,8 +105,35 @@ impl PersistQueue {
         } else {
             return Some(effect);
         };
+        self.drop_superseded(waits_for, &effect);
         self.held.push_back((waits_for, effect));
         None
+    }
+
+    /// An acceptance released by the same sync as an earlier one to the same leader in the same
+    /// term, for at least as much of the log, makes the earlier one say nothing more: drop it.
+    /// Otherwise a follower whose disk stalls would hold one per heartbeat without bound.
+    fn drop_superseded(&mut self, waits_for: u64, newer: &Effect) {
+        let Some((to, term, index)) = accepted_up_to(newer) else {
+            return;
+        };
+        let same_sync = self
+            .held
+            .iter()
+            .rev()
+            .take_while(|(w, _)| *w == waits_for)
+            .count();
+        let first = self.held.len() - same_sync;
+        let mut i = first;
+        while i < self.held.len() {
+            let superseded = accepted_up_to(&self.held[i].1)
+                .is_some_and(|(t, tm, ix)| t == to && tm == term && ix <= index);
+            if superseded {
+                let _ = self.held.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// The persists of the next sync, in order, if no sync is under way and any are waiting.
@@ -167,6 +194,21 @@ impl PersistQueue {
             entries: self.gathering_backlog.entries + in_flight.entries,
             bytes: self.gathering_backlog.bytes + in_flight.bytes,
         }
+    }
+}
+
+/// To whom, in which term and up to where an accepted AppendResponse says the log matches.
+fn accepted_up_to(effect: &Effect) -> Option<(crate::types::NodeId, crate::types::Term, u64)> {
+    use crate::message::{AppendOutcome, PeerBody};
+    let Effect::Send(msg) = effect else {
+        return None;
+    };
+    match msg.body {
+        PeerBody::AppendResponse {
+            outcome: AppendOutcome::Accepted { match_index },
+            ..
+        } => Some((msg.to, msg.term, match_index.get())),
+        _ => None,
     }
 }
 
@@ -325,6 +367,35 @@ mod tests {
         assert_eq!(q.backlog(), backlog, "in flight still counts");
         let _ = q.finish();
         assert_eq!(q.backlog(), Backlog::default());
+    }
+
+    #[test]
+    fn heartbeat_acks_held_for_one_sync_collapse_into_the_newest() {
+        let mut q = PersistQueue::default();
+        let _ = q.push(entries(1, 1, 1));
+        let _ = q.start();
+        let _ = q.push(entries(1, 2, 2));
+        // A stalled disk: heartbeats keep coming, each answered after the next sync.
+        for _ in 0..100 {
+            let _ = q.push(ack(2));
+        }
+        let _ = q.push(ack(3));
+        let _ = q.finish();
+        let _ = q.start();
+        assert_eq!(q.finish().released, vec![ack(3)]);
+    }
+
+    #[test]
+    fn an_ack_for_an_earlier_sync_is_not_dropped_for_a_later_one() {
+        let mut q = PersistQueue::default();
+        let _ = q.push(entries(1, 1, 1));
+        let _ = q.start();
+        let _ = q.push(ack(1));
+        let _ = q.push(entries(1, 2, 2));
+        let _ = q.push(ack(2));
+        assert_eq!(q.finish().released, vec![ack(1)]);
+        let _ = q.start();
+        assert_eq!(q.finish().released, vec![ack(2)]);
     }
 
     #[test]
