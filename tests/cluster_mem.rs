@@ -296,3 +296,37 @@ async fn mem_shutdown_of_the_leader_hands_leadership_over() {
     client.release(guard).await.unwrap();
     cluster.shutdown().await;
 }
+
+/// Reads through the real client go without the log: after a client's first request, reading
+/// a file many times adds no log entry on the leader, and every read shows the appends
+/// acknowledged before it.
+#[tokio::test(start_paused = true)]
+async fn mem_reads_see_acknowledged_appends_and_write_no_log_entry() {
+    let cluster = MemCluster::start(5).await;
+    let leader = support::wait_until_settled(&cluster.servers, Duration::from_secs(10)).await;
+    let writer = cluster.client_of(&MEMBERS, 50, |_| {});
+    let reader = cluster.client_of(&MEMBERS, 51, |_| {});
+    // The reader's first request opens its session through the log.
+    assert!(matches!(
+        reader.read("f.log").await,
+        Err(ClientError::Rejected(Rejection::NoSuchFile))
+    ));
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let guard = writer.lock("w").await.unwrap();
+        let line = format!("line {i}\n").into_bytes();
+        writer.append(&guard, "f.log", line.clone()).await.unwrap();
+        writer.release(guard).await.unwrap();
+        expected.extend_from_slice(&line);
+        let last_before = cluster.servers[&leader].status().last_index;
+        for _ in 0..10 {
+            assert_eq!(reader.read("f.log").await.unwrap(), expected);
+        }
+        assert_eq!(
+            cluster.servers[&leader].status().last_index,
+            last_before,
+            "a read went through the log"
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -9,7 +9,12 @@
 //! [`Effect`]s for its driver: persist, send, reply, applied. The same inputs give the same
 //! effects, which is what lets the simulator (feature `sim`) replay any run from its seed.
 //!
-//! The drive loop is on [`Node`]. The replicated state is [`StateMachine`]; the wire types are
+//! The drive loop and the durability contract are on [`Node`] and [`Effect`]: only promises
+//! about local storage wait for a sync, and the driver reports each finished sync back with
+//! [`Input::Persisted`]; [`PersistQueue`] does that bookkeeping for a driver that syncs in the
+//! background.
+//!
+//! The replicated state is [`StateMachine`]; the wire types are
 //! in [`protocol`] (clients) and [`message`] (peers).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
