@@ -50,6 +50,19 @@ async fn still_serving(addr: SocketAddr) {
     assert_eq!(response, answer(&request(100)));
 }
 
+/// Node 2, turned into an echo server, answers a client that has the right secret.
+async fn serves_a_client_with_the_right_secret(node: TcpTransport) {
+    let addr = node.local_addr();
+    spawn_echo(node);
+    let client = TcpClient::new({
+        let mut c = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(2), addr)]));
+        c.secret = Some(secret(RIGHT));
+        c
+    });
+    let response = within(client.call(NodeId(2), request(1))).await.unwrap();
+    assert_eq!(response, answer(&request(1)));
+}
+
 /// The reason a call fails at the handshake; any other outcome fails the test.
 async fn refusal(client: &TcpClient) -> String {
     match within(client.call(NodeId(1), request(1))).await {
@@ -115,15 +128,7 @@ async fn matching_secrets_connect_peers_and_clients() {
     a.send(msg(1, 2, 1)).await;
     assert_eq!(within(b.recv()).await, Some(Incoming::Peer(msg(1, 2, 1))));
 
-    let addr = b.local_addr();
-    spawn_echo(b);
-    let client = TcpClient::new({
-        let mut c = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(2), addr)]));
-        c.secret = Some(secret(RIGHT));
-        c
-    });
-    let response = within(client.call(NodeId(2), request(1))).await.unwrap();
-    assert_eq!(response, answer(&request(1)));
+    serves_a_client_with_the_right_secret(b).await;
 }
 
 #[tokio::test]
@@ -365,13 +370,5 @@ async fn with_a_member_secret_the_client_secret_admits_no_member() {
     member.send(msg(1, 2, 11)).await;
     assert_eq!(within(b.recv()).await, Some(Incoming::Peer(msg(1, 2, 11))));
 
-    let addr = b.local_addr();
-    spawn_echo(b);
-    let client = TcpClient::new({
-        let mut c = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(2), addr)]));
-        c.secret = Some(secret(RIGHT));
-        c
-    });
-    let response = within(client.call(NodeId(2), request(1))).await.unwrap();
-    assert_eq!(response, answer(&request(1)));
+    serves_a_client_with_the_right_secret(b).await;
 }
