@@ -4,6 +4,13 @@
 use crate::types::{LogIndex, LogPosition, Time};
 use std::collections::VecDeque;
 
+/// The highest value that at least `quorum` of `values` (one per member) have reached: what a
+/// majority has stored, or confirmed.
+pub(crate) fn reached_by_quorum<T: Ord + Copy>(mut values: Vec<T>, quorum: usize) -> Option<T> {
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values.get(quorum.checked_sub(1)?).copied()
+}
+
 /// Replication progress of one follower.
 #[derive(Clone, Debug)]
 pub(crate) struct Progress {

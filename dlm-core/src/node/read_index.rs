@@ -4,6 +4,7 @@
 //! machine has applied everything committed when it arrived. Nothing is written or synced, so a
 //! read costs one round trip to the followers instead of a log entry and a sync on a majority.
 
+use super::progress::reached_by_quorum;
 use super::Node;
 use crate::message::PeerBody;
 use crate::names::FileName;
@@ -126,6 +127,10 @@ impl Node {
         let Some(leader) = &mut self.leader else {
             return;
         };
+        // Called after every apply: nothing to do without reads in a round.
+        if leader.reads.in_round.is_empty() {
+            return;
+        }
         // The highest round confirmed by a majority, this leader included.
         let mut rounds: Vec<u64> = leader
             .progress
@@ -133,8 +138,7 @@ impl Node {
             .map(|id| leader.reads.acked.get(id).copied().unwrap_or(0))
             .collect();
         rounds.push(leader.reads.round);
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&confirmed) = rounds.get(quorum - 1) else {
+        let Some(confirmed) = reached_by_quorum(rounds, quorum) else {
             return;
         };
         let mut ready = Vec::new();

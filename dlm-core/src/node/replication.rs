@@ -1,6 +1,7 @@
 //! Log replication: the leader's flush of new entries (one persist, pipelined AppendEntries per
 //! follower), the follower's consistency check, fast back-off, heartbeats and the commit rule.
 
+use super::progress::reached_by_quorum;
 use super::{Effect, Node, Persist};
 use crate::command::Entry;
 use crate::message::{AppendOutcome, PeerBody};
@@ -244,8 +245,7 @@ impl Node {
         };
         let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
         matched.push(self.durable.min(leader.flushed));
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&candidate) = matched.get(self.cfg.quorum() - 1) else {
+        let Some(candidate) = reached_by_quorum(matched, self.cfg.quorum()) else {
             return;
         };
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {

@@ -137,8 +137,10 @@ impl Sim {
     /// Executes one effect that the disk lets through.
     fn execute(&mut self, idx: usize, effect: Effect) -> Result<(), Violation> {
         match effect {
-            // The disk's queue keeps every persist for a sync; this arm is never reached.
-            Effect::Persist(p) => self.nodes[idx].durable.apply(&p),
+            // The disk's queue keeps every persist for a sync (as the runtime driver's does).
+            Effect::Persist(p) => {
+                let _ = self.nodes[idx].disk.queue.push(Effect::Persist(p));
+            }
             Effect::Send(msg) => {
                 // Catches a vote or an acknowledgement that left before its sync.
                 if !self.nodes[idx].durable.backs(&msg) {
