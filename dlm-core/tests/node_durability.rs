@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    accepted, drain_unsynced, keep_alive, kept_alive_nothing, leader_of_three, peer, replies,
+    accepted, drain_unsynced, fresh_node_of_three, keep_alive, kept_alive_nothing, leader_of_three,
+    peer, replies,
 };
 use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
@@ -101,8 +102,7 @@ fn append(from: u64, term: u64, prev: LogPosition, entries: Vec<Entry>) -> Input
 
 #[test]
 fn a_report_about_a_replaced_entry_counts_for_nothing() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     let now = Time::from_millis(10);
     node.handle(now, append(2, 1, LogPosition::default(), entries(1, 1, 3)));
     drain_unsynced(&mut node);
@@ -122,8 +122,7 @@ fn a_report_about_a_replaced_entry_counts_for_nothing() {
 
 #[test]
 fn truncating_the_log_lowers_what_counts_as_durable() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     let now = Time::from_millis(10);
     node.handle(now, append(2, 1, LogPosition::default(), entries(1, 1, 3)));
     drain_unsynced(&mut node);

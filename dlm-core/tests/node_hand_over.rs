@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{accepted, drain_unsynced, keep_alive, leader_of_three, replies};
+use common::{accepted, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, replies};
 use dlm_core::message::PeerBody;
 use dlm_core::*;
 
@@ -82,8 +82,7 @@ fn a_member_silent_for_an_election_time_out_is_not_chosen() {
 
 #[test]
 fn a_follower_or_a_cluster_of_one_does_nothing() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut follower = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut follower = fresh_node_of_three();
     follower.handle(Time::ZERO, Input::HandOver);
     assert!(drain_unsynced(&mut follower).is_empty());
 

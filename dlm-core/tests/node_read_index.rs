@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{accepted, drain_unsynced, keep_alive, leader_of_three, peer, replies, req};
+use common::{
+    accepted, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, replies, req,
+};
 use dlm_core::message::PeerBody;
 use dlm_core::*;
 
@@ -137,8 +139,7 @@ fn a_new_leader_answers_reads_only_once_its_first_entry_is_applied() {
     // Node 1 was a follower that applied client 7's keep-alive (index 1, term 1) and then leads
     // term 2 with its Noop (index 2) not yet committed: something committed in term 1 after
     // index 1 could exist without it knowing.
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     let now = Time::from_millis(10);
     let entry = Entry {
         term: Term(1),
@@ -210,8 +211,7 @@ fn a_leader_that_steps_down_sends_its_readers_elsewhere() {
 
 #[test]
 fn a_follower_confirms_its_leader_and_a_stale_one_learns_the_newer_term() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     let now = Time::from_millis(10);
     node.handle(now, peer(2, 3, PeerBody::ReadIndex { round: 9 }));
     let effects = drain_unsynced(&mut node);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{drain_unsynced, leader_of_three, peer};
+use common::{drain_unsynced, fresh_node_of_three, leader_of_three, peer};
 use dlm_core::message::PeerBody;
 use dlm_core::*;
 
@@ -85,8 +85,7 @@ fn stepping_down_drops_unflushed_proposals() {
 /// snapshot_every 16).
 #[test]
 fn snapshot_chunks_from_two_leaders_are_not_mixed() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     let mut sm = StateMachine::new();
     let rules = Rules {
         limits: Limits::default(),

@@ -221,11 +221,16 @@ pub fn drain_unsynced(node: &mut Node) -> Vec<Effect> {
     std::iter::from_fn(|| node.poll_effect()).collect()
 }
 
+/// Node 1 of 3, fresh: no input yet, nothing stored.
+pub fn fresh_node_of_three() -> Node {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap()
+}
+
 /// Node 1 of 3, made leader of term 1 by hand (votes from node 2), its effects drained and
 /// none of its persists reported durable.
 pub fn leader_of_three() -> (Node, Time) {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    let mut node = fresh_node_of_three();
     node.handle(Time::ZERO, Input::Tick);
     let now = Time::from_millis(1_000);
     node.handle(now, Input::Tick);
