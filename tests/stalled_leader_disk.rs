@@ -8,14 +8,24 @@ use dlm::runtime::{spawn_server, MemStorage, ServerHandle, ServerOptions, Storag
 use dlm::{connect_mem, Config, NodeId, Persist, Recovered, Role};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A switch that makes syncs hang until it is opened again.
-#[derive(Default)]
 struct Gate {
     closed: Mutex<bool>,
     opened: Condvar,
-    /// Syncs that found the gate closed.
-    stalled: Mutex<u64>,
+    /// Syncs that found the gate closed, announced so the test can wait for the first.
+    stalled: watch::Sender<u64>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            closed: Mutex::new(false),
+            opened: Condvar::new(),
+            stalled: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Gate {
@@ -24,14 +34,16 @@ impl Gate {
         self.opened.notify_all();
     }
 
-    fn stalled(&self) -> u64 {
-        *self.stalled.lock().unwrap_or_else(|e| e.into_inner())
+    /// Resolves once a sync is hanging at the closed gate.
+    async fn first_stall(&self) {
+        let mut stalled = self.stalled.subscribe();
+        let _ = stalled.wait_for(|n| *n >= 1).await;
     }
 
     fn pass(&self) {
         let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
         if *closed {
-            *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            self.stalled.send_modify(|n| *n += 1);
         }
         let _open = self
             .opened
@@ -102,16 +114,28 @@ async fn a_leader_whose_disk_stalls_keeps_leading_through_its_followers() {
     client.release(warm).await.unwrap();
     let term = leader.status().borrow().term;
 
+    // Stall the leader's disk for certain before the grant under test: a first lock's persist
+    // hangs at the gate, so the second lock's entry can only reach the leader's disk after
+    // it. (Waiting on the grant alone raced: followers may commit it before the leader's sync
+    // of it has even started.)
     gate.set_closed(true);
+    let stuck = tokio::spawn({
+        let client = client.clone();
+        async move { client.lock("stuck").await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), gate.first_stall())
+        .await
+        .expect("the leader never synced the first lock's entry");
     let guard = tokio::time::timeout(Duration::from_secs(5), client.lock("a"))
         .await
         .expect("no grant while the leader's disk stalls")
         .unwrap();
-    assert!(gate.stalled() >= 1, "the leader's disk was never stalled");
     let now = leader.status().borrow().clone();
     assert_eq!(now.role, Role::Leader, "the stalled leader lost leadership");
     assert_eq!(now.term, term, "an election was held");
     client.release(guard).await.unwrap();
+    let stuck = stuck.await.unwrap().unwrap();
+    client.release(stuck).await.unwrap();
 
     gate.set_closed(false);
     leader.shutdown().await.unwrap();
