@@ -39,7 +39,9 @@ pub use dlm_core::*;
 mod server;
 
 #[cfg(feature = "tokio")]
-pub use dlm_core::runtime::{Client, ClientConfig, ClientError, LockGuard};
+pub use dlm_core::runtime::{
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, NodeCause, Unreachable,
+};
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;
 #[cfg(feature = "mem")]

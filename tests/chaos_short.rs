@@ -84,9 +84,21 @@ fn kinds(file: &[u8], attempts: &[Attempt]) -> Vec<&'static str> {
 fn file_check_accepts_acked_and_committed_unsure_appends() {
     let attempts = [
         attempt("a", 1, Outcome::Acked(0)),
-        attempt("b", 2, Outcome::Unsure(ClientError::Unavailable)),
+        attempt(
+            "b",
+            2,
+            Outcome::Unsure(ClientError::Unavailable(dlm::runtime::Unreachable {
+                causes: Vec::new(),
+            })),
+        ),
         attempt("c", 3, Outcome::Acked(4)),
-        attempt("d", 4, Outcome::Unsure(ClientError::Unavailable)),
+        attempt(
+            "d",
+            4,
+            Outcome::Unsure(ClientError::Unavailable(dlm::runtime::Unreachable {
+                causes: Vec::new(),
+            })),
+        ),
         attempt("e", 5, Outcome::Refused(ClientError::StaleToken)),
     ];
     assert_eq!(kinds(b"a\nb\nc\n", &attempts), Vec::<&str>::new());

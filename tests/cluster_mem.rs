@@ -123,7 +123,7 @@ async fn mem_partitioned_leader_grants_nothing() {
     let not_granted = |r: &Result<_, ClientError>| {
         matches!(
             r,
-            Err(ClientError::Unavailable | ClientError::Rejected(Rejection::NotLeader { .. }))
+            Err(ClientError::Unavailable(_) | ClientError::Rejected(Rejection::NotLeader { .. }))
         )
     };
     // Sent while it may still think it leads: it cannot commit the grant.

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod command;
 mod config;
 mod log;
@@ -41,7 +42,9 @@ pub use config::{Config, ConfigError, Limits};
 pub use names::{FileName, LockName};
 pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
 pub use persist_queue::{Backlog, PersistQueue, SyncDone};
-pub use protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
+pub use protocol::{
+    ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role, Withdrawn,
+};
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,
 };

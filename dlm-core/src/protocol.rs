@@ -41,9 +41,17 @@ pub enum Op {
         /// The token of the grant being released.
         token: FencingToken,
     },
-    /// Withdraw this client's acquire `seq` from the queue of `lock` (it is answered
-    /// [`Rejection::Cancelled`]). A no-op if that acquire is not waiting (granted, answered or
-    /// unknown): naming the acquire keeps a late cancel from withdrawing a newer one.
+    /// Undo this client's acquire `seq` of `lock`, whatever became of it, so that an acquire
+    /// the client gave up on leaves nothing behind. The answer, [`Reply::Cancelled`], says
+    /// what was found:
+    /// - still queued: it leaves the queue (and is answered [`Rejection::Cancelled`]);
+    /// - granted and still held under that grant: the lock is released, and the next waiter
+    ///   granted, in the same entry;
+    /// - not seen yet (the cancel overtook it): it is answered [`Rejection::Cancelled`] now, so
+    ///   if it arrives later it is answered from the dedup cache and never applied;
+    /// - answered otherwise, or granted and since lost: nothing to do.
+    ///
+    /// Naming the acquire by its seq keeps a late cancel from touching a newer acquire or grant.
     Cancel {
         /// The lock.
         lock: LockName,
@@ -109,8 +117,8 @@ pub enum Reply {
     },
     /// The lock was released.
     Released,
-    /// The client left the queue (or was not in it).
-    Cancelled,
+    /// What a [`Op::Cancel`] found of the acquire it named, and undid.
+    Cancelled(Withdrawn),
     /// Leases renewed: these are the locks the client still holds, with their tokens. A lock the
     /// client believed it held and that is missing here has been lost (its lease expired).
     KeptAlive {
@@ -131,6 +139,22 @@ pub enum Reply {
     },
     /// A node's view of itself.
     Status(NodeStatus),
+}
+
+/// What became of an acquire that a [`Op::Cancel`] undid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Withdrawn {
+    /// It was queued and left the queue.
+    Waiting,
+    /// It had been granted with this token and was still held: the lock was released.
+    Released {
+        /// The token of the grant given back.
+        token: FencingToken,
+    },
+    /// It had not arrived: it is refused in advance, so it can never be applied.
+    Prevented,
+    /// It had been answered without a grant, or its grant was already gone: nothing was held.
+    Nothing,
 }
 
 /// A node's role in the consensus protocol.

@@ -373,55 +373,6 @@ fn file_limits_binding_and_reads_in_chunks() {
     assert_eq!(data, b"0123456789");
 }
 
-#[test]
-fn cancel_answers_the_waiting_acquire() {
-    let mut h = Harness::leader(single());
-    h.request(1, req(1, 1, acquire("a", None)));
-    h.request(2, req(2, 1, acquire("a", Some(Duration::MAX))));
-    let cancel = Op::Cancel {
-        lock: "a".into(),
-        seq: Seq(1),
-    };
-    let effects = h.request(3, req(2, 2, cancel));
-    assert_eq!(
-        replies(&effects),
-        vec![(2, Err(Rejection::Cancelled)), (3, Ok(Reply::Cancelled))]
-    );
-    assert!(h.node.state_machine().lock("a").unwrap().waiters.is_empty());
-}
-
-/// A cancel names its acquire: one that arrives late, after the client gave up on that acquire
-/// (answered) and queued a newer one, must not withdraw the newer one.
-#[test]
-fn a_late_cancel_does_not_withdraw_a_newer_acquire() {
-    let mut h = Harness::leader(single());
-    h.request(1, req(1, 1, acquire("a", None)));
-    h.request(2, req(2, 1, acquire("a", Some(Duration::from_secs(1)))));
-    h.request(
-        2,
-        req(
-            2,
-            2,
-            Op::Cancel {
-                lock: "a".into(),
-                seq: Seq(1),
-            },
-        ),
-    );
-    h.request(2, req(2, 3, acquire("a", Some(Duration::MAX))));
-    let late = Op::Cancel {
-        lock: "a".into(),
-        seq: Seq(1),
-    };
-    let effects = h.request(3, req(2, 4, late));
-    assert_eq!(replies(&effects), vec![(3, Ok(Reply::Cancelled))]);
-    let waiters = &h.node.state_machine().lock("a").unwrap().waiters;
-    assert_eq!(
-        waiters.iter().map(|w| w.seq).collect::<Vec<_>>(),
-        vec![Seq(3)]
-    );
-}
-
 /// A single node that grants leases of at most `cap`.
 fn capped(cap: Duration) -> Config {
     let mut cfg = single();

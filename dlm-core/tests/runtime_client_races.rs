@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use dlm_core::runtime::{Client, ClientConfig, ClientTransport, LockGuard, TransportError};
 use dlm_core::*;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -24,6 +25,7 @@ struct Scripted {
     release_gate: Gate,
     keepalive_gate: Gate,
     cancel_gate: Gate,
+    cancel_keeps_grants: AtomicBool,
 }
 
 /// Answers pass only while the gate holds permits; a closed gate holds them back.
@@ -84,8 +86,18 @@ impl Scripted {
                 }
             }
             Op::KeepAlive => Ok(Reply::KeptAlive { held: held.clone() }),
-            // A cancel that finds its acquire granted leaves the grant be.
-            Op::Cancel { .. } => Ok(Reply::Cancelled),
+            // A cancel that finds its acquire granted gives the grant back, unless this
+            // service is told to act as if the cancel were lost.
+            Op::Cancel { lock, .. } => {
+                let at = held.iter().position(|(l, _)| l == lock);
+                match at {
+                    Some(at) if !self.cancel_keeps_grants.load(Ordering::SeqCst) => {
+                        let (_, token) = held.remove(at);
+                        Ok(Reply::Cancelled(Withdrawn::Released { token }))
+                    }
+                    _ => Ok(Reply::Cancelled(Withdrawn::Nothing)),
+                }
+            }
             other => Err(Rejection::Invalid(format!("not scripted: {other:?}"))),
         }
     }
@@ -281,23 +293,39 @@ async fn a_new_acquire_waits_for_the_cancel_of_the_abandoned_one() {
         "a new acquire raced the withdrawal of the old one"
     );
     net.0.cancel_gate.let_one_through();
-    // It finds the abandoned acquire's grant, gives it back and asks again.
+    // The cancel gave the abandoned acquire's grant back; the new acquire gets a fresh one.
     assert_eq!(again.await.unwrap().unwrap().token(), FencingToken(2));
-    assert_eq!(net.0.count(is_acquire), 3);
+    assert_eq!(net.0.count(is_acquire), 2);
 }
 
+/// The fallback when a withdrawal did not give the grant back (its cancel was lost for
+/// longer than the deadline): the service answers AlreadyHeld with the stray grant (token 1),
+/// and the client releases that grant and asks again, so no `lock` call ever returns a token
+/// twice.
 #[tokio::test(start_paused = true)]
-async fn the_grant_of_an_abandoned_acquire_is_given_back_and_a_fresh_one_taken() {
+async fn a_stray_grant_is_given_back_and_a_fresh_one_taken() {
     let net = Net::default();
+    net.0.cancel_keeps_grants.store(true, Ordering::SeqCst);
     let c = client(&net);
     abandon_an_acquire_that_was_granted(&net, &c).await;
 
-    // The service answers AlreadyHeld with the abandoned acquire's grant (token 1). The client
-    // releases that grant and asks again, so no `lock` call ever returns a token twice.
     let guard = c.lock("a").await.unwrap();
     assert_eq!(guard.token(), FencingToken(2));
     assert!(!guard.is_lost());
     assert_eq!(net.0.count(is_acquire), 3);
     c.release(guard).await.unwrap();
     assert_eq!(net.0.release_seqs("a").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grant_of_an_abandoned_acquire_is_given_back_by_its_cancel() {
+    let net = Net::default();
+    let c = client(&net);
+    abandon_an_acquire_that_was_granted(&net, &c).await;
+
+    let guard = c.lock("a").await.unwrap();
+    assert_eq!(guard.token(), FencingToken(2));
+    assert_eq!(net.0.count(is_acquire), 2);
+    c.release(guard).await.unwrap();
+    assert_eq!(net.0.release_seqs("a").len(), 1);
 }

@@ -77,7 +77,12 @@ fn results() -> Vec<Result<Reply, Rejection>> {
             lease: d,
         }),
         Ok(Reply::Released),
-        Ok(Reply::Cancelled),
+        Ok(Reply::Cancelled(Withdrawn::Waiting)),
+        Ok(Reply::Cancelled(Withdrawn::Released {
+            token: FencingToken(7),
+        })),
+        Ok(Reply::Cancelled(Withdrawn::Prevented)),
+        Ok(Reply::Cancelled(Withdrawn::Nothing)),
         Ok(Reply::KeptAlive {
             held: vec![("a".into(), FencingToken(1)), ("b".into(), FencingToken(2))],
         }),
@@ -130,7 +135,7 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
         Ok(reply) => match reply {
             Reply::Granted { .. } => 0,
             Reply::Released => 1,
-            Reply::Cancelled => 2,
+            Reply::Cancelled(_) => 2,
             Reply::KeptAlive { .. } => 3,
             Reply::Appended { .. } => 4,
             Reply::Data { .. } => 5,

@@ -288,7 +288,7 @@ async fn absurd_but_well_formed_requests_get_typed_refusals() {
                 lock: LockName::new("absurd"),
                 seq: Seq(1),
             },
-            Ok(Reply::Cancelled),
+            Ok(Reply::Cancelled(dlm::Withdrawn::Nothing)),
         ),
     ];
     let client = 0xabcd;

@@ -18,7 +18,9 @@ mod files;
 pub mod storage;
 mod transport;
 
-pub use client::{Client, ClientConfig, ClientError, LockGuard};
+pub use client::{
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, NodeCause, Unreachable,
+};
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions};
 pub use files::{escape_file_name, FileMirror};
 pub use storage::{FileStorage, FileStorageOptions, MemStorage, Storage, StorageError};

@@ -5,7 +5,7 @@ use super::{GuardedFile, Holder, Outcome, Rules, Slot, StateMachine, Waiter};
 use crate::command::Command;
 use crate::config::Limits;
 use crate::names::{FileName, LockName};
-use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply};
+use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply, Withdrawn};
 use crate::types::{ClientId, FencingToken, Seq};
 use std::time::Duration;
 
@@ -171,12 +171,9 @@ impl StateMachine {
                 return self.acquire(client, seq, lock, *lease, *wait, limits, out)
             }
             Op::Release { lock, token } => self.release(client, lock, *token, out),
-            Op::Cancel { lock, seq } => {
-                if let Some(waiting) = self.remove_waiter(lock, client, Some(*seq)) {
-                    self.answer(client, waiting, Err(Rejection::Cancelled), true, out);
-                }
-                Ok(Reply::Cancelled)
-            }
+            Op::Cancel { lock, seq: acquire } => Ok(Reply::Cancelled(
+                self.withdraw(client, seq, lock, *acquire, out),
+            )),
             Op::KeepAlive => {
                 let held = self.sessions.get(&client).map_or_else(Vec::new, |s| {
                     s.held
@@ -208,6 +205,46 @@ impl StateMachine {
             Op::Read { file, offset } => self.read(file, *offset, limits),
             Op::Status => Err(Rejection::Invalid("status is not replicated".into())),
         })
+    }
+
+    /// Undoes acquire `acquire` of `client` (see [`Op::Cancel`]); `cancel` is the seq of the
+    /// cancel itself, which only an earlier acquire can precede.
+    fn withdraw(
+        &mut self,
+        client: ClientId,
+        cancel: Seq,
+        lock: &LockName,
+        acquire: Seq,
+        out: &mut Vec<Outcome>,
+    ) -> Withdrawn {
+        let Some(session) = self.sessions.get_mut(&client) else {
+            return Withdrawn::Nothing;
+        };
+        match session.slots.get(&acquire) {
+            Some(Slot::Waiting(queued)) => {
+                let queued = queued.clone();
+                if let Some(waiting) = self.remove_waiter(&queued, client, Some(acquire)) {
+                    self.answer(client, waiting, Err(Rejection::Cancelled), true, out);
+                }
+                Withdrawn::Waiting
+            }
+            Some(Slot::Done(Ok(Reply::Granted { token, .. }))) => {
+                let token = *token;
+                match self.release(client, lock, token, out) {
+                    Ok(_) => Withdrawn::Released { token },
+                    Err(_) => Withdrawn::Nothing,
+                }
+            }
+            Some(Slot::Done(_)) => Withdrawn::Nothing,
+            None if acquire < session.acked_below || acquire >= cancel => Withdrawn::Nothing,
+            None => {
+                // Refused in advance: if the acquire arrives after all, the dedup cache answers
+                // it, so it can never be granted to a caller that has gone.
+                let refused = Slot::Done(Err(Rejection::Cancelled));
+                session.slots.insert(acquire, refused);
+                Withdrawn::Prevented
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

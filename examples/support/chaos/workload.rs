@@ -46,7 +46,7 @@ impl Outcome {
     fn of(result: Result<u64, ClientError>) -> Outcome {
         match result {
             Ok(offset) => Outcome::Acked(offset),
-            Err(e @ (ClientError::Unavailable | ClientError::Protocol(_))) => Outcome::Unsure(e),
+            Err(e @ (ClientError::Unavailable(_) | ClientError::Protocol(_))) => Outcome::Unsure(e),
             Err(e) => Outcome::Refused(e),
         }
     }
@@ -87,7 +87,7 @@ pub fn kind(e: &ClientError) -> String {
         ClientError::TimedOut => "TimedOut".into(),
         ClientError::NotHolder => "NotHolder".into(),
         ClientError::StaleToken => "StaleToken".into(),
-        ClientError::Unavailable => "Unavailable".into(),
+        ClientError::Unavailable(_) => "Unavailable".into(),
         ClientError::Protocol(_) => "Protocol".into(),
         ClientError::GrantExpired => "GrantExpired".into(),
         ClientError::Refused(_) => "Refused".into(),

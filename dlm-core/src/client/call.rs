@@ -1,0 +1,253 @@
+//! What a caller asks of the client core, what it gets back, and the core's record of each
+//! request it has numbered.
+
+use super::error::NodeCause;
+use crate::names::{FileName, LockName};
+use crate::protocol::{NodeStatus, Op};
+use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A caller's name for one call; chosen by the caller, unique among its calls in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId(pub u64);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "call {}", self.0)
+    }
+}
+
+/// How long an acquire may queue at the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all: a try-lock.
+    Try,
+    /// At most this long; the whole call is bounded by it too.
+    For(Duration),
+    /// Without limit (while a leader can be reached).
+    Forever,
+}
+
+/// One call a caller can make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallOp {
+    /// Take `lock` under the configured lease.
+    Acquire {
+        /// The lock.
+        lock: LockName,
+        /// How long to queue.
+        wait: Wait,
+    },
+    /// Give back the grant `token` of `lock`. Abandoning this call does not stop it.
+    Release {
+        /// The lock.
+        lock: LockName,
+        /// The grant's token.
+        token: FencingToken,
+    },
+    /// Append `data` to `file` under the grant `token` of `lock`.
+    Append {
+        /// The lock guarding the file.
+        lock: LockName,
+        /// The grant's token.
+        token: FencingToken,
+        /// The file.
+        file: FileName,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Read one chunk of `file` from `offset`.
+    Read {
+        /// The file.
+        file: FileName,
+        /// Where to start.
+        offset: u64,
+    },
+    /// Ask `node` about itself.
+    Status {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+/// A call's successful outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Done {
+    /// The lock is held under `token`, certainly until `safe_until` unless renewed.
+    Granted {
+        /// The lock.
+        lock: LockName,
+        /// The grant's fencing token.
+        token: FencingToken,
+        /// Until when the grant is certainly in force (see [`super::DriftBound`]).
+        safe_until: Time,
+    },
+    /// Released.
+    Released,
+    /// Appended at `offset`.
+    Appended {
+        /// Where the data starts in the file.
+        offset: u64,
+    },
+    /// A chunk of a file, and the file's length.
+    Data {
+        /// The bytes read.
+        data: Vec<u8>,
+        /// The file's length when read.
+        len: u64,
+    },
+    /// A node's view of itself.
+    Status(NodeStatus),
+}
+
+/// Why the core is sending a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// A caller's call.
+    Call(CallId),
+    /// An acquire its caller gave up on, kept numbered until its cancel is answered.
+    Abandoned,
+    /// Undoing the abandoned acquire `acquire` of `lock`.
+    Cancel {
+        /// The lock.
+        lock: LockName,
+        /// The acquire's seq.
+        acquire: Seq,
+    },
+    /// Renewing every held lease; grants numbered up to `grants` were entered before it.
+    KeepAlive {
+        /// `Core::grants` when it was numbered.
+        grants: u64,
+    },
+    /// Giving back a grant no caller has (an abandoned release, a stray grant).
+    GiveBack,
+}
+
+/// One numbered request the core is seeing through.
+#[derive(Clone, Debug)]
+pub(super) struct Request {
+    pub(super) purpose: Purpose,
+    pub(super) op: Op,
+    pub(super) session: ClientId,
+    pub(super) seq: Seq,
+    /// When it was first sent under its current seq: leases are counted from here.
+    pub(super) first_sent: Option<Time>,
+    /// Sent to this node last, awaiting its answer until `silent_at`.
+    pub(super) at: Option<NodeId>,
+    /// When the current attempt counts as unanswered.
+    pub(super) silent_at: Time,
+    /// When to send the next attempt (`Time::MAX` while one is out).
+    pub(super) send_at: Time,
+    /// Attempts that failed, for the back-off.
+    pub(super) failures: u32,
+    /// Attempts the known leader left unanswered in a row.
+    pub(super) silences: u32,
+    /// Hint hops followed in a row, bounded so two confused nodes cannot bounce it forever.
+    pub(super) hops: usize,
+    /// When the call gives up as a whole (its wait, or the deadline of a non-waiting call).
+    pub(super) give_up_at: Time,
+    /// When it gives up for lack of word from a leader.
+    pub(super) contact_by: Time,
+    /// Whether a leader has answered it, or been named to it, at all.
+    pub(super) reached: bool,
+    /// The last thing seen of each node.
+    pub(super) causes: BTreeMap<NodeId, NodeCause>,
+    /// Whether it was already re-sent in a fresh session once.
+    pub(super) renewed: bool,
+    /// Whether a stray grant of its lock was already given back for it.
+    pub(super) gave_back: bool,
+    /// Held back until a withdrawal or give-back of the same lock finishes.
+    pub(super) deferred: bool,
+    /// Sent to this node only (a status call), not to the leader.
+    pub(super) pinned: Option<NodeId>,
+    /// Sent no more, but its answer is still welcome until it gives up (a keep-alive a fresher
+    /// one replaced).
+    pub(super) retired: bool,
+}
+
+impl Request {
+    pub(super) fn new(
+        purpose: Purpose,
+        op: Op,
+        session: ClientId,
+        seq: Seq,
+        give_up_at: Time,
+    ) -> Request {
+        Request {
+            purpose,
+            op,
+            session,
+            seq,
+            first_sent: None,
+            at: None,
+            silent_at: Time::MAX,
+            send_at: Time::MAX,
+            failures: 0,
+            silences: 0,
+            hops: 0,
+            give_up_at,
+            contact_by: Time::MAX,
+            reached: false,
+            causes: BTreeMap::new(),
+            renewed: false,
+            gave_back: false,
+            deferred: false,
+            pinned: None,
+            retired: false,
+        }
+    }
+
+    /// Gives it a new seq: a request never applied under its old one, sent again as new (so
+    /// its lease is counted from its next send).
+    pub(super) fn renumber(&mut self, seq: Seq) {
+        self.seq = seq;
+        self.first_sent = None;
+        self.at = None;
+        self.hops = 0;
+        self.send_at = Time::ZERO;
+    }
+
+    /// A leader answered it or was named to it: for a waiting acquire, the service has it.
+    pub(super) fn touch_leader(&mut self, now: Time, deadline: Duration) {
+        self.reached = true;
+        if self.contact_by != Time::MAX {
+            self.contact_by = now + deadline;
+        }
+    }
+
+    pub(super) fn waits(&self) -> bool {
+        matches!(self.op, Op::Acquire { wait: Some(_), .. })
+    }
+
+    pub(super) fn call(&self) -> Option<CallId> {
+        match self.purpose {
+            Purpose::Call(call) => Some(call),
+            _ => None,
+        }
+    }
+
+    pub(super) fn lock(&self) -> Option<&LockName> {
+        match &self.op {
+            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => {
+                Some(lock)
+            }
+            _ => None,
+        }
+    }
+
+    /// The earliest time the core must look at it again.
+    pub(super) fn wake_at(&self) -> Time {
+        let attempt = if self.deferred || self.retired {
+            Time::MAX
+        } else if self.at.is_some() {
+            self.silent_at
+        } else {
+            self.send_at
+        };
+        attempt.min(self.give_up_at).min(self.contact_by)
+    }
+}
