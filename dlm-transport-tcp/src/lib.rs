@@ -16,10 +16,12 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod backoff;
 mod client;
 mod config;
 mod error;
 mod handshake;
+mod liveness;
 mod peer;
 mod queue;
 mod server;
@@ -28,7 +30,7 @@ pub mod wire;
 
 pub use auth::{ClusterSecret, SecretError};
 pub use client::TcpClient;
-pub use config::{TcpClientConfig, TcpConfig};
+pub use config::{TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_SILENCE_TIMEOUT};
 pub use error::TcpError;
 pub use transport::{PeerStats, TcpTransport};
 pub use wire::FrameError;
