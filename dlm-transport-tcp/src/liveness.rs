@@ -242,6 +242,28 @@ mod tests {
         assert_eq!(heard.quiet_for(), Duration::from_millis(100));
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_kernel_time_outs_are_set_on_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        Liveness::new(Duration::from_millis(50), Duration::from_millis(300)).tune(&stream);
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(1)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(600))
+        );
+    }
+
     #[test]
     fn derived_time_outs_follow_the_bound() {
         let live = Liveness::new(Duration::ZERO, Duration::from_millis(300));

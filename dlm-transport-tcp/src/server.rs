@@ -9,11 +9,13 @@ use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
 use dlm_core::{ClientRequest, ConnId, NodeId};
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
@@ -223,26 +225,27 @@ async fn serve_peer(shared: &Shared, (read, mut write): Halves, peer: NodeId, ad
             }
         }
     };
-    let signal = async {
-        pinged.notified().await;
-        loop {
-            write.write_all(&PONG).await?;
-            tokio::time::sleep(shared.live.ping_interval).await;
-        }
-    };
     tokio::select! {
         // The reader first: see `liveness::silence`.
         biased;
         () = reader => {}
-        result = signal => {
-            let result: std::io::Result<()> = result;
-            if let Err(e) = result {
-                tracing::debug!(node = %shared.id, %peer, "peer connection write failed: {e}");
-            }
+        e = signal_back(&mut write, &pinged, shared.live.ping_interval) => {
+            tracing::debug!(node = %shared.id, %peer, "peer connection write failed: {e}");
         }
         () = silence(&heard, shared.live.bound()) => {
             tracing::warn!(node = %shared.id, %peer, %addr, "peer silent for {:?}; connection closed", heard.quiet_for());
         }
+    }
+}
+
+/// Once the peer has pinged, sends it a [`PONG`] every `interval`; returns only on a write error.
+async fn signal_back(write: &mut OwnedWriteHalf, pinged: &Notify, interval: Duration) -> io::Error {
+    pinged.notified().await;
+    loop {
+        if let Err(e) = write.write_all(&PONG).await {
+            return e;
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
