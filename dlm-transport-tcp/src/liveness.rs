@@ -11,7 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -118,6 +118,8 @@ pub(crate) struct Heard {
     origin: Instant,
     /// Nanoseconds from `origin` to the last time we heard.
     at: AtomicU64,
+    /// Set while we are not listening (see [`Heard::deaf`]).
+    deaf: AtomicBool,
 }
 
 impl Heard {
@@ -126,20 +128,42 @@ impl Heard {
         Heard {
             origin: Instant::now(),
             at: AtomicU64::new(0),
+            deaf: AtomicBool::new(false),
         }
     }
 
-    /// Notes that we heard now. Also used to stop counting time in which we were not
-    /// listening (e.g. while the node was too busy to take what we had read).
+    /// Stops the count until the guard drops, and restarts it then: while a reader waits for
+    /// its node to take a message, it reads nothing, and the peer's signals wait in the socket.
+    /// A node too busy to take messages for a while does not make its peers silent.
+    pub(crate) fn deaf(&self) -> Deaf<'_> {
+        self.deaf.store(true, Ordering::Relaxed);
+        Deaf(self)
+    }
+
+    /// Notes that we heard now; also restarts the count when calls start waiting on a client's
+    /// connection.
     pub(crate) fn now(&self) {
         let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.at.fetch_max(nanos, Ordering::Relaxed);
     }
 
-    /// How long since we last heard.
+    /// How long since we last heard (zero while deaf).
     pub(crate) fn quiet_for(&self) -> Duration {
+        if self.deaf.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
         let at = self.origin + Duration::from_nanos(self.at.load(Ordering::Relaxed));
         Instant::now().saturating_duration_since(at)
+    }
+}
+
+/// While it lives, a [`Heard`] counts no silence.
+pub(crate) struct Deaf<'a>(&'a Heard);
+
+impl Drop for Deaf<'_> {
+    fn drop(&mut self) {
+        self.0.deaf.store(false, Ordering::Relaxed);
+        self.0.now();
     }
 }
 
@@ -262,6 +286,28 @@ mod tests {
             socket.tcp_user_timeout().unwrap(),
             Some(Duration::from_millis(600))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_silence_is_counted_while_deaf_and_the_count_restarts_after() {
+        let heard = Heard::new();
+        let bound = Some(Duration::from_millis(300));
+        let start = Instant::now();
+        let deaf = heard.deaf();
+        let waiting = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(deaf);
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            biased;
+            () = waiting => unreachable!(),
+            () = silence(&heard, bound) => {}
+        }
+        // Deaf for 10 s, then silent for the bound (to within one check of the deaf time).
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(10_300), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(10_600), "{elapsed:?}");
     }
 
     #[test]

@@ -206,11 +206,10 @@ async fn serve_peer(shared: &Shared, (read, mut write): Halves, peer: NodeId, ad
                     tracing::warn!(node = %shared.id, %peer, from = %msg.from, "peer message with a wrong sender dropped");
                 }
                 Ok(Some(Frame::Message(msg))) => {
+                    let _deaf = heard.deaf();
                     if shared.incoming.send(Incoming::Peer(msg)).await.is_err() {
                         return;
                     }
-                    // Time spent waiting for the node is not time the peer was silent.
-                    heard.now();
                 }
                 Ok(Some(Frame::Ping)) => pinged.notify_one(),
                 Ok(Some(Frame::Pong)) => {}
