@@ -160,9 +160,8 @@ async fn answer_one(mut stream: TcpStream) {
 async fn a_call_the_node_holds_longer_than_the_silence_bound_still_gets_its_answer() {
     // As a waiting acquire does: the node answers pings meanwhile, so the connection lives.
     let mut node = TcpTransport::bind(config(1)).await.unwrap();
-    let mut cfg = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(1), node.local_addr())]));
-    cfg.silence_timeout = Duration::from_millis(200);
-    let client = Arc::new(TcpClient::new(cfg));
+    // The default bound, 300 ms.
+    let client = Arc::new(client_of(node.local_addr()));
     let call = {
         let client = client.clone();
         tokio::spawn(async move { client.call(NodeId(1), request(7)).await })
@@ -170,7 +169,7 @@ async fn a_call_the_node_holds_longer_than_the_silence_bound_still_gets_its_answ
     let Some(Incoming::Client { conn, request }) = within(node.recv()).await else {
         panic!("expected a client request");
     };
-    // Held for several silence bounds before the answer.
+    // Held for more than three silence bounds before the answer.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     node.reply(conn, answer(&request)).await;
     let result = within(call).await.unwrap();
