@@ -3,8 +3,9 @@
 use crate::config::TcpClientConfig;
 use crate::error::TcpError;
 use crate::handshake::{self, Halves};
+use crate::liveness::{Heard, Liveness, Noting};
 use crate::queue::OutQueue;
-use crate::wire::{encode_frame, read_frame, HelloRole};
+use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PING};
 use async_trait::async_trait;
 use dlm_core::runtime::{ClientTransport, TransportError};
 use dlm_core::{ClientId, ClientRequest, ClientResponse, NodeId, Seq};
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 type Answer = Result<ClientResponse, TransportError>;
@@ -21,7 +22,9 @@ type Key = (ClientId, Seq);
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
 
 /// A client's TCP transport: one connection per node, opened on first use and reopened after a
-/// failure, with any number of calls in flight on it.
+/// failure, with any number of calls in flight on it. While calls wait, the connection pings
+/// its node; one that hears nothing for the silence bound is closed, its calls fail, and the
+/// next call opens a fresh one (see [`TcpClientConfig::silence_timeout`]).
 pub struct TcpClient {
     config: TcpClientConfig,
     addrs: Mutex<HashMap<NodeId, SocketAddr>>,
@@ -45,6 +48,8 @@ struct ConnShared {
     node: NodeId,
     queue: OutQueue,
     pending: Mutex<Pending>,
+    /// Woken when a call starts waiting, so that an idle connection needs no timer.
+    busy: Notify,
 }
 
 #[derive(Default)]
@@ -149,6 +154,7 @@ impl TcpClient {
             HelloRole::Client,
             self.config.connect_timeout,
             self.config.handshake_timeout,
+            &self.config.liveness(),
         )
         .await
         .map_err(|e| match e {
@@ -164,19 +170,27 @@ impl TcpClient {
             node,
             queue: OutQueue::new(self.config.queue_frames, usize::MAX),
             pending: Mutex::new(Pending::default()),
+            busy: Notify::new(),
         });
-        let task = tokio::spawn(run(shared.clone(), halves, self.config.max_frame));
+        let task = tokio::spawn(run(
+            shared.clone(),
+            halves,
+            self.config.max_frame,
+            self.config.liveness(),
+        ));
         let conn = Arc::new(Conn { shared, task });
         *slot = Some(conn.clone());
         Ok(conn)
     }
 }
 
-async fn run(shared: Arc<ConnShared>, (mut read, write): Halves, max_frame: usize) {
+async fn run(shared: Arc<ConnShared>, (read, write): Halves, max_frame: usize, live: Liveness) {
+    let heard = Heard::new();
     let reader = async {
+        let mut read = Noting::new(read, &heard);
         loop {
-            match read_frame::<_, ClientResponse>(&mut read, max_frame).await {
-                Ok(Some(response)) => {
+            match read_frame_or_signal::<_, ClientResponse>(&mut read, max_frame).await {
+                Ok(Some(Frame::Message(response))) => {
                     let waiter = shared
                         .pending()
                         .calls
@@ -190,6 +204,7 @@ async fn run(shared: Arc<ConnShared>, (mut read, write): Halves, max_frame: usiz
                         }
                     }
                 }
+                Ok(Some(Frame::Ping | Frame::Pong)) => {}
                 Ok(None) => return "closed by the node".to_string(),
                 Err(e) => {
                     tracing::error!(node = %shared.node, "closing connection: {e}");
@@ -199,13 +214,42 @@ async fn run(shared: Arc<ConnShared>, (mut read, write): Halves, max_frame: usiz
         }
     };
     let reason = tokio::select! {
+        // The reader first: see `liveness::silence`.
+        biased;
         reason = reader => reason,
         result = shared.queue.write_loop(write) => match result {
             Err(e) => format!("write failed: {e}"),
             Ok(()) => "writer stopped".to_string(),
         },
+        reason = watch(&shared, &heard, live) => {
+            tracing::warn!(node = %shared.node, "{reason}; closing the connection");
+            reason
+        }
     };
     shared.fail_all(reason);
+}
+
+/// While calls wait, pings the node every ping interval, and gives up on the connection once
+/// nothing has been heard for the silence bound; returns why. Silence is counted from when
+/// calls started waiting: a node has nothing to say to an idle client.
+async fn watch(shared: &ConnShared, heard: &Heard, live: Liveness) -> String {
+    loop {
+        while shared.pending().calls.is_empty() {
+            shared.busy.notified().await;
+        }
+        heard.now();
+        while !shared.pending().calls.is_empty() {
+            if let Some(bound) = live.bound() {
+                let quiet = heard.quiet_for();
+                if quiet >= bound {
+                    return format!("no answer from the node for {quiet:?} with calls waiting");
+                }
+            }
+            // Best effort: a full queue means requests are going out, which the node answers.
+            let _ = shared.queue.try_push(PING.to_vec());
+            tokio::time::sleep(live.ping_interval).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -231,6 +275,7 @@ impl ClientTransport for TcpClient {
             // A second call with the same key replaces the first, whose receiver then fails.
             pending.calls.insert(key, (call, tx));
         }
+        shared.busy.notify_one();
         let _guard = CallGuard { shared, key, call };
         shared
             .queue

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 /// The default largest frame payload: 4 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+/// The default ping interval: dlm-core's default heartbeat interval
+/// (`dlm_core::Config::heartbeat_interval`, 50 ms). See [`TcpConfig::ping_interval`].
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(50);
+/// The default silence bound: dlm-core's default base election timeout
+/// (`dlm_core::Config::election_timeout`, 300 ms). See [`TcpConfig::silence_timeout`].
+pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A node's TCP transport settings. Build with [`TcpConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
@@ -36,11 +42,17 @@ pub struct TcpConfig {
     pub queue_bytes: usize,
     /// Replies queued per client connection before the oldest are dropped.
     pub conn_queue_frames: usize,
-    /// First wait before reconnecting to a peer; doubles on each failure.
+    /// Ceiling of the first wait before reconnecting to a peer; the ceiling doubles on each
+    /// failed attempt and each wait is drawn uniformly below it (full jitter, so that nodes
+    /// that lost a peer together do not dial it in step). Back to this after a connection on
+    /// which the peer was heard.
     pub backoff_min: Duration,
-    /// Longest wait between reconnection attempts.
+    /// Cap of the reconnection back-off's ceiling. Keep it well below the election timeout:
+    /// a peer that comes back must be reached before the cluster gives up waiting for it, and
+    /// with a black-holed peer each attempt already waits out a connect time-out.
     pub backoff_max: Duration,
-    /// Limit for a TCP connect.
+    /// Limit for a TCP connect. A peer link's attempts are also limited to
+    /// `silence_timeout` (see there).
     pub connect_timeout: Duration,
     /// Limit for the handshake, both ways.
     pub handshake_timeout: Duration,
@@ -51,17 +63,57 @@ pub struct TcpConfig {
     /// silent sockets cannot hold descriptors for the handshake time-out, nor lock out clients
     /// that send their hello at once.
     pub max_handshaking: usize,
+    /// How often the liveness signals ([`crate::wire::PING`], [`crate::wire::PONG`]) go out on
+    /// a peer link: from the dialing node whenever it has had nothing else to send for this
+    /// long, and from the listening node regardless, since it sends nothing else on that
+    /// connection. Each end then has something to hear from a live peer, even an idle one.
+    /// Default 50 ms ([`DEFAULT_PING_INTERVAL`]), dlm-core's default heartbeat interval: a
+    /// few bytes per link, and a signal every heartbeat. Keep it a third of `silence_timeout`
+    /// or less, on every node.
+    pub ping_interval: Duration,
+    /// How long a peer connection may go without a byte from the other end before it is
+    /// taken for dead and closed; the dialing node then connects again on a fresh socket.
+    /// Without it a silent drop (a pulled cable, a switch that black-holes packets, no reset)
+    /// leaves a link to TCP's retransmission back-off, which kept links dead 10 s and more
+    /// after the network healed. It also caps a peer link's `connect_timeout` (a SYN sent into
+    /// a black hole is retried by the kernel only after 1 s, then 3 s...; dialing afresh is
+    /// quicker), and sets TCP keep-alive and `TCP_USER_TIMEOUT` (twice this) on every
+    /// connection as a second line. Zero turns the checks off.
+    ///
+    /// Default 300 ms ([`DEFAULT_SILENCE_TIMEOUT`]), dlm-core's default base election timeout
+    /// (`dlm_core::Config::election_timeout`; a node's full timeout adds
+    /// `election_stagger` per rank and up to `election_jitter` at random, 100 ms each by
+    /// default, so 300 to 500 ms in a three-node cluster):
+    ///
+    /// - Long enough not to flap. Six pings in a row must go missing. A stall of this node's
+    ///   own cannot trip it, since whatever arrived meanwhile is read before the check; a stall
+    ///   of the other end long enough to trip it is one in which that node, as leader, would
+    ///   have missed its own heartbeats for an election timeout anyway. A false alarm costs a
+    ///   reconnect and the frames being written at that moment, not the queued messages.
+    /// - Short enough that a healed link is back within about an election timeout: within
+    ///   this plus `backoff_max` plus a round trip, about 0.4 s by default, however long the
+    ///   cut lasted, instead of at the kernel's next retransmission, up to two minutes away.
+    ///   Under heavy packet loss a link may also be closed when a segment is lost several times
+    ///   in a row; the fresh connection starts without TCP's doubled retransmission time-out.
+    ///
+    /// Scale it with the election timeout, and keep it the same on every node.
+    pub silence_timeout: Duration,
 }
 
 impl TcpConfig {
+    pub(crate) fn liveness(&self) -> crate::liveness::Liveness {
+        crate::liveness::Liveness::new(self.ping_interval, self.silence_timeout)
+    }
+
     /// The secret a member proves, and is asked for: the member secret, or else the shared one.
     pub(crate) fn member_secret(&self) -> Option<ClusterSecret> {
         self.peer_secret.clone().or_else(|| self.secret.clone())
     }
 
     /// Defaults: no secret, 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per
-    /// client connection, backoff 50 ms to 5 s, 2 s connect and 5 s handshake limits, 1024
-    /// clients, 128 connections in their handshake, no peers.
+    /// client connection, reconnection back-off 10 ms to 100 ms (a third of the default election
+    /// timeout), 2 s connect and 5 s handshake limits, 1024 clients, 128 connections in their
+    /// handshake, pings every 50 ms and a 300 ms silence bound, no peers.
     pub fn new(id: NodeId, listen: SocketAddr, cluster_id: u64) -> TcpConfig {
         TcpConfig {
             id,
@@ -74,12 +126,14 @@ impl TcpConfig {
             peer_queue_frames: 1024,
             queue_bytes: 64 * 1024 * 1024,
             conn_queue_frames: 1024,
-            backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
             max_clients: 1024,
             max_handshaking: 128,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            silence_timeout: DEFAULT_SILENCE_TIMEOUT,
         }
     }
 }
@@ -98,15 +152,29 @@ pub struct TcpClientConfig {
     pub max_frame: usize,
     /// Requests queued per connection before calls fail at once.
     pub queue_frames: usize,
-    /// Limit for a TCP connect.
+    /// Limit for a TCP connect; also limited to `silence_timeout` (see there).
     pub connect_timeout: Duration,
     /// Limit for the handshake.
     pub handshake_timeout: Duration,
+    /// How often a connection pings its node ([`crate::wire::PING`]; the node answers each
+    /// with a [`crate::wire::PONG`]) while calls wait on it. Default 50 ms, as
+    /// [`TcpConfig::ping_interval`]; keep it a third of `silence_timeout` or less.
+    pub ping_interval: Duration,
+    /// A connection that has heard nothing from its node for this long while calls wait on it
+    /// is closed: those calls fail with a connection error, and the next call opens a fresh
+    /// connection, so that a call retried after a time-out does not go back into a socket
+    /// that TCP would take minutes to give up. Also caps `connect_timeout`, and sets TCP
+    /// keep-alive and `TCP_USER_TIMEOUT` as for a node. Zero turns the check off.
+    ///
+    /// Default 300 ms, as [`TcpConfig::silence_timeout`] and for the same reasons: a node
+    /// answers a ping at once, even while it holds a long-polled call, so a connection silent
+    /// that long has lost its path or its node. Scale it with the cluster's election timeout.
+    pub silence_timeout: Duration,
 }
 
 impl TcpClientConfig {
     /// Defaults: no secret, 4 MiB frames, 4096 queued requests, 2 s connect and 5 s handshake
-    /// limits.
+    /// limits, pings every 50 ms while calls wait and a 300 ms silence bound.
     pub fn new(cluster_id: u64, nodes: HashMap<NodeId, SocketAddr>) -> TcpClientConfig {
         TcpClientConfig {
             cluster_id,
@@ -116,6 +184,12 @@ impl TcpClientConfig {
             queue_frames: 4096,
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            ping_interval: DEFAULT_PING_INTERVAL,
+            silence_timeout: DEFAULT_SILENCE_TIMEOUT,
         }
+    }
+
+    pub(crate) fn liveness(&self) -> crate::liveness::Liveness {
+        crate::liveness::Liveness::new(self.ping_interval, self.silence_timeout)
     }
 }

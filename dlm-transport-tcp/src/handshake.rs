@@ -15,6 +15,7 @@
 
 use crate::auth::{self, ClusterSecret, Side, Transcript};
 use crate::error::TcpError;
+use crate::liveness::Liveness;
 use crate::wire::{
     encode_frame, read_frame, read_payload, FrameError, Hello, HelloAnswer, HelloProof, HelloRole,
     Nonce, Proof, HANDSHAKE_MAX_FRAME, MAGIC, PROTOCOL_VERSION,
@@ -32,6 +33,8 @@ use tokio::time::timeout;
 pub(crate) type Halves = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
 
 /// Connects to `addr` and introduces ourselves as `role`, proving we know `secret` if given.
+/// The connect is limited by `live` as well as by `connect_timeout`, and the socket gets the
+/// kernel's time-outs derived from it.
 pub(crate) async fn connect(
     addr: SocketAddr,
     cluster_id: u64,
@@ -39,11 +42,16 @@ pub(crate) async fn connect(
     role: HelloRole,
     connect_timeout: Duration,
     handshake_timeout: Duration,
+    live: &Liveness,
 ) -> Result<Halves, TcpError> {
-    let stream = timeout(connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| TcpError::Timeout("connect"))??;
+    let stream = timeout(
+        live.connect_timeout(connect_timeout),
+        TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| TcpError::Timeout("connect"))??;
     stream.set_nodelay(true)?;
+    live.tune(&stream);
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let auth = match secret {

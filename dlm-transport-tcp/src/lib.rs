@@ -5,21 +5,30 @@
 //! a [`ClusterSecret`] configured, both ends then prove they know it, see [`auth`]);
 //! then each frame is a big-endian `u32` length followed by a postcard payload of at most
 //! `max_frame` bytes. A frame over the limit, or one that does not decode, closes that connection
-//! with a logged error; the node carries on.
+//! with a logged error; the node carries on. A length word with its top bit set is instead a
+//! liveness signal, [`wire::PING`] or [`wire::PONG`], with no payload.
 //!
 //! - [`TcpTransport`] is a node's [`dlm_core::runtime::Transport`]: one listener accepts both peers
 //!   and clients; each peer gets an outbound link with a bounded queue, reconnecting with
-//!   exponential backoff.
+//!   exponential, jittered back-off.
 //! - [`TcpClient`] is a [`dlm_core::runtime::ClientTransport`]: one lazily opened connection per
 //!   node, many calls pipelined on it, answers matched by `(client, seq)`.
+//!
+//! Packets dropped without a reset (a pulled cable, a black-holing switch) end no TCP
+//! connection until the kernel's retransmission back-off gives up, minutes later. So peer
+//! links, and client connections while calls wait, exchange liveness signals, and a connection
+//! silent for [`TcpConfig::silence_timeout`] is closed and dialed again on a fresh socket, with
+//! TCP keep-alive and `TCP_USER_TIMEOUT` as a second line.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod auth;
+mod backoff;
 mod client;
 mod config;
 mod error;
 mod handshake;
+mod liveness;
 mod peer;
 mod queue;
 mod server;
@@ -28,7 +37,7 @@ pub mod wire;
 
 pub use auth::{ClusterSecret, SecretError};
 pub use client::TcpClient;
-pub use config::{TcpClientConfig, TcpConfig};
+pub use config::{TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_SILENCE_TIMEOUT};
 pub use error::TcpError;
 pub use transport::{PeerStats, TcpTransport};
 pub use wire::FrameError;

@@ -1,15 +1,22 @@
 //! An outbound link to one peer: a bounded queue and a task that keeps a connection up.
+//!
+//! The link reconnects when the connection ends, when a write fails, and when the peer has
+//! been silent for the silence bound (see [`crate::liveness`]): the peer answers the link's
+//! first [`crate::wire::PING`] with a [`crate::wire::PONG`] every ping interval, so a live
+//! peer is never silent for long, even when the link has nothing to send.
 
 use crate::auth::ClusterSecret;
-use crate::handshake;
+use crate::backoff::Backoff;
+use crate::handshake::{self, Halves};
+use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
-use crate::wire::HelloRole;
+use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
+use dlm_core::message::PeerMessage;
 use dlm_core::NodeId;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 
 /// The settings a link needs, copied out of the config.
@@ -22,6 +29,7 @@ pub(crate) struct LinkSettings {
     pub(crate) backoff_max: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) live: Liveness,
 }
 
 /// A peer's queue and the task that drains it; dropping the link stops the task.
@@ -50,48 +58,99 @@ impl Drop for PeerLink {
 
 async fn run(peer: NodeId, addr: SocketAddr, s: LinkSettings, queue: Arc<OutQueue>) {
     let me = s.me;
-    let mut backoff = s.backoff_min;
+    let fallback_seed = me.get().rotate_left(32) ^ peer.get();
+    let mut backoff = Backoff::random(s.backoff_min, s.backoff_max, fallback_seed);
+    // The last refusal logged as an error; the same again is only a debug line, as a link
+    // retries several times a second.
+    let mut last_refusal: Option<String> = None;
     loop {
-        let role = HelloRole::Peer(me);
-        match handshake::connect(
+        let connected = handshake::connect(
             addr,
             s.cluster_id,
             s.secret.as_ref(),
-            role,
+            HelloRole::Peer(me),
             s.connect_timeout,
             s.handshake_timeout,
+            &s.live,
         )
-        .await
-        {
-            Ok((mut read, write)) => {
-                backoff = s.backoff_min;
+        .await;
+        match connected {
+            Ok(halves) => {
+                last_refusal = None;
                 tracing::debug!(node = %me, %peer, %addr, "connected to peer");
-                // The peer never writes after the handshake: a read ending means it has gone,
-                // which we notice at once instead of at the next failed write.
-                let closed = async {
-                    let mut sink = [0u8; 64];
-                    while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
-                };
-                tokio::select! {
-                    () = closed => tracing::warn!(node = %me, %peer, "peer link closed"),
-                    result = queue.write_loop(write) => {
-                        if let Err(e) = result {
-                            tracing::warn!(node = %me, %peer, "peer link write failed: {e}");
-                        }
+                let session = serve(halves, &queue, &s.live).await;
+                match &session.end {
+                    End::Silent(quiet) => tracing::warn!(node = %me, %peer, %addr,
+                        "peer link silent for {quiet:?}; reconnecting on a fresh socket"),
+                    End::Closed => tracing::warn!(node = %me, %peer, "peer link closed"),
+                    End::Failed(why) => {
+                        tracing::warn!(node = %me, %peer, "peer link failed: {why}")
                     }
                 }
+                if session.heard_peer {
+                    backoff.reset();
+                }
             }
-            Err(TcpError::Refused(reason)) => {
-                tracing::error!(node = %me, %peer, %addr, "peer refused the handshake: {reason}");
-            }
-            Err(e @ TcpError::Auth(_)) => {
-                tracing::error!(node = %me, %peer, %addr, "peer not trusted: {e}");
+            Err(e @ (TcpError::Refused(_) | TcpError::Auth(_))) => {
+                let why = e.to_string();
+                if last_refusal.as_deref() == Some(why.as_str()) {
+                    tracing::debug!(node = %me, %peer, %addr, "peer still refuses: {why}");
+                } else {
+                    tracing::error!(node = %me, %peer, %addr, "cannot link to peer: {why}");
+                    last_refusal = Some(why);
+                }
             }
             Err(e) => {
                 tracing::debug!(node = %me, %peer, %addr, "cannot reach peer: {e}");
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(s.backoff_max);
+        tokio::time::sleep(backoff.next_wait()).await;
     }
+}
+
+/// How a connection to a peer ended.
+enum End {
+    /// Nothing heard for this long.
+    Silent(Duration),
+    /// The peer closed it.
+    Closed,
+    /// A read or write failed, or the peer broke the protocol.
+    Failed(String),
+}
+
+struct Session {
+    end: End,
+    /// Whether the peer's liveness signal came back at least once: the link worked end to end.
+    heard_peer: bool,
+}
+
+/// Writes the queue to the peer and listens for its signals until the connection ends.
+async fn serve((read, write): Halves, queue: &OutQueue, live: &Liveness) -> Session {
+    let heard = Heard::new();
+    let mut heard_peer = false;
+    let listen = async {
+        let mut read = Noting::new(read, &heard);
+        loop {
+            // The peer sends signals only: a limit of 0 refuses any message.
+            match read_frame_or_signal::<_, PeerMessage>(&mut read, 0).await {
+                Ok(Some(Frame::Pong | Frame::Ping)) => heard_peer = true,
+                Ok(Some(Frame::Message(_))) => {
+                    return End::Failed("the peer sent a message on our link".into())
+                }
+                Ok(None) => return End::Closed,
+                Err(e) => return End::Failed(format!("read: {e}")),
+            }
+        }
+    };
+    let end = tokio::select! {
+        // The reader first: see `liveness::silence`.
+        biased;
+        end = listen => end,
+        result = queue.write_with_pings(write, Some(live.ping_interval)) => match result {
+            Err(e) => End::Failed(format!("write: {e}")),
+            Ok(()) => End::Closed,
+        },
+        () = silence(&heard, live.bound()) => End::Silent(heard.quiet_for()),
+    };
+    Session { end, heard_peer }
 }

@@ -7,9 +7,11 @@
 //! come back. A client's queue refuses new frames instead, so that the call fails at once rather
 //! than waiting on a request that was thrown away.
 
+use crate::wire::PING;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::Notify;
 
@@ -93,12 +95,38 @@ impl OutQueue {
     /// Writes frames as they come: everything queued at each wake-up, then one flush, so a burst
     /// costs one syscall rather than one per frame. Returns only on a write error.
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, writer: W) -> io::Result<()> {
+        self.write_with_pings(writer, None).await
+    }
+
+    /// As [`OutQueue::write_loop`], and with `ping` set, also writes [`PING`] first (which asks
+    /// a node to signal back) and again whenever nothing was written for that long, so that
+    /// the other end always has something to hear. The pings bypass the queue: they are not
+    /// messages, and must neither be dropped for nor counted against them.
+    pub(crate) async fn write_with_pings<W: AsyncWrite + Unpin>(
+        &self,
+        writer: W,
+        ping: Option<Duration>,
+    ) -> io::Result<()> {
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+        if ping.is_some() {
+            writer.write_all(&PING).await?;
+            writer.flush().await?;
+        }
         loop {
             let batch = self.take_all();
             if batch.is_empty() {
                 // A push between take_all and here leaves a permit, so no wake-up is lost.
-                self.wake.notified().await;
+                let Some(interval) = ping else {
+                    self.wake.notified().await;
+                    continue;
+                };
+                if tokio::time::timeout(interval, self.wake.notified())
+                    .await
+                    .is_err()
+                {
+                    writer.write_all(&PING).await?;
+                    writer.flush().await?;
+                }
                 continue;
             }
             for frame in &batch {
@@ -132,6 +160,36 @@ mod tests {
         assert_eq!(q.len(), 1);
         q.push_drop_oldest(vec![2; 50]);
         assert_eq!(Vec::from(q.take_all()), vec![vec![2; 50]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_go_first_and_whenever_idle_but_not_between_messages() {
+        use crate::wire::PING;
+        use std::time::Duration;
+        use tokio::io::AsyncReadExt;
+        let q = OutQueue::new(16, usize::MAX);
+        let (writer, mut reader) = tokio::io::duplex(1024);
+        let interval = Duration::from_millis(50);
+        let writing = q.write_with_pings(writer, Some(interval));
+        let reading = async {
+            let mut got = [0u8; 4];
+            reader.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, PING, "the first ping");
+            // Busy: a frame every 20 ms for 200 ms, and no ping among them.
+            for i in 0..10u8 {
+                q.push_drop_oldest(vec![i; 4]);
+                reader.read_exact(&mut got).await.unwrap();
+                assert_eq!(got, [i; 4]);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Idle: pings again.
+            reader.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, PING);
+        };
+        tokio::select! {
+            result = writing => panic!("writer ended: {result:?}"),
+            () = reading => {}
+        }
     }
 
     #[test]

@@ -2,18 +2,22 @@
 
 use crate::auth::ClusterSecret;
 use crate::handshake::{self, Halves};
+use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
-use crate::wire::{read_frame, HelloRole};
+use crate::wire::{read_frame_or_signal, Frame, HelloRole, PONG};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
 use dlm_core::{ClientRequest, ConnId, NodeId};
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
 
 /// What connection tasks share with the transport.
@@ -30,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) handshake_timeout: Duration,
     max_clients: usize,
     max_handshaking: usize,
+    live: Liveness,
     /// Client connections admitted and not yet closed.
     clients: Arc<AtomicUsize>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
@@ -50,6 +55,7 @@ impl Shared {
             handshake_timeout: config.handshake_timeout,
             max_clients: config.max_clients,
             max_handshaking: config.max_handshaking,
+            live: config.liveness(),
             clients: Arc::default(),
             incoming,
             conns: Mutex::new(HashMap::new()),
@@ -82,6 +88,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!(node = %shared.id, %addr, "cannot set TCP_NODELAY: {e}");
                     }
+                    shared.live.tune(&stream);
                     let (read, write) = stream.into_split();
                     let halves = (tokio::io::BufReader::new(read), write);
                     conns.spawn(serve(shared.clone(), halves, addr, evicted));
@@ -176,38 +183,68 @@ async fn serve(
         }
     };
     match role {
-        HelloRole::Peer(peer) => serve_peer(&shared, read, peer, addr).await,
+        HelloRole::Peer(peer) => serve_peer(&shared, (read, write), peer, addr).await,
         HelloRole::Client => serve_client(&shared, (read, write), addr).await,
     }
     drop(client_slot);
 }
 
-async fn serve_peer(
-    shared: &Shared,
-    mut read: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
-    peer: NodeId,
-    addr: SocketAddr,
-) {
+/// Reads a peer's messages. The peer pings when it has nothing else to send, so a connection
+/// that stays silent for the silence bound has lost its path or its peer, and is closed (the
+/// peer dials again on its side). Its first ping also asks us to signal back every ping
+/// interval, which we do from here, apart from the reading: even while the node is too busy
+/// to take the peer's messages, the peer still hears that we are alive.
+async fn serve_peer(shared: &Shared, (read, mut write): Halves, peer: NodeId, addr: SocketAddr) {
     tracing::debug!(node = %shared.id, %peer, %addr, "peer connected");
-    loop {
-        match read_frame::<_, PeerMessage>(&mut read, shared.max_frame).await {
-            Ok(Some(msg)) if msg.from != peer => {
-                tracing::warn!(node = %shared.id, %peer, from = %msg.from, "peer message with a wrong sender dropped");
-            }
-            Ok(Some(msg)) => {
-                if shared.incoming.send(Incoming::Peer(msg)).await.is_err() {
+    let heard = Heard::new();
+    let pinged = Notify::new();
+    let reader = async {
+        let mut read = Noting::new(read, &heard);
+        loop {
+            match read_frame_or_signal::<_, PeerMessage>(&mut read, shared.max_frame).await {
+                Ok(Some(Frame::Message(msg))) if msg.from != peer => {
+                    tracing::warn!(node = %shared.id, %peer, from = %msg.from, "peer message with a wrong sender dropped");
+                }
+                Ok(Some(Frame::Message(msg))) => {
+                    let _deaf = heard.deaf();
+                    if shared.incoming.send(Incoming::Peer(msg)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(Frame::Ping)) => pinged.notify_one(),
+                Ok(Some(Frame::Pong)) => {}
+                Ok(None) => {
+                    tracing::debug!(node = %shared.id, %peer, "peer connection closed");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(node = %shared.id, %peer, %addr, "closing peer connection: {e}");
                     return;
                 }
             }
-            Ok(None) => {
-                tracing::debug!(node = %shared.id, %peer, "peer connection closed");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(node = %shared.id, %peer, %addr, "closing peer connection: {e}");
-                return;
-            }
         }
+    };
+    tokio::select! {
+        // The reader first: see `liveness::silence`.
+        biased;
+        () = reader => {}
+        e = signal_back(&mut write, &pinged, shared.live.ping_interval) => {
+            tracing::debug!(node = %shared.id, %peer, "peer connection write failed: {e}");
+        }
+        () = silence(&heard, shared.live.bound()) => {
+            tracing::warn!(node = %shared.id, %peer, %addr, "peer silent for {:?}; connection closed", heard.quiet_for());
+        }
+    }
+}
+
+/// Once the peer has pinged, sends it a [`PONG`] every `interval`; returns only on a write error.
+async fn signal_back(write: &mut OwnedWriteHalf, pinged: &Notify, interval: Duration) -> io::Error {
+    pinged.notified().await;
+    loop {
+        if let Err(e) = write.write_all(&PONG).await {
+            return e;
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -223,6 +260,9 @@ impl Drop for ConnGuard<'_> {
     }
 }
 
+/// Reads a client's requests and answers its pings. Clients are not checked for silence: one
+/// with no call waiting has no reason to speak, and one that vanished is found by the kernel's
+/// keep-alive and `TCP_USER_TIMEOUT` (see [`Liveness::tune`]).
 async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAddr) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let queue = Arc::new(OutQueue::new(shared.conn_queue_frames, shared.queue_bytes));
@@ -231,13 +271,18 @@ async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAd
     tracing::debug!(node = %shared.id, %conn, %addr, "client connected");
     let reader = async {
         loop {
-            match read_frame::<_, ClientRequest>(&mut read, shared.max_frame).await {
-                Ok(Some(request)) => {
+            match read_frame_or_signal::<_, ClientRequest>(&mut read, shared.max_frame).await {
+                Ok(Some(Frame::Message(request))) => {
                     let incoming = Incoming::Client { conn, request };
                     if shared.incoming.send(incoming).await.is_err() {
                         return;
                     }
                 }
+                // Best effort: a full queue has replies on the way, which the client hears.
+                Ok(Some(Frame::Ping)) => {
+                    let _ = queue.try_push(PONG.to_vec());
+                }
+                Ok(Some(Frame::Pong)) => {}
                 Ok(None) => return,
                 Err(e) => {
                     tracing::error!(node = %shared.id, %conn, %addr, "closing client connection: {e}");

@@ -69,6 +69,7 @@ impl TcpTransport {
                 backoff_max: config.backoff_max,
                 connect_timeout: config.connect_timeout,
                 handshake_timeout: config.handshake_timeout,
+                live: config.liveness(),
             },
             peer_queue_frames: config.peer_queue_frames,
         };

@@ -11,11 +11,39 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub const MAGIC: u32 = 0x444C_4D31;
 /// The protocol version this build speaks; connections with another version are refused.
 /// Version 2 added the nonces and proofs of the cluster secret ([`crate::auth`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 added the liveness signals [`PING`] and [`PONG`], so that each end of a connection
+/// can tell a silent peer (a pulled cable, a switch that drops packets without a reset) from an
+/// idle one instead of waiting for TCP's retransmission back-off. A version-2 node would read a
+/// signal as a frame over its limit and close the connection, hence the new number.
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.
 pub const NONCE_LEN: usize = 32;
+
+/// Set in a frame's 4-byte length word, it makes the word a liveness signal with no payload
+/// instead of a length (the low bits say which signal). No frame is that large: payloads are
+/// limited to less than this.
+pub const SIGNAL_BIT: u32 = 0x8000_0000;
+/// "Are you there?": the listening node answers a client's `PING` with a [`PONG`]. On a peer
+/// connection the first `PING` from the connecting node asks the listening one to send a `PONG`
+/// every ping interval from then on; the connecting node then pings whenever it has had nothing
+/// else to send for a ping interval. Never sent during the handshake.
+pub const PING: [u8; 4] = (SIGNAL_BIT | 1).to_be_bytes();
+/// "I am here": an answer to [`PING`], needing none. Any bytes count as hearing from the other
+/// side; the signals only make sure there are some while it has nothing else to say.
+pub const PONG: [u8; 4] = (SIGNAL_BIT | 2).to_be_bytes();
+
+/// What one frame carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame<T> {
+    /// A message of the connection's type.
+    Message(T),
+    /// A [`PING`].
+    Ping,
+    /// A [`PONG`].
+    Pong,
+}
 
 /// Random bytes drawn for one handshake, so that the proofs made in it are good for it alone.
 pub type Nonce = [u8; NONCE_LEN];
@@ -100,26 +128,51 @@ pub enum FrameError {
 pub fn encode_frame<T: Serialize>(value: &T, max: usize) -> Result<Vec<u8>, FrameError> {
     let mut buf = postcard::to_extend(value, vec![0u8; 4])?;
     let len = buf.len() - 4;
-    if len > max || len > u32::MAX as usize {
+    if len > max || len >= SIGNAL_BIT as usize {
         return Err(FrameError::TooLarge { len, max });
     }
     buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(buf)
 }
 
-/// Reads one frame and decodes it. `Ok(None)` is a clean end of stream between frames.
+/// Reads one message frame and decodes it, skipping liveness signals. `Ok(None)` is a clean end
+/// of stream between frames.
 pub async fn read_frame<R, T>(reader: &mut R, max: usize) -> Result<Option<T>, FrameError>
 where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
-    match read_payload(reader, max).await? {
-        Some(payload) => Ok(Some(postcard::from_bytes(&payload)?)),
-        None => Ok(None),
+    loop {
+        match read_frame_or_signal(reader, max).await? {
+            Some(Frame::Message(value)) => return Ok(Some(value)),
+            Some(Frame::Ping | Frame::Pong) => {}
+            None => return Ok(None),
+        }
     }
 }
 
-/// Reads one frame's payload, undecoded. `Ok(None)` is a clean end of stream between frames.
+/// Reads one frame: a message, decoded, or a liveness signal. `Ok(None)` is a clean end of stream
+/// between frames. A word with [`SIGNAL_BIT`] set that is no known signal is refused as a frame
+/// over the limit, as a version-2 reader would have.
+pub async fn read_frame_or_signal<R, T>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<Frame<T>>, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    Ok(match read_raw(reader, max).await? {
+        Some(Raw::Payload(payload)) => Some(Frame::Message(postcard::from_bytes(&payload)?)),
+        Some(Raw::Signal(PING)) => Some(Frame::Ping),
+        Some(Raw::Signal(PONG)) => Some(Frame::Pong),
+        Some(Raw::Signal(word)) => return Err(too_large(word, max)),
+        None => None,
+    })
+}
+
+/// Reads one frame's payload, undecoded; a signal is refused (the handshake has none).
+/// `Ok(None)` is a clean end of stream between frames.
 pub(crate) async fn read_payload<R>(
     reader: &mut R,
     max: usize,
@@ -127,19 +180,48 @@ pub(crate) async fn read_payload<R>(
 where
     R: AsyncRead + Unpin,
 {
-    let mut len = [0u8; 4];
-    let first = reader.read(&mut len).await?;
+    match read_raw(reader, max).await? {
+        Some(Raw::Payload(payload)) => Ok(Some(payload)),
+        Some(Raw::Signal(word)) => Err(too_large(word, max)),
+        None => Ok(None),
+    }
+}
+
+/// A frame as it arrived.
+enum Raw {
+    Payload(Vec<u8>),
+    /// The length word of a signal.
+    Signal([u8; 4]),
+}
+
+fn too_large(word: [u8; 4], max: usize) -> FrameError {
+    FrameError::TooLarge {
+        len: u32::from_be_bytes(word) as usize,
+        max,
+    }
+}
+
+async fn read_raw<R>(reader: &mut R, max: usize) -> Result<Option<Raw>, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut word = [0u8; 4];
+    let first = reader.read(&mut word).await?;
     if first == 0 {
         return Ok(None);
     }
-    read_rest(reader, &mut len[first..]).await?;
-    let len = u32::from_be_bytes(len) as usize;
+    read_rest(reader, &mut word[first..]).await?;
+    let len = u32::from_be_bytes(word);
+    if len & SIGNAL_BIT != 0 {
+        return Ok(Some(Raw::Signal(word)));
+    }
+    let len = len as usize;
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
     let mut payload = vec![0u8; len];
     read_rest(reader, &mut payload).await?;
-    Ok(Some(payload))
+    Ok(Some(Raw::Payload(payload)))
 }
 
 async fn read_rest<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
@@ -177,6 +259,45 @@ mod tests {
         assert!(matches!(cut, Err(FrameError::Truncated)));
         let empty = read_frame::<_, Hello>(&mut &[][..], 64).await.unwrap();
         assert_eq!(empty, None);
+    }
+
+    #[tokio::test]
+    async fn signals_are_told_from_messages_and_skipped_by_read_frame() {
+        let hello = Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            cluster_id: 3,
+            role: HelloRole::Client,
+            challenge: None,
+        };
+        let mut stream = PING.to_vec();
+        stream.extend_from_slice(&encode_frame(&hello, 64).unwrap());
+        stream.extend_from_slice(&PONG);
+        let mut reader = &stream[..];
+        let mut got = Vec::new();
+        while let Some(frame) = read_frame_or_signal::<_, Hello>(&mut reader, 64)
+            .await
+            .unwrap()
+        {
+            got.push(frame);
+        }
+        assert_eq!(
+            got,
+            [Frame::Ping, Frame::Message(hello.clone()), Frame::Pong]
+        );
+        let only: Option<Hello> = read_frame(&mut &stream[..], 64).await.unwrap();
+        assert_eq!(only, Some(hello));
+        let none: Option<Hello> = read_frame(&mut &PONG[..], 64).await.unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_signal_or_a_signal_in_the_handshake_is_refused() {
+        let unknown = (SIGNAL_BIT | 77).to_be_bytes();
+        let got = read_frame::<_, Hello>(&mut &unknown[..], 64).await;
+        assert!(matches!(got, Err(FrameError::TooLarge { .. })), "{got:?}");
+        let got = read_payload(&mut &PING[..], HANDSHAKE_MAX_FRAME).await;
+        assert!(matches!(got, Err(FrameError::TooLarge { .. })), "{got:?}");
     }
 
     #[test]
