@@ -14,7 +14,9 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// Version 3 added the liveness signals [`PING`] and [`PONG`], so that each end of a connection
 /// can tell a silent peer (a pulled cable, a switch that drops packets without a reset) from an
 /// idle one instead of waiting for TCP's retransmission back-off. A version-2 node would read a
-/// signal as a frame over its limit and close the connection, hence the new number.
+/// signal as a frame over its limit and close the connection, hence the new number. It also
+/// carries the new meaning of `Op::Cancel` (it undoes a granted acquire, and its answer
+/// `Reply::Cancelled` says what it found), which a version-2 peer would decode wrongly.
 pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
