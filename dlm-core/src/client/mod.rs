@@ -132,6 +132,8 @@ pub struct ClientCore {
     keepalive_at: Time,
     out: VecDeque<ClientOutput>,
     now: Time,
+    /// Requests the service gave a final answer to.
+    answered: u64,
 }
 
 impl std::fmt::Debug for ClientCore {
@@ -168,6 +170,7 @@ impl ClientCore {
             keepalive_at: Time::MAX,
             out: VecDeque::new(),
             now: Time::ZERO,
+            answered: 0,
         }
     }
 
@@ -190,6 +193,12 @@ impl ClientCore {
     /// The locks held, with their tokens and safe windows.
     pub fn held(&self) -> impl Iterator<Item = (&LockName, FencingToken, Time)> {
         self.held.iter()
+    }
+
+    /// How many requests the service has answered finally (calls, keep-alives, withdrawals
+    /// and give-backs; not refusals that only redirect).
+    pub fn answered(&self) -> u64 {
+        self.answered
     }
 
     /// The next output, if any.
@@ -465,12 +474,12 @@ impl ClientCore {
     /// Acts on every request whose time has come, the keep-alive schedule and lease ends.
     fn run_timers(&mut self) {
         let now = self.now;
-        let due: Vec<Seq> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.wake_at() <= now)
-            .map(|(seq, _)| *seq)
-            .collect();
+        let due: Vec<Seq> = if self.requests.values().any(|r| r.wake_at() <= now) {
+            let due = self.requests.iter().filter(|(_, r)| r.wake_at() <= now);
+            due.map(|(seq, _)| *seq).collect()
+        } else {
+            Vec::new()
+        };
         for seq in due {
             let Some(r) = self.requests.get_mut(&seq) else {
                 continue;
@@ -514,6 +523,9 @@ impl ClientCore {
             }
         }
         self.run_keepalive();
+        if self.held.earliest_end() > now {
+            return;
+        }
         for (lock, token) in self.held.expire(now) {
             self.out.push_back(ClientOutput::Lost { lock, token });
         }
@@ -642,6 +654,7 @@ impl ClientCore {
         let Some(r) = self.requests.get(&seq) else {
             return;
         };
+        self.answered += 1;
         let (purpose, op, first_sent) = (r.purpose.clone(), r.op.clone(), r.first_sent);
         let sent = first_sent.unwrap_or(self.now);
         match purpose {

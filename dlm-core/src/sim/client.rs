@@ -1,56 +1,69 @@
-//! A simulated client: acquire (try, wait or deadline) → keep-alive while holding → appends with
-//! the token → release, retrying the same `(client, seq)` with backoff and following leader hints.
+//! A simulated user of the shipped client core: it decides which calls to make and when to give
+//! up on them (as a dropped future would); the [`ClientCore`] does everything else (numbering,
+//! retries, leader hints, long-polls, deadlines, keep-alives, lost locks, withdrawals).
 
+use super::clock::Skew;
 use super::rng::SimRng;
+use crate::client::{
+    CallId, CallOp, ClientConfig, ClientCore, ClientError, ClientEvent, ClientOutput, Done,
+    DriftBound, Wait,
+};
 use crate::names::{FileName, LockName};
-use crate::protocol::{ClientRequest, Op, Rejection, Reply};
-use crate::types::{ClientId, FencingToken, Seq};
+use crate::protocol::Rejection;
+use crate::types::{ClientId, FencingToken, NodeId};
 use std::time::Duration;
 
 /// Lease every simulated client asks for.
 pub const LEASE: Duration = Duration::from_millis(1_000);
-/// How long a client waits for an answer before retrying elsewhere.
-const RETRY_AFTER: u64 = 400_000_000;
+/// How long a simulated client waits for one attempt before trying elsewhere.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a simulated call may go without reaching a leader.
+const DEADLINE: Duration = Duration::from_secs(5);
+/// One call in this many is abandoned at a random moment, as a dropped future would be.
+const ABANDON_ONE_IN: u64 = 6;
 
-/// The request a client is waiting on.
-#[derive(Clone, Debug)]
-pub struct Pending {
-    /// The request (retries resend it unchanged).
-    pub request: ClientRequest,
-    /// True time it was first sent: leases are counted from here.
-    pub first_sent: u64,
-    /// When to retry if no answer came.
-    pub retry_at: u64,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// The next attempt follows a leader hint (rather than a time-out).
-    pub hinted: bool,
-}
-
-/// What the client is doing.
+/// The user's side of a call in flight.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Holds nothing.
-    Idle,
-    /// Holds `lock` with `token` until `safe_until` (true time), with appends still to do.
-    Holding {
-        /// The lock.
-        lock: LockName,
-        /// Its token.
-        token: FencingToken,
-        /// Until when the client may act as holder.
-        safe_until: u64,
-        /// Appends left before releasing.
-        appends_left: u32,
+pub enum Calling {
+    /// An acquire of `lock`.
+    Acquire(LockName),
+    /// An append of `data` to `file`.
+    Append {
+        /// The file.
+        file: FileName,
+        /// The data.
+        data: Vec<u8>,
     },
+    /// A read of `file` from 0.
+    Read(FileName),
+    /// A release.
+    Release,
 }
 
-/// What a client wants the simulator to do after an answer.
+/// What the user holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// The lock.
+    pub lock: LockName,
+    /// Its token.
+    pub token: FencingToken,
+    /// Until when (true time) it may act as holder.
+    pub safe_until: u64,
+    /// Appends left before releasing.
+    pub appends_left: u32,
+}
+
+/// What the simulator must record after a client acted or heard something.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Nothing to record.
-    None,
-    /// The client (now) holds `lock` with `token` until `until`.
+    /// Send `request` to node index `node`.
+    Send {
+        /// Node index.
+        node: usize,
+        /// The request.
+        request: crate::protocol::ClientRequest,
+    },
+    /// The client holds `lock` with `token` until `until` (true time).
     Confirmed {
         /// The lock.
         lock: LockName,
@@ -59,13 +72,18 @@ pub enum Event {
         /// Safe until (true time).
         until: u64,
     },
-    /// A read of `file` from offset 0, first sent at `sent` (true time), was answered.
+    /// The client stopped acting as holder of `lock`.
+    Dropped {
+        /// The lock.
+        lock: LockName,
+    },
+    /// A read of `file` from offset 0, started at `sent` (true time), returned `data`.
     Read {
         /// The file.
         file: FileName,
         /// The bytes returned.
         data: Vec<u8>,
-        /// When the read was first sent.
+        /// When the read was started.
         sent: u64,
     },
     /// An append was acknowledged.
@@ -77,256 +95,308 @@ pub enum Event {
         /// What.
         data: Vec<u8>,
     },
+    /// The user gave up on an acquire of `lock` at true time `at`, in session `session`.
+    Abandoned {
+        /// The lock.
+        lock: LockName,
+        /// The session it was asked in.
+        session: ClientId,
+    },
 }
 
-/// One simulated client.
-#[derive(Clone, Debug)]
+/// One simulated client: a user and the client core it drives.
+#[derive(Debug)]
 pub struct SimClient {
     /// Its index.
     pub idx: usize,
-    /// Its id.
-    pub id: ClientId,
     /// Still running (a crashed client never sends again).
     pub alive: bool,
-    /// Next seq to use.
-    pub next_seq: Seq,
-    /// The outstanding request.
-    pub pending: Option<Pending>,
-    /// Node it believes leads.
-    pub target: usize,
-    /// When it next wants to act.
-    pub wake_at: u64,
+    core: ClientCore,
+    skew: Skew,
+    next_call: u64,
+    /// The call in flight, when it started (true time), and when the user gives up on it.
+    pub calling: Option<(CallId, Calling, u64, u64)>,
     /// What it holds.
-    pub phase: Phase,
-    /// Operations answered.
-    pub ops: u64,
-    drift_ppm: u64,
+    pub holding: Option<Holding>,
+    /// When the user next wants to act.
+    pub wake_at: u64,
+    /// When the core wants its next tick (true time), as of its last event.
+    core_wake: u64,
+    /// Calls answered.
+    pub calls: u64,
 }
 
 impl SimClient {
-    /// A fresh client.
-    pub fn new(idx: usize, id: ClientId, nodes: usize, drift_ppm: u64, rng: &mut SimRng) -> Self {
+    /// A fresh client whose clock runs at `skew`, counting leases with the drift bound `drift`.
+    pub fn new(idx: usize, nodes: usize, skew: Skew, drift: DriftBound, rng: &mut SimRng) -> Self {
+        let mut cfg = ClientConfig::new((1..=nodes as u64).map(NodeId));
+        cfg.lease = LEASE;
+        cfg.attempt_timeout = ATTEMPT_TIMEOUT;
+        cfg.deadline = DEADLINE;
+        cfg.backoff_base = Duration::from_millis(5);
+        cfg.backoff_cap = Duration::from_millis(200);
+        cfg.drift = drift;
         SimClient {
             idx,
-            id,
             alive: true,
-            next_seq: Seq(1),
-            pending: None,
-            target: rng.below(nodes as u64) as usize,
+            core: ClientCore::new(cfg, rng.next_u64()),
+            skew,
+            next_call: 1,
+            calling: None,
+            holding: None,
             wake_at: rng.below(50_000_000),
-            phase: Phase::Idle,
-            ops: 0,
-            drift_ppm,
+            core_wake: u64::MAX,
+            calls: 0,
         }
     }
 
-    /// The data of an append: unique per (client, seq), so a file can be checked byte by byte.
-    pub fn append_data(idx: usize, seq: Seq) -> Vec<u8> {
-        format!("<{idx}:{}>", seq.0).into_bytes()
+    /// Requests the service answered (calls, keep-alives, withdrawals, give-backs).
+    pub fn ops(&self) -> u64 {
+        self.core.answered()
     }
 
-    /// Acts if due: retries the outstanding request or starts the next one. Returns the node to
-    /// send to and the request.
+    /// The current session.
+    pub fn id(&self) -> ClientId {
+        self.core.session()
+    }
+
+    /// The data of an append: unique per (client, n), so a file can be checked byte by byte.
+    pub fn append_data(idx: usize, n: u64) -> Vec<u8> {
+        format!("<{idx}:{n}>").into_bytes()
+    }
+
+    /// When the simulator must wake this client (true time).
+    pub fn next_wake(&self) -> u64 {
+        if !self.alive {
+            return u64::MAX;
+        }
+        self.wake_at.min(self.core_wake)
+    }
+
+    /// Whether the user has a call in flight.
+    pub fn busy(&self) -> bool {
+        self.calling.is_some()
+    }
+
+    /// Acts at true time `now`: ticks the core, gives up on a call whose time has come, or
+    /// starts the next call (unless `quiet` and holding nothing).
     pub fn wake(
         &mut self,
         now: u64,
-        nodes: usize,
+        quiet: bool,
         locks: usize,
         rng: &mut SimRng,
-    ) -> Option<(usize, ClientRequest)> {
-        if !self.alive || now < self.wake_at {
-            return None;
+        events: &mut Vec<Event>,
+    ) {
+        let local = self.skew.local(now);
+        self.core.handle(local, ClientEvent::Tick);
+        self.drain(now, rng, events);
+        if now < self.wake_at {
+            return;
         }
-        if let Some(p) = &mut self.pending {
-            if now < p.retry_at {
-                self.wake_at = p.retry_at;
-                return None;
-            }
-            if p.hinted {
-                p.hinted = false;
+        self.wake_at = u64::MAX;
+        if let Some((call, what, _, abandon_at)) = self.calling.clone() {
+            if now >= abandon_at {
+                self.calling = None;
+                self.core.handle(local, ClientEvent::Abandon(call));
+                if let Calling::Acquire(lock) = what {
+                    let session = self.core.session();
+                    events.push(Event::Abandoned { lock, session });
+                }
+                self.wake_at = now + rng.below(20_000_000);
+                self.drain(now, rng, events);
             } else {
-                // No answer: try another node.
-                self.target = (self.target + 1) % nodes;
+                self.wake_at = abandon_at;
             }
-            p.attempts += 1;
-            p.retry_at = now + RETRY_AFTER;
-            self.wake_at = p.retry_at;
-            return Some((self.target, p.request.clone()));
+            return;
         }
-        let op = self.next_op(now, locks, rng);
-        let seq = self.next_seq;
-        self.next_seq = seq.next();
-        let request = ClientRequest {
-            client: self.id,
-            seq,
-            acked_below: seq,
-            op,
+        if quiet && self.holding.is_none() {
+            return;
+        }
+        let (op, what) = self.next_call(now, locks, rng, events);
+        let call = CallId(self.next_call);
+        self.next_call += 1;
+        let abandon_at = if rng.below(ABANDON_ONE_IN) == 0 {
+            now + rng.below(600_000_000)
+        } else {
+            u64::MAX
         };
-        self.pending = Some(Pending {
-            request: request.clone(),
-            first_sent: now,
-            retry_at: now + RETRY_AFTER,
-            attempts: 1,
-            hinted: false,
-        });
-        self.wake_at = now + RETRY_AFTER;
-        Some((self.target, request))
+        self.calling = Some((call, what, now, abandon_at));
+        self.wake_at = abandon_at;
+        self.core.handle(local, ClientEvent::Start { call, op });
+        self.drain(now, rng, events);
     }
 
-    fn next_op(&mut self, now: u64, locks: usize, rng: &mut SimRng) -> Op {
-        if let Phase::Holding {
-            lock,
-            token,
-            safe_until,
-            appends_left,
-        } = &self.phase
-        {
-            let (lock, token) = (lock.clone(), *token);
-            if now >= *safe_until {
-                // The lease may be gone: stop acting as holder. Releasing is still polite.
-                self.phase = Phase::Idle;
-                return Op::Release { lock, token };
-            }
-            let half = u64::try_from(LEASE.as_nanos() / 2).unwrap_or(u64::MAX);
-            if safe_until.saturating_sub(now) < half {
-                return Op::KeepAlive;
-            }
-            if *appends_left > 0 {
+    fn next_call(
+        &mut self,
+        now: u64,
+        locks: usize,
+        rng: &mut SimRng,
+        events: &mut Vec<Event>,
+    ) -> (CallOp, Calling) {
+        if let Some(h) = &mut self.holding {
+            let (lock, token) = (h.lock.clone(), h.token);
+            if now < h.safe_until && h.appends_left > 0 {
+                h.appends_left -= 1;
                 let file = FileName::new(format!("f{}", lock.as_str()));
-                let data = Self::append_data(self.idx, self.next_seq);
-                return Op::Append {
+                let data = Self::append_data(self.idx, self.next_call);
+                let op = CallOp::Append {
                     lock,
                     token,
-                    file,
-                    data,
+                    file: file.clone(),
+                    data: data.clone(),
                 };
+                return (op, Calling::Append { file, data });
             }
-            self.phase = Phase::Idle;
-            return Op::Release { lock, token };
+            // Done, or the lease may be gone: stop acting as holder. Releasing is still polite.
+            self.holding = None;
+            events.push(Event::Dropped { lock: lock.clone() });
+            return (CallOp::Release { lock, token }, Calling::Release);
         }
         let lock = LockName::new(format!("l{}", rng.below(locks as u64)));
         if rng.below(5) == 0 {
             // A linearizable read must show every append acknowledged before it was sent.
             let file = FileName::new(format!("f{}", lock.as_str()));
-            return Op::Read { file, offset: 0 };
+            let op = CallOp::Read {
+                file: file.clone(),
+                offset: 0,
+            };
+            return (op, Calling::Read(file));
         }
         let wait = match rng.below(3) {
-            0 => None,
-            1 => Some(Duration::MAX),
-            _ => Some(Duration::from_millis(50 + rng.below(2_000))),
+            0 => Wait::Try,
+            1 => Wait::Forever,
+            _ => Wait::For(Duration::from_millis(50 + rng.below(2_000))),
         };
-        Op::Acquire {
-            lock,
-            lease: LEASE,
+        let op = CallOp::Acquire {
+            lock: lock.clone(),
             wait,
-        }
+        };
+        (op, Calling::Acquire(lock))
     }
 
-    fn safe_until(&self, first_sent: u64) -> u64 {
-        let lease = u64::try_from(LEASE.as_nanos()).unwrap_or(u64::MAX);
-        let margin = u64::try_from(u128::from(lease) * u128::from(self.drift_ppm) / 1_000_000)
-            .unwrap_or(lease);
-        first_sent + lease - margin
-    }
-
-    /// Handles the answer to the outstanding request.
-    pub fn on_answer(
+    /// Feeds an answer from node index `node`, at true time `now`.
+    pub fn on_response(
         &mut self,
         now: u64,
-        result: &Result<Reply, Rejection>,
-        nodes: usize,
+        node: usize,
+        response: crate::protocol::ClientResponse,
         rng: &mut SimRng,
-    ) -> Event {
-        let Some(p) = self.pending.clone() else {
-            return Event::None;
-        };
-        if let Err(Rejection::NotLeader { hint }) = result {
-            self.target = match hint {
-                Some(id) => (id.0 as usize).saturating_sub(1) % nodes,
-                None => (self.target + 1) % nodes,
-            };
-            let backoff = 5_000_000 * u64::from(p.attempts.min(20)) + rng.below(5_000_000);
-            if let Some(p) = &mut self.pending {
-                p.retry_at = now + backoff;
-                p.hinted = true;
-            }
-            self.wake_at = now + backoff;
-            return Event::None;
-        }
-        self.pending = None;
-        self.ops += 1;
-        self.wake_at = now + rng.below(20_000_000);
-        let until = self.safe_until(p.first_sent);
-        match (&p.request.op, result) {
-            (Op::Acquire { lock, .. }, Ok(Reply::Granted { token, .. })) => {
-                self.phase = Phase::Holding {
-                    lock: lock.clone(),
-                    token: *token,
-                    safe_until: until,
-                    appends_left: 1 + rng.below(4) as u32,
-                };
-                Event::Confirmed {
-                    lock: lock.clone(),
-                    token: *token,
-                    until,
+        events: &mut Vec<Event>,
+    ) {
+        let node = NodeId(node as u64 + 1);
+        let local = self.skew.local(now);
+        self.core
+            .handle(local, ClientEvent::Answer { node, response });
+        self.drain(now, rng, events);
+    }
+
+    fn drain(&mut self, now: u64, rng: &mut SimRng, events: &mut Vec<Event>) {
+        self.core_wake = self.skew.true_of(self.core.next_deadline());
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                ClientOutput::Send { node, request } => {
+                    let node = (node.0 as usize).saturating_sub(1);
+                    events.push(Event::Send { node, request });
                 }
-            }
-            (Op::KeepAlive, Ok(Reply::KeptAlive { held })) => {
-                let Phase::Holding {
+                ClientOutput::Done { call, result } => self.done(now, call, result, rng, events),
+                ClientOutput::Renewed {
                     lock,
                     token,
                     safe_until,
-                    ..
-                } = &mut self.phase
-                else {
-                    return Event::None;
-                };
-                if now < *safe_until && held.contains(&(lock.clone(), *token)) {
-                    *safe_until = (*safe_until).max(until);
-                    return Event::Confirmed {
-                        lock: lock.clone(),
-                        token: *token,
-                        until,
-                    };
+                } => {
+                    if let Some(h) = &mut self.holding {
+                        if h.lock == lock && h.token == token {
+                            let until = self.skew.true_of(safe_until);
+                            h.safe_until = h.safe_until.max(until);
+                            events.push(Event::Confirmed { lock, token, until });
+                        }
+                    }
                 }
-                self.phase = Phase::Idle;
-                Event::None
-            }
-            (Op::Append { file, data, .. }, Ok(Reply::Appended { offset })) => {
-                if let Phase::Holding { appends_left, .. } = &mut self.phase {
-                    *appends_left = appends_left.saturating_sub(1);
-                }
-                Event::Appended {
-                    file: file.clone(),
-                    offset: *offset,
-                    data: data.clone(),
+                ClientOutput::Lost { lock, token } => {
+                    if self
+                        .holding
+                        .as_ref()
+                        .is_some_and(|h| h.lock == lock && h.token == token)
+                    {
+                        self.holding = None;
+                        events.push(Event::Dropped { lock });
+                    }
                 }
             }
-            (Op::Read { file, .. }, Ok(Reply::Data { data, .. })) => Event::Read {
-                file: file.clone(),
-                data: data.clone(),
-                sent: p.first_sent,
-            },
-            // No such file is a read of nothing: just as stale if something was acknowledged.
-            (Op::Read { file, .. }, Err(Rejection::NoSuchFile)) => Event::Read {
-                file: file.clone(),
-                data: Vec::new(),
-                sent: p.first_sent,
-            },
-            (Op::Append { .. } | Op::KeepAlive, Err(_)) => {
-                // Lost the lock (expired and maybe granted to someone else).
-                self.phase = Phase::Idle;
-                Event::None
-            }
-            (Op::Acquire { .. }, Err(Rejection::SessionExpired))
-            | (_, Err(Rejection::SessionExpired)) => {
-                // Start over as a new client.
-                self.id = ClientId(self.id.0.wrapping_add(1 << 64));
-                self.next_seq = Seq(1);
-                self.phase = Phase::Idle;
-                Event::None
-            }
-            _ => Event::None,
         }
+    }
+
+    fn done(
+        &mut self,
+        now: u64,
+        call: CallId,
+        result: Result<Done, ClientError>,
+        rng: &mut SimRng,
+        events: &mut Vec<Event>,
+    ) {
+        let Some((current, what, started, _)) = self.calling.clone() else {
+            return;
+        };
+        if current != call {
+            return;
+        }
+        self.calling = None;
+        self.calls += 1;
+        self.wake_at = now + rng.below(20_000_000);
+        match (what, result) {
+            (
+                Calling::Acquire(_),
+                Ok(Done::Granted {
+                    lock,
+                    token,
+                    safe_until,
+                }),
+            ) => {
+                let until = self.skew.true_of(safe_until);
+                self.holding = Some(Holding {
+                    lock: lock.clone(),
+                    token,
+                    safe_until: until,
+                    appends_left: 1 + rng.below(4) as u32,
+                });
+                events.push(Event::Confirmed { lock, token, until });
+            }
+            (Calling::Append { file, data }, Ok(Done::Appended { offset })) => {
+                events.push(Event::Appended { file, offset, data });
+            }
+            (Calling::Append { .. }, Err(_)) => {
+                // Lost the lock (expired, and maybe granted to someone else).
+                if let Some(h) = self.holding.take() {
+                    events.push(Event::Dropped { lock: h.lock });
+                }
+            }
+            (Calling::Read(file), Ok(Done::Data { data, .. })) => {
+                events.push(Event::Read {
+                    file,
+                    data,
+                    sent: started,
+                });
+            }
+            // No such file is a read of nothing: just as stale if something was acknowledged.
+            (Calling::Read(file), Err(ClientError::Rejected(Rejection::NoSuchFile))) => {
+                events.push(Event::Read {
+                    file,
+                    data: Vec::new(),
+                    sent: started,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The session's grant of `lock`, if the user holds it or is acquiring it (so a grant the
+    /// service lists for the session is no leftover of an abandoned acquire).
+    pub fn claims(&self, lock: &LockName, token: FencingToken) -> bool {
+        self.holding
+            .as_ref()
+            .is_some_and(|h| h.lock == *lock && h.token == token)
+            || matches!(&self.calling, Some((_, Calling::Acquire(l), _, _)) if l == lock)
+            || self.core.held().any(|(l, t, _)| l == lock && t == token)
     }
 }

@@ -1,6 +1,6 @@
 //! What scenario tests use to look at a run and steer it: accessors, crash and restart, cuts.
 
-use super::{Sim, Summary, Violation};
+use super::{Sim, SimClient, Summary, Violation};
 use crate::node::Node;
 
 impl Sim {
@@ -9,7 +9,7 @@ impl Sim {
         Summary {
             fingerprint: self.fingerprint,
             steps: self.steps,
-            client_ops: self.clients.iter().map(|c| c.ops).sum(),
+            client_ops: self.clients.iter().map(SimClient::ops).sum(),
         }
     }
 
@@ -42,7 +42,7 @@ impl Sim {
 
     /// Client operations answered so far.
     pub fn client_ops(&self) -> u64 {
-        self.clients.iter().map(|c| c.ops).sum()
+        self.clients.iter().map(SimClient::ops).sum()
     }
 
     /// Stops the chaos phase now (faults off, every node up).

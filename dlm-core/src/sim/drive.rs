@@ -162,7 +162,7 @@ impl Sim {
                 }
                 let client = conn.0 as usize;
                 self.net
-                    .send_response(self.now, self.chaos, client, response, &mut self.rng);
+                    .send_response(self.now, self.chaos, idx, client, response, &mut self.rng);
             }
             Effect::Applied(applied) => {
                 if applied == Applied::Restored {

@@ -52,6 +52,8 @@ pub struct Checker {
     pub acked_appends: Vec<(FileName, u64, Vec<u8>)>,
     /// When each of `acked_appends` was acknowledged (true time), in the same order.
     pub acked_at: Vec<u64>,
+    /// Acquires given up on, to check by a due time: (client index, session, lock, due).
+    pub abandoned: Vec<(usize, ClientId, LockName, u64)>,
 }
 
 fn hash_entry(entry: &Entry) -> u64 {

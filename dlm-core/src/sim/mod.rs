@@ -17,6 +17,7 @@
 //! request that confirmed it, minus a drift bound at least the largest skew.
 
 mod client;
+mod clock;
 mod config;
 mod control;
 mod disk;
@@ -28,14 +29,17 @@ mod phases;
 mod rng;
 
 pub use client::{SimClient, LEASE};
+pub use clock::Skew;
 pub use config::{Faults, SimConfig};
 pub use durable::Durable;
 pub use rng::SimRng;
 
+use crate::client::DriftBound;
 use crate::config::Config;
 use crate::node::{Input, Node};
 use crate::protocol::{ClientResponse, Op};
-use crate::types::{ClientId, ConnId, NodeId, Time};
+use crate::types::{ConnId, NodeId, Time};
+use client::Event;
 use disk::Disk;
 use invariants::{Broken, Checker};
 use net::{Delivery, Net};
@@ -45,6 +49,19 @@ use std::fmt;
 /// How long after the heal phase starts clients stop starting new work, so that everything in
 /// flight can settle before the final checks.
 const QUIESCE: u64 = 6_000_000_000;
+/// How long into the heal phase a leader is certain to be elected and known to clients.
+const ABANDON_SETTLE: u64 = 2_000_000_000;
+/// How long after its abandonment (once the cluster has settled) an acquire may still hold
+/// its lock: a cancel's round trip and commit, well under a lease.
+const ABANDON_BOUND: u64 = 500_000_000;
+
+fn draw_skew(max_ppm: i64, rng: &mut SimRng) -> Skew {
+    if max_ppm > 0 {
+        Skew(rng.below(2 * max_ppm as u64 + 1) as i64 - max_ppm)
+    } else {
+        Skew(0)
+    }
+}
 
 /// A broken invariant, with what is needed to replay it.
 #[derive(Clone, Debug)]
@@ -97,8 +114,8 @@ struct SimNode {
     node: Option<Node>,
     durable: Durable,
     disk: Disk,
-    /// Clock rate offset in parts per million.
-    skew_ppm: i64,
+    /// Its clock's rate.
+    skew: Skew,
     paused_until: u64,
     down_until: u64,
     crash_pending: bool,
@@ -110,14 +127,11 @@ struct SimNode {
 
 impl SimNode {
     fn local(&self, t: u64) -> Time {
-        let rate = (1_000_000 + self.skew_ppm) as u128;
-        Time::from_nanos(u64::try_from(u128::from(t) * rate / 1_000_000).unwrap_or(u64::MAX))
+        self.skew.local(t)
     }
 
     fn true_of(&self, local: Time) -> u64 {
-        let rate = (1_000_000 + self.skew_ppm) as u128;
-        let nanos = u128::from(local.as_nanos()) * 1_000_000;
-        u64::try_from(nanos.div_ceil(rate)).unwrap_or(u64::MAX)
+        self.skew.true_of(local)
     }
 }
 
@@ -166,17 +180,13 @@ impl Sim {
                 Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
                 None => disk::LATENCIES[rng.below(disk::LATENCIES.len() as u64) as usize],
             };
-            let skew_ppm = if skew > 0 {
-                rng.below(2 * skew as u64 + 1) as i64 - skew
-            } else {
-                0
-            };
+            let skew = draw_skew(skew, &mut rng);
             nodes.push(SimNode {
                 cfg: c,
                 node: None,
                 durable: Durable::default(),
                 disk: Disk::new(latency),
-                skew_ppm,
+                skew,
                 paused_until: 0,
                 down_until: 0,
                 crash_pending: false,
@@ -184,12 +194,16 @@ impl Sim {
                 restored: 0,
             });
         }
-        // Clients count leases with a drift bound at least the largest skew (plus rounding).
-        let drift = cfg.faults.max_skew_ppm + 1_000;
+        // A server's clock may run fast by the largest skew while the client's runs slow by as
+        // much: clients discount leases by twice that, plus rounding.
+        let drift = DriftBound {
+            rate_ppm: u32::try_from(2 * cfg.faults.max_skew_ppm + 1_000).unwrap_or(u32::MAX),
+            margin: std::time::Duration::from_millis(1),
+        };
         let clients = (0..cfg.clients)
             .map(|i| {
-                let id = ClientId::from_random(u128::from(rng.next_u64()) << 64 | i as u128);
-                SimClient::new(i, id, cfg.nodes, drift, &mut rng)
+                let skew = draw_skew(skew, &mut rng);
+                SimClient::new(i, cfg.nodes, skew, drift, &mut rng)
             })
             .collect();
         let chaos_end = u64::try_from(cfg.chaos.as_nanos()).unwrap_or(u64::MAX);
@@ -359,8 +373,9 @@ impl Sim {
             }
         }
         for (i, c) in self.clients.iter().enumerate() {
-            if c.alive && c.wake_at < next {
-                next = c.wake_at;
+            let t = c.next_wake();
+            if t < next {
+                next = t;
                 what = Next::Client(i);
             }
         }
@@ -387,48 +402,118 @@ impl Sim {
                 self.feed(i, Input::Tick)
             }
             Next::Disk(i) => self.sync_done(i),
-            Next::Client(i) => {
-                self.client_wake(i);
-                Ok(())
-            }
-        }
+            Next::Client(i) => self.client_wake(i),
+        }?;
+        self.check_abandoned()
     }
 
-    fn client_wake(&mut self, i: usize) {
+    fn client_wake(&mut self, i: usize) -> Result<(), Violation> {
         let quiet = !self.chaos && self.now >= self.chaos_end + QUIESCE;
-        let c = &mut self.clients[i];
-        if quiet && c.pending.is_none() && c.phase == client::Phase::Idle {
-            c.wake_at = u64::MAX;
-            return;
+        let mut events = Vec::new();
+        self.clients[i].wake(self.now, quiet, self.cfg.locks, &mut self.rng, &mut events);
+        self.client_events(i, events)
+    }
+
+    /// Records what client `i` did or learned, checking the invariants it bears on.
+    fn client_events(&mut self, i: usize, events: Vec<Event>) -> Result<(), Violation> {
+        let id = self.clients[i].id();
+        for event in events {
+            let checked = match event {
+                Event::Send { node, request } => {
+                    if let Op::Append {
+                        lock, token, data, ..
+                    } = &request.op
+                    {
+                        self.checker
+                            .sent_appends
+                            .insert(data.clone(), (request.client, lock.clone(), *token));
+                    }
+                    self.log(|| {
+                        format!(
+                            "client {i} → node {}: {:?} {:?}",
+                            node + 1,
+                            request.seq,
+                            request.op
+                        )
+                    });
+                    self.net
+                        .send_request(self.now, self.chaos, node, i, request, &mut self.rng);
+                    Ok(())
+                }
+                Event::Confirmed { lock, token, until } => self
+                    .checker
+                    .token_granted_once(id, &lock, token)
+                    .and_then(|()| {
+                        self.checker
+                            .lease_confirmed(i, &lock, token, self.now, until)
+                    }),
+                Event::Dropped { lock } => {
+                    self.checker.lease_dropped(i, &lock, self.now);
+                    Ok(())
+                }
+                Event::Appended { file, offset, data } => {
+                    self.checker.acked_appends.push((file, offset, data));
+                    self.checker.acked_at.push(self.now);
+                    Ok(())
+                }
+                Event::Read { file, data, sent } => {
+                    self.checker.read_linearizable(&file, &data, sent)
+                }
+                Event::Abandoned { lock, session } => {
+                    self.log(|| format!("client {i} abandons its acquire of {lock:?}"));
+                    let settled = self.chaos_end + ABANDON_SETTLE;
+                    let due = self.now.max(settled) + ABANDON_BOUND;
+                    self.checker.abandoned.push((i, session, lock, due));
+                    Ok(())
+                }
+            };
+            checked.map_err(|b| self.violation(b))?;
         }
-        let was_holding = c.phase.clone();
-        let Some((node, request)) = c.wake(self.now, self.cfg.nodes, self.cfg.locks, &mut self.rng)
-        else {
-            return;
-        };
-        if let (client::Phase::Holding { lock, .. }, Op::Release { .. }) =
-            (&was_holding, &request.op)
-        {
-            self.checker.lease_dropped(i, lock, self.now);
+        Ok(())
+    }
+
+    /// No lock stays granted to an acquire its caller abandoned: [`ABANDON_BOUND`] after the
+    /// abandonment (or after the heal phase has had [`ABANDON_SETTLE`] to elect a leader, for
+    /// one made during the chaos phase), the newest state no longer lists a grant of the lock
+    /// to that session that the client does not claim.
+    fn check_abandoned(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        if !self.checker.abandoned.iter().any(|a| a.3 <= now) {
+            return Ok(());
         }
-        if let Op::Append {
-            lock, token, data, ..
-        } = &request.op
-        {
-            self.checker
-                .sent_appends
-                .insert(data.clone(), (request.client, lock.clone(), *token));
-        }
-        self.log(|| {
-            format!(
-                "client {i} → node {}: {:?} {:?}",
-                node + 1,
-                request.seq,
-                request.op
-            )
+        let newest = self
+            .nodes
+            .iter()
+            .filter_map(|sn| sn.node.as_ref())
+            .max_by_key(|n| n.applied_index());
+        let mut broken = None;
+        let clients = &self.clients;
+        self.checker.abandoned.retain(|(client, session, lock, due)| {
+            if *due > now {
+                return true;
+            }
+            let holder = newest
+                .and_then(|n| n.state_machine().lock(lock))
+                .and_then(|l| l.holder.as_ref());
+            if let Some(h) = holder.filter(|h| h.client == *session) {
+                let c = &clients[*client];
+                if c.alive && c.id() == *session && !c.claims(lock, h.token) {
+                    broken = Some((
+                        "abandoned_acquires_undone",
+                        format!(
+                            "client {client}'s abandoned acquire of {lock:?} still holds {} {} ms after the bound",
+                            h.token,
+                            (now - due) / 1_000_000
+                        ),
+                    ));
+                }
+            }
+            false
         });
-        self.net
-            .send_request(self.now, self.chaos, node, i, request, &mut self.rng);
+        match broken {
+            Some(b) => Err(self.violation(b)),
+            None => Ok(()),
+        }
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -472,12 +557,21 @@ impl Sim {
                 let conn = ConnId(client as u64);
                 self.feed(node, Input::Client { conn, request })
             }
-            Delivery::Response { client, response } => self.on_response(client, response),
+            Delivery::Response {
+                node,
+                client,
+                response,
+            } => self.on_response(node, client, response),
         }
     }
 
-    fn on_response(&mut self, i: usize, response: ClientResponse) -> Result<(), Violation> {
-        if !self.clients[i].alive || response.client != self.clients[i].id {
+    fn on_response(
+        &mut self,
+        node: usize,
+        i: usize,
+        response: ClientResponse,
+    ) -> Result<(), Violation> {
+        if !self.clients[i].alive || response.client != self.clients[i].id() {
             return Ok(());
         }
         if let Err(b) =
@@ -486,38 +580,10 @@ impl Sim {
         {
             return Err(self.violation(b));
         }
-        let c = &mut self.clients[i];
-        if c.pending.as_ref().map(|p| p.request.seq) != Some(response.seq) {
-            return Ok(());
-        }
-        let holding = c.phase.clone();
-        let id = c.id;
-        let event = c.on_answer(self.now, &response.result, self.cfg.nodes, &mut self.rng);
         self.log(|| format!("client {i} ← {:?} {:?}", response.seq, response.result));
-        if let client::Phase::Holding { lock, .. } = &holding {
-            if self.clients[i].phase == client::Phase::Idle {
-                self.checker.lease_dropped(i, lock, self.now);
-            }
-        }
-        let checked = match event {
-            client::Event::None => Ok(()),
-            client::Event::Confirmed { lock, token, until } => self
-                .checker
-                .token_granted_once(id, &lock, token)
-                .and_then(|()| {
-                    self.checker
-                        .lease_confirmed(i, &lock, token, self.now, until)
-                }),
-            client::Event::Appended { file, offset, data } => {
-                self.checker.acked_appends.push((file, offset, data));
-                self.checker.acked_at.push(self.now);
-                Ok(())
-            }
-            client::Event::Read { file, data, sent } => {
-                self.checker.read_linearizable(&file, &data, sent)
-            }
-        };
-        checked.map_err(|b| self.violation(b))
+        let mut events = Vec::new();
+        self.clients[i].on_response(self.now, node, response, &mut self.rng, &mut events);
+        self.client_events(i, events)
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Delivery {
     },
     /// Node to client.
     Response {
+        /// Answering node (index).
+        node: usize,
         /// Receiving client (index).
         client: usize,
         /// The answer.
@@ -176,15 +178,22 @@ impl Net {
         self.send(now, chaos, delivery, rng);
     }
 
-    /// Sends a reply to a client.
+    /// Sends node `node`'s reply to a client.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_response(
         &mut self,
         now: u64,
         chaos: bool,
+        node: usize,
         client: usize,
         response: ClientResponse,
         rng: &mut SimRng,
     ) {
-        self.send(now, chaos, Delivery::Response { client, response }, rng);
+        let delivery = Delivery::Response {
+            node,
+            client,
+            response,
+        };
+        self.send(now, chaos, delivery, rng);
     }
 }

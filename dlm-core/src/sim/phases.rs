@@ -65,15 +65,13 @@ impl Sim {
     /// every file exactly once, no crashed client holding anything.
     pub(super) fn final_checks(&mut self) -> Result<(), Violation> {
         for c in &self.clients {
-            if let (true, Some(p)) = (c.alive, &c.pending) {
+            if let (true, Some((call, what, started, _))) = (c.alive, &c.calling) {
                 let b = (
                     "liveness",
                     format!(
-                        "client {} {:?} {:?} sent at {} ms still unanswered",
+                        "client {} {call} {what:?} started at {} ms still unanswered",
                         c.idx,
-                        p.request.seq,
-                        p.request.op,
-                        p.first_sent / 1_000_000
+                        started / 1_000_000
                     ),
                 );
                 return Err(self.violation(b));
@@ -105,7 +103,7 @@ impl Sim {
                 return Err(self.violation(b));
             }
             for c in self.clients.iter().filter(|c| !c.alive) {
-                if let Some(s) = node.state_machine().session(c.id) {
+                if let Some(s) = node.state_machine().session(c.id()) {
                     if !s.held.is_empty() {
                         let b = (
                             "crashed_client_locks_expire",
