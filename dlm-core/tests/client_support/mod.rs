@@ -7,8 +7,8 @@ use dlm_core::client::{
     DriftBound, NodeCause, Wait,
 };
 use dlm_core::{
-    ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, NodeId, Op,
-    Rejection, Reply, Seq, Time,
+    ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, LogIndex, NodeId,
+    NodeStatus, Op, Rejection, Reply, Role, Seq, Term, Time,
 };
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub const SEED: u64 = 7;
 pub const LEASE: Duration = Duration::from_secs(10);
 
 /// `n` nodes numbered from 1, 10 s leases, back-off 10 ms doubling to 1 s, 1 s attempts, a
-/// 10 s deadline and the default drift bound (2 % + 10 ms).
+/// 10 s deadline, a 300 ms leader check and the default drift bound (2 % + 10 ms).
 pub fn cfg(n: u64) -> ClientConfig {
     let mut cfg = ClientConfig::new((1..=n).map(NodeId));
     cfg.lease = LEASE;
@@ -26,6 +26,7 @@ pub fn cfg(n: u64) -> ClientConfig {
     cfg.backoff_cap = Duration::from_secs(1);
     cfg.attempt_timeout = Duration::from_secs(1);
     cfg.deadline = Duration::from_secs(10);
+    cfg.leader_check = Duration::from_millis(300);
     cfg.drift = DriftBound::DEFAULT;
     cfg
 }
@@ -300,5 +301,36 @@ pub fn kept_alive(held: &[(&str, u64)]) -> Result<Reply, Rejection> {
 pub fn not_leader(hint: Option<u64>) -> Result<Reply, Rejection> {
     Err(Rejection::NotLeader {
         hint: hint.map(NodeId),
+    })
+}
+
+/// The wire op of a status request (a status call, or a probe of a waiting acquire's node).
+pub fn status_op() -> Op {
+    Op::Status
+}
+
+/// Node `id`'s answer to a status request: its `role` and the leader it knows of.
+pub fn status(id: u64, role: Role, leader: Option<u64>) -> Result<Reply, Rejection> {
+    Ok(Reply::Status(NodeStatus {
+        id: NodeId(id),
+        role,
+        term: Term(4),
+        leader: leader.map(NodeId),
+        commit: LogIndex(9),
+        applied: LogIndex(9),
+        last_index: LogIndex(9),
+    }))
+}
+
+/// Node `id` answering a status request as the leader.
+pub fn leads(id: u64) -> Result<Reply, Rejection> {
+    status(id, Role::Leader, Some(id))
+}
+
+/// A grant of `token` under a lease of `lease`.
+pub fn granted_for(token: u64, lease: Duration) -> Result<Reply, Rejection> {
+    Ok(Reply::Granted {
+        token: FencingToken(token),
+        lease,
     })
 }
