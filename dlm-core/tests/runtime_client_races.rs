@@ -98,6 +98,16 @@ impl Scripted {
                     _ => Ok(Reply::Cancelled(Withdrawn::Nothing)),
                 }
             }
+            // The one node leads, whoever asks (the client probes it while an acquire waits).
+            Op::Status => Ok(Reply::Status(NodeStatus {
+                id: NodeId(1),
+                role: Role::Leader,
+                term: Term(1),
+                leader: Some(NodeId(1)),
+                commit: LogIndex(0),
+                applied: LogIndex(0),
+                last_index: LogIndex(0),
+            })),
             other => Err(Rejection::Invalid(format!("not scripted: {other:?}"))),
         }
     }

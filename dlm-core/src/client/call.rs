@@ -125,6 +125,8 @@ pub(super) enum Purpose {
     },
     /// Giving back a grant no caller has (an abandoned release, a stray grant).
     GiveBack,
+    /// Asking a node whether it still leads, for the waiting acquires sent to it.
+    Probe(NodeId),
 }
 
 /// One numbered request the core is seeing through.
@@ -167,6 +169,10 @@ pub(super) struct Request {
     /// Sent no more, but its answer is still welcome until it gives up (a keep-alive a fresher
     /// one replaced).
     pub(super) retired: bool,
+    /// For a waiting acquire: when to ask its node whether it still leads.
+    pub(super) probe_at: Time,
+    /// The node `probe_at` is for.
+    pub(super) probed: Option<NodeId>,
 }
 
 impl Request {
@@ -198,6 +204,8 @@ impl Request {
             deferred: false,
             pinned: None,
             retired: false,
+            probe_at: Time::MAX,
+            probed: None,
         }
     }
 
@@ -248,6 +256,11 @@ impl Request {
         } else {
             self.send_at
         };
-        attempt.min(self.give_up_at).min(self.contact_by)
+        let probe = if self.at.is_some() {
+            self.probe_at
+        } else {
+            Time::MAX
+        };
+        attempt.min(self.give_up_at).min(self.contact_by).min(probe)
     }
 }

@@ -76,6 +76,12 @@ pub struct ClientConfig {
     /// for a waiting acquire, the longest time without word from a leader (its wait in the
     /// queue is bounded by the caller, not by this).
     pub deadline: Duration,
+    /// How long a waiting acquire may go without word from its leader before the client asks
+    /// that leader whether it still leads (a status probe, answered at once, not through the
+    /// log); a probe unanswered for as long sends the acquire to the other nodes. Tie it to
+    /// the cluster's election timeout (300 ms by default), so that a waiting client follows a
+    /// new leader about as soon as one is elected.
+    pub leader_check: Duration,
     /// The clock drift a lease is discounted by (see [`DriftBound`]).
     pub drift: DriftBound,
     /// Seed for the client id and the jitter; `None` lets the driver draw one from the OS.
@@ -92,6 +98,7 @@ impl ClientConfig {
             backoff_cap: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(1),
             deadline: Duration::from_secs(10),
+            leader_check: Duration::from_millis(300),
             drift: DriftBound::DEFAULT,
             seed: None,
         }

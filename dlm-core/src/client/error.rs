@@ -16,6 +16,8 @@ pub enum NodeCause {
     Refused(String),
     /// It answered that no leader is known (an election is under way or no quorum exists).
     NoLeader,
+    /// It answered that it does not lead, and named the node it believes does.
+    NotLeader(NodeId),
     /// It did not answer within the attempt time-out.
     Silent,
 }
@@ -27,6 +29,7 @@ impl fmt::Display for NodeCause {
             NodeCause::Connection(reason) => write!(f, "connection failed: {reason}"),
             NodeCause::Refused(reason) => write!(f, "handshake refused: {reason}"),
             NodeCause::NoLeader => write!(f, "no leader elected"),
+            NodeCause::NotLeader(leader) => write!(f, "not the leader (it named node {leader})"),
             NodeCause::Silent => write!(f, "timed out waiting for an answer"),
         }
     }

@@ -319,12 +319,12 @@ impl Checker {
         seq: Seq,
         result: &Result<Reply, Rejection>,
     ) -> Result<(), Broken> {
-        // Reads are not cached (their answers can be large): a retried read is answered
-        // afresh, which `read_linearizable` checks instead.
+        // Reads and status are not cached (see `Op::is_cached`): a retried read is answered
+        // afresh, which `read_linearizable` checks instead, and a status is news each time.
         if matches!(
             result,
             Err(Rejection::NotLeader { .. } | Rejection::SeqBelowWatermark | Rejection::NoSuchFile)
-                | Ok(Reply::Data { .. })
+                | Ok(Reply::Data { .. } | Reply::Status(_))
         ) {
             return Ok(());
         }

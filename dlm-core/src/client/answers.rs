@@ -1,0 +1,214 @@
+//! What the core makes of an answer or a failed delivery: hints followed, sessions renewed,
+//! calls settled, and a stray grant given back.
+
+use super::*;
+
+impl ClientCore {
+    pub(super) fn on_answer(&mut self, node: NodeId, response: ClientResponse) {
+        if response.client != self.session {
+            return;
+        }
+        let seq = response.seq;
+        let Some(r) = self.requests.get_mut(&seq) else {
+            return;
+        };
+        if r.purpose == Purpose::Abandoned {
+            // Its cancel decides what becomes of it.
+            return;
+        }
+        match response.result {
+            Err(Rejection::NotLeader { hint }) => {
+                if r.at != Some(node) {
+                    // A late answer to an earlier attempt: the current one speaks for now.
+                    return;
+                }
+                let hint = hint.filter(|h| *h != node && self.cfg.nodes.contains(h));
+                let cause = hint.map_or(NodeCause::NoLeader, NodeCause::NotLeader);
+                r.causes.insert(node, cause);
+                match hint {
+                    Some(leader) if r.pinned.is_none() && r.hops < self.cfg.nodes.len() => {
+                        r.hops += 1;
+                        r.touch_leader(self.now, self.cfg.deadline);
+                        self.route.follow(leader);
+                        self.send(seq);
+                    }
+                    other => {
+                        if other.is_some() {
+                            r.touch_leader(self.now, self.cfg.deadline);
+                        }
+                        self.route.moved_from(node);
+                        self.back_off(seq);
+                    }
+                }
+            }
+            Err(Rejection::SessionExpired) if !r.renewed => {
+                // The service forgot us (idle past its session TTL): nothing of this request
+                // was applied. Everything goes again in a fresh session.
+                r.renewed = true;
+                self.route.answered_by(node);
+                self.new_session();
+            }
+            result => {
+                if r.pinned.is_none() {
+                    self.route.answered_by(node);
+                }
+                self.settle(seq, result);
+            }
+        }
+    }
+
+    pub(super) fn on_failed(&mut self, node: NodeId, seq: Seq, cause: NodeCause) {
+        let nodes = &self.cfg.nodes;
+        let Some(r) = self.requests.get_mut(&seq) else {
+            return;
+        };
+        if r.at != Some(node) || r.purpose == Purpose::Abandoned {
+            return;
+        }
+        if r.purpose == Purpose::Probe(node) {
+            self.requests.remove(&seq);
+            self.probed(node, None);
+            return;
+        }
+        r.causes.insert(node, cause.clone());
+        let refused_everywhere = match r.pinned {
+            Some(_) => matches!(cause, NodeCause::Refused(_)),
+            None => nodes
+                .iter()
+                .all(|n| matches!(r.causes.get(n), Some(NodeCause::Refused(_)))),
+        };
+        if let (true, NodeCause::Refused(reason)) = (refused_everywhere, cause) {
+            // Another cluster, protocol version or secret: retrying cannot help.
+            self.fail(seq, ClientError::Refused(reason));
+            return;
+        }
+        self.route.moved_from(node);
+        self.back_off(seq);
+    }
+
+    /// Request `seq` has its final answer.
+    pub(super) fn settle(&mut self, seq: Seq, result: Result<Reply, Rejection>) {
+        let Some(r) = self.requests.get(&seq) else {
+            return;
+        };
+        self.answered += 1;
+        let (purpose, op, first_sent) = (r.purpose.clone(), r.op.clone(), r.first_sent);
+        let sent = first_sent.unwrap_or(self.now);
+        match purpose {
+            Purpose::Call(call) => {
+                if let (Op::Acquire { lock, .. }, Err(Rejection::AlreadyHeld { token })) =
+                    (&op, &result)
+                {
+                    if self.retry_after_stray_grant(seq, lock, *token) {
+                        return;
+                    }
+                }
+                self.requests.remove(&seq);
+                self.calls.remove(&call);
+                let outcome = self.call_outcome(call, &op, sent, result);
+                if let Some(lock) = op_lock(&op) {
+                    self.release_deferred(lock);
+                }
+                if let Some(outcome) = outcome {
+                    self.done(call, outcome);
+                }
+            }
+            Purpose::KeepAlive { grants } => {
+                self.requests.remove(&seq);
+                if let Ok(Reply::KeptAlive { held }) = result {
+                    self.kept_alive(sent, grants, &held);
+                }
+                self.keepalive_ended();
+            }
+            Purpose::Probe(node) => {
+                self.requests.remove(&seq);
+                match result {
+                    Ok(Reply::Status(status)) => self.probed(node, Some(status)),
+                    _ => self.probed(node, None),
+                }
+            }
+            Purpose::Cancel { .. } | Purpose::GiveBack => {
+                if let Op::Release { lock, token } = &op {
+                    self.held.remove(lock, *token);
+                }
+                self.drop_request(seq);
+            }
+            Purpose::Abandoned => {}
+        }
+    }
+
+    /// An acquire was refused because the session already holds the lock under `token`, a
+    /// grant no caller has (an acquire given up on, a release whose answer was lost). Gives
+    /// it back by its token and sends the acquire again, once; false if that does not apply.
+    pub(super) fn retry_after_stray_grant(
+        &mut self,
+        seq: Seq,
+        lock: &LockName,
+        token: FencingToken,
+    ) -> bool {
+        let stray = !self.held.contains(lock)
+            && !self.requests.iter().any(|(s, r)| {
+                *s != seq && matches!(&r.op, Op::Acquire { lock: l, .. } if l == lock)
+            });
+        let Some(r) = self
+            .requests
+            .get_mut(&seq)
+            .filter(|r| stray && !r.gave_back)
+        else {
+            return false;
+        };
+        r.gave_back = true;
+        r.deferred = true;
+        self.renumber(seq);
+        self.give_back(lock.clone(), token);
+        true
+    }
+
+    /// The outcome of call `call`, or `None` if it must wait for a keep-alive first.
+    pub(super) fn call_outcome(
+        &mut self,
+        call: CallId,
+        op: &Op,
+        sent: Time,
+        result: Result<Reply, Rejection>,
+    ) -> Option<Result<Done, ClientError>> {
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(rejection) => return Some(Err(rejection.into())),
+        };
+        Some(match (op, reply) {
+            (Op::Acquire { lock, .. }, Reply::Granted { token, lease }) => {
+                // The lease runs from the grant, which came no earlier than the first send;
+                // after a long wait that bound says little, so a keep-alive sent now
+                // confirms the grant before it is handed out (or finds it gone).
+                let safe_until = self.cfg.drift.safe_until(sent, lease);
+                let little_left = safe_until.saturating_since(self.now) < lease / 2;
+                let confirm_by = self.now + self.cfg.deadline;
+                let confirming = little_left.then_some((call, confirm_by));
+                self.held
+                    .insert(lock.clone(), token, lease, safe_until, confirming);
+                self.keepalive_at = self.keepalive_at.min(self.now + self.cfg.lease / 3);
+                if little_left {
+                    // A keep-alive already out may predate the grant: this one speaks for it.
+                    self.start_keepalive();
+                    return None;
+                }
+                Ok(Done::Granted {
+                    lock: lock.clone(),
+                    token,
+                    safe_until,
+                })
+            }
+            (Op::Release { lock, token }, Reply::Released) => {
+                self.held.remove(lock, *token);
+                Ok(Done::Released)
+            }
+            (Op::Append { .. }, Reply::Appended { offset }) => Ok(Done::Appended { offset }),
+            (Op::Read { .. }, Reply::Data { data, len }) => Ok(Done::Data { data, len }),
+            (Op::Status, Reply::Status(status)) => Ok(Done::Status(status)),
+            (_, other) => Err(ClientError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        })
+    }
+}

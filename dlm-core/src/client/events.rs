@@ -1,0 +1,80 @@
+//! What goes into the client core and what comes out of it.
+
+use super::call::{CallId, CallOp, Done};
+use super::error::{ClientError, NodeCause};
+use crate::names::LockName;
+use crate::protocol::{ClientRequest, ClientResponse};
+use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
+
+/// Something that happened to the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The caller starts a call under its own id.
+    Start {
+        /// The caller's id for it.
+        call: CallId,
+        /// What to do.
+        op: CallOp,
+    },
+    /// The caller no longer waits for this call (its future was dropped or timed out). The core
+    /// undoes what the call may have left at the service: an acquire is withdrawn, and given
+    /// back if it was granted; a release goes on in the background; an append or read is
+    /// forgotten (it may still take effect once, never twice).
+    Abandon(CallId),
+    /// A node answered a request.
+    Answer {
+        /// The node.
+        node: NodeId,
+        /// Its answer.
+        response: ClientResponse,
+    },
+    /// A request could not be delivered to `node`, or its connection broke before the answer.
+    Failed {
+        /// The node.
+        node: NodeId,
+        /// The request's session.
+        client: ClientId,
+        /// The request's seq.
+        seq: Seq,
+        /// What happened.
+        cause: NodeCause,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// What the core asks of its driver, or tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOutput {
+    /// Send `request` to `node` and report the answer or failure.
+    Send {
+        /// The node.
+        node: NodeId,
+        /// The request.
+        request: ClientRequest,
+    },
+    /// A call ended.
+    Done {
+        /// The caller's id for it.
+        call: CallId,
+        /// How.
+        result: Result<Done, ClientError>,
+    },
+    /// A held lock's lease was renewed: it is certainly held until `safe_until`.
+    Renewed {
+        /// The lock.
+        lock: LockName,
+        /// The grant's token.
+        token: FencingToken,
+        /// The new end of its safe window.
+        safe_until: Time,
+    },
+    /// A held lock is lost: the service no longer lists it, its lease ran out unconfirmed, or
+    /// the session it was held in expired.
+    Lost {
+        /// The lock.
+        lock: LockName,
+        /// The grant's token.
+        token: FencingToken,
+    },
+}
