@@ -74,7 +74,9 @@ pub enum Op {
         data: Vec<u8>,
     },
     /// Read `file` from `offset` (at most the configured read chunk; read again for more).
-    /// Linearizable: it goes through the log.
+    /// Linearizable: the leader answers once a majority has confirmed its term in a round
+    /// started after the read arrived (read-index), without a log entry; a client's very
+    /// first request goes through the log to open its session.
     Read {
         /// The file.
         file: FileName,
