@@ -15,6 +15,7 @@ pub const DEFAULT_CLUSTER_ID: u64 = 0x646c_6d00_0000_0001;
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// `id` was not set.
     #[error("the node id is not set (ServerBuilder::id)")]

@@ -190,6 +190,7 @@ impl Config {
 
 /// Why a configuration was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `members` is empty.
     #[error("the cluster has no members")]

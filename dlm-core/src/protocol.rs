@@ -193,6 +193,7 @@ pub struct NodeStatus {
 
 /// Why a request was refused. Every refusal is typed, so a client can act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
     /// Try-lock on a lock that is held or has waiters.
     #[error("lock is busy")]

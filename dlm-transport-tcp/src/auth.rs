@@ -37,6 +37,7 @@ pub const CALLER_HAS_NO_SECRET: &str = "the node requires a cluster secret and n
 
 /// Why a secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// Too short to be hard to guess.
     #[error("the cluster secret is {len} bytes long; it must have at least {min}")]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 /// What went wrong in the TCP transport.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TcpError {
     /// The listener could not be opened.
     #[error("cannot listen on {addr}: {source}")]

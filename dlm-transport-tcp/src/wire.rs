@@ -106,6 +106,7 @@ pub enum HelloProof {
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix is over the limit.
     #[error("frame of {len} bytes is over the limit of {max}")]

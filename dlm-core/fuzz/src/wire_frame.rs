@@ -93,6 +93,7 @@ where
             Err(FrameError::Codec(e)) => break End::Codec(e),
             Err(FrameError::Truncated) => break End::Truncated,
             Err(FrameError::Io(e)) => panic!("reading from memory failed: {e}"),
+            Err(other) => panic!("a new kind of frame error: {other}"),
         }
     };
     Frames { values, end }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 /// Why a node could not be started.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The configuration is unusable.
     #[error(transparent)]

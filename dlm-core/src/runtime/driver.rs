@@ -42,6 +42,7 @@ struct Synced<S> {
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// Storage failed (at recovery, or while persisting: the node stops rather than lie).
     #[error(transparent)]

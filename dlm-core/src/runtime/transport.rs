@@ -22,6 +22,7 @@ pub enum Incoming {
 
 /// Why a transport could not deliver.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The destination is unknown to this transport.
     #[error("unknown node {0}")]

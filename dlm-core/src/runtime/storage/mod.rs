@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 /// Why storage failed. A node whose storage fails stops: it can no longer promise durability.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// An operating-system call failed on `path`.
     #[error("I/O error on {path}: {source}")]
