@@ -100,6 +100,9 @@ pub struct ProcessCluster {
     args: Vec<String>,
     children: BTreeMap<u64, Child>,
     stopped: BTreeSet<u64>,
+    /// Run node `k` with group id [`super::netfault::gid_of`]`(k)`, so that nftables can tell
+    /// its sockets apart (see `support::netfault`).
+    tag_gids: bool,
 }
 
 impl ProcessCluster {
@@ -118,7 +121,13 @@ impl ProcessCluster {
             args: args.iter().map(|a| a.to_string()).collect(),
             children: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            tag_gids: false,
         })
+    }
+
+    /// Runs each node under its own group id from now on (see `support::netfault`; needs root).
+    pub fn tag_gids(&mut self) {
+        self.tag_gids = true;
     }
 
     /// Starts every node.
@@ -190,7 +199,11 @@ impl ProcessCluster {
             .create(true)
             .append(true)
             .open(self.log_path(id))?;
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        if self.tag_gids {
+            std::os::unix::process::CommandExt::gid(&mut command, super::netfault::gid_of(id));
+        }
+        let child = command
             .args(&self.args)
             .env(SERVE_ENV, spec.encode())
             .stdin(Stdio::piped())

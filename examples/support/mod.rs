@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod failover;
+pub mod netfault;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod faults;
+pub mod loss;
 mod report;
 pub mod workload;
 
@@ -252,13 +253,13 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
 }
 
 /// Per lock: the linearizable read of its file (if it answered) and every node's mirror.
-struct Copies {
-    read: Option<Vec<u8>>,
-    nodes: BTreeMap<u64, Vec<u8>>,
+pub struct Copies {
+    pub read: Option<Vec<u8>>,
+    pub nodes: BTreeMap<u64, Vec<u8>>,
 }
 
 /// Waits (until `by`) for every node's mirror to equal a linearizable read of each file.
-async fn settle(
+pub async fn settle(
     cluster: &ProcessCluster,
     probe: &dlm::Client<dlm::tcp::TcpClient>,
     locks: usize,
@@ -298,7 +299,11 @@ fn attempts_of(logs: &[ClientLog], lock: usize) -> Vec<&Attempt> {
         .collect()
 }
 
-fn check_all(logs: &[ClientLog], copies: &BTreeMap<usize, Copies>, locks: usize) -> Vec<Violation> {
+pub fn check_all(
+    logs: &[ClientLog],
+    copies: &BTreeMap<usize, Copies>,
+    locks: usize,
+) -> Vec<Violation> {
     let per_client: Vec<(&str, &[workload::Grant])> = logs
         .iter()
         .map(|l| (l.who.as_str(), l.grants.as_slice()))
