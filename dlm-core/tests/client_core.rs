@@ -1043,6 +1043,40 @@ fn abandoning_a_sent_acquire_cancels_it_by_seq_and_ends_nothing() {
     );
 }
 
+/// A withdrawal never gives up: an acquire left queued would one day be granted to nobody,
+/// and no keep-alive answer would list it. Long after the deadline, with nothing answered,
+/// the cancel is still being sent, and the acquire's seq still holds the watermark.
+#[test]
+fn a_withdrawal_is_retried_past_the_deadline_until_answered() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.start(ms(0), 1, acquire("a", Wait::Forever));
+    assert_eq!(
+        h.abandon(ms(10), 1),
+        vec![send(1, s, 2, 1, cancel_op("a", 1))]
+    );
+    let mut cancels_after_deadline = 0;
+    while h.deadline() <= ms(35_000) {
+        let (at, outputs) = h.tick_deadline();
+        for output in outputs {
+            match output {
+                ClientOutput::Send { request, .. } => {
+                    assert_eq!(request.op, cancel_op("a", 1), "at {at:?}");
+                    assert_eq!(request.acked_below, Seq(1));
+                    if at > ms(10_010) {
+                        cancels_after_deadline += 1;
+                    }
+                }
+                other => panic!("at {at:?}: unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(cancels_after_deadline > 10, "{cancels_after_deadline}");
+    let withdrawn = Ok(Reply::Cancelled(Withdrawn::Waiting));
+    assert_eq!(h.answer(ms(35_001), 1, 2, withdrawn), vec![]);
+    assert!(h.core.is_idle());
+}
+
 #[test]
 fn a_new_acquire_of_a_lock_being_cancelled_is_held_back_until_the_cancel_is_answered() {
     let mut h = Harness::new(cfg(3));

@@ -37,9 +37,11 @@ impl ClientCore {
                     lock: lock.clone(),
                     seq,
                 };
-                let give_up_at = self.now + self.cfg.deadline;
+                // A withdrawal never gives up: an acquire left queued would be granted to
+                // nobody one day (and, unlike a stray grant, no keep-alive answer lists it).
+                // It ends when answered, or with the session.
                 let purpose = Purpose::Cancel { lock, acquire: seq };
-                let cancel = self.number(purpose, cancel, give_up_at);
+                let cancel = self.number(purpose, cancel, Time::MAX);
                 self.send(cancel);
             }
             _ => {

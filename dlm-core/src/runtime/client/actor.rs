@@ -82,22 +82,28 @@ impl<T: ClientTransport> Actor<T> {
         let mut inflight: FuturesUnordered<BoxFuture<'static, Option<Outcome>>> =
             FuturesUnordered::new();
         let mut open = true;
+        let mut closed_at: Option<Instant> = None;
         loop {
             self.drain(&mut inflight);
-            if !open && self.core.is_idle() {
+            // Once every handle is gone, background work (releases of dropped guards,
+            // withdrawals) goes on until done, or for a deadline if the cluster is gone too.
+            if !open && (self.core.is_idle() || closed_at.is_some_and(|t| Instant::now() >= t)) {
                 return;
             }
-            let wake = self
-                .clock
-                .instant(self.core.next_deadline())
-                .unwrap_or_else(far_future);
+            let core_wake = self.clock.instant(self.core.next_deadline());
+            let wake = core_wake
+                .unwrap_or_else(far_future)
+                .min(closed_at.unwrap_or_else(far_future));
             // Biased, so that a paused-time test replays exactly; every branch is drained in
             // turn since each is taken at most once per event.
             tokio::select! {
                 biased;
                 command = self.commands.recv(), if open => match command {
                     Some(command) => self.command(command),
-                    None => open = false,
+                    None => {
+                        open = false;
+                        closed_at = Some(Instant::now() + self.core.config().deadline);
+                    }
                 },
                 Some(outcome) = inflight.next(), if !inflight.is_empty() => {
                     if let Some((node, client, seq, result)) = outcome {
