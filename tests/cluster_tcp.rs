@@ -97,3 +97,57 @@ async fn tcp_cluster_survives_the_loss_of_its_leader() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// The race of a cancelled `lock()` over TCP: A holds the lock, B waits under a 50 ms time-out,
+/// A releases around the moment B gives up, 40 times at offsets 10 ms either side. Whoever won,
+/// a third client gets the lock well within its wait (a leftover grant would hold it for the
+/// 10 s lease). Prints how long that took (a figure, not an assertion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_a_lock_call_given_up_as_it_is_granted_leaves_the_lock_free() {
+    let cluster = TcpCluster::start().await;
+    support::wait_until_settled(&cluster.servers, std::time::Duration::from_secs(20)).await;
+    let lease = |seed: u64| {
+        dlm::connect_tcp_with(
+            cluster.members.clone(),
+            dlm::DEFAULT_CLUSTER_ID,
+            move |cfg| {
+                cfg.seed = Some(seed);
+                support::tune(cfg);
+                cfg.lease = std::time::Duration::from_secs(10);
+            },
+        )
+    };
+    let (a, b, c) = (lease(1), lease(2), lease(3));
+    let mut slowest = std::time::Duration::ZERO;
+    for try_no in 0..40u64 {
+        let name = format!("race-{try_no}");
+        let held = a.lock(name.as_str()).await.unwrap();
+        let waiting = tokio::spawn({
+            let (b, name) = (b.clone(), name.clone());
+            async move {
+                let wait = b.lock(name.as_str());
+                tokio::time::timeout(std::time::Duration::from_millis(50), wait).await
+            }
+        });
+        let offset = std::time::Duration::from_micros(40_000 + 500 * try_no);
+        tokio::time::sleep(offset).await;
+        a.release(held).await.unwrap();
+        let released = tokio::time::Instant::now();
+        if let Ok(got) = waiting.await.unwrap() {
+            b.release(got.unwrap()).await.unwrap();
+        }
+        let free = c
+            .lock_timeout(name.as_str(), std::time::Duration::from_secs(5))
+            .await;
+        assert!(
+            free.is_ok(),
+            "try {try_no}: the lock stayed taken: {free:?}"
+        );
+        slowest = slowest.max(released.elapsed());
+        c.release(free.unwrap()).await.unwrap();
+    }
+    println!("cancel race over TCP: lock free at most {slowest:?} after the holder's release");
+    for server in cluster.servers.into_values() {
+        server.shutdown().await.unwrap();
+    }
+}
