@@ -13,8 +13,10 @@
 //! Model, in brief: a node's clock is true time scaled by its rate (1 ± skew); a persist is
 //! applied to the node's [`Durable`] copy when it is executed, and a crash strikes in the middle
 //! of a drain, so effects not yet executed (persists, sends, replies) are lost and the node
-//! restarts from its durable copy. Clients count a lease from the true time they first sent the
-//! request that confirmed it, minus a drift bound at least the largest skew.
+//! restarts from its durable copy. Each client is the shipped [`crate::client::ClientCore`]
+//! driven by a model of its user (which calls to make, and when to give up on one, as a dropped
+//! future would); its clock runs at its own rate too, and it discounts leases with a
+//! [`crate::client::DriftBound`] of twice the largest skew (a fast server, a slow client).
 
 mod client;
 mod clock;
