@@ -22,14 +22,7 @@ async fn cluster(seed: u64) -> (MemNetwork, BTreeMap<u64, Server>) {
         delay: (Duration::from_millis(1), Duration::from_millis(2)),
         ..LinkFaults::NONE
     });
-    let mut servers = BTreeMap::new();
-    for id in MEMBERS {
-        let mut builder = Server::builder().id(id);
-        for peer in MEMBERS.iter().filter(|p| **p != id) {
-            builder = builder.member(*peer);
-        }
-        servers.insert(id, builder.serve_mem(&net).await.unwrap());
-    }
+    let servers = support::serve_mem(&net, &MEMBERS).await;
     support::wait_until_settled(&servers, Duration::from_secs(10)).await;
     (net, servers)
 }

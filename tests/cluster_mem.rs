@@ -20,14 +20,7 @@ struct MemCluster {
 impl MemCluster {
     async fn start(seed: u64) -> MemCluster {
         let net = MemNetwork::new(seed);
-        let mut servers = BTreeMap::new();
-        for id in MEMBERS {
-            let mut builder = Server::builder().id(id);
-            for peer in MEMBERS.iter().filter(|p| **p != id) {
-                builder = builder.member(*peer);
-            }
-            servers.insert(id, builder.serve_mem(&net).await.unwrap());
-        }
+        let servers = support::serve_mem(&net, &MEMBERS).await;
         MemCluster { net, servers }
     }
 

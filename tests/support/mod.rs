@@ -307,3 +307,17 @@ pub fn local_members(n: u64) -> Vec<(u64, std::net::SocketAddr)> {
         })
         .collect()
 }
+
+/// Starts one node of `members` per id on the in-memory network `net`.
+#[cfg(feature = "mem")]
+pub async fn serve_mem(net: &dlm::mem::MemNetwork, members: &[u64]) -> BTreeMap<u64, Server> {
+    let mut servers = BTreeMap::new();
+    for id in members {
+        let mut builder = Server::builder().id(*id);
+        for peer in members.iter().filter(|p| *p != id) {
+            builder = builder.member(*peer);
+        }
+        servers.insert(*id, builder.serve_mem(net).await.unwrap());
+    }
+    servers
+}
