@@ -40,6 +40,7 @@ use crate::client::DriftBound;
 use crate::config::Config;
 use crate::node::{Input, Node};
 use crate::protocol::{ClientResponse, Op};
+use crate::names::LockName;
 use crate::types::{ConnId, NodeId, Time};
 use client::Event;
 use disk::Disk;
@@ -490,9 +491,21 @@ impl Sim {
             .max_by_key(|n| n.applied_index());
         let mut broken = None;
         let clients = &self.clients;
+        let pending: Vec<(usize, LockName)> = self
+            .checker
+            .abandoned
+            .iter()
+            .filter(|a| a.3 > now)
+            .map(|a| (a.0, a.2.clone()))
+            .collect();
         self.checker.abandoned.retain(|(client, session, lock, due)| {
             if *due > now {
                 return true;
+            }
+            if pending.iter().any(|(c, l)| c == client && l == lock) {
+                // A later acquire of the same lock, abandoned too, may hold it now (it could
+                // not have been granted while this one's grant stood): its own bound applies.
+                return false;
             }
             let holder = newest
                 .and_then(|n| n.state_machine().lock(lock))
