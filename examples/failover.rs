@@ -58,6 +58,9 @@ struct Args {
     loss_secs: u64,
     #[arg(long, default_value_t = 20)]
     loss_percent: u32,
+    /// Keep the clusters' directories (data and node logs, `RUST_LOG` applies to the nodes).
+    #[arg(long)]
+    keep: bool,
     /// Only one scenario: heal, kill, drop or loss.
     #[arg(long)]
     only: Option<String>,
@@ -236,6 +239,9 @@ async fn loss(args: &Args) -> Result<bool, String> {
             println!("  {}: {}", v.kind, v.detail);
         }
         ok &= r.violations.is_empty() && r.probe_ok;
+        if args.keep {
+            println!("  kept {}", lab.cluster.keep().display());
+        }
         ratios.push(r.ratio());
     }
     ratios.sort_by(f64::total_cmp);

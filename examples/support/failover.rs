@@ -87,6 +87,29 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Waits until every node agrees on the same leader in the same term twice, 1 s apart. A
+    /// node that comes back is handed the leadership if it has the lowest id (the servers'
+    /// `prefer_lowest_id`) soon after it caught up; a trial started before that hand-over would
+    /// lose a leader that is about to step down anyway.
+    pub async fn stable_leader(&self, within: Duration) -> Result<(u64, u64), String> {
+        let ids = self.ids();
+        let by = Instant::now() + within;
+        let mut seen = self.settled_leader(&ids, within).await?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.settled_leader(&ids, within).await?;
+            if now == seen {
+                return Ok(now);
+            }
+            if Instant::now() > by {
+                return Err(format!("the leader kept changing for {within:?}"));
+            }
+            seen = now;
+        }
+    }
+}
+
 async fn agreed_leader(probe: &DlmClient, nodes: &[u64]) -> Result<(u64, u64), String> {
     let asks = nodes.iter().map(|id| probe.status(NodeId(*id)));
     let answers = futures::future::join_all(asks).await;
@@ -221,7 +244,7 @@ pub async fn leader_loss(
     within: Duration,
 ) -> Result<LossTrial, String> {
     let ids = lab.ids();
-    let (leader, term) = lab.settled_leader(&ids, Duration::from_secs(20)).await?;
+    let (leader, term) = lab.stable_leader(Duration::from_secs(30)).await?;
     let guard = clients
         .holder
         .lock_timeout(lock, Duration::from_secs(5))
@@ -332,7 +355,7 @@ pub async fn heal_trial(
     within: Duration,
 ) -> Result<Option<Duration>, String> {
     let ids = lab.ids();
-    let (leader, _) = lab.settled_leader(&ids, Duration::from_secs(30)).await?;
+    let (leader, _) = lab.stable_leader(Duration::from_secs(30)).await?;
     let followers: Vec<u64> = ids.iter().copied().filter(|id| *id != leader).collect();
     let (a, b) = match (followers.first(), followers.get(1)) {
         (Some(x), Some(y)) if pick_second => (*y, *x),
