@@ -95,7 +95,8 @@ pub enum Event {
         /// What.
         data: Vec<u8>,
     },
-    /// The user gave up on an acquire of `lock` at true time `at`, in session `session`.
+    /// An acquire of `lock` in session `session` was given up on, by the user or (failed) by
+    /// the core: whatever it left must be undone.
     Abandoned {
         /// The lock.
         lock: LockName,
@@ -361,6 +362,13 @@ impl SimClient {
                     appends_left: 1 + rng.below(4) as u32,
                 });
                 events.push(Event::Confirmed { lock, token, until });
+            }
+            (Calling::Acquire(lock), Err(_)) => {
+                // A failed acquire (timed out, unreachable) may have been granted at the very
+                // end: the core withdraws it as it would an abandoned one, and the same bound
+                // applies.
+                let session = self.core.session();
+                events.push(Event::Abandoned { lock, session });
             }
             (Calling::Append { file, data }, Ok(Done::Appended { offset })) => {
                 events.push(Event::Appended { file, offset, data });
