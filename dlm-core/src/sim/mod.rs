@@ -38,9 +38,9 @@ pub use rng::SimRng;
 
 use crate::client::DriftBound;
 use crate::config::Config;
+use crate::names::LockName;
 use crate::node::{Input, Node};
 use crate::protocol::{ClientResponse, Op};
-use crate::names::LockName;
 use crate::types::{ConnId, NodeId, Time};
 use client::Event;
 use disk::Disk;
