@@ -58,6 +58,10 @@ struct Args {
     loss_secs: u64,
     #[arg(long, default_value_t = 20)]
     loss_percent: u32,
+    /// Lower TCP's minimum RTO on loopback to this many ms before the loss runs' clusters start
+    /// (diagnostic: how much of the loss cost is TCP's 200 ms floor).
+    #[arg(long)]
+    rto_min_ms: Option<u32>,
     /// Keep the clusters' directories (data and node logs, `RUST_LOG` applies to the nodes).
     #[arg(long)]
     keep: bool,
@@ -213,6 +217,9 @@ async fn loss(args: &Args) -> Result<bool, String> {
     let mut ok = true;
     let mut ratios = Vec::new();
     for run in 0..args.loss_runs {
+        if let Some(ms) = args.rto_min_ms {
+            NetLab::set_rto_min(ms)?;
+        }
         let mut lab = Lab::start(3, "dlm-failover-", &[])?;
         let ids = lab.ids();
         lab.settled_leader(&ids, WITHIN).await?;

@@ -132,6 +132,37 @@ impl NetLab {
         self.apply()
     }
 
+    /// Lowers TCP's minimum retransmission time-out on loopback in the namespace (Linux: 200 ms)
+    /// to `ms` (call before the nodes start, so that every connection has it): shows how much of the cost of loss is TCP's
+    /// RTO floor (an operator can do the same per route on a real network).
+    pub fn set_rto_min(ms: u32) -> Result<(), String> {
+        for dst in ["127.0.0.0/8", "127.0.0.1"] {
+            run(
+                "ip",
+                &[
+                    "route",
+                    "change",
+                    "local",
+                    dst,
+                    "dev",
+                    "lo",
+                    "proto",
+                    "kernel",
+                    "scope",
+                    "host",
+                    "src",
+                    "127.0.0.1",
+                    "table",
+                    "local",
+                    "rto_min",
+                    &format!("{ms}ms"),
+                ],
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     /// The nodes cut now.
     pub fn cut_nodes(&self) -> &BTreeSet<u64> {
         &self.cut
