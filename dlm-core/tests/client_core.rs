@@ -290,6 +290,33 @@ fn no_hint_backs_off_within_base_times_two_to_the_k_then_tries_the_next_node() {
     }
 }
 
+/// During an election every node answers that no leader is known; the client keeps asking at
+/// a short pace (a sixth of the 300 ms leader check) however long that lasts, so it hears of
+/// the winner soon after the win, not after a back-off grown to a second.
+#[test]
+fn answers_of_no_leader_are_retried_at_a_short_pace_however_many() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.start(ms(0), 1, append_call("a", 7));
+    let mut at = h.now;
+    for k in 0..20u64 {
+        let from = 1 + k % 3;
+        assert_eq!(h.answer(at, from, 1, not_leader(None)), vec![], "k={k}");
+        let wake = h.deadline();
+        assert!(
+            wake <= at + Duration::from_millis(50),
+            "k={k}: back-off {:?}",
+            wake.saturating_since(at)
+        );
+        assert_eq!(
+            h.tick(wake),
+            vec![send(1 + (k + 1) % 3, s, 1, 1, append_op("a", 7))],
+            "k={k}"
+        );
+        at = wake;
+    }
+}
+
 #[test]
 fn the_back_off_jitter_is_reproducible_from_the_seed() {
     let run = || {

@@ -32,12 +32,15 @@ impl ClientCore {
                         self.route.follow(leader);
                         self.send(seq);
                     }
-                    other => {
-                        if other.is_some() {
-                            r.touch_leader(self.now, self.cfg.deadline);
-                        }
+                    Some(_) => {
+                        // Hints bounced between nodes as often as there are nodes.
+                        r.touch_leader(self.now, self.cfg.deadline);
                         self.route.moved_from(node);
                         self.back_off(seq);
+                    }
+                    None => {
+                        self.route.moved_from(node);
+                        self.back_off_election(seq);
                     }
                 }
             }

@@ -308,6 +308,18 @@ impl ClientCore {
 
     /// Schedules the next attempt after a back-off with full jitter.
     fn back_off(&mut self, seq: Seq) {
+        self.back_off_within(seq, self.cfg.backoff_cap);
+    }
+
+    /// [`ClientCore::back_off`] with a ceiling of its own: an answer that no leader is known
+    /// means an election is under way, which ends within an election time-out, so the client
+    /// asks again at a short pace (a sixth of a leader check) to hear of the winner soon.
+    fn back_off_election(&mut self, seq: Seq) {
+        let cap = self.cfg.backoff_cap.min(self.cfg.leader_check / 6);
+        self.back_off_within(seq, cap);
+    }
+
+    fn back_off_within(&mut self, seq: Seq, cap: Duration) {
         let cfg = &self.cfg;
         let Some(r) = self.requests.get_mut(&seq) else {
             return;
@@ -315,7 +327,7 @@ impl ClientCore {
         let ceiling = cfg
             .backoff_base
             .saturating_mul(1u32 << r.failures.min(20))
-            .min(cfg.backoff_cap);
+            .min(cap);
         r.failures = r.failures.saturating_add(1);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         let draw = self.rng.next_u64();
