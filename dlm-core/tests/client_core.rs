@@ -317,6 +317,50 @@ fn answers_of_no_leader_are_retried_at_a_short_pace_however_many() {
     }
 }
 
+/// A crashed leader refuses connections while the others elect its successor: the client
+/// keeps going round at the short pace, however many rounds it takes; only when every node
+/// is unreachable does the back-off grow.
+#[test]
+fn an_unreachable_node_among_live_ones_is_no_reason_to_back_off_long() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.start(ms(0), 1, append_call("a", 7));
+    let down = || NodeCause::Connection("refused".into());
+    let mut at = h.now;
+    for k in 0..21u64 {
+        let node = 1 + k % 3;
+        let outputs = if node == 1 {
+            h.fail(at, 1, 1, down())
+        } else {
+            h.answer(at, node, 1, not_leader(None))
+        };
+        assert_eq!(outputs, vec![], "k={k}");
+        let wake = h.deadline();
+        assert!(
+            wake <= at + Duration::from_millis(50),
+            "k={k}: {:?}",
+            wake.saturating_since(at)
+        );
+        assert_eq!(
+            h.tick(wake),
+            vec![send(1 + (k + 1) % 3, s, 1, 1, append_op("a", 7))],
+            "k={k}"
+        );
+        at = wake;
+    }
+    // Every node down: the back-off grows past the short pace.
+    let mut longest = Duration::ZERO;
+    for k in 0..12u64 {
+        let node = 1 + (k + 21) % 3;
+        assert_eq!(h.fail(at, node, 1, down()), vec![], "k={k}");
+        let wake = h.deadline();
+        longest = longest.max(wake.saturating_since(at));
+        h.tick(wake);
+        at = wake;
+    }
+    assert!(longest > Duration::from_millis(50), "{longest:?}");
+}
+
 #[test]
 fn the_back_off_jitter_is_reproducible_from_the_seed() {
     let run = || {

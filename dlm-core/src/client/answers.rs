@@ -85,8 +85,20 @@ impl ClientCore {
             self.fail(seq, ClientError::Refused(reason));
             return;
         }
+        let all_down = nodes.iter().all(|n| {
+            matches!(
+                r.causes.get(n),
+                Some(NodeCause::Connection(_) | NodeCause::Refused(_))
+            )
+        });
         self.route.moved_from(node);
-        self.back_off(seq);
+        if all_down {
+            self.back_off(seq);
+        } else {
+            // A node that cannot be reached (a crashed leader, most likely) is no reason to
+            // wait long before asking the others, which may be electing its successor.
+            self.back_off_election(seq);
+        }
     }
 
     /// Request `seq` has its final answer.

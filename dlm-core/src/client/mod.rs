@@ -311,9 +311,10 @@ impl ClientCore {
         self.back_off_within(seq, self.cfg.backoff_cap);
     }
 
-    /// [`ClientCore::back_off`] with a ceiling of its own: an answer that no leader is known
-    /// means an election is under way, which ends within an election time-out, so the client
-    /// asks again at a short pace (a sixth of a leader check) to hear of the winner soon.
+    /// [`ClientCore::back_off`] with a ceiling of its own, for when an election is likely under
+    /// way (a node answered that no leader is known, or a node cannot be reached while others
+    /// can): it ends within an election time-out, so the client asks again at a short pace (a
+    /// sixth of a leader check) to hear of the winner soon.
     fn back_off_election(&mut self, seq: Seq) {
         let cap = self.cfg.backoff_cap.min(self.cfg.leader_check / 6);
         self.back_off_within(seq, cap);
