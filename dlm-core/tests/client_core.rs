@@ -1990,3 +1990,111 @@ fn a_failure_reported_for_another_node_or_session_is_ignored() {
     assert_eq!(h.answer(ms(4), 1, 1, not_leader(Some(3))), vec![]);
     assert_eq!(h.deadline(), ms(1_001));
 }
+
+/// Runs the core's timers from now to `until`, answering nothing; returns every output with
+/// the time it came out.
+fn run_silent_until(h: &mut Harness, until: Time) -> Vec<(Time, ClientOutput)> {
+    let mut out = Vec::new();
+    while h.deadline() <= until {
+        let (at, outputs) = h.tick_deadline();
+        out.extend(outputs.into_iter().map(|o| (at, o)));
+    }
+    out
+}
+
+fn not_sends(outputs: Vec<(Time, ClientOutput)>) -> Vec<(Time, ClientOutput)> {
+    outputs
+        .into_iter()
+        .filter(|(_, o)| !matches!(o, ClientOutput::Send { .. }))
+        .collect()
+}
+
+/// Two grants whose windows end at different times are lost each at its own end.
+#[test]
+fn each_unconfirmed_grant_is_lost_at_its_own_safe_until() {
+    let mut h = Harness::new(cfg(3));
+    let a = h.hold(ms(0), 1, "a", 1, 7);
+    let b = h.hold(ms(1_000), 2, "b", 2, 8);
+    assert_eq!(
+        not_sends(run_silent_until(&mut h, b)),
+        vec![(a, lost("a", 7)), (b, lost("b", 8))]
+    );
+}
+
+/// A grant waiting for its confirmation is not ended by another grant's window running out:
+/// it fails only when its own wait (a deadline) is over.
+#[test]
+fn a_confirming_grant_outlives_another_grants_end() {
+    let mut h = Harness::new(cfg(3));
+    let b = h.hold(ms(0), 1, "b", 1, 8);
+    h.start(ms(0), 2, acquire("a", Wait::Forever));
+    // Granted at 6 s: less than half its lease is left of a window counted from 0.
+    let out = h.answer(ms(6_000), 1, 2, granted(5));
+    assert!(
+        out.iter().all(|o| matches!(o, ClientOutput::Send { .. })),
+        "{out:?}"
+    );
+    let until = ms(16_000);
+    let outputs = not_sends(run_silent_until(&mut h, until));
+    assert_eq!(
+        outputs,
+        vec![
+            (b, lost("b", 8)),
+            (until, failed(2, ClientError::GrantExpired))
+        ]
+    );
+}
+
+/// A keep-alive answer that lists the lock under another token does not renew this grant.
+#[test]
+fn a_keep_alive_listing_the_lock_under_another_token_loses_it() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.hold(ms(0), 1, "a", 1, 7);
+    let ka = ms(0) + LEASE / 3;
+    assert_eq!(h.tick(ka), vec![send(1, s, 2, 2, dlm_core::Op::KeepAlive)]);
+    // (The grant under token 9 is no grant of ours that we know of: it is given back.)
+    assert_eq!(
+        h.answer(ka, 1, 2, kept_alive(&[("a", 9)])),
+        vec![send(1, s, 3, 3, release_op("a", 9)), lost("a", 7)]
+    );
+}
+
+/// A lock the client holds is not re-entrant: asking for it again is refused, and the grant
+/// it holds is not mistaken for a stray one and given back.
+#[test]
+fn asking_again_for_a_lock_held_is_refused_and_gives_nothing_back() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.hold(ms(0), 1, "a", 1, 7);
+    assert_eq!(
+        h.start(ms(10), 2, try_acquire("a")),
+        vec![send(1, s, 2, 2, acquire_op("a", None))]
+    );
+    let refused = Err(Rejection::AlreadyHeld {
+        token: FencingToken(7),
+    });
+    assert_eq!(
+        h.answer(ms(20), 1, 2, refused.clone()),
+        vec![failed(2, ClientError::Rejected(refused.unwrap_err()))]
+    );
+}
+
+/// A call whose grant waits for its confirmation is still in flight: its id cannot be reused.
+#[test]
+fn a_call_id_waiting_for_its_confirmation_is_still_in_use() {
+    let mut h = Harness::new(cfg(3));
+    h.start(ms(0), 1, acquire("a", Wait::Forever));
+    h.answer(ms(6_000), 1, 1, granted(5));
+    let out = h.start(ms(6_001), 1, read_call("x"));
+    assert!(
+        matches!(
+            &out[..],
+            [ClientOutput::Done {
+                result: Err(ClientError::Protocol(_)),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}

@@ -43,10 +43,6 @@ pub(super) struct Held {
 }
 
 impl Held {
-    pub(super) fn len(&self) -> usize {
-        self.locks.len()
-    }
-
     pub(super) fn is_empty(&self) -> bool {
         self.locks.is_empty()
     }

@@ -76,7 +76,7 @@ impl std::fmt::Debug for ClientCore {
             .field("session", &self.session)
             .field("next_seq", &self.next_seq)
             .field("requests", &self.requests.len())
-            .field("held", &self.held.len())
+            .field("held", &self.held.iter().count())
             .finish_non_exhaustive()
     }
 }
