@@ -2071,12 +2071,12 @@ fn asking_again_for_a_lock_held_is_refused_and_gives_nothing_back() {
         h.start(ms(10), 2, try_acquire("a")),
         vec![send(1, s, 2, 2, acquire_op("a", None))]
     );
-    let refused = Err(Rejection::AlreadyHeld {
+    let refused = Rejection::AlreadyHeld {
         token: FencingToken(7),
-    });
+    };
     assert_eq!(
-        h.answer(ms(20), 1, 2, refused.clone()),
-        vec![failed(2, ClientError::Rejected(refused.unwrap_err()))]
+        h.answer(ms(20), 1, 2, Err(refused.clone())),
+        vec![failed(2, ClientError::Rejected(refused))]
     );
 }
 
