@@ -2098,3 +2098,60 @@ fn a_call_id_waiting_for_its_confirmation_is_still_in_use() {
         "{out:?}"
     );
 }
+
+/// A probe's verdict moves only the waiting acquires at the probed node: a read in flight at
+/// the same node (not long-polled) stays, and so does a try-lock.
+#[test]
+fn a_probe_moves_only_the_waiting_acquires_at_its_node() {
+    let mut h = with_leader(cfg(3));
+    let s = h.session();
+    let op = acquire_op("a", Some(Duration::MAX));
+    assert_eq!(
+        h.start(ms(0), 2, acquire("a", Wait::Forever)),
+        vec![send(1, s, 2, 2, op.clone())]
+    );
+    assert_eq!(
+        h.start(ms(250), 3, read_call("x")),
+        vec![send(1, s, 3, 2, read_op("x"))]
+    );
+    assert_eq!(
+        h.start(ms(260), 4, try_acquire("b")),
+        vec![send(1, s, 4, 2, acquire_op("b", None))]
+    );
+    assert_eq!(h.tick(ms(300)), vec![send(1, s, 5, 2, status_op())]);
+    assert_eq!(
+        h.answer(ms(310), 1, 5, status(1, Role::Follower, Some(3))),
+        vec![send(3, s, 2, 2, op)]
+    );
+}
+
+/// A keep-alive lists a grant of a lock whose release (of another grant) is in flight: that
+/// release does not account for it, so it is given back.
+#[test]
+fn a_release_in_flight_accounts_only_for_its_own_grant() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.hold(ms(0), 1, "a", 1, 7);
+    let ka = ms(0) + LEASE / 3;
+    assert_eq!(h.tick(ka), vec![send(1, s, 2, 2, dlm_core::Op::KeepAlive)]);
+    assert_eq!(
+        h.start(
+            ka,
+            2,
+            CallOp::Release {
+                lock: lock("a"),
+                token: FencingToken(7)
+            }
+        ),
+        vec![send(1, s, 3, 2, release_op("a", 7))]
+    );
+    let out = h.answer(ka, 1, 2, kept_alive(&[("a", 7), ("a", 9)]));
+    assert!(
+        out.contains(&send(1, s, 4, 2, release_op("a", 9))),
+        "{out:?}"
+    );
+    assert!(
+        !out.contains(&send(1, s, 4, 2, release_op("a", 7))),
+        "{out:?}"
+    );
+}
