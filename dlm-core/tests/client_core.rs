@@ -2147,11 +2147,11 @@ fn a_release_in_flight_accounts_only_for_its_own_grant() {
     );
     let out = h.answer(ka, 1, 2, kept_alive(&[("a", 7), ("a", 9)]));
     assert!(
-        out.contains(&send(1, s, 4, 2, release_op("a", 9))),
+        out.contains(&send(1, s, 4, 3, release_op("a", 9))),
         "{out:?}"
     );
     assert!(
-        !out.contains(&send(1, s, 4, 2, release_op("a", 7))),
+        !out.contains(&send(1, s, 4, 3, release_op("a", 7))),
         "{out:?}"
     );
 }
