@@ -104,6 +104,15 @@ pub enum Done {
     Status(NodeStatus),
 }
 
+/// The lock `op` is about, for the ops that are about one lock's grant (acquire, release,
+/// cancel; an append names its lock only to be checked against it).
+pub(super) fn op_lock(op: &Op) -> Option<&LockName> {
+    match op {
+        Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => Some(lock),
+        _ => None,
+    }
+}
+
 /// Why the core is sending a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -238,13 +247,9 @@ impl Request {
         }
     }
 
+    /// The lock its op is about (acquire, release, cancel).
     pub(super) fn lock(&self) -> Option<&LockName> {
-        match &self.op {
-            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => {
-                Some(lock)
-            }
-            _ => None,
-        }
+        op_lock(&self.op)
     }
 
     /// The earliest time the core must look at it again.

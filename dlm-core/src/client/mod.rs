@@ -43,7 +43,7 @@ pub use events::{ClientEvent, ClientOutput};
 use crate::names::LockName;
 use crate::protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
-use call::{Purpose, Request};
+use call::{op_lock, Purpose, Request};
 use held::Held;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -370,13 +370,6 @@ impl ClientCore {
         for seq in seqs {
             self.send(seq);
         }
-    }
-}
-
-fn op_lock(op: &Op) -> Option<&LockName> {
-    match op {
-        Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => Some(lock),
-        _ => None,
     }
 }
 
