@@ -14,8 +14,7 @@
 mod support;
 
 use clap::{Parser, Subcommand};
-use dlm::runtime::{ClientTransport, TransportError};
-use dlm::{ClientId, ClientRequest, ClusterAccess, ClusterSecret, NodeId, Op, Reply, Seq};
+use dlm::ClusterAccess;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,6 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         id: dlm::DEFAULT_CLUSTER_ID,
         secret: secret.clone(),
     };
+    let status_access = access.clone();
     let client = dlm::connect_tcp_with(nodes.clone(), access, |c| c.lease = lease);
     match args.command {
         Command::Acquire {
@@ -124,43 +124,28 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let data = client.read(file.as_str()).await?;
             print!("{}", String::from_utf8_lossy(&data));
         }
-        Command::Status => status(&nodes, secret).await,
+        Command::Status => status(&nodes, status_access).await,
     }
     Ok(())
 }
 
-async fn status(nodes: &[(u64, SocketAddr)], secret: Option<ClusterSecret>) {
-    let mut config = dlm::tcp::TcpClientConfig::new(
-        dlm::DEFAULT_CLUSTER_ID,
-        nodes.iter().map(|(id, a)| (NodeId(*id), *a)).collect(),
-    );
-    config.secret = secret;
-    let transport = dlm::tcp::TcpClient::new(config);
-    for (id, addr) in nodes {
-        let request = ClientRequest {
-            client: ClientId(0),
-            seq: Seq(1),
-            acked_below: Seq(1),
-            op: Op::Status,
-        };
-        let call = transport.call(NodeId(*id), request);
-        match tokio::time::timeout(Duration::from_secs(2), call).await {
-            Ok(Ok(response)) => match response.result {
-                Ok(Reply::Status(s)) => println!(
-                    "node {id} ({addr}): {:?}, term {}, leader {}, commit {}, applied {}",
-                    s.role,
-                    s.term,
-                    s.leader.map_or("none".to_string(), |l| l.to_string()),
-                    s.commit,
-                    s.applied
-                ),
-                other => println!("node {id} ({addr}): unexpected answer {other:?}"),
-            },
-            Ok(Err(TransportError::Handshake(reason))) => {
-                println!("node {id} ({addr}): refused: {reason}")
-            }
-            Ok(Err(e)) => println!("node {id} ({addr}): unreachable: {e}"),
-            Err(_) => println!("node {id} ({addr}): no answer within 2 s"),
+/// Asks every node about itself at once, through the client's own status call (each bounded
+/// by a 2 s deadline, so that one unreachable node is reported, with why, rather than waited on).
+async fn status(nodes: &[(u64, SocketAddr)], access: ClusterAccess) {
+    let client = dlm::connect_tcp_with(nodes.to_vec(), access, |c| {
+        c.deadline = Duration::from_secs(2);
+    });
+    for ((id, addr), (_, answer)) in nodes.iter().zip(client.cluster_status().await) {
+        match answer {
+            Ok(s) => println!(
+                "node {id} ({addr}): {:?}, term {}, leader {}, commit {}, applied {}",
+                s.role,
+                s.term,
+                s.leader.map_or("none".to_string(), |l| l.to_string()),
+                s.commit,
+                s.applied
+            ),
+            Err(e) => println!("node {id} ({addr}): {e}"),
         }
     }
 }
