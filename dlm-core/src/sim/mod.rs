@@ -54,6 +54,12 @@ use std::fmt;
 const QUIESCE: u64 = 6_000_000_000;
 /// How long into the heal phase a leader is certain to be elected and known to clients.
 const ABANDON_SETTLE: u64 = 2_000_000_000;
+/// Once faults stop, a leader is elected within this (several election time-outs of 300 ms:
+/// pre-vote, a split vote or two, a restarted node catching up).
+const LEADER_BOUND: u64 = 2_000_000_000;
+/// Once faults stop, every call outstanding at that moment ends within this: the client's
+/// deadline (5 s) after a leader is known.
+const CALLS_BOUND: u64 = LEADER_BOUND + 5_000_000_000 + 1_000_000_000;
 /// How long after its abandonment (once the cluster has settled) an acquire may still hold
 /// its lock: a cancel's round trip and commit, well under a lease.
 const ABANDON_BOUND: u64 = 500_000_000;
@@ -155,6 +161,8 @@ pub struct Sim {
     fingerprint: u64,
     steps: u64,
     stuck: u64,
+    /// Bounded-liveness checks of the heal phase done so far.
+    liveness_checks: u8,
 }
 
 fn fold(h: &mut u64, v: u64) {
@@ -227,6 +235,7 @@ impl Sim {
             fingerprint: 0xcbf2_9ce4_8422_2325,
             steps: 0,
             stuck: 0,
+            liveness_checks: 0,
             cfg,
         };
         for i in 0..sim.nodes.len() {
@@ -333,7 +342,56 @@ impl Sim {
             self.fault()?;
             return Ok(());
         }
-        self.step_bounded(end.min(fault_at))
+        let check_at = self.liveness_check_at();
+        if check_at <= self.now {
+            return self.check_liveness();
+        }
+        self.step_bounded(end.min(fault_at).min(check_at))
+    }
+
+    /// When the next bounded-liveness check of the heal phase is due.
+    fn liveness_check_at(&self) -> u64 {
+        match self.liveness_checks {
+            _ if self.chaos => u64::MAX,
+            0 => self.chaos_end + LEADER_BOUND,
+            1 => self.chaos_end + CALLS_BOUND,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Liveness with bounds, once faults stop (silent cuts healed, crashed nodes back): a
+    /// leader within [`LEADER_BOUND`], and every client call that was outstanding at the heal
+    /// ended within [`CALLS_BOUND`].
+    fn check_liveness(&mut self) -> Result<(), Violation> {
+        let stage = self.liveness_checks;
+        self.liveness_checks += 1;
+        if stage == 0 && self.leader().is_none() {
+            let b = (
+                "bounded_liveness",
+                format!("no leader {} ms after the heal", LEADER_BOUND / 1_000_000),
+            );
+            return Err(self.violation(b));
+        }
+        if stage == 1 {
+            let healed = self.chaos_end;
+            let stuck = self
+                .clients
+                .iter()
+                .find(|c| c.alive && c.calling.as_ref().is_some_and(|call| call.2 < healed));
+            if let Some(c) = stuck {
+                let b = (
+                    "bounded_liveness",
+                    format!(
+                        "client {} still waits {} ms after the heal on {:?}",
+                        c.idx,
+                        CALLS_BOUND / 1_000_000,
+                        c.calling
+                    ),
+                );
+                return Err(self.violation(b));
+            }
+        }
+        Ok(())
     }
 
     /// Advances to the next thing that happens, but not past `limit`.
