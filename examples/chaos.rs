@@ -66,13 +66,7 @@ struct Args {
 }
 
 fn main() {
-    if let Some(served) = support::cluster::serve_if_spawned() {
-        if let Err(e) = served {
-            eprintln!("chaos node: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    support::cluster::exit_when_served("chaos");
     let args = Args::parse();
     if args.nodes == 0 {
         eprintln!("chaos: --nodes must be at least 1");

@@ -74,13 +74,7 @@ struct Args {
 const WITHIN: Duration = Duration::from_secs(20);
 
 fn main() {
-    if let Some(served) = support::cluster::serve_if_spawned() {
-        if let Err(e) = served {
-            eprintln!("failover node: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    support::cluster::exit_when_served("failover");
     let args = Args::parse();
     if let Err(why) = NetLab::enter() {
         eprintln!("failover: cannot make silent faults here: {why}");

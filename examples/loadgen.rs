@@ -78,13 +78,7 @@ struct Totals {
 }
 
 fn main() {
-    if let Some(served) = support::cluster::serve_if_spawned() {
-        if let Err(e) = served {
-            eprintln!("loadgen node: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    support::cluster::exit_when_served("loadgen");
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

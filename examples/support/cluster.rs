@@ -63,6 +63,18 @@ pub fn serve_if_spawned() -> Option<Result<(), String>> {
     Some(serve_spec(&spec))
 }
 
+/// For an example's `main`: when this process was spawned as a node, runs the node and exits
+/// (non-zero, naming `tool`, if it failed); otherwise returns to go on as `tool` itself.
+pub fn exit_when_served(tool: &str) {
+    if let Some(served) = serve_if_spawned() {
+        if let Err(e) = served {
+            eprintln!("{tool} node: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
 fn serve_spec(spec: &str) -> Result<(), String> {
     let spec = NodeSpec::decode(spec)?;
     // A node is one driver task plus its connections: a single-threaded runtime spares it the
