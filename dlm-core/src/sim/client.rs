@@ -363,10 +363,10 @@ impl SimClient {
                 });
                 events.push(Event::Confirmed { lock, token, until });
             }
-            (Calling::Acquire(lock), Err(_)) => {
-                // A failed acquire (timed out, unreachable) may have been granted at the very
-                // end: the core withdraws it as it would an abandoned one, and the same bound
-                // applies.
+            (Calling::Acquire(lock), Err(ClientError::TimedOut | ClientError::Unavailable(_))) => {
+                // An acquire the client gave up on (timed out, unreachable) may have been granted
+                // at the very end: the core withdraws it as it would an abandoned one, and the
+                // same bound applies. (A refusal from the service, like Busy, left nothing.)
                 let session = self.core.session();
                 events.push(Event::Abandoned { lock, session });
             }

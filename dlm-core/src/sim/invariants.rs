@@ -54,6 +54,8 @@ pub struct Checker {
     pub acked_at: Vec<u64>,
     /// Acquires given up on, to check by a due time: (client index, session, lock, due).
     pub abandoned: Vec<(usize, ClientId, LockName, u64)>,
+    /// The earliest due time among `abandoned` (`u64::MAX` if none).
+    pub abandoned_due: u64,
 }
 
 fn hash_entry(entry: &Entry) -> u64 {
@@ -88,6 +90,7 @@ impl Checker {
             state_checked: vec![None; nodes],
             holder_tokens: vec![HashMap::new(); nodes],
             file_tokens: vec![HashMap::new(); nodes],
+            abandoned_due: u64::MAX,
             ..Checker::default()
         }
     }

@@ -525,6 +525,7 @@ impl Sim {
                     let settled = self.chaos_end + ABANDON_SETTLE;
                     let due = self.now.max(settled) + ABANDON_BOUND;
                     self.checker.abandoned.push((i, session, lock, due));
+                    self.checker.abandoned_due = self.checker.abandoned_due.min(due);
                     Ok(())
                 }
             };
@@ -539,7 +540,7 @@ impl Sim {
     /// to that session that the client does not claim.
     fn check_abandoned(&mut self) -> Result<(), Violation> {
         let now = self.now;
-        if !self.checker.abandoned.iter().any(|a| a.3 <= now) {
+        if now < self.checker.abandoned_due {
             return Ok(());
         }
         let newest = self
@@ -583,6 +584,13 @@ impl Sim {
             }
             false
         });
+        self.checker.abandoned_due = self
+            .checker
+            .abandoned
+            .iter()
+            .map(|a| a.3)
+            .min()
+            .unwrap_or(u64::MAX);
         match broken {
             Some(b) => Err(self.violation(b)),
             None => Ok(()),
