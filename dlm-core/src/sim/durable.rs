@@ -23,7 +23,9 @@ impl Durable {
                 let Some(first) = entries.first() else {
                     return;
                 };
-                self.entries.retain(|e| e.index < first.index);
+                // The stored entries are in index order: cut at the first one replaced.
+                let keep = self.entries.partition_point(|e| e.index < first.index);
+                self.entries.truncate(keep);
                 self.entries.extend(entries.iter().cloned());
             }
             Persist::Snapshot {
@@ -34,7 +36,8 @@ impl Durable {
                 if *replaces_log {
                     self.entries.clear();
                 } else {
-                    self.entries.retain(|e| e.index > last);
+                    let covered = self.entries.partition_point(|e| e.index <= last);
+                    self.entries.drain(..covered);
                 }
                 self.snapshot = Some((**snapshot).clone());
             }
@@ -83,7 +86,7 @@ impl Durable {
         if mark.0 == 0 {
             return true;
         }
-        let stored = match self.entries.iter().find(|e| e.index == mark) {
+        let stored = match self.entry(mark) {
             Some(e) => Some(e.term),
             None => self
                 .snapshot
@@ -101,6 +104,13 @@ impl Durable {
             (None, _) => self.snapshot.as_ref().is_some_and(|s| s.last.index > mark),
             (Some(_), None) => true,
         }
+    }
+
+    /// The stored entry at `index`. Stored entries are consecutive, so its place is computed.
+    fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        let at = usize::try_from(index.0.checked_sub(first.0)?).ok()?;
+        self.entries.get(at).filter(|e| e.index == index)
     }
 
     /// What a restarted node recovers.

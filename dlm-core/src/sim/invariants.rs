@@ -1,12 +1,12 @@
 //! The invariants, one function each, checked after every step. Each returns the name of the
 //! invariant and what was wrong; the simulator turns that into a [`super::Violation`].
 
-use crate::command::Entry;
+use crate::command::Command;
 use crate::names::{FileName, LockName};
 use crate::node::Node;
 use crate::protocol::{Rejection, Reply};
 use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
 /// An invariant that failed, and how.
@@ -25,9 +25,8 @@ struct Window {
 #[derive(Debug, Default)]
 pub struct Checker {
     leaders: HashMap<Term, NodeId>,
-    /// Term and hash of the committed entry at each index (index 1 at position 0), and the term
-    /// of the node that was first seen committing it (the leader that committed it, or later).
-    committed: Vec<(Term, u64, Term)>,
+    /// The committed entry at each index (index 1 at position 0).
+    committed: Vec<Committed>,
     /// Where the commit term (made non-decreasing) first reaches each value: (term, position).
     term_starts: Vec<(Term, usize)>,
     /// Per node: the highest index compared against `committed`.
@@ -49,37 +48,58 @@ pub struct Checker {
     /// Every append sent: data → (client, lock, token).
     pub sent_appends: HashMap<Vec<u8>, (ClientId, LockName, FencingToken)>,
     /// Every acknowledged append: (file, offset, data).
-    pub acked_appends: Vec<(FileName, u64, Vec<u8>)>,
+    acked_appends: Vec<(FileName, u64, Vec<u8>)>,
     /// When each of `acked_appends` was acknowledged (true time), in the same order.
-    pub acked_at: Vec<u64>,
+    acked_at: Vec<u64>,
+    /// Per file: the positions in `acked_appends` of its appends, in the order acknowledged.
+    acked_by_file: HashMap<FileName, Vec<usize>>,
     /// Acquires given up on, to check by a due time: (client index, session, lock, due).
     pub abandoned: Vec<(usize, ClientId, LockName, u64)>,
     /// The earliest due time among `abandoned` (`u64::MAX` if none).
     pub abandoned_due: u64,
 }
 
-fn hash_entry(entry: &Entry) -> u64 {
-    let bytes = postcard::to_allocvec(&entry.command).unwrap_or_default();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
+/// What the checker keeps of a committed entry.
+#[derive(Debug)]
+struct Committed {
+    /// The entry's term.
+    term: Term,
+    /// The entry's command, kept whole so that a divergence is found by comparison, never missed
+    /// through a hash collision.
+    command: Command,
+    /// The term of the node first seen committing it (the leader that committed it, or later).
+    seen_in: Term,
+}
+
+impl Committed {
+    fn same(&self, term: Term, command: &Command) -> bool {
+        self.term == term && self.command == *command
+    }
+}
+
+/// One item's share of a state digest.
+fn item_hash(item: impl Hash) -> u64 {
+    let mut h = FxHasher::default();
+    item.hash(&mut h);
     h.finish()
 }
 
+/// A digest of the replicated state that does not depend on map iteration order (which differs
+/// between nodes whose maps grew differently): each item is hashed alone and the hashes summed.
 fn sm_digest(node: &Node) -> u64 {
     let sm = node.state_machine();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    sm.last_token().hash(&mut h);
-    let mut files: Vec<(&FileName, usize)> = sm.files().map(|(n, f)| (n, f.data.len())).collect();
-    files.sort();
-    files.hash(&mut h);
-    let mut holders: Vec<(&LockName, Option<FencingToken>, usize)> = sm
-        .locks()
-        .map(|(l, s)| (l, s.holder.as_ref().map(|h| h.token), s.waiters.len()))
-        .collect();
-    holders.sort();
-    holders.hash(&mut h);
-    sm.sessions().count().hash(&mut h);
-    h.finish()
+    let files = sm.files().map(|(name, f)| item_hash((name, f.data.len())));
+    let locks = sm.locks().map(|(lock, state)| {
+        item_hash((
+            lock,
+            state.holder.as_ref().map(|h| h.token),
+            state.waiters.len(),
+        ))
+    });
+    files.chain(locks).fold(
+        item_hash((sm.last_token(), sm.sessions().count())),
+        u64::wrapping_add,
+    )
 }
 
 impl Checker {
@@ -88,8 +108,8 @@ impl Checker {
         Checker {
             compared: vec![LogIndex(0); nodes],
             state_checked: vec![None; nodes],
-            holder_tokens: vec![HashMap::new(); nodes],
-            file_tokens: vec![HashMap::new(); nodes],
+            holder_tokens: vec![HashMap::default(); nodes],
+            file_tokens: vec![HashMap::default(); nodes],
             abandoned_due: u64::MAX,
             ..Checker::default()
         }
@@ -144,10 +164,9 @@ impl Checker {
         let mut i = self.compared[idx].next();
         while i <= commit {
             if let Some(entry) = node.entry(i) {
-                let digest = (entry.term, hash_entry(entry));
                 let pos = (i.0 - 1) as usize;
                 match self.committed.get(pos) {
-                    Some(known) if (known.0, known.1) != digest => {
+                    Some(known) if !known.same(entry.term, &entry.command) => {
                         return Err((
                             "log_matching",
                             format!(
@@ -155,20 +174,24 @@ impl Checker {
                                 node.id(),
                                 entry,
                                 i,
-                                known.0
+                                known.term
                             ),
                         ));
                     }
                     Some(_) => {}
                     None if pos == self.committed.len() => {
-                        let term = self
+                        let seen_in = self
                             .committed
                             .last()
-                            .map_or(node.term(), |c| c.2.max(node.term()));
-                        if self.term_starts.last().is_none_or(|(t, _)| *t < term) {
-                            self.term_starts.push((term, pos));
+                            .map_or(node.term(), |c| c.seen_in.max(node.term()));
+                        if self.term_starts.last().is_none_or(|(t, _)| *t < seen_in) {
+                            self.term_starts.push((seen_in, pos));
                         }
-                        self.committed.push((digest.0, digest.1, term))
+                        self.committed.push(Committed {
+                            term: entry.term,
+                            command: entry.command.clone(),
+                            seen_in,
+                        })
                     }
                     // A gap: an earlier index was compacted away everywhere we looked; the
                     // digest is recorded once some node shows it.
@@ -198,7 +221,7 @@ impl Checker {
             return Ok(());
         };
         let index = LogIndex(pos as u64 + 1);
-        let known = self.committed[pos];
+        let known = &self.committed[pos];
         if node.last_log().index < index {
             return Err((
                 "leader_completeness",
@@ -208,12 +231,12 @@ impl Checker {
                     node.term(),
                     node.last_log().index,
                     index,
-                    known.2
+                    known.seen_in
                 ),
             ));
         }
         if let Some(entry) = node.entry(index) {
-            if (entry.term, hash_entry(entry)) != (known.0, known.1) {
+            if !known.same(entry.term, &entry.command) {
                 return Err((
                     "leader_completeness",
                     format!(
@@ -441,11 +464,16 @@ impl Checker {
     /// acknowledged before `sent` must be in it at its offset. A stale leader answering from
     /// its own state would miss what a newer leader acknowledged.
     pub fn read_linearizable(&self, file: &FileName, data: &[u8], sent: u64) -> Result<(), Broken> {
-        let acked = self.acked_appends.iter().zip(&self.acked_at);
-        for ((f, offset, appended), at) in acked {
-            if f != file || *at >= sent {
-                continue;
+        let Some(positions) = self.acked_by_file.get(file) else {
+            return Ok(());
+        };
+        // Acknowledgements are recorded in true-time order: stop at the first one not before.
+        for &p in positions {
+            let at = self.acked_at[p];
+            if at >= sent {
+                break;
             }
+            let (_, offset, appended) = &self.acked_appends[p];
             let start = *offset as usize;
             if data.get(start..start + appended.len()) != Some(&appended[..]) {
                 return Err((
@@ -463,11 +491,22 @@ impl Checker {
         Ok(())
     }
 
+    /// A client was told its append of `data` landed at `offset` in `file`, at true time `at`
+    /// (never earlier than the previous acknowledgement recorded).
+    pub fn append_acked(&mut self, file: FileName, offset: u64, data: Vec<u8>, at: u64) {
+        self.acked_by_file
+            .entry(file.clone())
+            .or_default()
+            .push(self.acked_appends.len());
+        self.acked_appends.push((file, offset, data));
+        self.acked_at.push(at);
+    }
+
     /// After heal: every acknowledged append is in the node's file exactly once, at its offset.
     pub fn acked_appends_durable(&self, node: &Node) -> Result<(), Broken> {
         let sm = node.state_machine();
         // Every append's data is `<client:seq>`, unique: count each piece of every file once.
-        let mut pieces: HashMap<(&FileName, &[u8]), usize> = HashMap::new();
+        let mut pieces: HashMap<(&FileName, &[u8]), usize> = HashMap::default();
         for (name, file) in sm.files() {
             for piece in file.data.split_inclusive(|b| *b == b'>') {
                 *pieces.entry((name, piece)).or_default() += 1;

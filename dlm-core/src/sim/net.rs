@@ -5,8 +5,9 @@ use super::config::Faults;
 use super::rng::SimRng;
 use crate::message::PeerMessage;
 use crate::protocol::{ClientRequest, ClientResponse};
+use rustc_hash::FxHashSet as HashSet;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
 /// Something in flight.
 #[derive(Clone, Debug)]
@@ -33,10 +34,12 @@ pub enum Delivery {
     },
 }
 
+/// A heap entry: when, in what order, and where the delivery waits in `Net::slots` (the heap
+/// moves entries as it sifts, and deliveries are large).
 struct Queued {
     at: u64,
     order: u64,
-    delivery: Delivery,
+    slot: usize,
 }
 
 impl PartialEq for Queued {
@@ -60,6 +63,9 @@ impl Ord for Queued {
 /// The network.
 pub struct Net {
     queue: BinaryHeap<Queued>,
+    /// Deliveries in flight, by slot; `free` lists the empty slots.
+    slots: Vec<Option<Delivery>>,
+    free: Vec<usize>,
     order: u64,
     loss: f64,
     duplicate: bool,
@@ -74,11 +80,13 @@ impl Net {
     pub fn new(faults: &Faults, _nodes: usize, rng: &mut SimRng) -> Net {
         let mut net = Net {
             queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             order: 0,
             loss: 0.0,
             duplicate: faults.duplicate,
             reorder: faults.reorder,
-            cuts: HashSet::new(),
+            cuts: HashSet::default(),
         };
         net.reroll_loss(faults, rng);
         net
@@ -109,7 +117,10 @@ impl Net {
 
     /// The next delivery.
     pub fn pop(&mut self) -> Option<(u64, Delivery)> {
-        self.queue.pop().map(|q| (q.at, q.delivery))
+        let q = self.queue.pop()?;
+        let delivery = self.slots.get_mut(q.slot)?.take()?;
+        self.free.push(q.slot);
+        Some((q.at, delivery))
     }
 
     /// Puts a delivery back, due at `at` (its receiver is paused).
@@ -119,10 +130,20 @@ impl Net {
 
     fn push(&mut self, at: u64, delivery: Delivery) {
         self.order += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(delivery);
+                slot
+            }
+            None => {
+                self.slots.push(Some(delivery));
+                self.slots.len() - 1
+            }
+        };
         self.queue.push(Queued {
             at,
             order: self.order,
-            delivery,
+            slot,
         });
     }
 
