@@ -265,3 +265,33 @@ fn a_leader_that_hands_over_is_succeeded_without_waiting_for_an_election() {
     assert_eq!(sim.node(new).unwrap().term(), term.next());
     assert!(!sim.node(0).unwrap().is_leader());
 }
+
+/// A holder left alone with the old leader, which stalls, is deposed, and wakes to the holder's
+/// keep-alive before its timers tell it that it has lost its quorum (`Sim::strand`). Answering
+/// from memory would extend the holder's lease past the moment the new leader hands the lock on;
+/// `clock_honest_leases` must see that. Swept over the moment of the cut.
+#[test]
+fn a_deposed_leader_hearing_keep_alives_extends_no_lease() {
+    let mut stranded = 0;
+    for start in 0..24u64 {
+        let mut sim = quiet(11, 3);
+        sim.run_until(2_000 * MS + start * 23 * MS).unwrap();
+        let Some(holder) = (0..4).find(|c| sim.holding(*c).is_some()) else {
+            continue;
+        };
+        if !sim.strand(holder) {
+            continue;
+        }
+        stranded += 1;
+        let end = sim.now() + 4_000 * MS;
+        if let Err(v) = sim.run_until(end) {
+            panic!("cut at {start}: {v}");
+        }
+        sim.reconnect();
+        sim.run_until(end + 3_000 * MS).unwrap();
+    }
+    assert!(
+        stranded >= 18,
+        "only {stranded} runs had a holder to strand"
+    );
+}

@@ -47,7 +47,14 @@ mod tests {
     #[test]
     fn true_of_is_the_earliest_true_time_showing_a_local_time() {
         let near_overflow = u64::MAX / 1_000_000;
-        let times = [1, 999, 1_000_001, 123_456_789_012, near_overflow - 1, near_overflow + 7];
+        let times = [
+            1,
+            999,
+            1_000_001,
+            123_456_789_012,
+            near_overflow - 1,
+            near_overflow + 7,
+        ];
         for skew in [Skew(-20_000), Skew(0), Skew(1), Skew(20_000)] {
             for nanos in times {
                 let local = Time::from_nanos(nanos);

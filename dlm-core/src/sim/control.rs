@@ -49,6 +49,7 @@ impl Sim {
     pub fn heal(&mut self) -> Result<(), Violation> {
         self.chaos = false;
         self.net.heal();
+        self.stranded = None;
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
             self.nodes[i].crash_pending = false;
@@ -96,6 +97,53 @@ impl Sim {
                 self.cut(idx, j, true);
             }
         }
+    }
+
+    /// Cuts client `client` off from node `node` (indexes), both ways, until the links are
+    /// restored.
+    pub fn cut_client(&mut self, client: usize, node: usize) {
+        self.net.cut_client(client, node);
+    }
+
+    /// Pauses node `idx` until true time `until`: no ticks, deliveries held back, as in a long
+    /// garbage-collection or scheduling stall.
+    pub fn pause(&mut self, idx: usize, until: u64) {
+        self.nodes[idx].paused_until = until;
+    }
+
+    /// The lock client `client` holds (and may act on), if any.
+    pub fn holding(&self, client: usize) -> Option<&super::Holding> {
+        self.clients.get(client)?.holding.as_ref()
+    }
+
+    /// Leaves client `client`, holding a lock, alone with the leader on one side of a partition,
+    /// and stalls the leader long enough to be deposed. It wakes to the holder's first
+    /// keep-alive once a successor has led for a while, before its timers tell it that it has
+    /// lost its quorum: whatever it answers must not outlive the successor's view of the lease.
+    /// Unwoken, it sleeps to the end of the holder's lease, when an answer would no longer be
+    /// believed. Returns false (and does nothing) without a leader or a lock held.
+    pub fn strand(&mut self, client: usize) -> bool {
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        let Some(safe_until) = self.holding(client).map(|h| h.safe_until) else {
+            return false;
+        };
+        for other in 0..self.clients.len() {
+            for node in (0..self.nodes.len()).filter(|node| (other == client) != (*node == leader))
+            {
+                self.net.cut_client(other, node);
+            }
+        }
+        self.isolate(leader);
+        let until = safe_until.max(self.now + 300_000_000);
+        self.nodes[leader].paused_until = until;
+        self.stranded = Some(super::Stranded {
+            node: leader,
+            client,
+        });
+        self.log(|| format!("node {} alone with client {client}, paused", leader + 1));
+        true
     }
 
     /// Restores every link.

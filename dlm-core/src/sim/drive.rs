@@ -81,6 +81,9 @@ impl Sim {
         if let Err(b) = self.checker.check_node(idx, node) {
             return Err(self.violation(b));
         }
+        if node.is_leader() && node.term() > self.newest_leader.0 {
+            self.newest_leader = (node.term(), self.now);
+        }
         Ok(())
     }
 

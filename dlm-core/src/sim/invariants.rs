@@ -379,16 +379,11 @@ impl Checker {
     ) -> Result<(), Broken> {
         let windows = self.windows.entry(lock.clone()).or_default();
         windows.retain(|w| w.end > now || w.client == client);
-        if let Some(w) = windows
-            .iter_mut()
-            .find(|w| w.client == client && w.token == token && w.end > now)
-        {
-            w.end = w.end.max(until);
-            return Ok(());
-        }
         if until <= now {
             return Ok(());
         }
+        // A renewal claims the lock from now as much as a grant does: checked against the
+        // others alike (a deposed leader's renewal can arrive after the lock went to another).
         if let Some(other) = windows.iter().find(|w| w.client != client && w.end > now) {
             return Err((
                 "clock_honest_leases",
@@ -397,6 +392,13 @@ impl Checker {
                     client, other.client, other.token, other.end
                 ),
             ));
+        }
+        if let Some(w) = windows
+            .iter_mut()
+            .find(|w| w.client == client && w.token == token && w.end > now)
+        {
+            w.end = w.end.max(until);
+            return Ok(());
         }
         windows.retain(|w| w.client != client);
         windows.push(Window {

@@ -30,7 +30,7 @@ mod net;
 mod phases;
 mod rng;
 
-pub use client::{SimClient, LEASE};
+pub use client::{Holding, SimClient, LEASE};
 pub use clock::Skew;
 pub use config::{Faults, SimConfig};
 pub use durable::Durable;
@@ -40,8 +40,9 @@ use crate::client::DriftBound;
 use crate::config::Config;
 use crate::names::LockName;
 use crate::node::{Input, Node};
+use crate::protocol::ClientRequest;
 use crate::protocol::{ClientResponse, Op};
-use crate::types::{ConnId, NodeId, Time};
+use crate::types::{ConnId, NodeId, Term, Time};
 use client::Event;
 use disk::Disk;
 use invariants::{Broken, Checker};
@@ -163,7 +164,24 @@ pub struct Sim {
     stuck: u64,
     /// Bounded-liveness checks of the heal phase done so far.
     liveness_checks: u8,
+    /// A stalled leader left alone with one lock holder (see the stranding fault), woken by
+    /// that holder's first keep-alive after a successor has led for a while.
+    stranded: Option<Stranded>,
+    /// The highest term seen led so far, and when its leader was first seen (true time).
+    newest_leader: (Term, u64),
 }
+
+/// A stalled leader (node index) and the one client (index) left on its side of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stranded {
+    node: usize,
+    client: usize,
+}
+
+/// How long a successor must have led before the stranded leader is woken: long enough that a
+/// keep-alive sent since then, answered from memory, would reach past the successor's view of
+/// the lease (it restarts leases at election, and the holder discounts 4.1% of a second).
+const SUCCESSOR_LEAD: u64 = 100_000_000;
 
 fn fold(h: &mut u64, v: u64) {
     // One multiply per word (FxHash's step): the fingerprint tells runs apart, it guards nothing.
@@ -234,6 +252,8 @@ impl Sim {
             steps: 0,
             stuck: 0,
             liveness_checks: 0,
+            stranded: None,
+            newest_leader: (Term(0), 0),
             cfg,
         };
         for i in 0..sim.nodes.len() {
@@ -594,6 +614,20 @@ impl Sim {
         }
     }
 
+    /// Whether `request` is the stranded holder's keep-alive reaching its stalled leader once a
+    /// successor has led for [`SUCCESSOR_LEAD`]: the moment to wake it, so that the keep-alive
+    /// is the first thing it handles.
+    fn wakes_stranded(&self, node: usize, client: usize, request: &ClientRequest) -> bool {
+        let Some(stalled) = self.nodes[node].node.as_ref() else {
+            return false;
+        };
+        self.stranded == Some(Stranded { node, client })
+            && self.nodes[node].paused_until > self.now
+            && request.op == Op::KeepAlive
+            && self.newest_leader.0 > stalled.term()
+            && self.now >= self.newest_leader.1 + SUCCESSOR_LEAD
+    }
+
     fn deliver(&mut self) -> Result<(), Violation> {
         let Some((at, delivery)) = self.net.pop() else {
             return Ok(());
@@ -619,6 +653,11 @@ impl Sim {
             } => {
                 if self.nodes[node].node.is_none() {
                     return Ok(());
+                }
+                if self.wakes_stranded(node, client, &request) {
+                    self.log(|| format!("node {} wakes to client {client}'s keep-alive", node + 1));
+                    self.nodes[node].paused_until = self.now;
+                    self.stranded = None;
                 }
                 if self.nodes[node].paused_until > self.now {
                     let later = self.nodes[node].paused_until;

@@ -71,6 +71,8 @@ pub struct Net {
     duplicate: bool,
     reorder: bool,
     cuts: HashSet<(usize, usize)>,
+    /// (client, node) pairs that cannot reach each other, either way.
+    client_cuts: HashSet<(usize, usize)>,
 }
 
 const BASE_DELAY: u64 = 500_000;
@@ -87,6 +89,7 @@ impl Net {
             duplicate: faults.duplicate,
             reorder: faults.reorder,
             cuts: HashSet::default(),
+            client_cuts: HashSet::default(),
         };
         net.reroll_loss(faults, rng);
         net
@@ -103,11 +106,17 @@ impl Net {
         self.duplicate = false;
         self.reorder = false;
         self.cuts.clear();
+        self.client_cuts.clear();
     }
 
     /// Cuts messages from node `from` to node `to`.
     pub fn cut(&mut self, from: usize, to: usize) {
         self.cuts.insert((from, to));
+    }
+
+    /// Cuts client `client` off from node `node`, both ways.
+    pub fn cut_client(&mut self, client: usize, node: usize) {
+        self.client_cuts.insert((client, node));
     }
 
     /// When the next delivery is due.
@@ -130,6 +139,7 @@ impl Net {
 
     fn push(&mut self, at: u64, delivery: Delivery) {
         self.order += 1;
+        let order = self.order;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(delivery);
@@ -140,11 +150,7 @@ impl Net {
                 self.slots.len() - 1
             }
         };
-        self.queue.push(Queued {
-            at,
-            order: self.order,
-            slot,
-        });
+        self.queue.push(Queued { at, order, slot });
     }
 
     fn delay(&self, rng: &mut SimRng) -> u64 {
@@ -191,6 +197,9 @@ impl Net {
         request: ClientRequest,
         rng: &mut SimRng,
     ) {
+        if self.client_cuts.contains(&(client, node)) {
+            return;
+        }
         let delivery = Delivery::Request {
             node,
             client,
@@ -210,6 +219,9 @@ impl Net {
         response: ClientResponse,
         rng: &mut SimRng,
     ) {
+        if self.client_cuts.contains(&(client, node)) {
+            return;
+        }
         let delivery = Delivery::Response {
             node,
             client,

@@ -10,7 +10,7 @@ impl Sim {
         let f = self.cfg.faults.clone();
         let n = self.nodes.len();
         let target = self.rng.below(n as u64) as usize;
-        match self.rng.below(8) {
+        match self.rng.below(9) {
             0 => {
                 self.net.reroll_loss(&f, &mut self.rng);
                 self.log(|| "fault: new loss rate".into());
@@ -47,6 +47,16 @@ impl Sim {
                 self.log(|| format!("fault: node {} restarts as planned", target + 1));
                 self.feed(target, crate::node::Input::HandOver)?;
                 self.nodes[target].crash_pending = true;
+            }
+            // A lock holder left alone with a stalled leader (see `Sim::strand`).
+            8 if f.partitions && f.pauses && n > 1 => {
+                let holders: Vec<usize> = (0..self.clients.len())
+                    .filter(|c| self.clients[*c].holding.is_some())
+                    .collect();
+                if !holders.is_empty() {
+                    let c = holders[self.rng.below(holders.len() as u64) as usize];
+                    self.strand(c);
+                }
             }
             6 if f.client_crashes => {
                 let alive = self.clients.iter().filter(|c| c.alive).count();
