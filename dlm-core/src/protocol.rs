@@ -74,9 +74,11 @@ pub enum Op {
         data: Vec<u8>,
     },
     /// Read `file` from `offset` (at most the configured read chunk; read again for more).
-    /// Linearizable: the leader answers once a majority has confirmed its term in a round
-    /// started after the read arrived (read-index), without a log entry; a client's very
-    /// first request goes through the log to open its session.
+    /// Linearizable, without a log entry or a sync (read-index): the leader answers from its
+    /// state machine once a majority has confirmed its term in a round started after the read
+    /// arrived, and it has applied everything committed when the read arrived. A read from a
+    /// client whose session the leader does not know yet (typically its very first request)
+    /// goes through the log instead, so that the session is opened.
     Read {
         /// The file.
         file: FileName,
@@ -201,7 +203,8 @@ pub enum Rejection {
     /// The acquire waited as long as it was allowed to.
     #[error("timed out waiting for the lock")]
     TimedOut,
-    /// The waiting acquire was withdrawn by the client.
+    /// The acquire was withdrawn by the client ([`Op::Cancel`]): while it was queued, or in
+    /// advance, before it arrived.
     #[error("acquire cancelled")]
     Cancelled,
     /// The client does not hold the lock (it expired, or was never granted).
