@@ -71,6 +71,22 @@ impl LogIndex {
     pub const fn prev(self) -> LogIndex {
         LogIndex(self.0.saturating_sub(1))
     }
+    /// The index `n` entries after this one (saturating: indexes never wrap).
+    pub const fn plus(self, n: u64) -> LogIndex {
+        LogIndex(self.0.saturating_add(n))
+    }
+    /// The index `n` entries before this one, saturating at 0.
+    pub const fn minus(self, n: u64) -> LogIndex {
+        LogIndex(self.0.saturating_sub(n))
+    }
+}
+
+impl FencingToken {
+    /// The token after this one: what the next grant gets. Tokens only grow, so a resource
+    /// that remembers the highest token it has seen refuses every earlier holder.
+    pub const fn next(self) -> FencingToken {
+        FencingToken(self.0 + 1)
+    }
 }
 
 impl Seq {

@@ -4,7 +4,7 @@
 use super::Node;
 use crate::command::Command;
 use crate::protocol::{ClientRequest, Op, Rejection, Reply};
-use crate::state_machine::{check_request, Slot};
+use crate::state_machine::{bad_lease, check_request, Slot};
 use crate::types::ConnId;
 
 impl Node {
@@ -26,13 +26,13 @@ impl Node {
             return;
         }
         // Malformed requests never reach the log.
-        if let Err(mut refusal) = check_request(&request.op, &self.cfg.limits) {
+        if let Err(refusal) = check_request(&request.op, &self.cfg.limits) {
             // A capped node accepts no more than its cap, so the refusal names that range,
             // whichever end the lease missed.
-            if let (Rejection::BadLease { max, .. }, Some(cap)) = (&mut refusal, self.cfg.lease_cap)
-            {
-                *max = cap;
-            }
+            let refusal = match refusal {
+                Rejection::BadLease { .. } => bad_lease(&self.cfg.limits, self.cfg.lease_cap),
+                other => other,
+            };
             self.reply(conn, client, seq, Err(refusal));
             return;
         }
@@ -71,8 +71,7 @@ impl Node {
                 })
             };
             if *lease > cap && !in_log() {
-                let min = self.cfg.limits.min_lease;
-                let refusal = Rejection::BadLease { min, max: cap };
+                let refusal = bad_lease(&self.cfg.limits, Some(cap));
                 self.reply(conn, client, seq, Err(refusal));
                 return;
             }

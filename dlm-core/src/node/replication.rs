@@ -130,7 +130,7 @@ impl Node {
         let (prev, entries) = if prev.index < base.index {
             let skip = usize::try_from(base.index.0 - prev.index.0).unwrap_or(usize::MAX);
             if skip > entries.len() {
-                let matched = LogIndex(prev.index.0 + entries.len() as u64);
+                let matched = prev.index.plus(entries.len() as u64);
                 self.answer_append(
                     from,
                     prev.index,
@@ -157,7 +157,7 @@ impl Node {
             }
         }
 
-        let matched = LogIndex(prev.index.0 + entries.len() as u64);
+        let matched = prev.index.plus(entries.len() as u64);
         let mut new_entries = Vec::new();
         for entry in entries {
             match self.log.term_at(entry.index) {

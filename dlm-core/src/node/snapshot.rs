@@ -31,8 +31,7 @@ impl Node {
             replaces_log: false,
         }));
         self.snapshot = Some(snapshot);
-        self.log
-            .compact(LogIndex(self.applied.0.saturating_sub(self.cfg.log_retain)));
+        self.log.compact(self.applied.minus(self.cfg.log_retain));
     }
 
     /// Sends `peer` the next chunk of our latest snapshot.

@@ -49,14 +49,10 @@ pub struct LockState {
 }
 
 impl LockState {
-    /// Nothing is held, queued or delayed: the lock can leave the table.
+    /// Nothing is held, queued or delayed: a new acquire is granted at once, and until then the
+    /// lock can leave the table.
     pub fn is_idle(&self) -> bool {
         self.holder.is_none() && self.waiters.is_empty() && !self.delayed
-    }
-
-    /// Whether a new acquire could be granted at once.
-    pub fn is_free(&self) -> bool {
-        self.holder.is_none() && !self.delayed && self.waiters.is_empty()
     }
 
     /// Position of `client` in the queue.

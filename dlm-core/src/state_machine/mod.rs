@@ -8,13 +8,15 @@
 
 mod apply;
 mod files;
+mod grants;
 mod lock_table;
 mod session;
+mod validate;
 
-pub(crate) use apply::check_request;
 pub use files::GuardedFile;
 pub use lock_table::{Holder, LockState, Waiter};
 pub use session::{Session, Slot, Slots};
+pub(crate) use validate::{bad_lease, check_request};
 
 use crate::names::{FileName, LockName};
 use crate::protocol::ClientResponse;

@@ -1,0 +1,60 @@
+//! Checks of a request that do not depend on state: the leader runs them before proposing, so a
+//! malformed request never reaches the log, and applying runs them again, so the state machine
+//! is total on its own.
+
+use crate::config::Limits;
+use crate::protocol::{Op, Rejection};
+use std::time::Duration;
+
+/// Checks a lock or file name against the limits.
+pub(crate) fn check_name(len: usize, limits: &Limits) -> Result<(), Rejection> {
+    if len == 0 || len > limits.max_name_len {
+        return Err(Rejection::BadName {
+            max: limits.max_name_len,
+        });
+    }
+    Ok(())
+}
+
+/// The refusal of a lease outside what a node accepts: the cluster's limits, narrowed by the
+/// node's own cap (which the configuration keeps within the limits). One constructor, so the
+/// range a client is told is the range that is checked.
+pub(crate) fn bad_lease(limits: &Limits, cap: Option<Duration>) -> Rejection {
+    Rejection::BadLease {
+        min: limits.min_lease,
+        max: cap.map_or(limits.max_lease, |cap| cap.min(limits.max_lease)),
+    }
+}
+
+/// Checks the parts of a request that do not depend on state. The leader runs this before
+/// proposing, so a malformed request never reaches the log; applying runs it again, so the state
+/// machine is total on its own.
+pub(crate) fn check_request(op: &Op, limits: &Limits) -> Result<(), Rejection> {
+    match op {
+        Op::Acquire { lock, lease, .. } => {
+            check_name(lock.len(), limits)?;
+            if *lease < limits.min_lease || *lease > limits.max_lease {
+                return Err(bad_lease(limits, None));
+            }
+            Ok(())
+        }
+        Op::Release { lock, .. } | Op::Cancel { lock, .. } => check_name(lock.len(), limits),
+        Op::Append {
+            lock, file, data, ..
+        } => {
+            check_name(lock.len(), limits)?;
+            check_name(file.len(), limits)?;
+            if data.len() > limits.max_append {
+                return Err(Rejection::AppendTooLarge {
+                    max: limits.max_append,
+                });
+            }
+            Ok(())
+        }
+        Op::Read { file, .. } => check_name(file.len(), limits),
+        Op::KeepAlive => Ok(()),
+        Op::Status => Err(Rejection::Invalid(
+            "status is not a replicated operation".into(),
+        )),
+    }
+}
