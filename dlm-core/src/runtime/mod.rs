@@ -4,9 +4,13 @@
 //!
 //! - [`spawn_server`] recovers a [`Storage`] ([`FileStorage`] on disk, [`MemStorage`] in tests),
 //!   starts the node and returns a [`ServerHandle`] (status channel, `shutdown`). Its loop waits
-//!   for input or the node's next deadline, takes everything else already queued, and executes
-//!   the effects with one sync for all the persists of the batch (group commit).
-//! - [`Client`] finds the leader, retries under a deadline with the same seq, and hands out
+//!   for input, the node's next deadline or the sync under way, takes everything else already
+//!   queued, sends messages and replies at once, and gathers the batch's persists into the next
+//!   sync, run on a blocking thread (group commit through [`crate::PersistQueue`]). Only
+//!   promises about local storage (votes, acknowledgements) wait for the syncs before them; past
+//!   65,536 unsynced entries it stops reading input until the disk catches up.
+//! - [`Client`] is a one-task driver over the sans-IO [`crate::client::ClientCore`] (leader
+//!   finding, retries with the same seq, keep-alives, cancellation), and hands out
 //!   [`LockGuard`]s whose leases it renews in the background.
 //!
 //! The driver races [`Transport::recv`] against timers and polls it without waiting to batch,

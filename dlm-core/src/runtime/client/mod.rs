@@ -244,8 +244,9 @@ impl<T: ClientTransport> Client<T> {
 
     /// Reads the whole of `file` (in as many chunks as needed). Each chunk is linearizable: it
     /// shows every append acknowledged before it was asked for. The leader answers after one
-    /// round trip to its followers, without a log entry or a sync (read-index); only a client's
-    /// very first request goes through the log, to open its session. A file longer than one
+    /// round trip to its followers, without a log entry or a sync (read-index); a read whose
+    /// session the leader has not applied yet (a client's first request) goes through the log,
+    /// to open it. A file longer than one
     /// chunk (`Limits::max_read`) may grow between chunks.
     pub async fn read(&self, file: impl Into<FileName>) -> Result<Vec<u8>, ClientError> {
         let file = file.into();
