@@ -81,8 +81,14 @@ impl Sim {
         if let Err(b) = self.checker.check_node(idx, node) {
             return Err(self.violation(b));
         }
-        if node.is_leader() && node.term() > self.newest_leader.0 {
-            self.newest_leader = (node.term(), self.now);
+        if node.is_leader() {
+            if node.term() > self.newest_leader.0 {
+                self.newest_leader = (node.term(), self.now);
+            }
+            // A leader of the newest term, not a stale one yet to hear of it.
+            if !self.chaos && node.term() == self.newest_leader.0 {
+                self.led_since_heal = true;
+            }
         }
         Ok(())
     }

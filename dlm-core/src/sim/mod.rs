@@ -169,6 +169,9 @@ pub struct Sim {
     stranded: Option<Stranded>,
     /// The highest term seen led so far, and when its leader was first seen (true time).
     newest_leader: (Term, u64),
+    /// Whether a leader of the newest term has been seen since the heal (a snapshot at the
+    /// bound would miss one that is handing over at that very moment).
+    led_since_heal: bool,
 }
 
 /// A stalled leader (node index) and the one client (index) left on its side of a partition.
@@ -254,6 +257,7 @@ impl Sim {
             liveness_checks: 0,
             stranded: None,
             newest_leader: (Term(0), 0),
+            led_since_heal: false,
             cfg,
         };
         for i in 0..sim.nodes.len() {
@@ -383,10 +387,10 @@ impl Sim {
     fn check_liveness(&mut self) -> Result<(), Violation> {
         let stage = self.liveness_checks;
         self.liveness_checks += 1;
-        if stage == 0 && self.leader().is_none() {
+        if stage == 0 && !self.led_since_heal {
             let b = (
                 "bounded_liveness",
-                format!("no leader {} ms after the heal", LEADER_BOUND / 1_000_000),
+                format!("no leader within {} ms of the heal", LEADER_BOUND / 1_000_000),
             );
             return Err(self.violation(b));
         }
