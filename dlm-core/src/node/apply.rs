@@ -30,7 +30,7 @@ impl Node {
                     .push_back(Effect::Applied(Applied::Appended { file, offset, data }));
                 continue;
             }
-            let Some(leader) = &mut self.leader else {
+            let Some(leader) = self.role.leader_mut() else {
                 continue;
             };
             match outcome {

@@ -15,8 +15,8 @@ impl Node {
             self.reply(conn, client, seq, Ok(Reply::Status(status)));
             return;
         }
-        let hint = self.leader_id;
-        let Some(leader) = &mut self.leader else {
+        let hint = self.leader();
+        let Some(leader) = self.role.leader_mut() else {
             self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
             return;
         };

@@ -2,12 +2,13 @@
 //! lower-id member once it has caught up.
 
 use super::read_index::Reads;
-use super::{Leader, Node};
+use super::role::{Heard, Leader, RoleState};
+use super::Node;
 use crate::command::Command;
 use crate::message::{PeerBody, PeerMessage};
 use crate::node::leader_timers::LeaderTimers;
 use crate::node::progress::Progress;
-use crate::protocol::{Rejection, Role};
+use crate::protocol::Rejection;
 use crate::types::{LogPosition, NodeId, Term};
 use rand_core::RngCore;
 use std::collections::BTreeMap;
@@ -73,7 +74,11 @@ impl Node {
                 done,
             } => self.on_snapshot_response(msg.from, last, received, done),
             PeerBody::TimeoutNow => {
-                if self.role == Role::Follower && self.leader_id == Some(msg.from) {
+                if self
+                    .role
+                    .followed()
+                    .is_some_and(|heard| heard.id == msg.from)
+                {
                     self.start_election(true);
                 }
             }
@@ -120,11 +125,11 @@ impl Node {
     ) {
         // A member that has a live leader ignores candidates: a node that was cut off and comes
         // back cannot depose a healthy leader. A transfer is the leader's own wish.
-        let leader_alive = self.role == Role::Leader
-            || (self.leader_id.is_some()
-                && self
-                    .leader_contact
-                    .is_some_and(|t| self.now < t + self.cfg.election_timeout));
+        let leader_alive = self.is_leader()
+            || self
+                .role
+                .followed()
+                .is_some_and(|heard| self.now < heard.at + self.cfg.election_timeout);
         let up_to_date = last >= self.log.last();
         if term < self.term || (leader_alive && !transfer) {
             self.send(
@@ -161,20 +166,20 @@ impl Node {
         if !granted {
             return;
         }
-        match (pre, self.role) {
-            (true, Role::PreCandidate) if term == self.term.next() => {
-                self.votes.insert(from);
-                if self.votes.len() >= self.cfg.quorum() {
-                    self.start_election(false);
-                }
-            }
-            (false, Role::Candidate) if term == self.term => {
-                self.votes.insert(from);
-                if self.votes.len() >= self.cfg.quorum() {
-                    self.become_leader();
-                }
-            }
-            _ => {}
+        // A pre-vote is answered in the term the pre-candidate would stand in.
+        let round = if pre { self.term.next() } else { self.term };
+        let quorum = self.cfg.quorum();
+        let Some(votes) = self.role.votes_mut(pre).filter(|_| term == round) else {
+            return;
+        };
+        votes.insert(from);
+        if votes.len() < quorum {
+            return;
+        }
+        if pre {
+            self.start_election(false);
+        } else {
+            self.become_leader();
         }
     }
 
@@ -185,10 +190,7 @@ impl Node {
             self.start_election(false);
             return;
         }
-        self.role = Role::PreCandidate;
-        self.leader_id = None;
-        self.votes.clear();
-        self.votes.insert(self.cfg.id);
+        self.role = RoleState::standing(self.cfg.id, true);
         self.reset_election_deadline();
         let last = self.log.last();
         let term = self.term.next();
@@ -206,13 +208,10 @@ impl Node {
     pub(super) fn start_election(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id);
-        self.role = Role::Candidate;
-        self.leader_id = None;
-        self.votes.clear();
-        self.votes.insert(self.cfg.id);
+        self.role = RoleState::standing(self.cfg.id, false);
         self.persist_hard_state();
         self.reset_election_deadline();
-        if self.votes.len() >= self.cfg.quorum() {
+        if self.cfg.quorum() <= 1 {
             self.become_leader();
             return;
         }
@@ -229,8 +228,6 @@ impl Node {
     }
 
     fn become_leader(&mut self) {
-        self.role = Role::Leader;
-        self.leader_id = Some(self.cfg.id);
         let last = self.log.last().index;
         let now = self.now;
         let progress = self
@@ -238,7 +235,7 @@ impl Node {
             .peers()
             .map(|peer| (peer, Progress::new(last, now)))
             .collect();
-        self.leader = Some(Leader {
+        self.role = RoleState::Leader(Box::new(Leader {
             progress,
             timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
             waiting: BTreeMap::new(),
@@ -247,7 +244,7 @@ impl Node {
             flushed: last,
             term_start: last.next(),
             reads: Reads::default(),
-        });
+        }));
         self.heartbeat_due = now + self.cfg.heartbeat_interval;
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);
@@ -261,12 +258,8 @@ impl Node {
             self.voted_for = None;
             self.persist_hard_state();
         }
-        self.role = Role::Follower;
-        self.leader_id = leader;
-        if leader.is_some() {
-            self.leader_contact = Some(self.now);
-        }
-        if let Some(old) = self.leader.take() {
+        let was = std::mem::replace(&mut self.role, RoleState::follower(leader, self.now));
+        if let RoleState::Leader(old) = was {
             // Entries proposed since the last flush were never persisted nor sent. Without a
             // leader they would never be flushed, yet they would count in this node's votes
             // and, should it lead again, sit unpersisted below entries that are: a crash would
@@ -283,6 +276,22 @@ impl Node {
                 self.reply(conn, client, seq, hint.clone());
             }
         }
+        self.reset_election_deadline();
+    }
+
+    /// A message only a leader sends came from `from` in our term: follow it (stepping down
+    /// from whatever we were), note when we heard it, and put off our own election.
+    pub(super) fn heard_from_leader(&mut self, from: NodeId) {
+        if self.leader() != Some(from) {
+            let term = self.term;
+            self.become_follower(term, Some(from));
+        }
+        self.role = RoleState::Follower {
+            leader: Some(Heard {
+                id: from,
+                at: self.now,
+            }),
+        };
         self.reset_election_deadline();
     }
 
@@ -304,7 +313,7 @@ impl Node {
     /// A leader that has not heard from a majority within an election time-out steps down, so a
     /// leader cut off by a partition stops answering clients. Returns whether it is still leader.
     pub(super) fn check_quorum(&mut self) -> bool {
-        let Some(leader) = &self.leader else {
+        let Some(leader) = self.role.leader() else {
             return false;
         };
         let window = self.cfg.election_timeout;

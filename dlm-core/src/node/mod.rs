@@ -10,6 +10,7 @@ mod leader_timers;
 mod progress;
 mod read_index;
 mod replication;
+mod role;
 mod snapshot;
 mod transfer;
 
@@ -21,11 +22,10 @@ use crate::log::Log;
 use crate::protocol::{ClientResponse, NodeStatus, Rejection, Role};
 use crate::state_machine::{Outcome, Rules, StateMachine};
 use crate::types::{ClientId, ConnId, LogIndex, LogPosition, NodeId, Seq, Term, Time};
-use leader_timers::LeaderTimers;
-use progress::Progress;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use role::RoleState;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Why a node could not be started.
@@ -48,26 +48,6 @@ pub enum NodeError {
 /// A snapshot transfer in progress: (sender, term), the snapshot's position, its size, the
 /// bytes received so far.
 type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
-
-/// State only a leader has.
-#[derive(Debug)]
-struct Leader {
-    progress: BTreeMap<NodeId, Progress>,
-    timers: LeaderTimers,
-    /// Which connection waits for the answer to which request. Ordered, because a leader that
-    /// steps down answers them all in iteration order, and effects must be deterministic.
-    waiting: BTreeMap<(ClientId, Seq), ConnId>,
-    /// Leadership is being handed over; until it succeeds or times out nothing new is proposed.
-    transfer: Option<transfer::Transfer>,
-    /// When this node became leader (check-quorum waits one election time-out from here).
-    since: Time,
-    /// Entries after this index are not yet persisted or sent.
-    flushed: LogIndex,
-    /// The index of this term's first entry (its Noop).
-    term_start: LogIndex,
-    /// Reads answered without the log.
-    reads: read_index::Reads,
-}
 
 /// One member of a dlm cluster, without IO.
 ///
@@ -121,8 +101,7 @@ pub struct Node {
     /// Every entry up to here is durable in this node's storage, as its driver reported.
     durable: LogIndex,
 
-    role: Role,
-    leader_id: Option<NodeId>,
+    role: RoleState,
     commit: LogIndex,
     applied: LogIndex,
     sm: StateMachine,
@@ -135,10 +114,6 @@ pub struct Node {
     /// None until the first input tells us the time.
     election_deadline: Option<Time>,
     heartbeat_due: Time,
-    /// When a leader was last heard from (a vote request inside this window is ignored).
-    leader_contact: Option<Time>,
-    votes: BTreeSet<NodeId>,
-    leader: Option<Leader>,
 
     now: Time,
     effects: VecDeque<Effect>,
@@ -175,8 +150,7 @@ impl Node {
             // Whatever storage recovered is durable by definition.
             durable: log.last().index,
             log,
-            role: Role::Follower,
-            leader_id: None,
+            role: RoleState::follower(None, Time::ZERO),
             commit: base.index,
             applied: base.index,
             sm,
@@ -184,9 +158,6 @@ impl Node {
             incoming_snapshot: None,
             election_deadline: None,
             heartbeat_due: Time::ZERO,
-            leader_contact: None,
-            votes: BTreeSet::new(),
-            leader: None,
             now: Time::ZERO,
             effects: VecDeque::new(),
             outcomes: Vec::new(),
@@ -224,7 +195,7 @@ impl Node {
 
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
     pub fn next_deadline(&self) -> Time {
-        match &self.leader {
+        match self.role.leader() {
             Some(leader) => {
                 // While a transfer is pending the leader timers are not fired (see
                 // `fire_leader_timers`), so their deadline must not be reported either, or the
@@ -246,17 +217,20 @@ impl Node {
 
     /// Its role.
     pub fn role(&self) -> Role {
-        self.role
+        self.role.kind()
     }
 
     /// Whether it is the leader.
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
+        self.role.leader().is_some()
     }
 
-    /// The leader it knows of.
+    /// The leader it knows of (itself, when leading).
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader_id
+        match &self.role {
+            RoleState::Leader(_) => Some(self.cfg.id),
+            role => role.followed().map(|heard| heard.id),
+        }
     }
 
     /// Its current term.
@@ -298,9 +272,9 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         NodeStatus {
             id: self.cfg.id,
-            role: self.role,
+            role: self.role(),
             term: self.term,
-            leader: self.leader_id,
+            leader: self.leader(),
             commit: self.commit,
             applied: self.applied,
             last_index: self.log.last().index,
@@ -381,7 +355,7 @@ impl Node {
     /// Runs whatever timers are due.
     fn on_timers(&mut self) {
         let now = self.now;
-        if self.leader.is_some() {
+        if self.is_leader() {
             if now >= self.heartbeat_due {
                 self.heartbeat_due = now + self.cfg.heartbeat_interval;
                 if !self.check_quorum() {
@@ -392,7 +366,7 @@ impl Node {
                 self.consider_transfer();
             }
             self.fire_leader_timers();
-            if let Some(leader) = &mut self.leader {
+            if let Some(leader) = self.role.leader_mut() {
                 if leader.transfer.is_some_and(|t| now >= t.until) {
                     leader.transfer = None;
                 }
@@ -403,7 +377,7 @@ impl Node {
     }
 
     fn fire_leader_timers(&mut self) {
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         if leader.transfer.is_some() {
@@ -434,7 +408,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("id", &self.cfg.id)
-            .field("role", &self.role)
+            .field("role", &self.role.kind())
             .field("term", &self.term)
             .field("commit", &self.commit)
             .field("last", &self.log.last())

@@ -58,7 +58,7 @@ impl Node {
         offset: u64,
     ) {
         let commit = self.commit;
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         let index = commit.max(leader.term_start);
@@ -75,7 +75,7 @@ impl Node {
     /// Starts a round for the reads that arrived since the last one (called with the flush, so
     /// one round serves every read of a batch).
     pub(super) fn start_read_round(&mut self) {
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         if leader.reads.unsent.is_empty() {
@@ -97,19 +97,14 @@ impl Node {
 
     /// A follower was asked to confirm this leader's term.
     pub(super) fn on_read_index(&mut self, from: NodeId, round: u64) {
-        if self.leader_id != Some(from) {
-            let term = self.term;
-            self.become_follower(term, Some(from));
-        }
-        self.leader_contact = Some(self.now);
-        self.reset_election_deadline();
+        self.heard_from_leader(from);
         self.send(from, PeerBody::ReadIndexAck { round });
     }
 
     /// A follower confirmed this leader's term up to `round`.
     pub(super) fn on_read_index_ack(&mut self, from: NodeId, round: u64) {
         let now = self.now;
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         if let Some(p) = leader.progress.get_mut(&from) {
@@ -124,7 +119,7 @@ impl Node {
     pub(super) fn serve_reads(&mut self) {
         let quorum = self.cfg.quorum();
         let applied = self.applied;
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         // Called after every apply: nothing to do without reads in a round.

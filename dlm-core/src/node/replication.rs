@@ -5,7 +5,6 @@ use super::progress::reached_by_quorum;
 use super::{Effect, Node, Persist};
 use crate::command::Entry;
 use crate::message::{AppendOutcome, PeerBody};
-use crate::protocol::Role;
 use crate::types::{LogIndex, LogPosition, NodeId};
 
 impl Node {
@@ -14,7 +13,7 @@ impl Node {
     /// driver reports it durable (see the commit rule on [`Node`]).
     pub(super) fn flush(&mut self) {
         let last = self.log.last().index;
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         if leader.flushed >= last {
@@ -36,7 +35,7 @@ impl Node {
         let last = self.log.last().index;
         let max_inflight = self.cfg.max_inflight;
         loop {
-            let Some(p) = self.leader.as_ref().and_then(|l| l.progress.get(&peer)) else {
+            let Some(p) = self.role.leader().and_then(|l| l.progress.get(&peer)) else {
                 return;
             };
             if !p.can_send(max_inflight) || p.next > last {
@@ -51,7 +50,7 @@ impl Node {
     /// Sends one AppendEntries to `peer` from its `next` (with entries, or an empty heartbeat).
     /// Returns false if nothing could be sent as entries (a snapshot is needed instead).
     fn send_append(&mut self, peer: NodeId, with_entries: bool) -> bool {
-        let Some(p) = self.leader.as_ref().and_then(|l| l.progress.get(&peer)) else {
+        let Some(p) = self.role.leader().and_then(|l| l.progress.get(&peer)) else {
             return false;
         };
         let next = p.next;
@@ -67,7 +66,11 @@ impl Node {
             Vec::new()
         };
         let sent_last = entries.last().map(|e| e.index);
-        if let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) {
+        if let Some(p) = self
+            .role
+            .leader_mut()
+            .and_then(|l| l.progress.get_mut(&peer))
+        {
             if p.probing {
                 p.probe_sent = true;
             } else if let Some(sent_last) = sent_last {
@@ -88,7 +91,7 @@ impl Node {
     /// probe is re-sent, a snapshot chunk is re-sent, and in pipelined mode an empty
     /// AppendEntries from `next` is rejected by a follower that missed something.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let Some(leader) = &self.leader else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
         let peers: Vec<(NodeId, bool, bool)> = leader
@@ -100,7 +103,11 @@ impl Node {
             if snapshotting {
                 self.send_snapshot_chunk(peer);
             } else if probing {
-                if let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) {
+                if let Some(p) = self
+                    .role
+                    .leader_mut()
+                    .and_then(|l| l.progress.get_mut(&peer))
+                {
                     p.probe_sent = false;
                 }
                 self.send_append(peer, true);
@@ -118,12 +125,7 @@ impl Node {
         entries: Vec<Entry>,
         commit: LogIndex,
     ) {
-        if self.role != Role::Follower || self.leader_id != Some(from) {
-            let term = self.term;
-            self.become_follower(term, Some(from));
-        }
-        self.leader_contact = Some(self.now);
-        self.reset_election_deadline();
+        self.heard_from_leader(from);
 
         // Entries at or before our snapshot are committed, so they match: skip them.
         let base = self.log.base();
@@ -217,7 +219,11 @@ impl Node {
     ) {
         let now = self.now;
         let last = self.log.last().index;
-        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&from)) else {
+        let Some(p) = self
+            .role
+            .leader_mut()
+            .and_then(|l| l.progress.get_mut(&from))
+        else {
             return;
         };
         p.last_heard = now;
@@ -240,7 +246,7 @@ impl Node {
 
     /// Commits the highest index stored on a majority, if it is of the current term.
     pub(super) fn maybe_commit(&mut self) {
-        let Some(leader) = &self.leader else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
         let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();

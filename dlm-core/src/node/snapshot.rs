@@ -39,7 +39,11 @@ impl Node {
         let Some(snapshot) = self.snapshot.clone() else {
             return;
         };
-        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&peer)) else {
+        let Some(p) = self
+            .role
+            .leader_mut()
+            .and_then(|l| l.progress.get_mut(&peer))
+        else {
             return;
         };
         let offset = match p.snapshot {
@@ -67,7 +71,11 @@ impl Node {
         done: bool,
     ) {
         let now = self.now;
-        let Some(p) = self.leader.as_mut().and_then(|l| l.progress.get_mut(&from)) else {
+        let Some(p) = self
+            .role
+            .leader_mut()
+            .and_then(|l| l.progress.get_mut(&from))
+        else {
             return;
         };
         p.last_heard = now;
@@ -92,12 +100,7 @@ impl Node {
         offset: u64,
         data: Vec<u8>,
     ) {
-        if self.leader_id != Some(from) {
-            let term = self.term;
-            self.become_follower(term, Some(from));
-        }
-        self.leader_contact = Some(self.now);
-        self.reset_election_deadline();
+        self.heard_from_leader(from);
 
         if last.index <= self.commit {
             self.incoming_snapshot = None;

@@ -27,7 +27,7 @@ impl Node {
         let last = self.log.last().index;
         let now = self.now;
         let fresh = self.cfg.heartbeat_interval * 2;
-        let Some(leader) = &self.leader else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
         if leader.transfer.is_some() || now < leader.since + self.cfg.election_timeout {
@@ -56,7 +56,7 @@ impl Node {
         let now = self.now;
         let window = self.cfg.election_timeout;
         let fresh = self.cfg.heartbeat_interval * 2;
-        let Some(leader) = &self.leader else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
         if leader.transfer.is_some_and(|t| t.asked) {
@@ -79,7 +79,7 @@ impl Node {
     /// Stops proposing and asks `to` to stand as soon as it holds the whole log.
     fn begin_transfer(&mut self, to: NodeId) {
         let until = self.now + self.cfg.election_timeout;
-        if let Some(leader) = &mut self.leader {
+        if let Some(leader) = self.role.leader_mut() {
             leader.transfer = Some(Transfer {
                 to,
                 until,
@@ -92,7 +92,7 @@ impl Node {
     /// A heartbeat during a transfer: TimeoutNow may have been lost, so ask again. A successor
     /// that already stands ignores it (it is no longer a follower of this leader).
     pub(super) fn repeat_transfer_request(&mut self) {
-        let Some(transfer) = self.leader.as_ref().and_then(|l| l.transfer) else {
+        let Some(transfer) = self.role.leader().and_then(|l| l.transfer) else {
             return;
         };
         if transfer.asked {
@@ -102,14 +102,14 @@ impl Node {
 
     /// Whether a hand-over or transfer is under way (see [`crate::Input::HandOver`]).
     pub fn is_handing_over(&self) -> bool {
-        self.leader.as_ref().is_some_and(|l| l.transfer.is_some())
+        self.role.leader().is_some_and(|l| l.transfer.is_some())
     }
 
     /// Sends TimeoutNow to `peer` if it is the successor of a transfer and holds the whole log:
     /// a successor that lacked entries could not win the election it starts.
     pub(super) fn ask_successor_if_caught_up(&mut self, peer: NodeId) {
         let last = self.log.last().index;
-        let Some(leader) = &mut self.leader else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         let Some(transfer) = &mut leader.transfer else {
