@@ -1,11 +1,10 @@
-//! Elections: pre-vote, votes, stepping up and down, check-quorum, and handing leadership to a
-//! lower-id member once it has caught up.
+//! Elections: pre-vote, votes, stepping up and down, check-quorum, and noting a live leader.
 
 use super::read_index::Reads;
 use super::role::{Heard, Leader, RoleState};
 use super::Node;
 use crate::command::Command;
-use crate::message::{PeerBody, PeerMessage};
+use crate::message::PeerBody;
 use crate::node::leader_timers::LeaderTimers;
 use crate::node::progress::Progress;
 use crate::protocol::Rejection;
@@ -14,108 +13,7 @@ use rand_core::RngCore;
 use std::collections::BTreeMap;
 
 impl Node {
-    /// Dispatches a peer message after the term rules common to all of them.
-    pub(super) fn on_peer(&mut self, msg: PeerMessage) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
-        {
-            return;
-        }
-        if let PeerBody::RequestVote {
-            pre,
-            last,
-            transfer,
-        } = msg.body
-        {
-            self.on_vote_request(msg.from, msg.term, pre, last, transfer);
-            return;
-        }
-        let granted_pre_vote = matches!(
-            msg.body,
-            PeerBody::VoteResponse {
-                pre: true,
-                granted: true
-            }
-        );
-        if msg.term > self.term && !granted_pre_vote {
-            let from_leader = matches!(
-                msg.body,
-                PeerBody::AppendEntries { .. }
-                    | PeerBody::InstallSnapshot { .. }
-                    | PeerBody::TimeoutNow
-                    | PeerBody::ReadIndex { .. }
-            );
-            self.become_follower(msg.term, from_leader.then_some(msg.from));
-        } else if msg.term < self.term {
-            self.answer_stale(msg);
-            return;
-        }
-        match msg.body {
-            PeerBody::AppendEntries {
-                prev,
-                entries,
-                commit,
-            } => self.on_append_entries(msg.from, prev, entries, commit),
-            PeerBody::AppendResponse {
-                prev_index,
-                outcome,
-            } => self.on_append_response(msg.from, prev_index, outcome),
-            PeerBody::VoteResponse { pre, granted } => {
-                self.on_vote_response(msg.from, msg.term, pre, granted)
-            }
-            PeerBody::InstallSnapshot {
-                last,
-                size,
-                offset,
-                data,
-            } => self.on_install_snapshot(msg.from, last, size, offset, data),
-            PeerBody::SnapshotResponse {
-                last,
-                received,
-                done,
-            } => self.on_snapshot_response(msg.from, last, received, done),
-            PeerBody::TimeoutNow => {
-                if self
-                    .role
-                    .followed()
-                    .is_some_and(|heard| heard.id == msg.from)
-                {
-                    self.start_election(true);
-                }
-            }
-            PeerBody::ReadIndex { round } => self.on_read_index(msg.from, round),
-            PeerBody::ReadIndexAck { round } => self.on_read_index_ack(msg.from, round),
-            PeerBody::RequestVote { .. } => {}
-        }
-    }
-
-    /// A message from an older term: tell a stale leader our term, so it steps down.
-    fn answer_stale(&mut self, msg: PeerMessage) {
-        match msg.body {
-            PeerBody::AppendEntries { prev, .. } => {
-                let hint = self.log.last().index.next();
-                self.send(
-                    msg.from,
-                    PeerBody::AppendResponse {
-                        prev_index: prev.index,
-                        outcome: crate::message::AppendOutcome::Rejected { hint },
-                    },
-                );
-            }
-            PeerBody::InstallSnapshot { last, .. } => self.send(
-                msg.from,
-                PeerBody::SnapshotResponse {
-                    last,
-                    received: 0,
-                    done: false,
-                },
-            ),
-            // Our newer term makes the stale leader step down.
-            PeerBody::ReadIndex { round } => self.send(msg.from, PeerBody::ReadIndexAck { round }),
-            _ => {}
-        }
-    }
-
-    fn on_vote_request(
+    pub(super) fn on_vote_request(
         &mut self,
         from: NodeId,
         term: Term,
@@ -162,7 +60,7 @@ impl Node {
         self.send(from, PeerBody::VoteResponse { pre, granted });
     }
 
-    fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
+    pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
         if !granted {
             return;
         }

@@ -7,6 +7,7 @@ mod client;
 mod effects;
 mod election;
 mod leader_timers;
+mod peer;
 mod progress;
 mod read_index;
 mod replication;
@@ -196,16 +197,7 @@ impl Node {
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
     pub fn next_deadline(&self) -> Time {
         match self.role.leader() {
-            Some(leader) => {
-                // While a transfer is pending the leader timers are not fired (see
-                // `fire_leader_timers`), so their deadline must not be reported either, or the
-                // driver would be woken again and again at the same instant.
-                let (transfer, timers) = match leader.transfer {
-                    Some(t) => (t.until, Time::MAX),
-                    None => (Time::MAX, leader.timers.next_deadline()),
-                };
-                self.heartbeat_due.min(timers).min(transfer)
-            }
+            Some(leader) => self.heartbeat_due.min(leader.next_deadline()),
             None => self.election_deadline.unwrap_or(Time::ZERO),
         }
     }
@@ -380,7 +372,7 @@ impl Node {
         let Some(leader) = self.role.leader_mut() else {
             return;
         };
-        if leader.transfer.is_some() {
+        if leader.timers_paused() {
             return;
         }
         let mut commands = std::mem::take(&mut self.proposals);

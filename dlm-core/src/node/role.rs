@@ -30,6 +30,22 @@ pub(super) struct Leader {
     pub reads: Reads,
 }
 
+impl Leader {
+    /// When the leader's own timers want it next. A pending transfer pauses them (nothing new
+    /// is proposed while the successor catches up) until the transfer's end.
+    pub fn next_deadline(&self) -> Time {
+        match self.transfer {
+            Some(transfer) => transfer.until,
+            None => self.timers.next_deadline(),
+        }
+    }
+
+    /// Whether a transfer pauses the leader's timers (see [`Leader::next_deadline`]).
+    pub fn timers_paused(&self) -> bool {
+        self.transfer.is_some()
+    }
+}
+
 /// The leader a follower knows, and when it last heard from it (a vote request inside an
 /// election time-out of that is ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
