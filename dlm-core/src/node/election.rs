@@ -142,8 +142,8 @@ impl Node {
             flushed: last,
             term_start: last.next(),
             reads: Reads::default(),
+            heartbeat_due: now + self.cfg.heartbeat_interval,
         }));
-        self.heartbeat_due = now + self.cfg.heartbeat_interval;
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);
     }

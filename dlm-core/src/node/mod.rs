@@ -112,9 +112,9 @@ pub struct Node {
     /// state but may serialise it in a different order, so their chunks must never be mixed.
     incoming_snapshot: Option<IncomingSnapshot>,
 
-    /// None until the first input tells us the time.
+    /// When a node that does not lead starts a pre-vote (a leader's own deadlines are in its
+    /// [`role::Leader`]). None until the first input tells us the time.
     election_deadline: Option<Time>,
-    heartbeat_due: Time,
 
     now: Time,
     effects: VecDeque<Effect>,
@@ -158,7 +158,6 @@ impl Node {
             snapshot,
             incoming_snapshot: None,
             election_deadline: None,
-            heartbeat_due: Time::ZERO,
             now: Time::ZERO,
             effects: VecDeque::new(),
             outcomes: Vec::new(),
@@ -197,7 +196,7 @@ impl Node {
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
     pub fn next_deadline(&self) -> Time {
         match self.role.leader() {
-            Some(leader) => self.heartbeat_due.min(leader.next_deadline()),
+            Some(leader) => leader.next_deadline(),
             None => self.election_deadline.unwrap_or(Time::ZERO),
         }
     }
@@ -347,9 +346,10 @@ impl Node {
     /// Runs whatever timers are due.
     fn on_timers(&mut self) {
         let now = self.now;
-        if self.is_leader() {
-            if now >= self.heartbeat_due {
-                self.heartbeat_due = now + self.cfg.heartbeat_interval;
+        let interval = self.cfg.heartbeat_interval;
+        if let Some(leader) = self.role.leader_mut() {
+            if now >= leader.heartbeat_due {
+                leader.heartbeat_due = now + interval;
                 if !self.check_quorum() {
                     return;
                 }

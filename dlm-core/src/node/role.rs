@@ -28,16 +28,20 @@ pub(super) struct Leader {
     pub term_start: LogIndex,
     /// Reads answered without the log.
     pub reads: Reads,
+    /// When the next heartbeat (and check-quorum) is due.
+    pub heartbeat_due: Time,
 }
 
 impl Leader {
-    /// When the leader's own timers want it next. A pending transfer pauses them (nothing new
-    /// is proposed while the successor catches up) until the transfer's end.
+    /// When the leader wants to be woken next: the heartbeat, or the first of its lease, wait
+    /// and session timers. A pending transfer pauses those timers (nothing new is proposed
+    /// while the successor catches up) until the transfer's end.
     pub fn next_deadline(&self) -> Time {
-        match self.transfer {
+        let timers = match self.transfer {
             Some(transfer) => transfer.until,
             None => self.timers.next_deadline(),
-        }
+        };
+        self.heartbeat_due.min(timers)
     }
 
     /// Whether a transfer pauses the leader's timers (see [`Leader::next_deadline`]).
