@@ -26,8 +26,8 @@ impl Node {
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for outcome in outcomes.drain(..) {
             if let Outcome::Appended { file, offset, data } = outcome {
-                self.effects
-                    .push_back(Effect::Applied(Applied::Appended { file, offset, data }));
+                self.out
+                    .push(Effect::Applied(Applied::Appended { file, offset, data }));
                 continue;
             }
             let Some(leader) = self.role.leader_mut() else {
@@ -38,7 +38,7 @@ impl Node {
                     // Whatever it was, an answered request is not waiting any more.
                     leader.timers.forget_wait(response.client, response.seq);
                     if let Some(conn) = leader.waiting.remove(&(response.client, response.seq)) {
-                        self.effects.push_back(Effect::Reply { conn, response });
+                        self.out.push(Effect::Reply { conn, response });
                     }
                 }
                 Outcome::Granted { lock, token, lease } => {

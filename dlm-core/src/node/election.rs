@@ -43,7 +43,8 @@ impl Node {
             // `term` is the term the candidate would stand in; nobody changes term for a pre-vote.
             let granted = term > self.term && up_to_date;
             let reply_term = if granted { term } else { self.term };
-            self.send_with_term(from, reply_term, PeerBody::VoteResponse { pre, granted });
+            let body = PeerBody::VoteResponse { pre, granted };
+            self.out.send(self.cfg.id, from, reply_term, body);
             return;
         }
         if term > self.term {
@@ -92,14 +93,13 @@ impl Node {
         self.reset_election_deadline();
         let last = self.log.last();
         let term = self.term.next();
-        let peers: Vec<NodeId> = self.cfg.peers().collect();
-        for peer in peers {
+        for peer in self.cfg.peers() {
             let body = PeerBody::RequestVote {
                 pre: true,
                 last,
                 transfer: false,
             };
-            self.send_with_term(peer, term, body);
+            self.out.send(self.cfg.id, peer, term, body);
         }
     }
 
@@ -114,14 +114,13 @@ impl Node {
             return;
         }
         let last = self.log.last();
-        let peers: Vec<NodeId> = self.cfg.peers().collect();
-        for peer in peers {
+        for peer in self.cfg.peers() {
             let body = PeerBody::RequestVote {
                 pre: false,
                 last,
                 transfer,
             };
-            self.send(peer, body);
+            self.out.send(self.cfg.id, peer, self.term, body);
         }
     }
 

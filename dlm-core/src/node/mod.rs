@@ -7,6 +7,7 @@ mod client;
 mod effects;
 mod election;
 mod leader_timers;
+mod output;
 mod peer;
 mod progress;
 mod read_index;
@@ -20,13 +21,13 @@ pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapsho
 use crate::command::{Command, Entry};
 use crate::config::{Config, ConfigError};
 use crate::log::Log;
-use crate::protocol::{ClientResponse, NodeStatus, Rejection, Role};
+use crate::protocol::{NodeStatus, Rejection, Role};
 use crate::state_machine::{Outcome, Rules, StateMachine};
 use crate::types::{ClientId, ConnId, LogIndex, LogPosition, NodeId, Seq, Term, Time};
+use output::Output;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use role::RoleState;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Why a node could not be started.
@@ -117,7 +118,7 @@ pub struct Node {
     election_deadline: Option<Time>,
 
     now: Time,
-    effects: VecDeque<Effect>,
+    out: Output,
     outcomes: Vec<Outcome>,
     proposals: Vec<Command>,
 }
@@ -159,7 +160,7 @@ impl Node {
             incoming_snapshot: None,
             election_deadline: None,
             now: Time::ZERO,
-            effects: VecDeque::new(),
+            out: Output::default(),
             outcomes: Vec::new(),
             proposals: Vec::new(),
             cfg,
@@ -186,11 +187,11 @@ impl Node {
     /// request that arrived since the last drain goes out in one persist and one message per
     /// follower.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        if self.effects.is_empty() {
+        if self.out.is_empty() {
             self.flush();
             self.start_read_round();
         }
-        self.effects.pop_front()
+        self.out.pop()
     }
 
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
@@ -291,8 +292,7 @@ impl Node {
 
     fn persist_hard_state(&mut self) {
         let hs = self.hard_state();
-        self.effects
-            .push_back(Effect::Persist(Persist::HardState(hs)));
+        self.out.persist(Persist::HardState(hs));
     }
 
     fn reply(
@@ -302,28 +302,11 @@ impl Node {
         seq: Seq,
         result: Result<crate::protocol::Reply, Rejection>,
     ) {
-        self.effects.push_back(Effect::Reply {
-            conn,
-            response: ClientResponse {
-                client,
-                seq,
-                result,
-            },
-        });
+        self.out.reply(conn, client, seq, result);
     }
 
     fn send(&mut self, to: NodeId, body: crate::message::PeerBody) {
-        self.send_with_term(to, self.term, body);
-    }
-
-    fn send_with_term(&mut self, to: NodeId, term: Term, body: crate::message::PeerBody) {
-        self.effects
-            .push_back(Effect::Send(crate::message::PeerMessage {
-                from: self.cfg.id,
-                to,
-                term,
-                body,
-            }));
+        self.out.send(self.cfg.id, to, self.term, body);
     }
 
     /// The driver made the log durable up to `position`. A report about an entry that has been

@@ -88,9 +88,9 @@ impl Node {
             .reads
             .in_round
             .extend(reads.into_iter().map(|r| (round, r)));
-        let peers: Vec<NodeId> = leader.progress.keys().copied().collect();
-        for peer in peers {
-            self.send(peer, PeerBody::ReadIndex { round });
+        for peer in leader.progress.keys() {
+            let body = PeerBody::ReadIndex { round };
+            self.out.send(self.cfg.id, *peer, self.term, body);
         }
         self.serve_reads();
     }

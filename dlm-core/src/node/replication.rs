@@ -26,8 +26,7 @@ impl Node {
             self.replicate(peer);
         }
         let entries: Vec<Entry> = self.log.range(from, last).cloned().collect();
-        self.effects
-            .push_back(Effect::Persist(Persist::Entries(entries)));
+        self.out.push(Effect::Persist(Persist::Entries(entries)));
     }
 
     /// Sends `peer` as many AppendEntries as its progress allows.
@@ -174,8 +173,8 @@ impl Node {
             new_entries.push(entry);
         }
         if !new_entries.is_empty() {
-            self.effects
-                .push_back(Effect::Persist(Persist::Entries(new_entries)));
+            self.out
+                .push(Effect::Persist(Persist::Entries(new_entries)));
         }
         let commit = commit.min(matched);
         if commit > self.commit {

@@ -26,7 +26,7 @@ impl Node {
             last: LogPosition::new(term, self.applied),
             data,
         });
-        self.effects.push_back(Effect::Persist(Persist::Snapshot {
+        self.out.push(Effect::Persist(Persist::Snapshot {
             snapshot: Arc::clone(&snapshot),
             replaces_log: false,
         }));
@@ -145,12 +145,12 @@ impl Node {
         self.commit = last.index;
         self.applied = last.index;
         let snapshot = Arc::new(Snapshot { last, data: buffer });
-        self.effects.push_back(Effect::Persist(Persist::Snapshot {
+        self.out.push(Effect::Persist(Persist::Snapshot {
             snapshot: Arc::clone(&snapshot),
             replaces_log: !keeps_tail,
         }));
         self.snapshot = Some(snapshot);
-        self.effects.push_back(Effect::Applied(Applied::Restored));
+        self.out.push(Effect::Applied(Applied::Restored));
         self.answer_snapshot(from, last, size, true);
     }
 
