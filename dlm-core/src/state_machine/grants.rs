@@ -2,7 +2,7 @@
 //! expiry of a lease or a session, and the one path by which a lock gets a holder.
 
 use super::apply::Answer;
-use super::{Holder, Outcome, Rules, Slot, StateMachine, Waiter};
+use super::{Holder, LockState, Outcome, Rules, Slot, StateMachine, Waiter};
 use crate::config::Limits;
 use crate::names::LockName;
 use crate::protocol::{Rejection, Reply, Withdrawn};
@@ -244,7 +244,17 @@ impl StateMachine {
             lease,
             renewals: 0,
         };
-        self.locks.entry(lock.clone()).or_default().holder = Some(holder);
+        // The callers hold the lock's entry already: look it up rather than clone the name.
+        match self.locks.get_mut(lock) {
+            Some(state) => state.holder = Some(holder),
+            None => {
+                let state = LockState {
+                    holder: Some(holder),
+                    ..LockState::default()
+                };
+                self.locks.insert(lock.clone(), state);
+            }
+        }
         if let Some(session) = self.sessions.get_mut(&client) {
             session.add_held(lock);
         }
