@@ -390,7 +390,10 @@ impl Sim {
         if stage == 0 && !self.led_since_heal {
             let b = (
                 "bounded_liveness",
-                format!("no leader within {} ms of the heal", LEADER_BOUND / 1_000_000),
+                format!(
+                    "no leader within {} ms of the heal",
+                    LEADER_BOUND / 1_000_000
+                ),
             );
             return Err(self.violation(b));
         }
