@@ -6,30 +6,14 @@
 mod common;
 
 use common::{
-    acquire, append, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, req,
+    acquire, append, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, noop, noops,
+    peer, pos, req, send,
 };
-use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
+use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 
 /// Start time of every follower test: well before the first election deadline.
 const START: Time = Time::from_millis(10);
-
-fn pos(term: u64, index: u64) -> LogPosition {
-    LogPosition::new(Term(term), LogIndex(index))
-}
-
-fn noop(term: u64, index: u64) -> Entry {
-    Entry {
-        term: Term(term),
-        index: LogIndex(index),
-        command: Command::Noop,
-    }
-}
-
-fn noops(log: &[(u64, u64)]) -> Vec<Entry> {
-    log.iter().map(|&(term, index)| noop(term, index)).collect()
-}
-
 /// Node 1 of 3 restarted from storage in `term`, with no vote and a log of Noops at the given
 /// (term, index) positions. Nothing has been fed to it yet.
 fn restarted(term: u64, log: &[(u64, u64)]) -> Node {
@@ -59,16 +43,6 @@ fn append_entries(
         commit: LogIndex(commit),
     };
     peer(from, term, body)
-}
-
-/// Node 1's message to `to` in `term`.
-fn send(to: u64, term: u64, body: PeerBody) -> Effect {
-    Effect::Send(PeerMessage {
-        from: NodeId(1),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    })
 }
 
 /// Node 1's AppendEntries to `to` in `term`.

@@ -7,18 +7,13 @@
 
 mod common;
 
-use common::{drain_unsynced, peer, req, Harness};
-use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
+use common::{drain_unsynced, peer, pos, req, send, Harness};
+use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::time::Duration;
 
 /// Start time of every follower test: well before the first election deadline.
 const START: Time = Time::from_millis(10);
-
-fn pos(term: u64, index: u64) -> LogPosition {
-    LogPosition::new(Term(term), LogIndex(index))
-}
-
 /// Client 7's state: it holds lock "a" (token 1) and appended "xy" to file "f", with seqs 1 and 2.
 fn state() -> StateMachine {
     let rules = Rules {
@@ -118,16 +113,6 @@ fn read_request(client: u128, seq: u64, file: &str) -> ClientRequest {
             offset: 0,
         },
     )
-}
-
-/// Node 1's message to `to` in `term`.
-fn send(to: u64, term: u64, body: PeerBody) -> Effect {
-    Effect::Send(PeerMessage {
-        from: NodeId(1),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    })
 }
 
 /// Round `round` of the leader of term 2, to both followers.

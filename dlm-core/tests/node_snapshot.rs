@@ -6,27 +6,14 @@
 
 mod common;
 
-use common::{drain_unsynced, peer, req, Harness};
-use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
+use common::{drain_unsynced, noop, peer, pos, req, send, Harness};
+use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Start time of every follower test: well before the first election deadline.
 const START: Time = Time::from_millis(10);
-
-fn pos(term: u64, index: u64) -> LogPosition {
-    LogPosition::new(Term(term), LogIndex(index))
-}
-
-fn noop(term: u64, index: u64) -> Entry {
-    Entry {
-        term: Term(term),
-        index: LogIndex(index),
-        command: Command::Noop,
-    }
-}
-
 /// The state the snapshots of these tests hold: client 7 holds lock "a" (token 1) and appended
 /// "xy" to file "f".
 fn state() -> StateMachine {
@@ -90,16 +77,6 @@ fn restarted(term: u64, snapshot: Option<Snapshot>, log: &[(u64, u64)]) -> Node 
         entries: log.iter().map(|&(t, i)| noop(t, i)).collect(),
     };
     Node::new(cfg, recovered).unwrap()
-}
-
-/// Node 1's message to `to` in `term`.
-fn send(to: u64, term: u64, body: PeerBody) -> Effect {
-    Effect::Send(PeerMessage {
-        from: NodeId(1),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    })
 }
 
 /// A chunk of [`bytes`] from `offset` to `end`, for the snapshot at `last`.

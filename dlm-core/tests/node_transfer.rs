@@ -8,14 +8,10 @@
 
 mod common;
 
-use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, req};
+use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, pos, req};
 use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
 use std::time::Duration;
-
-fn pos(term: u64, index: u64) -> LogPosition {
-    LogPosition::new(Term(term), LogIndex(index))
-}
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)

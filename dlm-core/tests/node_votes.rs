@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer};
-use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
+use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, pos, send};
+use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::time::Duration;
 
@@ -31,11 +31,6 @@ fn restarted(term: u64, voted_for: Option<u64>, log: &[(u64, u64)]) -> Node {
     };
     Node::new(Config::new(NodeId(1), ids), recovered).unwrap()
 }
-
-fn pos(term: u64, index: u64) -> LogPosition {
-    LogPosition::new(Term(term), LogIndex(index))
-}
-
 /// A (pre-)vote request to node 1 from `from`, in `term`, for a candidate whose log ends at `last`.
 fn request_vote(from: u64, term: u64, pre: bool, last: LogPosition) -> Input {
     let body = PeerBody::RequestVote {
@@ -44,16 +39,6 @@ fn request_vote(from: u64, term: u64, pre: bool, last: LogPosition) -> Input {
         transfer: false,
     };
     peer(from, term, body)
-}
-
-/// Node 1's message to `to` in `term`.
-fn send(to: u64, term: u64, body: PeerBody) -> Effect {
-    Effect::Send(PeerMessage {
-        from: NodeId(1),
-        to: NodeId(to),
-        term: Term(term),
-        body,
-    })
 }
 
 /// Node 1's answer to a (pre-)vote request from `to`.

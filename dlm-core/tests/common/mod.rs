@@ -282,3 +282,32 @@ pub fn persisted(effects: &[Effect]) -> Vec<Command> {
 pub fn any_persist(effects: &[Effect]) -> bool {
     effects.iter().any(|e| matches!(e, Effect::Persist(_)))
 }
+
+/// The log position `(term, index)`.
+pub fn pos(term: u64, index: u64) -> LogPosition {
+    LogPosition::new(Term(term), LogIndex(index))
+}
+
+/// A Noop entry at `(term, index)`.
+pub fn noop(term: u64, index: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        command: Command::Noop,
+    }
+}
+
+/// Noop entries at each `(term, index)`.
+pub fn noops(log: &[(u64, u64)]) -> Vec<Entry> {
+    log.iter().map(|&(term, index)| noop(term, index)).collect()
+}
+
+/// Node 1's message to `to` in `term` (the node under test is node 1 unless a test says not).
+pub fn send(to: u64, term: u64, body: PeerBody) -> Effect {
+    Effect::Send(PeerMessage {
+        from: NodeId(1),
+        to: NodeId(to),
+        term: Term(term),
+        body,
+    })
+}
