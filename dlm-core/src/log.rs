@@ -144,3 +144,101 @@ pub fn entry_size(entry: &Entry) -> usize {
         _ => 16,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+
+    fn noop(term: u64, index: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            command: Command::Noop,
+        }
+    }
+
+    fn pos(term: u64, index: u64) -> LogPosition {
+        LogPosition::new(Term(term), LogIndex(index))
+    }
+
+    fn indexes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<u64> {
+        entries.into_iter().map(|e| e.index.0).collect()
+    }
+
+    /// Recovery keeps only entries that follow the base without a gap.
+    #[test]
+    fn new_skips_what_the_base_covers_and_stops_at_a_gap() {
+        let log = Log::new(
+            pos(1, 2),
+            [noop(1, 1), noop(1, 2), noop(1, 3), noop(2, 4), noop(2, 6)],
+        );
+        assert_eq!(log.base(), pos(1, 2));
+        assert_eq!(log.last(), pos(2, 4));
+        assert_eq!(log.len(), 2);
+    }
+
+    /// The base's term answers the consistency check at the base; nothing before it is known.
+    #[test]
+    fn term_at_knows_the_base_and_the_entries_only() {
+        let log = Log::new(pos(3, 5), [noop(3, 6), noop(4, 7)]);
+        assert_eq!(log.term_at(LogIndex(5)), Some(Term(3)));
+        assert_eq!(log.term_at(LogIndex(7)), Some(Term(4)));
+        assert_eq!(log.term_at(LogIndex(4)), None);
+        assert_eq!(log.term_at(LogIndex(8)), None);
+        assert!(log.get(LogIndex(5)).is_none());
+    }
+
+    /// Truncation removes from an index on, never the base, and an index past the end is a no-op.
+    #[test]
+    fn truncate_from_keeps_everything_before_the_index() {
+        let mut log = Log::new(pos(1, 2), (3..=6).map(|i| noop(1, i)));
+        log.truncate_from(LogIndex(9));
+        assert_eq!(log.last(), pos(1, 6));
+        log.truncate_from(LogIndex(5));
+        assert_eq!(log.last(), pos(1, 4));
+        log.truncate_from(LogIndex(1));
+        assert_eq!(log.last(), pos(1, 2));
+        assert_eq!(log.len(), 0);
+    }
+
+    /// A slice takes at most `max_entries`, and stops before the byte budget, but always takes the
+    /// first entry however large; nothing before the base is sliced.
+    #[test]
+    fn slice_honours_both_budgets_and_always_sends_one() {
+        let log = Log::new(pos(1, 2), (3..=8).map(|i| noop(1, i)));
+        assert_eq!(indexes(&log.slice(LogIndex(4), 3, usize::MAX)), [4, 5, 6]);
+        let one = entry_size(&noop(1, 3));
+        assert_eq!(indexes(&log.slice(LogIndex(4), 10, 2 * one)), [4, 5]);
+        assert_eq!(indexes(&log.slice(LogIndex(4), 10, 0)), [4]);
+        assert!(log.slice(LogIndex(2), 10, usize::MAX).is_empty());
+        assert!(log.slice(LogIndex(9), 10, usize::MAX).is_empty());
+    }
+
+    /// A range is clipped to what is in memory on both ends.
+    #[test]
+    fn range_is_clipped_to_memory() {
+        let log = Log::new(pos(1, 2), (3..=6).map(|i| noop(1, i)));
+        assert_eq!(indexes(log.range(LogIndex(4), LogIndex(5))), [4, 5]);
+        assert_eq!(indexes(log.range(LogIndex(1), LogIndex(3))), [3]);
+        assert_eq!(indexes(log.range(LogIndex(5), LogIndex(99))), [5, 6]);
+        assert!(log.range(LogIndex(7), LogIndex(9)).next().is_none());
+    }
+
+    /// Compaction moves the base to the last entry dropped, keeping its term for the check.
+    #[test]
+    fn compact_moves_the_base_to_the_last_dropped_entry() {
+        let mut log = Log::new(pos(1, 2), [noop(1, 3), noop(2, 4), noop(2, 5)]);
+        log.compact(LogIndex(4));
+        assert_eq!(log.base(), pos(2, 4));
+        assert_eq!(log.term_at(LogIndex(4)), Some(Term(2)));
+        assert_eq!(indexes(log.range(LogIndex(1), LogIndex(9))), [5]);
+        log.compact(LogIndex(99));
+        assert_eq!(
+            (log.base(), log.last(), log.len()),
+            (pos(2, 5), pos(2, 5), 0)
+        );
+        log.reset(pos(7, 40));
+        assert_eq!((log.base(), log.last()), (pos(7, 40), pos(7, 40)));
+    }
+}

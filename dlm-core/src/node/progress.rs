@@ -79,3 +79,80 @@ impl Progress {
         self.probe_sent = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a majority has reached: the quorum-th highest value, none without enough members.
+    #[test]
+    fn reached_by_quorum_is_the_quorum_th_highest() {
+        assert_eq!(reached_by_quorum(vec![5, 9, 7], 2), Some(7));
+        assert_eq!(reached_by_quorum(vec![5, 9, 7, 1, 3], 3), Some(5));
+        assert_eq!(reached_by_quorum(vec![4], 1), Some(4));
+        assert_eq!(reached_by_quorum(vec![4, 8], 3), None);
+        assert_eq!(reached_by_quorum(Vec::<u64>::new(), 0), None);
+    }
+
+    /// A new follower is probed one message at a time from the end of the leader's log.
+    #[test]
+    fn a_new_follower_is_probed_one_message_at_a_time() {
+        let mut p = Progress::new(LogIndex(10), Time::ZERO);
+        assert_eq!(
+            (p.matched, p.next, p.probing),
+            (LogIndex(0), LogIndex(11), true)
+        );
+        assert!(p.can_send(8));
+        p.probe_sent = true;
+        assert!(!p.can_send(8));
+    }
+
+    /// An accept leaves probe mode, raises match (never lowers it), moves next past it and
+    /// retires the messages it covers; then up to `max_inflight` may be out.
+    #[test]
+    fn accept_raises_match_and_retires_what_it_covers() {
+        let mut p = Progress::new(LogIndex(10), Time::ZERO);
+        p.accept(LogIndex(10));
+        assert_eq!(
+            (p.matched, p.next, p.probing),
+            (LogIndex(10), LogIndex(11), false)
+        );
+        p.inflight
+            .extend([LogIndex(12), LogIndex(14), LogIndex(16)]);
+        assert!(p.can_send(4));
+        assert!(!p.can_send(3));
+        p.next = LogIndex(17);
+        p.accept(LogIndex(14));
+        assert_eq!(p.inflight, [LogIndex(16)]);
+        assert_eq!((p.matched, p.next), (LogIndex(14), LogIndex(17)));
+        p.accept(LogIndex(12));
+        assert_eq!(p.matched, LogIndex(14), "a late accept lowered the match");
+    }
+
+    /// A rejection probes again from the hint, never at or below what is known to match, and
+    /// forgets what was in flight.
+    #[test]
+    fn back_off_probes_again_above_the_match() {
+        let mut p = Progress::new(LogIndex(10), Time::ZERO);
+        p.accept(LogIndex(6));
+        p.inflight.push_back(LogIndex(9));
+        p.probe_sent = true;
+        p.back_off(LogIndex(3));
+        assert_eq!(
+            (p.next, p.probing, p.probe_sent),
+            (LogIndex(7), true, false)
+        );
+        assert!(p.inflight.is_empty());
+        p.back_off(LogIndex(9));
+        assert_eq!(p.next, LogIndex(9));
+    }
+
+    /// Nothing else goes out while a snapshot is being sent.
+    #[test]
+    fn nothing_is_sent_during_a_snapshot() {
+        let mut p = Progress::new(LogIndex(10), Time::ZERO);
+        p.accept(LogIndex(10));
+        p.snapshot = Some((LogPosition::new(crate::types::Term(2), LogIndex(8)), 0));
+        assert!(!p.can_send(8));
+    }
+}

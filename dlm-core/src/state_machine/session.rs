@@ -121,3 +121,53 @@ impl Slots {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Rejection, Reply};
+
+    fn done() -> Slot {
+        Slot::Done(Ok(Reply::Released))
+    }
+
+    fn waiting() -> Slot {
+        Slot::Waiting("l".into())
+    }
+
+    fn seqs(slots: &Slots) -> Vec<u64> {
+        slots.0.iter().map(|(s, _)| s.0).collect()
+    }
+
+    /// Slots stay in seq order whatever order they are set in, and setting one again replaces it.
+    #[test]
+    fn insert_keeps_seq_order_and_replaces() {
+        let mut slots = Slots::default();
+        for seq in [3, 5, 4, 1] {
+            slots.insert(Seq(seq), waiting());
+        }
+        assert_eq!(seqs(&slots), [1, 3, 4, 5]);
+        slots.insert(Seq(4), done());
+        assert_eq!(slots.get(&Seq(4)), Some(&done()));
+        assert_eq!(slots.len(), 4);
+        assert!(slots.contains_key(&Seq(3)) && !slots.contains_key(&Seq(2)));
+    }
+
+    /// Acknowledging drops answered slots below the watermark but keeps waiting ones (a queued
+    /// acquire is answered later, whatever the client acknowledged).
+    #[test]
+    fn the_watermark_drops_answers_but_not_waiting_acquires() {
+        let mut session = Session::default();
+        session.slots.insert(Seq(1), done());
+        session.slots.insert(Seq(2), waiting());
+        session
+            .slots
+            .insert(Seq(3), Slot::Done(Err(Rejection::Busy)));
+        session.slots.insert(Seq(4), done());
+        session.advance_watermark(Seq(4));
+        assert_eq!(seqs(&session.slots), [2, 4]);
+        assert_eq!(session.acked_below, Seq(4));
+        session.advance_watermark(Seq(2));
+        assert_eq!(session.acked_below, Seq(4), "the watermark went back");
+    }
+}
