@@ -313,13 +313,9 @@ fn timers_wait_for_the_end_of_the_transfer() {
     node.handle(t0 + ms(500), Input::Tick);
     assert_eq!(drain_unsynced(&mut node), heartbeat_and_ask);
     answer_heartbeats(&mut node, t0 + ms(500), 2, 4);
-    // The transfer's end: one last request, and the transfer is given up.
+    // The transfer's end: it is given up first (no last request), and on the same tick the
+    // lease that ran out while it lasted is expired.
     let end = t0 + ms(600);
-    node.handle(end, Input::Tick);
-    assert_eq!(drain_unsynced(&mut node), heartbeat_and_ask);
-    assert!(!node.is_handing_over());
-    assert!(node.is_leader());
-    assert!(node.next_deadline() <= end, "the overdue lease waits");
     node.handle(end, Input::Tick);
     let expire = Entry {
         term: Term(2),
@@ -335,14 +331,50 @@ fn timers_wait_for_the_end_of_the_transfer() {
         entries: vec![expire.clone()],
         commit: LogIndex(4),
     };
-    assert_eq!(
-        drain_unsynced(&mut node),
-        vec![
-            send(2, 1, 2, append.clone()),
-            send(2, 3, 2, append),
-            Effect::Persist(Persist::Entries(vec![expire])),
-        ]
+    let mut heartbeat_then_expire = heartbeats(2, pos(2, 4), 4);
+    heartbeat_then_expire.extend([
+        send(2, 1, 2, append.clone()),
+        send(2, 3, 2, append),
+        Effect::Persist(Persist::Entries(vec![expire])),
+    ]);
+    assert_eq!(drain_unsynced(&mut node), heartbeat_then_expire);
+    assert!(!node.is_handing_over());
+    assert!(node.is_leader());
+}
+
+/// Guards `leader.no_transfer_before` (set when a transfer runs out, checked in
+/// `consider_transfer`): a successor that did not take over is not asked again at the next
+/// heartbeat, which would keep the leader paused; it is asked again only after
+/// `TRANSFER_RETRY_AFTER` election time-outs (3 s here).
+#[test]
+fn a_transfer_that_ran_out_is_not_retried_for_a_while() {
+    let (mut node, t0) = transferring_leader_two();
+    node.handle(t0 + ms(500), Input::Tick);
+    drain_unsynced(&mut node);
+    answer_heartbeats(&mut node, t0 + ms(500), 1, 1);
+    node.handle(t0 + ms(600), Input::Tick);
+    drain_unsynced(&mut node);
+    assert!(!node.is_handing_over());
+    // Every heartbeat is answered at once, node 1 holding the whole log; the leader asks again
+    // at its first heartbeat after the back-off.
+    let timeout_now = send(2, 1, 1, PeerBody::TimeoutNow);
+    let mut at = t0 + ms(600);
+    let asked_at = loop {
+        answer_heartbeats(&mut node, at, 1, 1);
+        at = node.next_deadline();
+        node.handle(at, Input::Tick);
+        if drain_unsynced(&mut node).contains(&timeout_now) {
+            break at;
+        }
+        assert!(node.is_leader() && !node.is_handing_over());
+        assert!(at < t0 + ms(4_000), "never asked again");
+    };
+    assert!(asked_at >= t0 + ms(3_600), "asked again at {asked_at:?}");
+    assert!(
+        asked_at < t0 + ms(3_700),
+        "asked again only at {asked_at:?}"
     );
+    assert!(node.is_handing_over());
 }
 
 /// Guards `leader.transfer = None` at `now >= t.until` in `on_timers`: once the transfer has

@@ -8,7 +8,7 @@ use crate::message::PeerBody;
 use crate::node::leader_timers::LeaderTimers;
 use crate::node::progress::Progress;
 use crate::protocol::Rejection;
-use crate::types::{LogPosition, NodeId, Term};
+use crate::types::{LogPosition, NodeId, Term, Time};
 use rand_core::RngCore;
 use std::collections::BTreeMap;
 
@@ -142,6 +142,7 @@ impl Node {
             term_start: last.next(),
             reads: Reads::default(),
             heartbeat_due: now + self.cfg.heartbeat_interval,
+            no_transfer_before: Time::ZERO,
         }));
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);

@@ -51,6 +51,10 @@ pub enum NodeError {
 /// bytes received so far.
 type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
 
+/// After a transfer to the preferred leader runs out, this many election time-outs pass before
+/// the leader tries again (a planned hand-over is not held back).
+const TRANSFER_RETRY_AFTER: u32 = 10;
+
 /// One member of a dlm cluster, without IO.
 ///
 /// # Driving a node
@@ -330,7 +334,15 @@ impl Node {
     fn on_timers(&mut self) {
         let now = self.now;
         let interval = self.cfg.heartbeat_interval;
+        let retry_after = self.cfg.election_timeout * TRANSFER_RETRY_AFTER;
         if let Some(leader) = self.role.leader_mut() {
+            // A transfer that ran out is given up before anything else, so that the timers it
+            // paused fire on this tick; the same successor is not asked again for a while, or a
+            // member that cannot win (its election messages lost) would keep the leader paused.
+            if leader.transfer.is_some_and(|t| now >= t.until) {
+                leader.transfer = None;
+                leader.no_transfer_before = now + retry_after;
+            }
             if now >= leader.heartbeat_due {
                 leader.heartbeat_due = now + interval;
                 if !self.check_quorum() {
@@ -341,11 +353,6 @@ impl Node {
                 self.consider_transfer();
             }
             self.fire_leader_timers();
-            if let Some(leader) = self.role.leader_mut() {
-                if leader.transfer.is_some_and(|t| now >= t.until) {
-                    leader.transfer = None;
-                }
-            }
         } else if self.election_deadline.is_some_and(|d| now >= d) {
             self.start_pre_vote();
         }

@@ -30,6 +30,8 @@ pub(super) struct Leader {
     pub reads: Reads,
     /// When the next heartbeat (and check-quorum) is due.
     pub heartbeat_due: Time,
+    /// No transfer to the preferred leader starts before this (one just ran out).
+    pub no_transfer_before: Time,
 }
 
 impl Leader {

@@ -30,7 +30,10 @@ impl Node {
         let Some(leader) = self.role.leader() else {
             return;
         };
-        if leader.transfer.is_some() || now < leader.since + self.cfg.election_timeout {
+        if leader.transfer.is_some()
+            || now < leader.since + self.cfg.election_timeout
+            || now < leader.no_transfer_before
+        {
             return;
         }
         let target = leader
