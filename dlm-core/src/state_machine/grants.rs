@@ -2,7 +2,7 @@
 //! expiry of a lease or a session, and the one path by which a lock gets a holder.
 
 use super::apply::Answer;
-use super::{Holder, LockState, Outcome, Rules, Slot, StateMachine, Waiter};
+use super::{Holder, LockState, Outcome, Rules, Sessions, Slot, StateMachine, Waiter};
 use crate::config::Limits;
 use crate::names::LockName;
 use crate::protocol::{Rejection, Reply, Withdrawn};
@@ -72,7 +72,15 @@ impl StateMachine {
             return Some(Err(Rejection::AlreadyWaiting));
         }
         if state.is_idle() {
-            let token = self.grant(lock, client, lease, out);
+            let token = grant(
+                &mut self.last_token,
+                &mut self.sessions,
+                state,
+                lock,
+                client,
+                lease,
+                out,
+            );
             return Some(Ok(Reply::Granted { token, lease }));
         }
         // Not free, so not idle: no empty entry is left behind by the refusals below.
@@ -215,7 +223,9 @@ impl StateMachine {
         if state.holder.is_none() && !state.delayed {
             if let Some(waiter) = state.waiters.pop_front() {
                 let lease = waiter.lease;
-                let token = self.grant(lock, waiter.client, lease, out);
+                let client = waiter.client;
+                let (sessions, last_token) = (&mut self.sessions, &mut self.last_token);
+                let token = grant(last_token, sessions, state, lock, client, lease, out);
                 let granted = Ok(Reply::Granted { token, lease });
                 self.answer(waiter.client, waiter.seq, granted, true, out);
                 return;
@@ -225,45 +235,6 @@ impl StateMachine {
             self.locks.remove(lock);
             out.push(Outcome::Freed { lock: lock.clone() });
         }
-    }
-
-    /// Makes `client` the holder of `lock` (which has none) under the next token: the one way a
-    /// lock is granted, at once or from the queue.
-    fn grant(
-        &mut self,
-        lock: &LockName,
-        client: ClientId,
-        lease: Duration,
-        out: &mut Vec<Outcome>,
-    ) -> FencingToken {
-        self.last_token = self.last_token.next();
-        let token = self.last_token;
-        let holder = Holder {
-            client,
-            token,
-            lease,
-            renewals: 0,
-        };
-        // The callers hold the lock's entry already: look it up rather than clone the name.
-        match self.locks.get_mut(lock) {
-            Some(state) => state.holder = Some(holder),
-            None => {
-                let state = LockState {
-                    holder: Some(holder),
-                    ..LockState::default()
-                };
-                self.locks.insert(lock.clone(), state);
-            }
-        }
-        if let Some(session) = self.sessions.get_mut(&client) {
-            session.add_held(lock);
-        }
-        out.push(Outcome::Granted {
-            lock: lock.clone(),
-            token,
-            lease,
-        });
-        token
     }
 
     /// Renews every grant `client` holds (the leader restarts their leases when it applies the
@@ -288,4 +259,35 @@ impl StateMachine {
         out.push(Outcome::Renewed { client });
         Reply::KeptAlive { held }
     }
+}
+
+/// Makes `client` the holder of `lock` (whose `state` has none) under the next token: the one way
+/// a lock is granted, at once or from the queue. It takes the state machine's parts apart, so
+/// that the caller's borrow of the lock's entry serves (no second lookup).
+fn grant(
+    last_token: &mut FencingToken,
+    sessions: &mut Sessions,
+    state: &mut LockState,
+    lock: &LockName,
+    client: ClientId,
+    lease: Duration,
+    out: &mut Vec<Outcome>,
+) -> FencingToken {
+    *last_token = last_token.next();
+    let token = *last_token;
+    state.holder = Some(Holder {
+        client,
+        token,
+        lease,
+        renewals: 0,
+    });
+    if let Some(session) = sessions.get_mut(&client) {
+        session.add_held(lock);
+    }
+    out.push(Outcome::Granted {
+        lock: lock.clone(),
+        token,
+        lease,
+    });
+    token
 }

@@ -99,11 +99,14 @@ pub struct Rules {
     pub lock_delay: bool,
 }
 
+/// Every client session, by client.
+type Sessions = HashMap<ClientId, Session, DetHasher>;
+
 /// The state every node replicates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateMachine {
     locks: LockTable,
-    sessions: HashMap<ClientId, Session, DetHasher>,
+    sessions: Sessions,
     files: HashMap<FileName, GuardedFile, DetHasher>,
     /// The last token granted; the next grant takes the one after it.
     last_token: FencingToken,
