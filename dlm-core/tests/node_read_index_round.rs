@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{drain_unsynced, peer, pos, req, send, Harness};
+use common::{client_seven_holding, drain_unsynced, peer, pos, req, send, Harness};
 use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::time::Duration;
@@ -16,29 +16,7 @@ use std::time::Duration;
 const START: Time = Time::from_millis(10);
 /// Client 7's state: it holds lock "a" (token 1) and appended "xy" to file "f", with seqs 1 and 2.
 fn state() -> StateMachine {
-    let rules = Rules {
-        limits: Limits::default(),
-        lock_delay: false,
-    };
-    let mut sm = StateMachine::new();
-    let acquire = Op::Acquire {
-        lock: "a".into(),
-        lease: Duration::from_secs(5),
-        wait: None,
-    };
-    let append = Op::Append {
-        lock: "a".into(),
-        token: FencingToken(1),
-        file: "f".into(),
-        data: b"xy".to_vec(),
-    };
-    for command in [
-        Command::Client(req(7, 1, acquire)),
-        Command::Client(req(7, 2, append)),
-    ] {
-        sm.apply(&command, &rules, &mut Vec::new());
-    }
-    sm
+    client_seven_holding(Duration::from_secs(5), Some(b"xy"))
 }
 
 /// Node 1 of 3 restarted in `term` (no vote) from a snapshot of [`state`] at (1, 3), no entries.

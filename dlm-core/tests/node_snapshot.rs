@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{drain_unsynced, noop, peer, pos, req, send, Harness};
+use common::{client_seven_holding, drain_unsynced, noop, peer, pos, req, send, Harness};
 use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::sync::Arc;
@@ -17,29 +17,7 @@ const START: Time = Time::from_millis(10);
 /// The state the snapshots of these tests hold: client 7 holds lock "a" (token 1) and appended
 /// "xy" to file "f".
 fn state() -> StateMachine {
-    let rules = Rules {
-        limits: Limits::default(),
-        lock_delay: false,
-    };
-    let mut sm = StateMachine::new();
-    let acquire = Op::Acquire {
-        lock: "a".into(),
-        lease: Duration::from_secs(5),
-        wait: None,
-    };
-    let append = Op::Append {
-        lock: "a".into(),
-        token: FencingToken(1),
-        file: "f".into(),
-        data: b"xy".to_vec(),
-    };
-    for command in [
-        Command::Client(req(7, 1, acquire)),
-        Command::Client(req(7, 2, append)),
-    ] {
-        sm.apply(&command, &rules, &mut Vec::new());
-    }
-    sm
+    client_seven_holding(Duration::from_secs(5), Some(b"xy"))
 }
 
 /// The serialised [`state`].

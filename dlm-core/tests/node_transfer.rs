@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, pos, req};
+use common::{
+    client_seven_holding, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer,
+    pos, req,
+};
 use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
 use std::time::Duration;
@@ -265,27 +268,13 @@ fn clients_are_sent_to_the_successor_and_nothing_is_proposed() {
 /// Guards `if leader.timers_paused() { return; }` in `fire_leader_timers` and `if
 /// leader.transfer.is_some_and(|t| now >= t.until) { leader.transfer = None; }` in `on_timers`:
 /// a lease that runs out during the transfer is not expired then (nothing new is proposed while
-/// the successor catches up); the transfer ends an election time-out after it began, with
-/// TimeoutNow asked once more at that heartbeat; and the overdue expiry is proposed at the next
-/// tick, which `next_deadline` asks for at once.
+/// the successor catches up); the transfer ends an election time-out after it began, given up
+/// before that tick's heartbeat (no last TimeoutNow), and the overdue expiry is proposed on the
+/// same tick.
 #[test]
 fn timers_wait_for_the_end_of_the_transfer() {
     // Client 7 holds lock "a" for 350 ms from when node 2 begins leading (term 2, its Noop at 4).
-    let rules = Rules {
-        limits: Limits::default(),
-        lock_delay: false,
-    };
-    let mut sm = StateMachine::new();
-    let acquire = Op::Acquire {
-        lock: "a".into(),
-        lease: ms(350),
-        wait: None,
-    };
-    sm.apply(
-        &Command::Client(req(7, 1, acquire)),
-        &rules,
-        &mut Vec::new(),
-    );
+    let sm = client_seven_holding(ms(350), None);
     let recovered = Recovered {
         hard_state: HardState {
             term: Term(1),

@@ -311,3 +311,33 @@ pub fn send(to: u64, term: u64, body: PeerBody) -> Effect {
         body,
     })
 }
+
+/// A state machine in which client 7 holds lock "a" (token 1, leased for `lease`, seq 1) and,
+/// if `data` is given, appended it to file "f" (seq 2): what the snapshot tests restart from.
+pub fn client_seven_holding(lease: Duration, data: Option<&[u8]>) -> StateMachine {
+    let rules = Rules {
+        limits: Limits::default(),
+        lock_delay: false,
+    };
+    let mut sm = StateMachine::new();
+    let acquire = Op::Acquire {
+        lock: "a".into(),
+        lease,
+        wait: None,
+    };
+    sm.apply(
+        &Command::Client(req(7, 1, acquire)),
+        &rules,
+        &mut Vec::new(),
+    );
+    if let Some(data) = data {
+        let append = Op::Append {
+            lock: "a".into(),
+            token: FencingToken(1),
+            file: "f".into(),
+            data: data.to_vec(),
+        };
+        sm.apply(&Command::Client(req(7, 2, append)), &rules, &mut Vec::new());
+    }
+    sm
+}
