@@ -137,6 +137,8 @@ fn follower_commits_no_further_than_the_append_proves() {
     node.handle(START, append_entries(2, 1, pos(1, 1), Vec::new(), 3));
     assert_eq!(drain_unsynced(&mut node), vec![send(2, 1, accept(1, 1))]);
     assert_eq!(node.commit_index(), LogIndex(1));
+    // Entries 2 and 3 sit in the log uncommitted: nothing past the commit index is applied.
+    assert_eq!(node.applied_index(), LogIndex(1));
 }
 
 /// Guards the heartbeat path of `on_append_entries`: an empty AppendEntries from the known
