@@ -527,3 +527,96 @@ fn candidate_counts_only_grants_of_its_own_round() {
     node.handle(now, peer(2, 1, answer(false, true)));
     assert!(node.is_leader());
 }
+
+/// Node 1 of `members` standing in term 1: its pre-vote granted by node 2, its vote requests
+/// out; effects drained. Returns the node and the time.
+fn candidate(members: u64) -> (Node, Time) {
+    let ids: Vec<NodeId> = (1..=members).map(NodeId).collect();
+    let mut node = Node::new(Config::new(NodeId(1), ids), Recovered::default()).unwrap();
+    node.handle(Time::ZERO, Input::Tick);
+    let now = node.next_deadline();
+    node.handle(now, Input::Tick);
+    let granted = PeerBody::VoteResponse {
+        pre: true,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, granted.clone()));
+    if members == 5 {
+        node.handle(now, peer(3, 1, granted));
+    }
+    drain_unsynced(&mut node);
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(1)));
+    (node, now)
+}
+
+/// Guards `if term > self.term { self.become_follower(term, None) }` in `on_vote_request`
+/// (strictly newer): a candidate asked for its vote by a rival of the same term refuses and
+/// keeps standing; it does not step down for a term it already has.
+#[test]
+fn a_candidate_asked_by_a_rival_of_its_term_refuses_and_keeps_standing() {
+    let (mut node, now) = candidate(3);
+    node.handle(now, request_vote(3, 1, false, pos(0, 0)));
+    assert_eq!(
+        drain_unsynced(&mut node),
+        vec![vote_answer(3, 1, false, false)]
+    );
+    assert_eq!(node.role(), Role::Candidate);
+}
+
+/// Guards `if votes.len() < quorum { return; }` in `on_vote_response`: in a cluster of five a
+/// candidate with one vote besides its own has two of the three it needs, and keeps standing.
+#[test]
+fn a_candidate_of_five_needs_three_votes() {
+    let (mut node, now) = candidate(5);
+    let granted = PeerBody::VoteResponse {
+        pre: false,
+        granted: true,
+    };
+    node.handle(now, peer(2, 1, granted.clone()));
+    assert_eq!(drain_unsynced(&mut node), vec![]);
+    assert_eq!(node.role(), Role::Candidate);
+    node.handle(now, peer(3, 1, granted));
+    assert!(node.is_leader());
+}
+
+/// Guards `if old.flushed < self.log.last().index { self.truncate_log_from(old.flushed.next()) }`
+/// in `become_follower`: a leader deposed before it flushed a proposal drops it (nobody else has
+/// it, and it was never persisted), answers its client with a hint, and sends nothing for it.
+#[test]
+fn a_deposed_leader_drops_the_proposals_it_never_flushed() {
+    let (mut node, now) = leader_of_three();
+    let flushed = node.last_log();
+    node.handle(now, keep_alive(7));
+    assert_eq!(
+        node.last_log().index,
+        flushed.index.next(),
+        "proposed, not yet flushed"
+    );
+    let heartbeat = PeerBody::AppendEntries {
+        prev: flushed,
+        entries: Vec::new(),
+        commit: LogIndex(0),
+    };
+    node.handle(now, peer(2, 2, heartbeat));
+    assert_eq!(node.last_log(), flushed);
+    let not_leader = Effect::Reply {
+        conn: ConnId(7),
+        response: ClientResponse {
+            client: ClientId(7),
+            seq: Seq(1),
+            result: Err(Rejection::NotLeader {
+                hint: Some(NodeId(2)),
+            }),
+        },
+    };
+    let accept = PeerBody::AppendResponse {
+        prev_index: flushed.index,
+        outcome: AppendOutcome::Accepted {
+            match_index: flushed.index,
+        },
+    };
+    assert_eq!(
+        drain_unsynced(&mut node),
+        vec![hard_state(2, None), not_leader, send(2, 2, accept)]
+    );
+}

@@ -227,3 +227,97 @@ impl LeaderTimers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(i: usize) -> LockName {
+        LockName::from(format!("l{i}"))
+    }
+
+    /// `live` armed timers (up to 50 of them waits and 50 lock-delays, the rest leases on
+    /// distinct locks) plus a lease on lock "x", and lock "l0"'s lease renewed `renewals` times
+    /// (each renewal leaves a stale heap entry behind).
+    fn armed(live: usize, renewals: usize) -> LeaderTimers {
+        let mut timers = LeaderTimers::default();
+        let extra = (live.saturating_sub(1) / 2).min(50);
+        for i in 0..live - 2 * extra {
+            timers.arm_lease(lock(i), FencingToken(1), Time::from_millis(10));
+        }
+        for i in 0..extra {
+            let client = ClientId(i as u128);
+            timers.arm_wait(lock(i), client, Seq(1), Time::from_millis(10));
+            timers.arm_delay(lock(1_000 + i), Time::from_millis(10));
+        }
+        timers.arm_lease("x".into(), FencingToken(2), Time::from_millis(10));
+        for r in 0..renewals {
+            timers.arm_lease(lock(0), FencingToken(1), Time::from_millis(11 + r as u64));
+        }
+        timers
+    }
+
+    /// The heap is rebuilt from the live timers once it holds more than twice as many entries
+    /// as are live, plus 1,024 (so renewals cannot grow it without bound), and not before.
+    #[test]
+    fn forgetting_a_lock_compacts_the_heap_only_past_the_bound() {
+        // After "x" is forgotten 600 are live: the bound is 2 x 600 + 1,024 = 2,224 entries.
+        let mut at_bound = armed(600, 1_623);
+        assert_eq!(at_bound.heap.len(), 2_224);
+        at_bound.forget_lock(&"x".into());
+        assert_eq!(at_bound.heap.len(), 2_224, "compacted at the bound");
+
+        let mut past_bound = armed(600, 1_624);
+        past_bound.forget_lock(&"x".into());
+        assert_eq!(past_bound.heap.len(), 600, "not compacted past the bound");
+        assert!(past_bound.leases.get(&LockName::from("x")).is_none());
+        // What is left is what is live: l0 at its last renewal, the others at 10 ms.
+        let due: Vec<Time> = past_bound.heap.iter().map(|Reverse((t, _))| *t).collect();
+        assert_eq!(
+            due.iter()
+                .filter(|t| **t == Time::from_millis(1_634))
+                .count(),
+            1
+        );
+        assert_eq!(
+            due.iter().filter(|t| **t == Time::from_millis(10)).count(),
+            599
+        );
+        assert_eq!((past_bound.waits.len(), past_bound.delays.len()), (50, 50));
+    }
+
+    /// A lock with only a lease (no delay) is forgotten and compacts too; so is a delay alone.
+    #[test]
+    fn a_lease_or_a_delay_alone_is_enough_to_compact() {
+        let mut lease_only = armed(0, 1_100);
+        lease_only.forget_lock(&lock(0));
+        assert_eq!(lease_only.heap.len(), 1, "only x's lease is live");
+
+        let mut delay_only = armed(0, 1_100);
+        delay_only.leases.remove(&lock(0));
+        delay_only.arm_delay(lock(7), Time::from_millis(50));
+        delay_only.forget_lock(&lock(7));
+        assert!(delay_only.delays.is_empty());
+        assert_eq!(delay_only.heap.len(), 1);
+    }
+
+    /// An answered wait is forgotten (and compacts the heap like a lock does).
+    #[test]
+    fn an_answered_wait_is_forgotten() {
+        let mut timers = armed(0, 1_100);
+        let client = ClientId(9);
+        timers.arm_wait("x".into(), client, Seq(4), Time::from_millis(20));
+        timers.forget_wait(client, Seq(4));
+        assert!(timers.waits.is_empty());
+        assert_eq!(timers.heap.len(), 2, "x's lease and l0's last renewal");
+    }
+
+    /// A new leader's session sweep is due at once: idle sessions left by the old leader are
+    /// looked at from the start, not at time zero nor later.
+    #[test]
+    fn a_rebuilt_leaders_sweep_is_due_at_its_start() {
+        let now = Time::from_millis(5_000);
+        let timers = LeaderTimers::rebuild(&StateMachine::new(), now, Duration::ZERO);
+        assert_eq!(timers.next_deadline(), now);
+    }
+}
