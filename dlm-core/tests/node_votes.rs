@@ -6,7 +6,7 @@
 mod common;
 
 use common::{drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer, pos, send};
-use dlm_core::message::{AppendOutcome, PeerBody};
+use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
 use std::time::Duration;
 
@@ -619,4 +619,77 @@ fn a_deposed_leader_drops_the_proposals_it_never_flushed() {
         drain_unsynced(&mut node),
         vec![hard_state(2, None), not_leader, send(2, 2, accept)]
     );
+}
+
+/// Guards `if self.now < leader.since + window` and `now.saturating_since(p.last_heard) < window`
+/// in `check_quorum`: a leader that has heard from no follower steps down at the first heartbeat
+/// a full election time-out (300 ms) after it began leading, not later; one nanosecond before,
+/// it is still in its grace period.
+#[test]
+fn a_leader_hearing_nobody_steps_down_exactly_an_election_time_out_after_it_began() {
+    let (mut early, began) = leader_of_three();
+    early.handle(began + Duration::from_nanos(299_999_999), Input::Tick);
+    assert!(early.is_leader(), "deposed inside its grace period");
+
+    let (mut node, began) = leader_of_three();
+    node.handle(began + Duration::from_millis(300), Input::Tick);
+    assert!(
+        !node.is_leader(),
+        "still leading a full time-out after its last word from anyone"
+    );
+    assert_eq!(node.role(), Role::Follower);
+
+    // Past the grace period: one follower heard 200 ms ago makes a majority with the leader;
+    // nobody heard for 400 ms does not.
+    let (mut heard, began) = leader_of_three();
+    heard.handle(
+        began + Duration::from_millis(200),
+        peer(2, 1, accepted(0, 0)),
+    );
+    heard.handle(began + Duration::from_millis(400), Input::Tick);
+    assert!(heard.is_leader(), "deposed with a majority heard");
+    let (mut silent, began) = leader_of_three();
+    silent.handle(began + Duration::from_millis(400), Input::Tick);
+    assert!(
+        !silent.is_leader(),
+        "still leading with nobody heard for 400 ms"
+    );
+}
+
+/// Guards the first check of `on_peer` (`msg.to != self.cfg.id || msg.from == self.cfg.id ||
+/// !self.cfg.members.contains(&msg.from)`): a message addressed to another node, one claiming
+/// to come from this node, and one from a non-member are all dropped, whatever term they carry.
+#[test]
+fn messages_not_for_this_node_or_not_from_a_member_are_dropped() {
+    let heartbeat = || PeerBody::AppendEntries {
+        prev: pos(0, 0),
+        entries: Vec::new(),
+        commit: LogIndex(0),
+    };
+    let misaddressed = [
+        PeerMessage {
+            from: NodeId(2),
+            to: NodeId(3),
+            term: Term(5),
+            body: heartbeat(),
+        },
+        PeerMessage {
+            from: NodeId(1),
+            to: NodeId(1),
+            term: Term(5),
+            body: heartbeat(),
+        },
+        PeerMessage {
+            from: NodeId(9),
+            to: NodeId(1),
+            term: Term(5),
+            body: heartbeat(),
+        },
+    ];
+    for msg in misaddressed {
+        let mut node = fresh_node_of_three();
+        node.handle(Time::from_millis(10), Input::Peer(msg.clone()));
+        assert_eq!(drain_unsynced(&mut node), vec![], "{msg:?}");
+        assert_eq!((node.term(), node.leader()), (Term(0), None), "{msg:?}");
+    }
 }
