@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{client_seven_holding, drain_unsynced, peer, pos, req, send, Harness};
+use common::{client_seven_holding, drain_unsynced, elect, peer, pos, req, send, Harness};
 use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::time::Duration;
@@ -40,16 +40,7 @@ fn restarted(term: u64) -> Node {
 /// followers as a probe; nothing is committed in term 2 and nothing is reported durable.
 fn new_leader() -> (Node, Time) {
     let mut node = restarted(1);
-    node.handle(Time::ZERO, Input::Tick);
-    let now = node.next_deadline();
-    node.handle(now, Input::Tick);
-    for pre in [true, false] {
-        node.handle(
-            now,
-            peer(2, 2, PeerBody::VoteResponse { pre, granted: true }),
-        );
-    }
-    assert!(node.is_leader());
+    let now = elect(&mut node, 2);
     drain_unsynced(&mut node);
     assert_eq!(node.last_log(), pos(2, 4));
     (node, now)

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{client_seven_holding, drain_unsynced, noop, peer, pos, req, send, Harness};
+use common::{client_seven_holding, drain_unsynced, elect, noop, peer, pos, req, send, Harness};
 use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::sync::Arc;
@@ -93,16 +93,7 @@ fn reject(prev_index: u64, hint: u64) -> PeerBody {
 /// reported durable.
 fn leader_with_a_snapshot() -> (Node, Time) {
     let mut node = restarted(1, Some(snapshot()), &[]);
-    node.handle(Time::ZERO, Input::Tick);
-    let now = node.next_deadline();
-    node.handle(now, Input::Tick);
-    for pre in [true, false] {
-        node.handle(
-            now,
-            peer(2, 2, PeerBody::VoteResponse { pre, granted: true }),
-        );
-    }
-    assert!(node.is_leader());
+    let now = elect(&mut node, 2);
     drain_unsynced(&mut node);
     assert_eq!(node.last_log(), pos(2, 4));
     (node, now)

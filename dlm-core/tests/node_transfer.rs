@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    client_seven_holding, drain_unsynced, fresh_node_of_three, keep_alive, leader_of_three, peer,
-    pos, req,
+    client_seven_holding, drain_unsynced, elect, fresh_node_of_three, keep_alive, leader_of_three,
+    peer, pos, req,
 };
 use dlm_core::message::{AppendOutcome, PeerBody, PeerMessage};
 use dlm_core::*;
@@ -58,16 +58,7 @@ fn leader_two(prefer_lowest_id: bool, recovered: Recovered) -> (Node, Time) {
     cfg.prefer_lowest_id = prefer_lowest_id;
     let term = recovered.hard_state.term.0 + 1;
     let mut node = Node::new(cfg, recovered).unwrap();
-    node.handle(Time::ZERO, Input::Tick);
-    let now = node.next_deadline();
-    node.handle(now, Input::Tick);
-    for pre in [true, false] {
-        node.handle(
-            now,
-            to_two(3, term, PeerBody::VoteResponse { pre, granted: true }),
-        );
-    }
-    assert!(node.is_leader());
+    let now = elect(&mut node, 3);
     let noop = node.last_log().index.0;
     for from in [1, 3] {
         node.handle(now, to_two(from, term, accepted(noop - 1, noop)));

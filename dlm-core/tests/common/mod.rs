@@ -341,3 +341,23 @@ pub fn client_seven_holding(lease: Duration, data: Option<&[u8]>) -> StateMachin
     }
     sm
 }
+
+/// Makes `node` leader of the next term: its election deadline passes, and `voter` grants its
+/// pre-vote and its vote. Returns when; the node's effects are left to drain.
+pub fn elect(node: &mut Node, voter: u64) -> Time {
+    let term = node.term().next();
+    node.handle(Time::ZERO, Input::Tick);
+    let now = node.next_deadline();
+    node.handle(now, Input::Tick);
+    for pre in [true, false] {
+        let grant = PeerMessage {
+            from: NodeId(voter),
+            to: node.id(),
+            term,
+            body: PeerBody::VoteResponse { pre, granted: true },
+        };
+        node.handle(now, Input::Peer(grant));
+    }
+    assert!(node.is_leader());
+    now
+}
