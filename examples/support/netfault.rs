@@ -20,8 +20,14 @@
 //!   the node it dials (`tcp dport`). Cutting node `k` drops every packet of every connection
 //!   with bit `k`, both ways: peer links, client connections and fresh dials alike.
 //! - Loss drops each TCP packet, on every connection, with the given probability
-//!   (`numgen random`); on loopback a packet crosses the output hook once, so that is the loss
+//!   (`numgen random`). On loopback a packet crosses the input hook once, so that is the loss
 //!   per transmission.
+//! - Every drop happens at the receiving end (the input hook), after the sender's stack has
+//!   sent the packet, as on a real network. A drop at the output hook would instead be reported
+//!   to the sending TCP as a failed transmission: it keeps the segment as unsent and sends it
+//!   again with its next write, which hides exactly the cost of loss that matters here (a lone
+//!   lost message waiting for a retransmission timer), and made loss look ten times cheaper to
+//!   anything that writes twice.
 //!
 //! Needs Linux, root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `unshare`), `ip` and `nft`; [`NetLab::enter`]
 //! installs `nftables`/`iproute2` with `apt-get` when they are missing (before leaving the
@@ -94,7 +100,7 @@ impl NetLab {
                 &format!("    tcp dport {port} ct state new ct mark set ct mark or {bit:#x}\n");
         }
         script +=
-            "  }\n  chain faults {\n    type filter hook output priority 0; policy accept;\n  }\n}\n";
+            "  }\n  chain faults {\n    type filter hook input priority 0; policy accept;\n  }\n}\n";
         nft(&format!("delete table inet {TABLE}\n")).ok();
         nft(&script)?;
         Ok(lab)
