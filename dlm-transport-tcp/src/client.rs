@@ -217,7 +217,7 @@ async fn run(shared: Arc<ConnShared>, (read, write): Halves, max_frame: usize, l
         // The reader first: see `liveness::silence`.
         biased;
         reason = reader => reason,
-        result = shared.queue.write_loop(write) => match result {
+        result = shared.queue.write_loop(write, live.tail_probes) => match result {
             Err(e) => format!("write failed: {e}"),
             Ok(()) => "writer stopped".to_string(),
         },

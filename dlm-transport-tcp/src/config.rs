@@ -1,6 +1,7 @@
 //! Settings of a node's transport and of a client.
 
 use crate::auth::ClusterSecret;
+use crate::tail_probe::TailProbes;
 use dlm_core::NodeId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,9 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(50);
 /// The default silence bound: dlm-core's default base election timeout
 /// (`dlm_core::Config::election_timeout`, 300 ms). See [`TcpConfig::silence_timeout`].
 pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The default minimum TCP retransmission time-out. See [`TcpConfig::rto_min`].
+pub const DEFAULT_RTO_MIN: Duration = Duration::from_millis(5);
 
 /// A node's TCP transport settings. Build with [`TcpConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
@@ -98,11 +102,31 @@ pub struct TcpConfig {
     ///
     /// Scale it with the election timeout, and keep it the same on every node.
     pub silence_timeout: Duration,
+    /// When a connection follows each burst of frames with a tiny probe segment, so that a
+    /// lost lone message is repaired within a round trip instead of waiting for TCP's
+    /// retransmission timer (200 ms at least on Linux). Default [`TailProbes::AfterLoss`]:
+    /// only while the socket has retransmitted lately, so a clean network pays nothing.
+    pub tail_probes: TailProbes,
+    /// Minimum TCP retransmission time-out for every socket (`TCP_RTO_MIN_US`, Linux 6.15 and
+    /// later; elsewhere the kernel's floor stays, with a debug log). `None` keeps the kernel's.
+    ///
+    /// Default 5 ms ([`DEFAULT_RTO_MIN`]). Linux's own floor is 200 ms whatever the round trip,
+    /// which does not fit dlm's timing: one lost segment then costs two thirds of the default
+    /// silence bound, and the same segment lost twice (200 + 400 ms) outlasts
+    /// `TCP_USER_TIMEOUT` (600 ms) and kills the connection. Under 20% loss on every link that
+    /// meant peer links closed for silence, elections, and 1% of the loss-free throughput;
+    /// with 5 ms, no election and 6-9% (BENCHMARKS.md). The kernel still waits at least its
+    /// smoothed round trip plus four deviations, so on a slower path this changes nothing, and
+    /// a retransmission that proves spurious is undone by the kernel's detection (F-RTO,
+    /// DSACK). dlm's liveness already assumes round trips far below the silence bound; keep
+    /// this well under it too.
+    pub rto_min: Option<Duration>,
 }
 
 impl TcpConfig {
     pub(crate) fn liveness(&self) -> crate::liveness::Liveness {
         crate::liveness::Liveness::new(self.ping_interval, self.silence_timeout)
+            .with_loss_recovery(self.tail_probes, self.rto_min)
     }
 
     /// The secret a member proves, and is asked for: the member secret, or else the shared one.
@@ -113,7 +137,8 @@ impl TcpConfig {
     /// Defaults: no secret, 4 MiB frames, 1024 frames / 64 MiB queued per peer, 1024 replies per
     /// client connection, reconnection back-off 10 ms to 100 ms (a third of the default election
     /// timeout), 2 s connect and 5 s handshake limits, 1024 clients, 128 connections in their
-    /// handshake, pings every 50 ms and a 300 ms silence bound, no peers.
+    /// handshake, pings every 50 ms and a 300 ms silence bound, tail probes after losses, a
+    /// 5 ms minimum retransmission time-out, no peers.
     pub fn new(id: NodeId, listen: SocketAddr, cluster_id: u64) -> TcpConfig {
         TcpConfig {
             id,
@@ -134,6 +159,8 @@ impl TcpConfig {
             max_handshaking: 128,
             ping_interval: DEFAULT_PING_INTERVAL,
             silence_timeout: DEFAULT_SILENCE_TIMEOUT,
+            tail_probes: TailProbes::default(),
+            rto_min: Some(DEFAULT_RTO_MIN),
         }
     }
 }
@@ -170,11 +197,16 @@ pub struct TcpClientConfig {
     /// answers a ping at once, even while it holds a long-polled call, so a connection silent
     /// that long has lost its path or its node. Scale it with the cluster's election timeout.
     pub silence_timeout: Duration,
+    /// As [`TcpConfig::tail_probes`], for this client's requests.
+    pub tail_probes: TailProbes,
+    /// As [`TcpConfig::rto_min`], for this client's sockets.
+    pub rto_min: Option<Duration>,
 }
 
 impl TcpClientConfig {
     /// Defaults: no secret, 4 MiB frames, 4096 queued requests, 2 s connect and 5 s handshake
-    /// limits, pings every 50 ms while calls wait and a 300 ms silence bound.
+    /// limits, pings every 50 ms while calls wait and a 300 ms silence bound, tail probes after
+    /// losses, a 5 ms minimum retransmission time-out.
     pub fn new(cluster_id: u64, nodes: HashMap<NodeId, SocketAddr>) -> TcpClientConfig {
         TcpClientConfig {
             cluster_id,
@@ -186,10 +218,13 @@ impl TcpClientConfig {
             handshake_timeout: Duration::from_secs(5),
             ping_interval: DEFAULT_PING_INTERVAL,
             silence_timeout: DEFAULT_SILENCE_TIMEOUT,
+            tail_probes: TailProbes::default(),
+            rto_min: Some(DEFAULT_RTO_MIN),
         }
     }
 
     pub(crate) fn liveness(&self) -> crate::liveness::Liveness {
         crate::liveness::Liveness::new(self.ping_interval, self.silence_timeout)
+            .with_loss_recovery(self.tail_probes, self.rto_min)
     }
 }

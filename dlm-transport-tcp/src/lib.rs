@@ -19,7 +19,8 @@
 //! links, and client connections while calls wait, exchange liveness signals, and a connection
 //! silent for [`TcpConfig::silence_timeout`] is closed and dialed again on a fresh socket, with
 //! TCP keep-alive and `TCP_USER_TIMEOUT` as a second line.
-#![forbid(unsafe_code)]
+// `unsafe` is allowed in `kernel` alone, for two socket options no safe wrapper offers.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -28,16 +29,21 @@ mod client;
 mod config;
 mod error;
 mod handshake;
+mod kernel;
 mod liveness;
 mod peer;
 mod queue;
 mod server;
+mod tail_probe;
 mod transport;
 pub mod wire;
 
 pub use auth::{ClusterSecret, SecretError};
 pub use client::TcpClient;
-pub use config::{TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_SILENCE_TIMEOUT};
+pub use config::{
+    TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_RTO_MIN, DEFAULT_SILENCE_TIMEOUT,
+};
 pub use error::TcpError;
+pub use tail_probe::TailProbes;
 pub use transport::{PeerStats, TcpTransport};
 pub use wire::FrameError;

@@ -9,6 +9,7 @@
 //! silence bound closes the connection ([`silence`]); a peer link then dials a fresh socket.
 //! The kernel's own time-outs ([`Liveness::tune`]) are a second line behind that.
 
+use crate::tail_probe::TailProbes;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,20 +33,41 @@ use tokio::time::Instant;
 )]
 const KEEPALIVE_PROBES: u32 = 3;
 
-/// How often to ping, and how long a silence ends a connection.
+/// How often to ping, how long a silence ends a connection, and how lost segments are
+/// recovered sooner than TCP's retransmission timer alone would.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Liveness {
     /// Never zero (a zero interval would spin).
     pub(crate) ping_interval: Duration,
     /// Zero turns the silence checks off.
     pub(crate) silence_timeout: Duration,
+    /// When writers follow a burst with a probe ([`crate::tail_probe`]).
+    pub(crate) tail_probes: TailProbes,
+    /// `TCP_RTO_MIN_US` for every socket, if set.
+    pub(crate) rto_min: Option<Duration>,
 }
 
 impl Liveness {
+    /// Pings and silence as given; the kernel's retransmission timer, and tail probes after
+    /// losses.
     pub(crate) fn new(ping_interval: Duration, silence_timeout: Duration) -> Liveness {
         Liveness {
             ping_interval: ping_interval.max(Duration::from_millis(1)),
             silence_timeout,
+            tail_probes: TailProbes::default(),
+            rto_min: None,
+        }
+    }
+
+    pub(crate) fn with_loss_recovery(
+        self,
+        tail_probes: TailProbes,
+        rto_min: Option<Duration>,
+    ) -> Liveness {
+        Liveness {
+            tail_probes,
+            rto_min,
+            ..self
         }
     }
 
@@ -77,9 +99,15 @@ impl Liveness {
         Duration::from_secs(bound.as_secs_f64().ceil().max(1.0) as u64)
     }
 
-    /// Sets TCP keep-alive and `TCP_USER_TIMEOUT` on `stream`, from the silence bound. Best
-    /// effort: where an option is unsupported the liveness signals still do the work.
+    /// Sets TCP keep-alive and `TCP_USER_TIMEOUT` on `stream`, from the silence bound, and the
+    /// minimum retransmission time-out if one is set. Best effort: where an option is
+    /// unsupported the liveness signals still do the work.
     pub(crate) fn tune(&self, stream: &TcpStream) {
+        if let Some(rto_min) = self.rto_min {
+            if let Err(e) = crate::kernel::set_rto_min(stream, rto_min) {
+                tracing::debug!("cannot set TCP_RTO_MIN_US to {rto_min:?}: {e}");
+            }
+        }
         let Some(bound) = self.bound() else {
             return;
         };

@@ -146,7 +146,7 @@ async fn serve((read, write): Halves, queue: &OutQueue, live: &Liveness) -> Sess
         // The reader first: see `liveness::silence`.
         biased;
         end = listen => end,
-        result = queue.write_with_pings(write, Some(live.ping_interval)) => match result {
+        result = queue.write_with_pings(write, Some(live.ping_interval), live.tail_probes) => match result {
             Err(e) => End::Failed(format!("write: {e}")),
             Ok(()) => End::Closed,
         },

@@ -7,7 +7,8 @@
 //! come back. A client's queue refuses new frames instead, so that the call fails at once rather
 //! than waiting on a request that was thrown away.
 
-use crate::wire::PING;
+use crate::tail_probe::{Retransmissions, TailProbe, TailProbes};
+use crate::wire::{PING, PONG};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Mutex, MutexGuard};
@@ -93,20 +94,30 @@ impl OutQueue {
     }
 
     /// Writes frames as they come: everything queued at each wake-up, then one flush, so a burst
-    /// costs one syscall rather than one per frame. Returns only on a write error.
-    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, writer: W) -> io::Result<()> {
-        self.write_with_pings(writer, None).await
+    /// costs one syscall rather than one per frame; after a burst that emptied the queue, a
+    /// [`PONG`] of its own when `probes` says so (see [`crate::tail_probe`]). Returns only on a
+    /// write error.
+    pub(crate) async fn write_loop<W>(&self, writer: W, probes: TailProbes) -> io::Result<()>
+    where
+        W: AsyncWrite + Retransmissions + Unpin,
+    {
+        self.write_with_pings(writer, None, probes).await
     }
 
     /// As [`OutQueue::write_loop`], and with `ping` set, also writes [`PING`] first (which asks
     /// a node to signal back) and again whenever nothing was written for that long, so that
     /// the other end always has something to hear. The pings bypass the queue: they are not
     /// messages, and must neither be dropped for nor counted against them.
-    pub(crate) async fn write_with_pings<W: AsyncWrite + Unpin>(
+    pub(crate) async fn write_with_pings<W>(
         &self,
         writer: W,
         ping: Option<Duration>,
-    ) -> io::Result<()> {
+        probes: TailProbes,
+    ) -> io::Result<()>
+    where
+        W: AsyncWrite + Retransmissions + Unpin,
+    {
+        let mut probe = TailProbe::new(probes);
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
         if ping.is_some() {
             writer.write_all(&PING).await?;
@@ -133,6 +144,15 @@ impl OutQueue {
                 writer.write_all(frame).await?;
             }
             writer.flush().await?;
+            // With more queued, the next burst follows at once and does the probe's work.
+            if self.len() == 0
+                && probe.after_burst(tokio::time::Instant::now(), || {
+                    writer.get_ref().retransmitted()
+                })
+            {
+                writer.write_all(&PONG).await?;
+                writer.flush().await?;
+            }
         }
     }
 }
@@ -170,7 +190,8 @@ mod tests {
         let q = OutQueue::new(16, usize::MAX);
         let (writer, mut reader) = tokio::io::duplex(1024);
         let interval = Duration::from_millis(50);
-        let writing = q.write_with_pings(writer, Some(interval));
+        let writing =
+            q.write_with_pings(writer, Some(interval), crate::tail_probe::TailProbes::Never);
         let reading = async {
             let mut got = [0u8; 4];
             reader.read_exact(&mut got).await.unwrap();
@@ -189,6 +210,39 @@ mod tests {
         tokio::select! {
             result = writing => panic!("writer ended: {result:?}"),
             () = reading => {}
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_that_empties_the_queue_is_followed_by_a_probe_only_when_asked() {
+        use crate::tail_probe::TailProbes;
+        use crate::wire::PONG;
+        use tokio::io::AsyncReadExt;
+        for (probes, want_probe) in [(TailProbes::Always, true), (TailProbes::Never, false)] {
+            let q = OutQueue::new(16, usize::MAX);
+            let (writer, mut reader) = tokio::io::duplex(1024);
+            // Two frames queued before the writer runs: one burst, one probe after it.
+            q.push_drop_oldest(vec![1; 4]);
+            q.push_drop_oldest(vec![2; 4]);
+            let writing = q.write_loop(writer, probes);
+            let reading = async {
+                let mut got = [0u8; 4];
+                for want in [[1u8; 4], [2; 4]] {
+                    reader.read_exact(&mut got).await.unwrap();
+                    assert_eq!(got, want);
+                }
+                q.push_drop_oldest(vec![3; 4]);
+                reader.read_exact(&mut got).await.unwrap();
+                if want_probe {
+                    assert_eq!(got, PONG, "{probes:?}: the probe after the first burst");
+                    reader.read_exact(&mut got).await.unwrap();
+                }
+                assert_eq!(got, [3; 4], "{probes:?}");
+            };
+            tokio::select! {
+                result = writing => panic!("writer ended: {result:?}"),
+                () = reading => {}
+            }
         }
     }
 

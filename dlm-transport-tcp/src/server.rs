@@ -293,7 +293,7 @@ async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAd
     };
     tokio::select! {
         () = reader => {}
-        result = queue.write_loop(write) => {
+        result = queue.write_loop(write, shared.live.tail_probes) => {
             if let Err(e) = result {
                 tracing::debug!(node = %shared.id, %conn, "client connection write failed: {e}");
             }
