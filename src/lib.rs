@@ -36,8 +36,12 @@
 pub use dlm_core::*;
 
 #[cfg(feature = "tokio")]
+mod data_dir;
+#[cfg(feature = "tokio")]
 mod server;
 
+#[cfg(feature = "tokio")]
+pub use data_dir::DataDirError;
 #[cfg(feature = "tokio")]
 pub use dlm_core::runtime::{
     Client, ClientConfig, ClientError, DriftBound, LockGuard, NodeCause, Unreachable,

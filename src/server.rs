@@ -1,5 +1,6 @@
 //! The embedding API: start a node with a builder, connect a client with one call.
 
+use crate::data_dir::{self, DataDirError, Owner};
 use dlm_core::runtime::{
     spawn_server, FileStorage, MemStorage, ServerError, ServerHandle, ServerOptions, StorageError,
 };
@@ -33,6 +34,24 @@ pub enum StartError {
     #[cfg(feature = "tcp")]
     #[error(transparent)]
     Tcp(#[from] dlm_transport_tcp::TcpError),
+    /// The data directory belongs to another node, or says nothing readable about whose it is.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The node was given its own id as a peer. It would otherwise count itself once, and a
+    /// three-node list given to each node as-is would make every node wait for a vote from a
+    /// member that is itself.
+    #[error("node {0} is listed as its own peer: list only the other members")]
+    SelfAsPeer(NodeId),
+    /// The same peer id was given two different addresses.
+    #[error("peer {id} is given two addresses, {first} and {second}: every member needs one id")]
+    ConflictingPeer {
+        /// The peer.
+        id: NodeId,
+        /// The address given first.
+        first: SocketAddr,
+        /// The address given later.
+        second: SocketAddr,
+    },
 }
 
 /// Builds a node: its id, its peers, where it keeps its data, and how it is tuned.
@@ -43,6 +62,8 @@ pub enum StartError {
 pub struct ServerBuilder {
     id: Option<NodeId>,
     peers: BTreeMap<NodeId, Option<SocketAddr>>,
+    /// A peer id given a second, different address: reported by [`ServerBuilder::config`].
+    conflicting_peer: Option<(NodeId, SocketAddr, SocketAddr)>,
     data_dir: Option<PathBuf>,
     cluster_id: Option<u64>,
     #[cfg(feature = "tcp")]
@@ -68,9 +89,15 @@ impl ServerBuilder {
         self
     }
 
-    /// Another member of the cluster and where it listens.
+    /// Another member of the cluster and where it listens. Starting fails if `id` is this
+    /// node's own, or was given another address.
     pub fn peer(mut self, id: u64, addr: SocketAddr) -> Self {
-        self.peers.insert(NodeId(id), Some(addr));
+        let id = NodeId(id);
+        if let Some(Some(first)) = self.peers.insert(id, Some(addr)) {
+            if first != addr && self.conflicting_peer.is_none() {
+                self.conflicting_peer = Some((id, first, addr));
+            }
+        }
         self
     }
 
@@ -144,9 +171,18 @@ impl ServerBuilder {
         self
     }
 
-    /// The node configuration this builder describes.
+    /// The node configuration this builder describes. Fails when the id is missing, the node
+    /// is listed as its own peer, a peer has two addresses, or the tuning is unusable. An
+    /// even number of members is allowed but logged as a warning: four nodes tolerate one
+    /// failure, as three do.
     pub fn config(&self) -> Result<Config, StartError> {
         let id = self.id.ok_or(StartError::MissingId)?;
+        if self.peers.contains_key(&id) {
+            return Err(StartError::SelfAsPeer(id));
+        }
+        if let Some((id, first, second)) = self.conflicting_peer {
+            return Err(StartError::ConflictingPeer { id, first, second });
+        }
         let members = self.peers.keys().copied().chain([id]);
         let mut cfg = Config::new(id, members);
         for tuning in &self.tuning {
@@ -159,6 +195,14 @@ impl ServerBuilder {
             }
         }
         cfg.validate()?;
+        let size = cfg.members.len();
+        if size.is_multiple_of(2) {
+            tracing::warn!(
+                members = size,
+                "an even-sized cluster tolerates no more failures than one node fewer, and \
+                 needs one more vote for every commit"
+            );
+        }
         Ok(cfg)
     }
 
@@ -169,7 +213,14 @@ impl ServerBuilder {
     ) -> Result<ServerHandle, StartError> {
         let handle = match &self.data_dir {
             Some(dir) => {
+                // Opened first: it takes the directory's lock, so two processes cannot claim
+                // the same directory at once.
                 let storage = FileStorage::open(dir.join("raft"))?;
+                let owner = Owner {
+                    node: cfg.id,
+                    cluster: self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID),
+                };
+                data_dir::claim(dir, owner)?;
                 let opts = ServerOptions {
                     files_dir: Some(dir.join("files")),
                 };
