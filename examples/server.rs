@@ -5,7 +5,8 @@
 //!     --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir /tmp/dlm-1
 //! ```
 //!
-//! Guarded files appear under `DIR/files/`. Stops cleanly on SIGINT or SIGTERM. With
+//! Guarded files appear under `DIR/files/`. Stops cleanly on SIGINT or SIGTERM; exits with
+//! status 1 and the reason if the node stops on its own (a full disk, say). With
 //! `--secret-file`, peers and clients must know the same secret.
 
 #[path = "support/mod.rs"]
@@ -88,7 +89,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let server = builder.serve_tcp(args.listen).await?;
     tracing::info!(id = args.id, addr = ?server.local_addr(), dir = %args.data_dir.display(), "serving");
-    wait_for_signal().await?;
+    // A node that stops on its own (a full disk, a storage error) ends the process with an
+    // error, so that a supervisor restarts it instead of keeping a deaf process alive.
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        stopped = server.stopped() => return Err(stopped.into()),
+    }
     tracing::info!("stopping");
     server.shutdown().await?;
     Ok(())

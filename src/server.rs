@@ -296,6 +296,15 @@ impl Server {
         self.handle.status().borrow().clone()
     }
 
+    /// Resolves when the node has stopped, with the reason (see
+    /// [`ServerHandle::stopped`]): a supervisor waits on this beside its shutdown signal and
+    /// exits non-zero when the node stopped on its own.
+    pub fn stopped(
+        &self,
+    ) -> impl std::future::Future<Output = dlm_core::runtime::Stopped> + Send + 'static {
+        self.handle.stopped()
+    }
+
     /// A receiver that sees every status change (to await an election, say).
     pub fn watch_status(&self) -> tokio::sync::watch::Receiver<NodeStatus> {
         self.handle.status()

@@ -2,6 +2,7 @@
 //! drive loop of [`Node`] against real time.
 
 use super::files::FileMirror;
+use super::stopped::Stopped;
 use super::storage::{Storage, StorageError};
 use super::transport::{Incoming, Transport};
 use crate::config::Config;
@@ -12,6 +13,8 @@ use crate::protocol::{ClientRequest, NodeStatus, Role};
 use crate::types::{ConnId, Time};
 use futures::FutureExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -71,6 +74,10 @@ pub struct ServerOptions {
 pub struct ServerHandle {
     status: watch::Receiver<NodeStatus>,
     stop: Option<oneshot::Sender<()>>,
+    /// Set before a stop is asked for, so that the run's end can tell asked from failed.
+    asked: Arc<AtomicBool>,
+    /// How the run ended, once it has.
+    stopped: watch::Receiver<Option<Stopped>>,
     task: JoinHandle<Result<(), ServerError>>,
     /// Ends once nothing holds the storage any more: the driver, and a sync on its thread.
     storage_released: mpsc::Receiver<()>,
@@ -87,12 +94,27 @@ impl ServerHandle {
     /// one round trip instead of waiting out an election time-out. Returns the error that
     /// stopped the node if it had already stopped on its own.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.asked.store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         match (&mut self.task).await {
             Ok(result) => result,
             Err(e) => Err(ServerError::Task(e.to_string())),
+        }
+    }
+
+    /// Resolves when the node has stopped, with the reason: [`Stopped::Asked`] after
+    /// [`ServerHandle::shutdown`], anything else when it stopped on its own (a full disk, a
+    /// storage error) and will serve no more. The future owns what it needs, so a supervisor
+    /// can wait on it while the handle is used to shut down.
+    pub fn stopped(&self) -> impl std::future::Future<Output = Stopped> + Send + 'static {
+        let mut stopped = self.stopped.clone();
+        async move {
+            match stopped.wait_for(Option::is_some).await {
+                Ok(ended) => ended.clone().unwrap_or(Stopped::Vanished),
+                Err(_) => Stopped::Vanished,
+            }
         }
     }
 
@@ -106,6 +128,13 @@ impl ServerHandle {
         // Cancelled, or finished first: either way the driver is gone.
         let _ = (&mut self.task).await;
         while self.storage_released.recv().await.is_some() {}
+    }
+}
+
+/// Dropping the handle closes the stop sender, which asks the node to stop: say so first.
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.asked.store(true, Ordering::SeqCst);
     }
 }
 
@@ -155,10 +184,22 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         syncing: None,
         holds_storage,
     };
-    let task = tokio::spawn(driver.run(stop_rx).instrument(span));
+    let asked = Arc::new(AtomicBool::new(false));
+    let (report_stop, stopped) = watch::channel(None);
+    let run = {
+        let asked = Arc::clone(&asked);
+        async move {
+            let result = driver.run(stop_rx).await;
+            report_stop.send_replace(Some(Stopped::of(&result, asked.load(Ordering::SeqCst))));
+            result
+        }
+    };
+    let task = tokio::spawn(run.instrument(span));
     Ok(ServerHandle {
         status,
         stop: Some(stop),
+        asked,
+        stopped,
         storage_released,
         task,
     })
