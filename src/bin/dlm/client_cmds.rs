@@ -1,0 +1,127 @@
+//! The client subcommands: status, append, read.
+
+use crate::addr::{self, Members};
+use clap::Args;
+use dlm::{ClusterAccess, DEFAULT_CLUSTER_ID};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to reach the cluster.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// The members, as ID=HOST:PORT,ID=HOST:PORT,...
+    #[arg(long, env = "DLM_NODES", value_parser = addr::parse_members)]
+    pub nodes: Members,
+    /// The cluster's id, as the nodes were started with.
+    #[arg(long, default_value_t = DEFAULT_CLUSTER_ID)]
+    pub cluster_id: u64,
+    /// File holding the cluster's shared secret, if its nodes have one.
+    #[arg(long, env = "DLM_SECRET_FILE", value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// Give up on a call after this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+impl ClusterArgs {
+    /// A client of the cluster, with `lease` for its locks.
+    pub async fn connect(
+        &self,
+        lease: Duration,
+    ) -> Result<dlm::Client<dlm::tcp::TcpClient>, String> {
+        let nodes = addr::resolve_all(&self.nodes.0).await?;
+        let deadline = Duration::from_millis(self.timeout_ms);
+        Ok(dlm::connect_tcp_with(nodes, self.access()?, |c| {
+            c.lease = lease;
+            c.deadline = deadline;
+        }))
+    }
+
+    fn access(&self) -> Result<ClusterAccess, String> {
+        let mut access = ClusterAccess::new(self.cluster_id);
+        if let Some(path) = &self.secret_file {
+            access = access.secret(crate::server_cmd::read_secret_file(path)?);
+        }
+        Ok(access)
+    }
+}
+
+/// `dlm status`: every node, each asked at once; one that does not answer is reported with why.
+pub async fn status(args: ClusterArgs) -> Result<i32, String> {
+    let nodes = addr::resolve_all(&args.nodes.0).await?;
+    let deadline = Duration::from_millis(args.timeout_ms.min(2_000));
+    let client = dlm::connect_tcp_with(nodes.clone(), args.access()?, |c| c.deadline = deadline);
+    let mut unreachable = 0;
+    for ((id, addr), (_, answer)) in nodes.iter().zip(client.cluster_status().await) {
+        match answer {
+            Ok(s) => println!(
+                "node {id} ({addr}): {:?}, term {}, leader {}, commit {}, applied {}",
+                s.role,
+                s.term,
+                s.leader.map_or("none".to_string(), |l| l.to_string()),
+                s.commit,
+                s.applied
+            ),
+            Err(e) => {
+                unreachable += 1;
+                println!("node {id} ({addr}): {e}");
+            }
+        }
+    }
+    Ok(i32::from(unreachable > 0))
+}
+
+/// `dlm append`.
+#[derive(Args, Debug)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The lock guarding the file.
+    pub lock: String,
+    /// The file.
+    pub file: String,
+    /// The text (a newline is added).
+    pub text: String,
+}
+
+pub async fn append(args: AppendArgs) -> Result<i32, String> {
+    let client = args.cluster.connect(Duration::from_secs(10)).await?;
+    let wait = Duration::from_millis(args.cluster.timeout_ms);
+    let guard = client
+        .lock_timeout(args.lock.as_str(), wait)
+        .await
+        .map_err(|e| format!("cannot take {}: {e}", args.lock))?;
+    let token = guard.token();
+    let data = format!("{}\n", args.text).into_bytes();
+    let appended = client.append(&guard, args.file.as_str(), data).await;
+    let released = client.release(guard).await;
+    let offset = appended.map_err(|e| format!("append to {}: {e}", args.file))?;
+    released.map_err(|e| format!("release {}: {e}", args.lock))?;
+    println!(
+        "appended to {} at offset {offset} under token {token}",
+        args.file
+    );
+    Ok(0)
+}
+
+/// `dlm read`.
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The file.
+    pub file: String,
+}
+
+pub async fn read(args: ReadArgs) -> Result<i32, String> {
+    let client = args.cluster.connect(Duration::from_secs(10)).await?;
+    let data = client
+        .read(args.file.as_str())
+        .await
+        .map_err(|e| format!("read {}: {e}", args.file))?;
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&data)
+        .map_err(|e| format!("stdout: {e}"))?;
+    Ok(0)
+}

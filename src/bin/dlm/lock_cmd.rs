@@ -1,0 +1,142 @@
+//! `dlm lock NAME -- CMD ARGS...`: run a command while holding a lock, as `etcdctl lock` and
+//! `consul lock` do. The command sees the grant's fencing token in `DLM_FENCING_TOKEN` (and the
+//! lock's name in `DLM_LOCK`) to present to whatever the lock protects; the client keeps the
+//! lease alive while it runs; if the lock is lost anyway (the cluster unreachable for a lease)
+//! the command gets SIGTERM, then SIGKILL after a grace period, because it must not go on
+//! believing it holds the lock.
+
+use crate::client_cmds::ClusterArgs;
+use clap::Args;
+use std::process::ExitStatus;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Exit status when the lock was lost while the command ran (EX_TEMPFAIL: try again later).
+pub const LOST: i32 = 75;
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The lock.
+    lock: String,
+    /// Lease in milliseconds, renewed every third of it while the command runs.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// Wait at most this long for the lock, in milliseconds (default: a day).
+    #[arg(long, default_value_t = 86_400_000)]
+    wait_ms: u64,
+    /// Once the lock is lost, how long the command has to exit after SIGTERM before SIGKILL.
+    #[arg(long, default_value_t = 2_000)]
+    grace_ms: u64,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Runs the command under the lock. Returns the command's exit status, [`LOST`] if the lock
+/// was lost, or 130 after SIGINT/SIGTERM (the command is stopped and the lock released).
+pub async fn run(args: LockArgs) -> Result<i32, String> {
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err("no command given after --".into());
+    };
+    let client = args
+        .cluster
+        .connect(Duration::from_millis(args.lease_ms))
+        .await?;
+    let guard = client
+        .lock_timeout(args.lock.as_str(), Duration::from_millis(args.wait_ms))
+        .await
+        .map_err(|e| format!("cannot take {}: {e}", args.lock))?;
+    let mut command = Command::new(program);
+    // Its own process group, so that stopping it stops what it started too (a shell's
+    // children), and a Ctrl-C reaches it through us, after which we release the lock.
+    #[cfg(unix)]
+    command.process_group(0);
+    let mut child = command
+        .args(rest)
+        .env("DLM_FENCING_TOKEN", guard.token().get().to_string())
+        .env("DLM_LOCK", &args.lock)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let grace = Duration::from_millis(args.grace_ms);
+    let code = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => exit_code(status),
+            Err(e) => {
+                let _ = client.release(guard).await;
+                return Err(format!("waiting for {program}: {e}"));
+            }
+        },
+        () = guard.lost() => {
+            eprintln!("dlm: lock {} lost (token {}); stopping {program}", args.lock, guard.token());
+            stop(&mut child, grace).await;
+            return Ok(LOST);
+        }
+        () = interrupted() => {
+            stop(&mut child, grace).await;
+            130
+        }
+    };
+    client
+        .release(guard)
+        .await
+        .map_err(|e| format!("release {}: {e}", args.lock))?;
+    Ok(code)
+}
+
+/// The shell's convention: the exit code, or 128 plus the signal that ended the command.
+fn exit_code(status: ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    1
+}
+
+/// SIGTERM to the command's process group, then SIGKILL if the command is still running after
+/// `grace`.
+async fn stop(child: &mut Child, grace: Duration) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+        signal_group(pid, libc::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            return;
+        }
+        signal_group(pid, libc::SIGKILL);
+    }
+    let _ = child.kill().await;
+}
+
+/// Sends `signal` to the process group `pid` leads.
+#[cfg(unix)]
+fn signal_group(pid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers. `pid` is our own child, not yet reaped (we still
+    // hold it), so neither its id nor its group's can have been reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-pid, signal);
+    }
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

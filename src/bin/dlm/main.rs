@@ -1,0 +1,72 @@
+//! `dlm`: run a node, or talk to a cluster from the shell.
+//!
+//! ```sh
+//! dlm server --id 1 --listen 0.0.0.0:7001 --peer 2=node2:7001 --peer 3=node3:7001 --data-dir /var/lib/dlm
+//! export DLM_NODES=1=node1:7001,2=node2:7001,3=node3:7001
+//! dlm status
+//! dlm lock jobs -- sh -c 'echo "token $DLM_FENCING_TOKEN"'
+//! dlm append jobs journal "hello"
+//! dlm read journal
+//! ```
+
+mod addr;
+mod client_cmds;
+mod lock_cmd;
+mod server_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Run a dlm node, or talk to a dlm cluster.
+#[derive(Parser, Debug)]
+#[command(name = "dlm", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node of a cluster until SIGINT or SIGTERM (exits non-zero if the node stops on
+    /// its own, a full disk say, so that a supervisor restarts it).
+    Server(server_cmd::ServerArgs),
+    /// Each node's role, term, leader and commit index.
+    Status(client_cmds::ClusterArgs),
+    /// Run a command while holding a lock: its fencing token is in `DLM_FENCING_TOKEN`, its
+    /// lease is kept alive meanwhile, and the command is stopped if the lock is lost.
+    Lock(lock_cmd::LockArgs),
+    /// Take a lock, append TEXT (and a newline) to FILE under its token, release it.
+    Append(client_cmds::AppendArgs),
+    /// Print a guarded file.
+    Read(client_cmds::ReadArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dlm: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server_cmd::run(args).await,
+            Command::Status(args) => client_cmds::status(args).await,
+            Command::Lock(args) => lock_cmd::run(args).await,
+            Command::Append(args) => client_cmds::append(args).await,
+            Command::Read(args) => client_cmds::read(args).await,
+        }
+    });
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("dlm: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The `dlm` command against a live node: `lock -- CMD` hands the command its fencing token,
+//! passes its exit status through, and stops it when the lock is lost; `server` refuses bad
+//! set-ups with a clear message and a non-zero status.
+#![cfg(all(feature = "cli", unix))]
+
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn dlm(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlm"));
+    cmd.args(args)
+        .env_remove("DLM_NODES")
+        .env_remove("DLM_SECRET_FILE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` off the async runtime, so that the node in this process keeps serving.
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("dlm did not run"))
+        .await
+        .unwrap()
+}
+
+async fn lone_node() -> (dlm::Server, String) {
+    let server = dlm::Server::builder()
+        .id(1)
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let nodes = format!("1={}", server.local_addr().unwrap());
+    (server, nodes)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_under_a_lock_gets_the_token_and_its_status_passes_through() {
+    let (server, nodes) = lone_node().await;
+    let script = r#"echo "token=$DLM_FENCING_TOKEN lock=$DLM_LOCK""#;
+    let out = output(dlm(&[
+        "lock", "--nodes", &nodes, "jobs", "--", "sh", "-c", script,
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let token: u64 = stdout
+        .trim()
+        .strip_prefix("token=")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no token in {stdout:?}"));
+    assert!(token > 0);
+    assert!(stdout.contains("lock=jobs"), "{stdout}");
+
+    // The lock was released: a second run gets it, with a newer token, and its exit status
+    // comes back as the command's.
+    let out = output(dlm(&[
+        "lock", "--nodes", &nodes, "jobs", "--", "sh", "-c", "exit 3",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    let out = output(dlm(&["status", "--nodes", &nodes])).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("Leader"), "{out:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_lock_is_lost_is_stopped() {
+    let (server, nodes) = lone_node().await;
+    let mut cmd = dlm(&[
+        "lock",
+        "--nodes",
+        &nodes,
+        "--lease-ms",
+        "1000",
+        "--timeout-ms",
+        "500",
+        "jobs",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+        // (the whole process group is stopped, so the shell's child too)
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until the command runs under the lock, then take the cluster away.
+    let stdout = child.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        line
+    });
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(20), started)
+            .await
+            .unwrap()
+            .unwrap(),
+        "started\n"
+    );
+    server.kill().await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the command was not stopped after its lock was lost")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(text(&out.stderr).contains("lost"), "{out:?}");
+}
+
+#[tokio::test]
+async fn the_server_refuses_bad_set_ups_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = output(dlm(&[
+        "server",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        "1=127.0.0.1:7001",
+        "--data-dir",
+        data,
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("its own peer"), "{out:?}");
+
+    // A directory used by node 1 refuses node 2.
+    let server = dlm::Server::builder()
+        .id(1)
+        .data_dir(dir.path())
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+    let out = output(dlm(&[
+        "server",
+        "--id",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("belongs to node 1"), "{out:?}");
+
+    let out = output(dlm(&["lock", "--nodes", "1=nowhere", "x", "--", "true"])).await;
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stderr).contains("HOST:PORT"), "{out:?}");
+}
