@@ -1,0 +1,177 @@
+//! Carrying out the node's effects: sends and replies at once, persists gathered by the
+//! [`crate::PersistQueue`] into syncs (on a blocking thread for a storage that blocks), and the status
+//! after each batch. Apart from the loop, so that the durability bookkeeping reads whole.
+
+use super::{Driver, Seen, ServerError};
+use crate::node::{Effect, Input};
+use crate::protocol::Role;
+use crate::runtime::storage::{Storage, StorageError};
+use crate::runtime::transport::Transport;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A sync running on a blocking thread; it hands the storage back with its result.
+pub(super) type SyncTask<S> = JoinHandle<Synced<S>>;
+
+/// What a sync task hands back.
+pub(super) struct Synced<S> {
+    storage: S,
+    result: Result<(), StorageError>,
+    /// Dropped after `storage` (fields drop in order), also when the driver is gone and the
+    /// task's output is dropped on its thread: then
+    /// [`ServerHandle::kill`](super::ServerHandle::kill) may return.
+    _holds_storage: mpsc::Sender<()>,
+}
+
+impl<S: Storage, T: Transport> Driver<S, T> {
+    /// Drains the node's effects through the persist queue: what need not wait goes out at
+    /// once, persists gather for the next sync, and a sync starts if none is under way.
+    pub(super) async fn execute(&mut self) -> Result<(), ServerError> {
+        loop {
+            while let Some(effect) = self.node.poll_effect() {
+                if let Some(effect) = self.queue.push(effect) {
+                    self.perform(effect).await?;
+                }
+            }
+            self.report();
+            if !self.start_sync()? {
+                return Ok(());
+            }
+            // A storage that does not block has synced on the spot.
+            self.finish_sync().await?;
+        }
+    }
+
+    /// Starts the next sync if none is under way. Returns true if it is already done (a
+    /// storage that does not block syncs in place).
+    fn start_sync(&mut self) -> Result<bool, ServerError> {
+        if self.syncing.is_some() {
+            return Ok(false);
+        }
+        let Some(batch) = self.queue.start() else {
+            return Ok(false);
+        };
+        let Some(mut storage) = self.storage.take() else {
+            return Err(ServerError::Task(
+                "storage lost by an earlier failure".into(),
+            ));
+        };
+        if storage.blocking() {
+            let holds_storage = self.holds_storage.clone();
+            self.syncing = Some(tokio::task::spawn_blocking(move || {
+                let result = storage.persist(batch);
+                Synced {
+                    storage,
+                    result,
+                    _holds_storage: holds_storage,
+                }
+            }));
+            return Ok(false);
+        }
+        let result = storage.persist(batch);
+        self.storage = Some(storage);
+        result?;
+        Ok(true)
+    }
+
+    /// A blocking sync finished: release what waited for it, tell the node, run what follows.
+    pub(super) async fn synced(&mut self) -> Result<(), ServerError> {
+        self.finish_sync().await?;
+        self.execute().await
+    }
+
+    /// Releases what waited for the sync just finished and reports it durable to the node.
+    async fn finish_sync(&mut self) -> Result<(), ServerError> {
+        let done = self.queue.finish();
+        for effect in done.released {
+            self.perform(effect).await?;
+        }
+        if let Some(position) = done.persisted {
+            self.node.handle(self.now(), Input::Persisted(position));
+        }
+        Ok(())
+    }
+
+    /// Stops: lets a sync under way finish, and makes what is still gathered durable too, so
+    /// that a clean shutdown loses nothing the node handed over. Nothing waiting is released.
+    pub(super) async fn stop(&mut self) -> Result<(), ServerError> {
+        loop {
+            if let Some(task) = self.syncing.take() {
+                self.take_back(task.await)?;
+            }
+            let _ = self.queue.finish();
+            if !self.start_sync()? && self.syncing.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Puts the storage back from a finished sync task and passes on its result.
+    pub(super) fn take_back(
+        &mut self,
+        joined: Result<Synced<S>, tokio::task::JoinError>,
+    ) -> Result<(), ServerError> {
+        let synced = joined.map_err(|e| ServerError::Task(e.to_string()))?;
+        self.storage = Some(synced.storage);
+        synced.result.map_err(ServerError::from)
+    }
+
+    async fn perform(&mut self, effect: Effect) -> Result<(), ServerError> {
+        match effect {
+            Effect::Send(msg) => self.transport.send(msg).await,
+            Effect::Reply { conn, response } => self.transport.reply(conn, response).await,
+            Effect::Applied(applied) => {
+                if let Some(mirror) = &mut self.mirror {
+                    mirror.apply(&applied, self.node.state_machine())?;
+                }
+            }
+            // The queue keeps every persist for a sync; nothing hands one here.
+            Effect::Persist(p) => {
+                let _ = self.queue.push(Effect::Persist(p));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the status and logs role, term and leader changes.
+    fn report(&mut self) {
+        let now = Seen {
+            role: Some(self.node.role()),
+            term: self.node.term(),
+            leader: self.node.leader(),
+        };
+        if now != self.seen {
+            if now.role != self.seen.role {
+                match now.role {
+                    Some(Role::Candidate) => {
+                        tracing::info!(term = %now.term, "standing for election")
+                    }
+                    Some(Role::Leader) => tracing::info!(term = %now.term, "became leader"),
+                    role => tracing::debug!(?role, term = %now.term, "role changed"),
+                }
+            }
+            if now.leader != self.seen.leader || now.term != self.seen.term {
+                tracing::info!(term = %now.term, leader = ?now.leader, "leader changed");
+            }
+            self.seen = now;
+        }
+        let status = self.node.status();
+        self.status.send_if_modified(|old| {
+            let changed = *old != status;
+            if changed {
+                *old = status;
+            }
+            changed
+        });
+    }
+}
+
+/// Waits for the sync under way; never resolves without one (the select guards on it).
+pub(super) async fn join_sync<S>(
+    syncing: &mut Option<SyncTask<S>>,
+) -> Result<Synced<S>, tokio::task::JoinError> {
+    match syncing {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
