@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Client `i` uses lock `i % locks`. A token violation is a grant whose token is not greater than
-//! the last one seen on that lock.
+//! the last one seen on that lock. A progress line goes to stderr every `--progress-secs`.
+//! Exits non-zero on a token violation, when no cycle completed, or when errors outnumber
+//! completed cycles (a dead or failing cluster is not a result).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -20,6 +22,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::cluster::ProcessCluster;
@@ -66,15 +69,59 @@ struct Args {
     /// newline is ignored).
     #[arg(long, value_name = "PATH", conflicts_with = "spawn")]
     secret_file: Option<PathBuf>,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 2)]
+    progress_secs: u64,
 }
 
-#[derive(Default)]
+/// Latencies from 1 µs to 10 minutes, three significant digits.
+fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)
+        .unwrap_or_else(|e| unreachable!("constant histogram bounds: {e}"))
+}
+
 struct Totals {
     cycles: u64,
     errors: u64,
     token_violations: u64,
-    latencies_us: Vec<u64>,
+    latencies_us: hdrhistogram::Histogram<u64>,
     first_error: Option<String>,
+}
+
+impl Default for Totals {
+    fn default() -> Totals {
+        Totals {
+            cycles: 0,
+            errors: 0,
+            token_violations: 0,
+            latencies_us: latency_histogram(),
+            first_error: None,
+        }
+    }
+}
+
+/// Counts the clients bump as they go, for the progress lines.
+#[derive(Default)]
+struct Live {
+    cycles: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Prints what has been done so far every `every`, until aborted.
+async fn report_progress(live: Arc<Live>, start: Instant, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut last = 0;
+    loop {
+        ticks.tick().await;
+        let cycles = live.cycles.load(Ordering::Relaxed);
+        eprintln!(
+            "loadgen: {:.0} s, {cycles} cycles ({:.0}/s lately), {} errors",
+            start.elapsed().as_secs_f64(),
+            (cycles - last) as f64 / every.as_secs_f64(),
+            live.errors.load(Ordering::Relaxed)
+        );
+        last = cycles;
+    }
 }
 
 fn main() {
@@ -128,7 +175,12 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     };
     let last_tokens: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
     let totals: Arc<Mutex<Totals>> = Arc::default();
+    let live: Arc<Live> = Arc::default();
     let start = Instant::now();
+    let progress = (args.progress_secs > 0).then(|| {
+        let every = Duration::from_secs(args.progress_secs);
+        tokio::spawn(report_progress(live.clone(), start, every))
+    });
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let end = measure_from + Duration::from_secs(args.secs);
     let mut tasks = Vec::new();
@@ -136,6 +188,7 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
         let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
         let lock_index = i % locks;
         let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
+        let live = live.clone();
         let append_bytes = args.append_bytes;
         let reads = args.reads;
         tasks.push(tokio::spawn(async move {
@@ -186,15 +239,20 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
                 }
                 .await;
                 let done = Instant::now();
+                match &outcome {
+                    Ok(()) => live.cycles.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => live.errors.fetch_add(1, Ordering::Relaxed),
+                };
                 if began < measure_from || done > end {
                     continue;
                 }
                 match outcome {
                     Ok(()) => {
                         local.cycles += 1;
+                        let micros = done.duration_since(began).as_micros();
                         local
                             .latencies_us
-                            .push(done.duration_since(began).as_micros() as u64);
+                            .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
                     }
                     Err(e) => {
                         local.errors += 1;
@@ -206,7 +264,8 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
             t.cycles += local.cycles;
             t.errors += local.errors;
             t.token_violations += local.token_violations;
-            t.latencies_us.extend(local.latencies_us);
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = t.latencies_us.add(&local.latencies_us);
             if t.first_error.is_none() {
                 t.first_error = local.first_error;
             }
@@ -215,11 +274,20 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     for task in tasks {
         task.await?;
     }
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     if let Some(record) = &record {
         record.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     }
-    let mut t = std::mem::take(&mut *totals.lock().unwrap_or_else(|e| e.into_inner()));
-    let p = support::Percentiles::of(&mut t.latencies_us);
+    let t = std::mem::take(&mut *totals.lock().unwrap_or_else(|e| e.into_inner()));
+    let h = &t.latencies_us;
+    let p = support::Percentiles {
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+    };
     let rate = t.cycles as f64 / args.secs as f64;
     if args.json {
         let out = serde_json::json!({
@@ -243,6 +311,16 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
     }
     if t.token_violations > 0 {
         return Err("fencing tokens went backwards".into());
+    }
+    if t.cycles == 0 {
+        return Err("no cycle completed: is the cluster up and reachable?".into());
+    }
+    if t.errors > t.cycles {
+        return Err(format!(
+            "{} errors outnumber {} completed cycles",
+            t.errors, t.cycles
+        )
+        .into());
     }
     Ok(())
 }

@@ -151,6 +151,17 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
             ))
         })
         .collect();
+    // A line every few seconds, so that a long run is seen to be alive.
+    let total = opts.secs;
+    let ticker = tokio::spawn(async move {
+        let every = Duration::from_secs(5);
+        let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            let done = start.elapsed().as_secs().min(total);
+            eprintln!("chaos: {done} of {total} s under faults");
+        }
+    });
     // Every client call has a deadline, so a client still busy long after the end is hung.
     let hung_by = until + HANG;
     let mut logs = Vec::new();
@@ -168,6 +179,8 @@ pub async fn run(opts: Options) -> Result<Summary, String> {
             }
         }
     }
+    ticker.abort();
+    eprintln!("chaos: faults over; settling and checking every copy");
     let (mut cluster, mut report) = tokio::task::spawn_blocking(move || player.join())
         .await
         .map_err(|e| format!("fault thread: {e}"))?
