@@ -431,3 +431,57 @@ fn leader_caps_a_match_index_beyond_its_log() {
     assert_eq!(drain_unsynced(&mut node), vec![]);
     assert_eq!(node.commit_index(), LogIndex(4));
 }
+
+/// Guards the loop of `replicate` (`if !self.send_append(peer, true) { return; }`): a follower
+/// past its probe gets as many AppendEntries as `max_inflight` allows at once, each of at most
+/// `max_batch_entries`, while a follower still probed, its probe unanswered, gets nothing more.
+#[test]
+fn leader_pipelines_up_to_max_inflight_appends_at_once() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut cfg = Config::new(NodeId(1), ids);
+    cfg.max_batch_entries = 1;
+    cfg.max_inflight = 3;
+    let mut node = Node::new(cfg, Recovered::default()).unwrap();
+    let now = common::elect(&mut node, 2);
+    drain_unsynced(&mut node);
+    // Node 2 matches the Noop at index 1: no longer probed.
+    node.handle(now, common::accepted(2, 1));
+    drain_unsynced(&mut node);
+    for seq in 1..=4u64 {
+        let op = acquire(&format!("lock-{seq}"), None);
+        let request = req(9, seq, op);
+        node.handle(
+            now,
+            Input::Client {
+                conn: ConnId(seq),
+                request,
+            },
+        );
+    }
+    let appends_to = |effects: &[Effect], to: u64| -> Vec<Vec<LogIndex>> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(m) if m.to == NodeId(to) => match &m.body {
+                    PeerBody::AppendEntries { entries, .. } => {
+                        Some(entries.iter().map(|e| e.index).collect())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let effects = drain_unsynced(&mut node);
+    let idx = |i| vec![LogIndex(i)];
+    assert_eq!(
+        appends_to(&effects, 2),
+        vec![idx(2), idx(3), idx(4)],
+        "{effects:#?}"
+    );
+    assert_eq!(
+        appends_to(&effects, 3),
+        Vec::<Vec<LogIndex>>::new(),
+        "{effects:#?}"
+    );
+}

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{client_seven_holding, drain_unsynced, elect, noop, peer, pos, req, send, Harness};
+use common::{
+    client_seven_holding, drain_unsynced, elect, noop, noops, peer, pos, req, send, Harness,
+};
 use dlm_core::message::{AppendOutcome, PeerBody};
 use dlm_core::*;
 use std::sync::Arc;
@@ -426,4 +428,91 @@ fn a_snapshot_is_taken_after_snapshot_every_applied_entries() {
             }),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// AppendEntries that reach back before the follower's snapshot
+
+/// An AppendEntries from leader 2 in term 2 after `prev`, carrying `entries`, committing 5.
+fn append_from_2(prev: LogPosition, entries: &[(u64, u64)]) -> Input {
+    let body = PeerBody::AppendEntries {
+        prev,
+        entries: noops(entries),
+        commit: LogIndex(5),
+    };
+    peer(2, 2, body)
+}
+
+fn accepted_by_1(prev_index: u64, match_index: u64) -> Effect {
+    let body = PeerBody::AppendResponse {
+        prev_index: LogIndex(prev_index),
+        outcome: AppendOutcome::Accepted {
+            match_index: LogIndex(match_index),
+        },
+    };
+    send(2, 2, body)
+}
+
+/// Guards the skip of entries the snapshot covers (`skip = base - prev`, and the branch taken
+/// when some entries remain after it): entries up to the snapshot's last index (3) are dropped
+/// as already matching, the rest appended after it, and the answer speaks of the snapshot's
+/// index.
+#[test]
+fn follower_skips_the_entries_its_snapshot_covers_and_appends_the_rest() {
+    let mut node = restarted(2, Some(snapshot()), &[]);
+    node.handle(START, Input::Tick);
+    node.handle(
+        START,
+        append_from_2(pos(1, 1), &[(1, 2), (1, 3), (2, 4), (2, 5)]),
+    );
+    let effects = drain_unsynced(&mut node);
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Persist(Persist::Entries(noops(&[(2, 4), (2, 5)]))),
+            accepted_by_1(3, 5),
+        ],
+        "{effects:#?}"
+    );
+    assert_eq!(node.last_log(), pos(2, 5));
+}
+
+/// Guards `skip > entries.len()`: an AppendEntries whose every entry the snapshot covers is
+/// accepted at once up to its last entry, answered about its own `prev`.
+#[test]
+fn follower_accepts_at_once_entries_all_below_its_snapshot() {
+    let mut node = restarted(2, Some(snapshot()), &[]);
+    node.handle(START, Input::Tick);
+    node.handle(START, append_from_2(pos(1, 1), &[(1, 2)]));
+    assert_eq!(drain_unsynced(&mut node), vec![accepted_by_1(1, 2)]);
+    assert_eq!(node.last_log(), pos(1, 3));
+}
+
+/// Guards the boundary of `skip > entries.len()`: entries that end exactly at the snapshot's
+/// last index leave nothing to append; the answer then goes through the ordinary path, about
+/// the snapshot's index.
+#[test]
+fn follower_answers_entries_ending_at_its_snapshot_from_the_snapshot() {
+    let mut node = restarted(2, Some(snapshot()), &[]);
+    node.handle(START, Input::Tick);
+    node.handle(START, append_from_2(pos(1, 1), &[(1, 2), (1, 3)]));
+    assert_eq!(drain_unsynced(&mut node), vec![accepted_by_1(3, 3)]);
+}
+
+/// Guards `prev.index < base.index` (not `<=`): a `prev` at the snapshot's own index is checked
+/// like any other, so one with another term there is refused.
+#[test]
+fn follower_checks_a_prev_at_its_snapshot_index_like_any_other() {
+    let mut node = restarted(2, Some(snapshot()), &[]);
+    node.handle(START, Input::Tick);
+    node.handle(START, append_from_2(pos(2, 3), &[(2, 4)]));
+    let effects = drain_unsynced(&mut node);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Send(m)] if matches!(m.body, PeerBody::AppendResponse { outcome: AppendOutcome::Rejected { .. }, .. })
+        ),
+        "{effects:#?}"
+    );
+    assert_eq!(node.last_log(), pos(1, 3));
 }
