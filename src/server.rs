@@ -48,10 +48,26 @@ pub enum StartError {
         /// The peer.
         id: NodeId,
         /// The address given first.
-        first: SocketAddr,
+        first: String,
         /// The address given later.
-        second: SocketAddr,
+        second: String,
     },
+}
+
+/// Where a peer listens, as given to the builder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PeerAt {
+    Socket(SocketAddr),
+    Host(String),
+}
+
+impl std::fmt::Display for PeerAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAt::Socket(addr) => addr.fmt(f),
+            PeerAt::Host(host) => f.write_str(host),
+        }
+    }
 }
 
 /// Builds a node: its id, its peers, where it keeps its data, and how it is tuned.
@@ -61,9 +77,9 @@ pub enum StartError {
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     id: Option<NodeId>,
-    peers: BTreeMap<NodeId, Option<SocketAddr>>,
+    peers: BTreeMap<NodeId, Option<PeerAt>>,
     /// A peer id given a second, different address: reported by [`ServerBuilder::config`].
-    conflicting_peer: Option<(NodeId, SocketAddr, SocketAddr)>,
+    conflicting_peer: Option<(NodeId, PeerAt, PeerAt)>,
     data_dir: Option<PathBuf>,
     cluster_id: Option<u64>,
     #[cfg(feature = "tcp")]
@@ -91,11 +107,21 @@ impl ServerBuilder {
 
     /// Another member of the cluster and where it listens. Starting fails if `id` is this
     /// node's own, or was given another address.
-    pub fn peer(mut self, id: u64, addr: SocketAddr) -> Self {
-        let id = NodeId(id);
-        if let Some(Some(first)) = self.peers.insert(id, Some(addr)) {
-            if first != addr && self.conflicting_peer.is_none() {
-                self.conflicting_peer = Some((id, first, addr));
+    pub fn peer(self, id: u64, addr: SocketAddr) -> Self {
+        self.peer_at(NodeId(id), PeerAt::Socket(addr))
+    }
+
+    /// Another member of the cluster, by host name and port (`"node2:7001"`), looked up
+    /// again at every connection attempt, so that a peer whose address changes is found
+    /// again. As [`ServerBuilder::peer`] otherwise.
+    pub fn peer_host(self, id: u64, host_port: impl Into<String>) -> Self {
+        self.peer_at(NodeId(id), PeerAt::Host(host_port.into()))
+    }
+
+    fn peer_at(mut self, id: NodeId, at: PeerAt) -> Self {
+        if let Some(Some(first)) = self.peers.insert(id, Some(at.clone())) {
+            if first != at && self.conflicting_peer.is_none() {
+                self.conflicting_peer = Some((id, first, at));
             }
         }
         self
@@ -180,8 +206,12 @@ impl ServerBuilder {
         if self.peers.contains_key(&id) {
             return Err(StartError::SelfAsPeer(id));
         }
-        if let Some((id, first, second)) = self.conflicting_peer {
-            return Err(StartError::ConflictingPeer { id, first, second });
+        if let Some((id, first, second)) = &self.conflicting_peer {
+            return Err(StartError::ConflictingPeer {
+                id: *id,
+                first: first.to_string(),
+                second: second.to_string(),
+            });
         }
         let members = self.peers.keys().copied().chain([id]);
         let mut cfg = Config::new(id, members);
@@ -249,7 +279,13 @@ impl ServerBuilder {
         tcp.peers = self
             .peers
             .iter()
-            .filter_map(|(id, addr)| Some((*id, (*addr)?)))
+            .filter_map(|(id, at)| {
+                let at = match at.as_ref()? {
+                    PeerAt::Socket(addr) => dlm_transport_tcp::PeerAddr::Socket(*addr),
+                    PeerAt::Host(host) => dlm_transport_tcp::PeerAddr::Host(host.clone()),
+                };
+                Some((*id, at))
+            })
             .collect();
         let transport = TcpTransport::bind(tcp).await?;
         let addr = transport.local_addr();

@@ -86,7 +86,7 @@ fn a_peer_given_two_addresses_is_refused_and_the_same_one_twice_is_not() {
         .config()
         .unwrap_err();
     assert!(
-        matches!(err, StartError::ConflictingPeer { id: NodeId(2), first, second } if first == a && second == b),
+        matches!(&err, StartError::ConflictingPeer { id: NodeId(2), first, second } if *first == a.to_string() && *second == b.to_string()),
         "{err:?}"
     );
     let cfg = Server::builder()

@@ -1,5 +1,6 @@
 //! Settings of a node's transport and of a client.
 
+use crate::address::PeerAddr;
 use crate::auth::ClusterSecret;
 use crate::tail_probe::TailProbes;
 use dlm_core::NodeId;
@@ -27,8 +28,9 @@ pub struct TcpConfig {
     /// Where to listen for peers and clients (port 0 picks a free port; see
     /// [`crate::TcpTransport::local_addr`]).
     pub listen: SocketAddr,
-    /// The other nodes and where they listen (an entry for `id` itself is ignored).
-    pub peers: HashMap<NodeId, SocketAddr>,
+    /// The other nodes and where they listen (an entry for `id` itself is ignored). A host
+    /// name ([`PeerAddr::Host`]) is resolved at every dial.
+    pub peers: HashMap<NodeId, PeerAddr>,
     /// Connections from another cluster are refused.
     pub cluster_id: u64,
     /// With a secret, peers and clients must prove they know it (and this node proves it to

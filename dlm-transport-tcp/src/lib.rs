@@ -23,6 +23,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod address;
 pub mod auth;
 mod backoff;
 mod client;
@@ -38,6 +39,7 @@ mod tail_probe;
 mod transport;
 pub mod wire;
 
+pub use address::PeerAddr;
 pub use auth::{ClusterSecret, SecretError};
 pub use client::TcpClient;
 pub use config::{

@@ -5,6 +5,7 @@
 //! first [`crate::wire::PING`] with a [`crate::wire::PONG`] every ping interval, so a live
 //! peer is never silent for long, even when the link has nothing to send.
 
+use crate::address::PeerAddr;
 use crate::auth::ClusterSecret;
 use crate::backoff::Backoff;
 use crate::handshake::{self, Halves};
@@ -14,7 +15,6 @@ use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
 use dlm_core::message::PeerMessage;
 use dlm_core::NodeId;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -41,7 +41,7 @@ pub(crate) struct PeerLink {
 impl PeerLink {
     pub(crate) fn start(
         peer: NodeId,
-        addr: SocketAddr,
+        addr: PeerAddr,
         settings: LinkSettings,
         queue: Arc<OutQueue>,
     ) -> PeerLink {
@@ -56,7 +56,7 @@ impl Drop for PeerLink {
     }
 }
 
-async fn run(peer: NodeId, addr: SocketAddr, s: LinkSettings, queue: Arc<OutQueue>) {
+async fn run(peer: NodeId, at: PeerAddr, s: LinkSettings, queue: Arc<OutQueue>) {
     let me = s.me;
     let fallback_seed = me.get().rotate_left(32) ^ peer.get();
     let mut backoff = Backoff::random(s.backoff_min, s.backoff_max, fallback_seed);
@@ -64,6 +64,22 @@ async fn run(peer: NodeId, addr: SocketAddr, s: LinkSettings, queue: Arc<OutQueu
     // retries several times a second.
     let mut last_refusal: Option<String> = None;
     loop {
+        // Looked up at every dial, so that a peer that moved is found again.
+        let resolved =
+            tokio::time::timeout(s.live.connect_timeout(s.connect_timeout), at.resolve()).await;
+        let addr = match resolved {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                tracing::debug!(node = %me, %peer, %at, "cannot resolve peer: {e}");
+                tokio::time::sleep(backoff.next_wait()).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(node = %me, %peer, %at, "resolving the peer timed out");
+                tokio::time::sleep(backoff.next_wait()).await;
+                continue;
+            }
+        };
         let connected = handshake::connect(
             addr,
             s.cluster_id,

@@ -1,5 +1,6 @@
 //! [`TcpTransport`]: a node's side of the TCP network.
 
+use crate::address::PeerAddr;
 use crate::config::TcpConfig;
 use crate::error::TcpError;
 use crate::peer::{LinkSettings, PeerLink};
@@ -94,8 +95,10 @@ impl TcpTransport {
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a peer, or moves it to a new address (its queued messages are kept).
-    pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
+    /// Adds a peer, or moves it to a new address (its queued messages are kept). A host name
+    /// ([`PeerAddr::Host`]) is resolved at every dial.
+    pub fn set_peer(&self, id: NodeId, addr: impl Into<PeerAddr>) {
+        let addr = addr.into();
         if id == self.shared.id {
             return;
         }

@@ -1,5 +1,6 @@
-//! Members given as `ID=HOST:PORT`: host names are resolved here, when the command starts (a
-//! name that resolves to several addresses uses the first).
+//! Members given as `ID=HOST:PORT`. A client command resolves them here, when it starts; a
+//! server hands them to its links, which look them up at every dial. A name that resolves to
+//! several addresses uses the first.
 
 use std::net::SocketAddr;
 
@@ -61,7 +62,7 @@ pub async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host_port} resolves to no address"))
 }
 
-/// Resolves every member.
+/// Resolves every member (client commands).
 pub async fn resolve_all(members: &[Member]) -> Result<Vec<(u64, SocketAddr)>, String> {
     let mut out = Vec::with_capacity(members.len());
     for m in members {

@@ -14,8 +14,8 @@ pub struct ServerArgs {
     /// Where to listen for peers and clients, as HOST:PORT.
     #[arg(long)]
     listen: String,
-    /// Another member, as ID=HOST:PORT (repeat for each; not this node itself). Host names are
-    /// resolved when the node starts.
+    /// Another member, as ID=HOST:PORT (repeat for each; not this node itself). A host name is
+    /// looked up again at every connection attempt, so a peer that moves is found again.
     #[arg(long = "peer", value_parser = addr::parse_member)]
     peers: Vec<Member>,
     /// Where to keep the write-ahead log, snapshots and guarded files. It records which node
@@ -81,8 +81,8 @@ pub async fn run(args: ServerArgs) -> Result<i32, String> {
     if let Some(ms) = args.lease_ms {
         builder = builder.lease_cap(Duration::from_millis(ms));
     }
-    for (id, addr) in addr::resolve_all(&args.peers).await? {
-        builder = builder.peer(id, addr);
+    for peer in &args.peers {
+        builder = builder.peer_host(peer.id, peer.host_port.clone());
     }
     if let Some(path) = &args.secret_file {
         builder = builder.secret(read_secret_file(path)?);
