@@ -485,3 +485,36 @@ fn leader_pipelines_up_to_max_inflight_appends_at_once() {
         "{effects:#?}"
     );
 }
+
+/// Guards `prev_index < p.matched` (not `<=`) in the leader's handling of a rejection: a
+/// rejection about the very index the follower was known to match is not stale (the follower
+/// lost what it had), so the leader backs off and probes again from just above the match.
+#[test]
+fn leader_probes_again_after_a_rejection_at_the_matched_index() {
+    let (mut node, now) = leader_of_three();
+    node.handle(now, common::accepted(2, 1));
+    let request = req(9, 1, acquire("lock", None));
+    node.handle(
+        now,
+        Input::Client {
+            conn: ConnId(1),
+            request,
+        },
+    );
+    drain_unsynced(&mut node);
+    node.handle(now, peer(2, 1, reject(1, 1)));
+    let effects = drain_unsynced(&mut node);
+    let probes: Vec<(LogPosition, Vec<LogIndex>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(m) if m.to == NodeId(2) => match &m.body {
+                PeerBody::AppendEntries { prev, entries, .. } => {
+                    Some((*prev, entries.iter().map(|e| e.index).collect()))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes, vec![(pos(1, 1), vec![LogIndex(2)])], "{effects:#?}");
+}

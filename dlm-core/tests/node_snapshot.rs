@@ -516,3 +516,18 @@ fn follower_checks_a_prev_at_its_snapshot_index_like_any_other() {
     );
     assert_eq!(node.last_log(), pos(1, 3));
 }
+
+/// Guards `first > floor` in `first_index_of_term`: the hint of a rejection walks back through
+/// the conflicting term only as far as the first entry after the snapshot, even when the
+/// snapshot's last entry has that term too.
+#[test]
+fn follower_hints_no_lower_than_the_first_entry_after_its_snapshot() {
+    let mut node = restarted(2, Some(snapshot()), &[(1, 4), (1, 5)]);
+    node.handle(START, Input::Tick);
+    node.handle(START, append_from_2(pos(2, 5), &[(2, 6)]));
+    let body = PeerBody::AppendResponse {
+        prev_index: LogIndex(5),
+        outcome: AppendOutcome::Rejected { hint: LogIndex(4) },
+    };
+    assert_eq!(drain_unsynced(&mut node), vec![send(2, 2, body)]);
+}
