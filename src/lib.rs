@@ -49,7 +49,7 @@ pub use dlm_core::runtime::{
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;
 #[cfg(feature = "mem")]
-pub use server::connect_mem;
+pub use server::{connect_mem, connect_mem_with};
 #[cfg(feature = "tcp")]
 pub use server::{connect_tcp, connect_tcp_with, ClusterAccess};
 #[cfg(feature = "tokio")]

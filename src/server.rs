@@ -438,6 +438,18 @@ pub fn connect_mem(
     network: &dlm_transport_mem::MemNetwork,
     members: impl IntoIterator<Item = u64>,
 ) -> dlm_core::runtime::Client<dlm_transport_mem::MemClient> {
-    let cfg = dlm_core::runtime::ClientConfig::new(members.into_iter().map(NodeId));
+    connect_mem_with(network, members, |_| {})
+}
+
+/// Like [`connect_mem`], with a chance to adjust the client's settings (lease, deadlines,
+/// back-off), as [`connect_tcp_with`] gives over TCP.
+#[cfg(feature = "mem")]
+pub fn connect_mem_with(
+    network: &dlm_transport_mem::MemNetwork,
+    members: impl IntoIterator<Item = u64>,
+    configure: impl FnOnce(&mut dlm_core::runtime::ClientConfig),
+) -> dlm_core::runtime::Client<dlm_transport_mem::MemClient> {
+    let mut cfg = dlm_core::runtime::ClientConfig::new(members.into_iter().map(NodeId));
+    configure(&mut cfg);
     dlm_core::runtime::Client::new(network.client(), cfg)
 }

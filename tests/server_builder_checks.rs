@@ -1,5 +1,6 @@
 //! What the server builder refuses before a node starts: a data directory that belongs to
-//! another node or cluster, a node listed as its own peer, and a peer with two addresses.
+//! another node or cluster, a node listed as its own peer, and a peer with two addresses; and
+//! the in-memory client taking its settings.
 #![cfg(feature = "mem")]
 
 use dlm::mem::MemNetwork;
@@ -96,4 +97,21 @@ fn a_peer_given_two_addresses_is_refused_and_the_same_one_twice_is_not() {
         .config()
         .unwrap();
     assert_eq!(cfg.members, vec![NodeId(1), NodeId(2)]);
+}
+
+#[tokio::test]
+async fn an_in_memory_client_takes_its_settings_as_a_tcp_one_does() {
+    let net = MemNetwork::new(5);
+    let client = dlm::connect_mem_with(&net, [1, 2, 3], |c| {
+        c.lease = std::time::Duration::from_millis(1_234);
+    });
+    assert_eq!(
+        client.config().lease,
+        std::time::Duration::from_millis(1_234)
+    );
+    let plain = dlm::connect_mem(&net, [1, 2, 3]);
+    assert_ne!(
+        plain.config().lease,
+        std::time::Duration::from_millis(1_234)
+    );
 }
