@@ -2,14 +2,12 @@
 //! up on them (as a dropped future would); the [`ClientCore`] does everything else (numbering,
 //! retries, leader hints, long-polls, deadlines, keep-alives, lost locks, withdrawals).
 
+mod outputs;
+
 use super::clock::Skew;
 use super::rng::SimRng;
-use crate::client::{
-    CallId, CallOp, ClientConfig, ClientCore, ClientError, ClientEvent, ClientOutput, Done,
-    DriftBound, Wait,
-};
+use crate::client::{CallId, CallOp, ClientConfig, ClientCore, ClientEvent, DriftBound, Wait};
 use crate::names::{FileName, LockName};
-use crate::protocol::Rejection;
 use crate::types::{ClientId, FencingToken, NodeId};
 use std::time::Duration;
 
@@ -290,112 +288,6 @@ impl SimClient {
         self.core
             .handle(local, ClientEvent::Answer { node, response });
         self.drain(now, rng, events);
-    }
-
-    fn drain(&mut self, now: u64, rng: &mut SimRng, events: &mut Vec<Event>) {
-        self.core_wake = self.skew.true_of(self.core.next_deadline());
-        while let Some(output) = self.core.poll_output() {
-            match output {
-                ClientOutput::Send { node, request } => {
-                    let node = (node.0 as usize).saturating_sub(1);
-                    events.push(Event::Send { node, request });
-                }
-                ClientOutput::Done { call, result } => self.done(now, call, result, rng, events),
-                ClientOutput::Renewed {
-                    lock,
-                    token,
-                    safe_until,
-                } => {
-                    if let Some(h) = &mut self.holding {
-                        if h.lock == lock && h.token == token {
-                            let until = self.skew.true_of(safe_until);
-                            h.safe_until = h.safe_until.max(until);
-                            events.push(Event::Confirmed { lock, token, until });
-                        }
-                    }
-                }
-                ClientOutput::Lost { lock, token } => {
-                    if self
-                        .holding
-                        .as_ref()
-                        .is_some_and(|h| h.lock == lock && h.token == token)
-                    {
-                        self.holding = None;
-                        events.push(Event::Dropped { lock });
-                    }
-                }
-            }
-        }
-    }
-
-    fn done(
-        &mut self,
-        now: u64,
-        call: CallId,
-        result: Result<Done, ClientError>,
-        rng: &mut SimRng,
-        events: &mut Vec<Event>,
-    ) {
-        let Some((current, what, started, _)) = self.calling.clone() else {
-            return;
-        };
-        if current != call {
-            return;
-        }
-        self.calling = None;
-        self.calls += 1;
-        self.wake_at = now + rng.below(20_000_000);
-        match (what, result) {
-            (
-                Calling::Acquire(_),
-                Ok(Done::Granted {
-                    lock,
-                    token,
-                    safe_until,
-                }),
-            ) => {
-                let until = self.skew.true_of(safe_until);
-                self.holding = Some(Holding {
-                    lock: lock.clone(),
-                    token,
-                    safe_until: until,
-                    appends_left: 1 + rng.below(4) as u32,
-                });
-                events.push(Event::Confirmed { lock, token, until });
-            }
-            (Calling::Acquire(lock), Err(ClientError::TimedOut | ClientError::Unavailable(_))) => {
-                // An acquire the client gave up on (timed out, unreachable) may have been granted
-                // at the very end: the core withdraws it as it would an abandoned one, and the
-                // same bound applies. (A refusal from the service, like Busy, left nothing.)
-                let session = self.core.session();
-                events.push(Event::Abandoned { lock, session });
-            }
-            (Calling::Append { file, data }, Ok(Done::Appended { offset })) => {
-                events.push(Event::Appended { file, offset, data });
-            }
-            (Calling::Append { .. }, Err(_)) => {
-                // Lost the lock (expired, and maybe granted to someone else).
-                if let Some(h) = self.holding.take() {
-                    events.push(Event::Dropped { lock: h.lock });
-                }
-            }
-            (Calling::Read(file), Ok(Done::Data { data, .. })) => {
-                events.push(Event::Read {
-                    file,
-                    data,
-                    sent: started,
-                });
-            }
-            // No such file is a read of nothing: just as stale if something was acknowledged.
-            (Calling::Read(file), Err(ClientError::Rejected(Rejection::NoSuchFile))) => {
-                events.push(Event::Read {
-                    file,
-                    data: Vec::new(),
-                    sent: started,
-                });
-            }
-            _ => {}
-        }
     }
 
     /// The session's grant of `lock`, if the user holds it or is acquiring it (so a grant the
