@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::cluster::ProcessCluster;
+use support::floor::Floor;
 
 /// Drive lock cycles against a dlm cluster.
 #[derive(Parser, Debug)]
@@ -72,6 +73,11 @@ struct Args {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     progress_secs: u64,
+    /// Skip measuring the physical floor (a loopback round trip and a 4 KiB append +
+    /// fdatasync, on the data's disk with --spawn, else the temporary directory's) before the
+    /// load.
+    #[arg(long)]
+    no_floor: bool,
 }
 
 /// Latencies from 1 µs to 10 minutes, three significant digits.
@@ -144,23 +150,39 @@ fn main() {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Dropping the cluster at the end kills its processes and removes its directory.
     let mut cluster = None;
-    let nodes = match (&args.nodes, args.spawn) {
-        (Some(nodes), _) => nodes.0.clone(),
+    let (nodes, data_disk) = match (&args.nodes, args.spawn) {
+        (Some(nodes), _) => (nodes.0.clone(), std::env::temp_dir()),
         (None, Some(n)) => {
             let mut spawned = ProcessCluster::new(n, "dlm-loadgen-", &[])?;
             spawned.start_all()?;
             let nodes = spawned.members().to_vec();
+            let disk = spawned.data_dir(1);
             cluster = Some(spawned);
-            nodes
+            (nodes, disk)
         }
         (None, None) => return Err("give --nodes or --spawn N".into()),
     };
-    let result = load(&args, &nodes).await;
+    let floor = if args.no_floor {
+        None
+    } else {
+        let floor =
+            tokio::task::spawn_blocking(move || Floor::measure(&data_disk, 5_000, 300)).await??;
+        eprintln!(
+            "loadgen: floor: loopback round trip {:.0} µs, 4 KiB append + fdatasync {:.0} µs (medians)",
+            floor.rtt_us, floor.fsync_us
+        );
+        Some(floor)
+    };
+    let result = load(&args, &nodes, floor).await;
     drop(cluster);
     result
 }
 
-async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn std::error::Error>> {
+async fn load(
+    args: &Args,
+    nodes: &[(u64, SocketAddr)],
+    floor: Option<Floor>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
     let locks = args.locks.max(1);
     let mut access = dlm::ClusterAccess::new(dlm::DEFAULT_CLUSTER_ID);
@@ -289,6 +311,10 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
         max: h.max(),
     };
     let rate = t.cycles as f64 / args.secs as f64;
+    let appends = usize::from(args.append_bytes > 0);
+    let floor_rate = floor
+        .filter(|_| !args.reads)
+        .and_then(|f| f.cycles_per_sec(args.clients, locks, appends));
     if args.json {
         let out = serde_json::json!({
             "clients": args.clients, "locks": locks, "secs": args.secs, "append_bytes": args.append_bytes,
@@ -296,6 +322,8 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
             "cycles": t.cycles, "cycles_per_sec": rate,
             "p50_us": p.p50, "p90_us": p.p90, "p99_us": p.p99, "max_us": p.max,
             "errors": t.errors, "token_violations": t.token_violations, "first_error": t.first_error,
+            "floor_rtt_us": floor.map(|f| f.rtt_us), "floor_fsync_us": floor.map(|f| f.fsync_us),
+            "floor_cycles_per_sec": floor_rate, "share_of_floor": floor_rate.map(|f| rate / f),
         });
         println!("{out}");
     } else {
@@ -307,6 +335,18 @@ async fn load(args: &Args, nodes: &[(u64, SocketAddr)]) -> Result<(), Box<dyn st
         );
         if let Some(e) = &t.first_error {
             println!("first error: {e}");
+        }
+        match (floor, floor_rate) {
+            (Some(f), Some(at_floor)) => println!(
+                "floor: {at_floor:.0} cycles/s (round trip {:.0} µs, append + fdatasync {:.0} µs); measured {:.0}% of it",
+                f.rtt_us,
+                f.fsync_us,
+                100.0 * rate / at_floor
+            ),
+            (Some(_), None) => println!(
+                "floor: none for this shape (several locks in parallel, or reads): the CPUs bound it"
+            ),
+            (None, _) => {}
         }
     }
     if t.token_violations > 0 {

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod failover;
+pub mod floor;
 pub mod netfault;
 
 use std::net::SocketAddr;
