@@ -161,3 +161,54 @@ async fn the_server_refuses_bad_set_ups_with_a_reason() {
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     assert!(text(&out.stderr).contains("HOST:PORT"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_from_a_config_file_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("dlm.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "id = 1\nlisten = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n",
+            data
+        ),
+    )
+    .unwrap();
+    let mut server = dlm(&["server", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let nodes = format!("1=localhost:{port}");
+    let mut leader = false;
+    for _ in 0..100 {
+        let out = output(dlm(&["status", "--nodes", &nodes])).await;
+        if text(&out.stdout).contains("Leader") {
+            leader = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: kill(2) on our own child, still unreaped.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(server.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(leader, "the node never led");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(data.join("dlm-identity").exists());
+
+    // A typo in the file is refused, by name.
+    std::fs::write(&config, "id = 1\nelection_msec = 5\n").unwrap();
+    let out = output(dlm(&["server", "--config", config.to_str().unwrap()])).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("election_msec"), "{out:?}");
+}

@@ -13,6 +13,7 @@ mod addr;
 mod client_cmds;
 mod lock_cmd;
 mod server_cmd;
+mod server_config;
 
 use clap::{Parser, Subcommand};
 

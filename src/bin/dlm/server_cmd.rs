@@ -1,19 +1,24 @@
 //! `dlm server`: one node of a cluster over TCP.
 
 use crate::addr::{self, Member};
+use crate::server_config::{merge, FileSettings, FlagSettings, Settings};
 use clap::Args;
-use dlm::DEFAULT_CLUSTER_ID;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
+    /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
+    /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
+    /// `secret_file`, `peer_secret_file`); a flag given as well wins.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// This node's id (lower ids are preferred as leader).
     #[arg(long)]
-    id: u64,
+    id: Option<u64>,
     /// Where to listen for peers and clients, as HOST:PORT.
     #[arg(long)]
-    listen: String,
+    listen: Option<String>,
     /// Another member, as ID=HOST:PORT (repeat for each; not this node itself). A host name is
     /// looked up again at every connection attempt, so a peer that moves is found again.
     #[arg(long = "peer", value_parser = addr::parse_member)]
@@ -21,21 +26,21 @@ pub struct ServerArgs {
     /// Where to keep the write-ahead log, snapshots and guarded files. It records which node
     /// of which cluster owns it, and refuses to serve another.
     #[arg(long)]
-    data_dir: PathBuf,
-    /// The cluster's id (every node and client of a cluster the same).
-    #[arg(long, default_value_t = DEFAULT_CLUSTER_ID)]
-    cluster_id: u64,
-    /// Base election time-out in milliseconds.
-    #[arg(long, default_value_t = 300)]
-    election_ms: u64,
-    /// Heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 50)]
-    heartbeat_ms: u64,
-    /// Lock-delay after a lease expires, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    lock_delay_ms: u64,
-    /// Longest lease this node grants as leader, in milliseconds (default: the cluster's
-    /// limit, 300000).
+    data_dir: Option<PathBuf>,
+    /// The cluster's id (every node and client of a cluster the same) [default: dlm's].
+    #[arg(long)]
+    cluster_id: Option<u64>,
+    /// Base election time-out in milliseconds [default: 300].
+    #[arg(long)]
+    election_ms: Option<u64>,
+    /// Heartbeat interval in milliseconds [default: 50].
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Lock-delay after a lease expires, in milliseconds [default: 0].
+    #[arg(long)]
+    lock_delay_ms: Option<u64>,
+    /// Longest lease this node grants as leader, in milliseconds [default: the cluster's
+    /// limit, 300000].
     #[arg(long)]
     lease_ms: Option<u64>,
     /// File holding the cluster's shared secret (at least 16 bytes; a trailing newline is
@@ -46,6 +51,29 @@ pub struct ServerArgs {
     /// --secret-file's, so a client cannot pose as a node. Same on every node.
     #[arg(long, value_name = "PATH")]
     peer_secret_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn settings(self) -> Result<Settings, String> {
+        let file = match &self.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        let flags = FlagSettings {
+            id: self.id,
+            listen: self.listen,
+            peers: self.peers,
+            data_dir: self.data_dir,
+            cluster_id: self.cluster_id,
+            election_ms: self.election_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            lock_delay_ms: self.lock_delay_ms,
+            lease_ms: self.lease_ms,
+            secret_file: self.secret_file,
+            peer_secret_file: self.peer_secret_file,
+        };
+        merge(flags, file)
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere).
@@ -69,6 +97,7 @@ pub fn read_secret_file(path: &Path) -> Result<dlm::ClusterSecret, String> {
 }
 
 pub async fn run(args: ServerArgs) -> Result<i32, String> {
+    let args = args.settings()?;
     init_tracing();
     let listen = addr::resolve(&args.listen).await?;
     let mut builder = dlm::Server::builder()
