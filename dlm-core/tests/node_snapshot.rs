@@ -531,3 +531,56 @@ fn follower_hints_no_lower_than_the_first_entry_after_its_snapshot() {
     };
     assert_eq!(drain_unsynced(&mut node), vec![send(2, 2, body)]);
 }
+
+/// Guards the guard of the offset kept in `send_snapshot_chunk` (`Some((last, offset)) if last
+/// == snapshot.last`): once the leader has taken a newer snapshot, a follower part-way through
+/// the old one starts the new one from its first byte (its offset in the old one means nothing
+/// in the new one).
+#[test]
+fn a_newer_snapshot_is_sent_from_its_first_byte() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut cfg = Config::new(NodeId(1), ids);
+    cfg.snapshot_chunk = chunk();
+    cfg.snapshot_every = 1;
+    let recovered = Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            voted_for: None,
+        },
+        snapshot: Some(snapshot()),
+        entries: Vec::new(),
+    };
+    let mut node = Node::new(cfg, recovered).unwrap();
+    let now = elect(&mut node, 2);
+    drain_unsynced(&mut node);
+    // Node 2 is part-way through the snapshot at (1, 3).
+    let c = chunk();
+    node.handle(now, peer(2, 2, reject(3, 1)));
+    node.handle(now, peer(2, 2, snapshot_answer(pos(1, 3), c, false)));
+    drain_unsynced(&mut node);
+    // The Noop (2, 4) commits (the leader's copy and node 3's), applies, and one applied entry
+    // since the last snapshot is enough for a new one.
+    node.handle(now, Input::Persisted(pos(2, 4)));
+    let accepted = PeerBody::AppendResponse {
+        prev_index: LogIndex(3),
+        outcome: AppendOutcome::Accepted {
+            match_index: LogIndex(4),
+        },
+    };
+    node.handle(now, peer(3, 2, accepted));
+    drain_unsynced(&mut node);
+    assert_eq!(node.commit_index(), LogIndex(4));
+    // The next heartbeat re-sends node 2 a chunk: of the new snapshot, from byte 0.
+    node.handle(now + Duration::from_millis(50), Input::Tick);
+    let to_2: Vec<(LogPosition, u64)> = drain_unsynced(&mut node)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send(m) if m.to == NodeId(2) => match m.body {
+                PeerBody::InstallSnapshot { last, offset, .. } => Some((last, offset)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to_2, vec![(pos(2, 4), 0)]);
+}
