@@ -47,6 +47,14 @@ pub enum SecretError {
         /// The least accepted, [`ClusterSecret::MIN_LEN`].
         min: usize,
     },
+    /// The secret file could not be read.
+    #[error("cannot read the secret file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (the operating system's words).
+        reason: String,
+    },
 }
 
 /// A secret shared by every node and client of a cluster; with one set, a connection is
@@ -84,6 +92,19 @@ impl ClusterSecret {
             .finalize();
         let keyed = HmacSha256::new_from_slice(&key).map_err(|_| too_short)?;
         Ok(ClusterSecret { keyed })
+    }
+
+    /// A secret from the bytes of the file at `path`, less one trailing newline (`\n` or
+    /// `\r\n`), so that a file written by `echo` or an editor works.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<ClusterSecret, SecretError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| SecretError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        ClusterSecret::new(bytes)
     }
 
     /// `side`'s proof for the handshake `transcript`.
@@ -165,6 +186,30 @@ pub(crate) fn fresh_nonce() -> Result<Nonce, TcpError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_secret_file_loses_one_trailing_newline_and_a_missing_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("dlm-secret-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, b"0123456789abcdef\r\n").unwrap();
+        let from_file = ClusterSecret::from_file(&path).unwrap();
+        let direct = ClusterSecret::new(b"0123456789abcdef").unwrap();
+        let t = transcript();
+        assert_eq!(
+            from_file.proof(Side::Listener, &t),
+            direct.proof(Side::Listener, &t)
+        );
+        std::fs::write(&path, b"short\n").unwrap();
+        assert!(matches!(
+            ClusterSecret::from_file(&path),
+            Err(SecretError::TooShort { len: 5, .. })
+        ));
+        let missing = ClusterSecret::from_file(dir.join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
     use dlm_core::NodeId;
 

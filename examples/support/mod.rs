@@ -42,14 +42,9 @@ pub fn parse_members(s: &str) -> Result<Members, String> {
     Ok(Members(members))
 }
 
-/// Reads the cluster secret in `path`: the file's bytes, less one trailing newline (so that a
-/// file written by `echo` or an editor works).
+/// Reads the cluster secret in `path` (see [`dlm::ClusterSecret::from_file`]).
 pub fn read_secret_file(path: &Path) -> Result<dlm::ClusterSecret, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    dlm::ClusterSecret::new(bytes).map_err(|e| format!("secret file {}: {e}", path.display()))
+    dlm::ClusterSecret::from_file(path).map_err(|e| e.to_string())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere).

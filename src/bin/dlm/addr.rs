@@ -4,11 +4,21 @@
 
 use std::net::SocketAddr;
 
-/// A member as given on the command line, before resolution.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A member as given on the command line or in a config file (`"ID=HOST:PORT"`), before
+/// resolution.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Member {
     pub id: u64,
     pub host_port: String,
+}
+
+impl TryFrom<String> for Member {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Member, String> {
+        parse_member(&s)
+    }
 }
 
 /// Parses `ID=HOST:PORT`.

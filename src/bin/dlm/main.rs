@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run one node of a cluster until SIGINT or SIGTERM (exits non-zero if the node stops on
     /// its own, a full disk say, so that a supervisor restarts it).
-    Server(server_cmd::ServerArgs),
+    Server(server_config::ServerArgs),
     /// Each node's role, term, leader and commit index.
     Status(client_cmds::ClusterArgs),
     /// Run a command while holding a lock: its fencing token is in `DLM_FENCING_TOKEN`, its
@@ -43,11 +43,18 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A node runs best on one thread: no cross-thread wake-ups (BENCHMARKS.md).
+    let runtime = match &cli.command {
+        Command::Server(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("dlm: cannot start the async runtime: {e}");

@@ -11,40 +11,83 @@
 //! ```
 
 use crate::addr::{self, Member};
+use clap::Args;
 use dlm::DEFAULT_CLUSTER_ID;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// The file's contents; every key optional, unknown keys refused (a typo must not pass as a
-/// default).
-#[derive(Debug, Default, Deserialize)]
+/// The settings, as flags and as keys of the `--config` file alike (unknown keys refused: a
+/// typo must not pass as a default).
+#[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    pub id: Option<u64>,
-    pub listen: Option<String>,
+pub struct ServerArgs {
+    /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
+    /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
+    /// `secret_file`, `peer_secret_file`); a flag given as well wins.
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// This node's id (lower ids are preferred as leader).
+    #[arg(long)]
+    id: Option<u64>,
+    /// Where to listen for peers and clients, as HOST:PORT.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Another member, as ID=HOST:PORT (repeat for each; not this node itself). A host name is
+    /// looked up again at every connection attempt, so a peer that moves is found again.
+    #[arg(long = "peer", value_parser = addr::parse_member)]
     #[serde(default)]
-    pub peers: Vec<String>,
-    pub data_dir: Option<PathBuf>,
-    pub cluster_id: Option<u64>,
-    pub election_ms: Option<u64>,
-    pub heartbeat_ms: Option<u64>,
-    pub lock_delay_ms: Option<u64>,
-    pub lease_ms: Option<u64>,
-    pub secret_file: Option<PathBuf>,
-    pub peer_secret_file: Option<PathBuf>,
+    peers: Vec<Member>,
+    /// Where to keep the write-ahead log, snapshots and guarded files. It records which node
+    /// of which cluster owns it, and refuses to serve another.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The cluster's id (every node and client of a cluster the same) [default: dlm's].
+    #[arg(long)]
+    cluster_id: Option<u64>,
+    /// Base election time-out in milliseconds [default: 300].
+    #[arg(long)]
+    election_ms: Option<u64>,
+    /// Heartbeat interval in milliseconds [default: 50].
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Lock-delay after a lease expires, in milliseconds [default: 0].
+    #[arg(long)]
+    lock_delay_ms: Option<u64>,
+    /// Longest lease this node grants as leader, in milliseconds [default: the cluster's
+    /// limit, 300000].
+    #[arg(long)]
+    lease_ms: Option<u64>,
+    /// File holding the cluster's shared secret (at least 16 bytes; a trailing newline is
+    /// ignored). Peers and clients must then use the same secret.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+    /// File holding a secret for members only: peers then prove this one instead of
+    /// --secret-file's, so a client cannot pose as a node. Same on every node.
+    #[arg(long, value_name = "PATH")]
+    peer_secret_file: Option<PathBuf>,
 }
 
-impl FileSettings {
-    /// Reads and parses `path`; the error names the file and, for a syntax error, the place.
-    pub fn load(path: &Path) -> Result<FileSettings, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+impl ServerArgs {
+    /// The flags over the `--config` file, if one was given.
+    pub fn settings(self) -> Result<Settings, String> {
+        let file = match &self.config {
+            Some(path) => load(path)?,
+            None => ServerArgs::default(),
+        };
+        merge(self, file)
     }
+}
 
-    pub fn parse(text: &str) -> Result<FileSettings, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
-    }
+/// Reads and parses a config file; the error names the file and, for a syntax error, the place.
+fn load(path: &Path) -> Result<ServerArgs, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+fn parse(text: &str) -> Result<ServerArgs, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Everything a node needs, after flags and file are merged.
@@ -63,41 +106,21 @@ pub struct Settings {
     pub peer_secret_file: Option<PathBuf>,
 }
 
-/// What the flags said (each `None` or empty when not given).
-#[derive(Debug, Default)]
-pub struct FlagSettings {
-    pub id: Option<u64>,
-    pub listen: Option<String>,
-    pub peers: Vec<Member>,
-    pub data_dir: Option<PathBuf>,
-    pub cluster_id: Option<u64>,
-    pub election_ms: Option<u64>,
-    pub heartbeat_ms: Option<u64>,
-    pub lock_delay_ms: Option<u64>,
-    pub lease_ms: Option<u64>,
-    pub secret_file: Option<PathBuf>,
-    pub peer_secret_file: Option<PathBuf>,
-}
-
 /// A flag wins over the file; the peer list is taken whole from the flags if any `--peer` is
 /// given, else from the file.
-pub fn merge(flags: FlagSettings, file: FileSettings) -> Result<Settings, String> {
+fn merge(flags: ServerArgs, file: ServerArgs) -> Result<Settings, String> {
     let missing = |what: &str| format!("{what} is not set (give the flag or put it in --config)");
-    let peers = if flags.peers.is_empty() {
-        file.peers
-            .iter()
-            .map(|p| addr::parse_member(p).map_err(|e| format!("peers: {e}")))
-            .collect::<Result<_, _>>()?
-    } else {
-        flags.peers
-    };
     Ok(Settings {
         id: flags.id.or(file.id).ok_or_else(|| missing("--id"))?,
         listen: flags
             .listen
             .or(file.listen)
             .ok_or_else(|| missing("--listen"))?,
-        peers,
+        peers: if flags.peers.is_empty() {
+            file.peers
+        } else {
+            flags.peers
+        },
         data_dir: flags
             .data_dir
             .or(file.data_dir)
@@ -129,11 +152,11 @@ mod tests {
 
     #[test]
     fn the_file_fills_in_what_the_flags_leave_out() {
-        let flags = FlagSettings {
+        let flags = ServerArgs {
             election_ms: Some(900),
-            ..FlagSettings::default()
+            ..ServerArgs::default()
         };
-        let s = merge(flags, FileSettings::parse(FILE).unwrap()).unwrap();
+        let s = merge(flags, parse(FILE).unwrap()).unwrap();
         assert_eq!((s.id, s.listen.as_str()), (1, "0.0.0.0:7001"));
         assert_eq!(s.peers.len(), 2);
         assert_eq!(s.peers[1].host_port, "node3:7001");
@@ -143,17 +166,19 @@ mod tests {
 
     #[test]
     fn bad_files_and_missing_settings_are_named() {
-        let typo = FileSettings::parse("id = 1\nelection_msec = 5\n").unwrap_err();
+        let typo = parse("id = 1\nelection_msec = 5\n").unwrap_err();
         assert!(typo.contains("election_msec"), "{typo}");
-        let syntax = FileSettings::parse("id = \n").unwrap_err();
+        let syntax = parse("id = \n").unwrap_err();
         assert!(syntax.contains("line 1"), "{syntax}");
-        let wrong_type = FileSettings::parse("id = \"one\"\n").unwrap_err();
+        let wrong_type = parse("id = \"one\"\n").unwrap_err();
         assert!(wrong_type.contains("id"), "{wrong_type}");
-        let bad_peer = FileSettings::parse("peers = [\"2-node2\"]").unwrap();
-        assert!(merge(FlagSettings::default(), bad_peer)
-            .unwrap_err()
-            .contains("peers"));
-        let none = merge(FlagSettings::default(), FileSettings::default()).unwrap_err();
+        let bad_peer = parse("peers = [\"2-node2\"]").unwrap_err();
+        assert!(bad_peer.contains("ID=HOST:PORT"), "{bad_peer}");
+        assert!(
+            parse("config = \"x\"").is_err(),
+            "a file cannot name another file"
+        );
+        let none = merge(ServerArgs::default(), ServerArgs::default()).unwrap_err();
         assert!(none.contains("--id"), "{none}");
     }
 }
