@@ -80,6 +80,21 @@ fn a_member_silent_for_an_election_time_out_is_not_chosen() {
     assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
 }
 
+/// The boundary of the same rule: a member last heard exactly an election time-out ago is
+/// silent for it (`< window`, not `<=`).
+#[test]
+fn a_member_heard_exactly_an_election_time_out_ago_is_not_chosen() {
+    let (mut node, now) = leader_of_three();
+    // Node 2 (which would win the tie on its id) last answered at 1 s, node 3 at 1.15 s:
+    // neither within two heartbeats of 1.3 s, both holding the whole log.
+    node.handle(now, accepted(2, 1));
+    node.handle(Time::from_millis(1_150), accepted(3, 1));
+    node.handle(Time::from_millis(1_299), Input::Tick);
+    drain_unsynced(&mut node);
+    node.handle(Time::from_millis(1_300), Input::HandOver);
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
+}
+
 #[test]
 fn a_follower_or_a_cluster_of_one_does_nothing() {
     let mut follower = fresh_node_of_three();
