@@ -95,6 +95,21 @@ fn a_member_heard_exactly_an_election_time_out_ago_is_not_chosen() {
     assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
 }
 
+/// Guards `< fresh` (not `<=`) in the hand-over's preference: a member answered exactly two
+/// heartbeats ago is not "heard lately", so one heard since is preferred to it, lower id and
+/// all.
+#[test]
+fn a_member_heard_exactly_two_heartbeats_ago_is_not_preferred() {
+    let (mut node, _) = leader_of_three();
+    node.handle(Time::from_millis(1_200), accepted(2, 1));
+    node.handle(Time::from_millis(1_250), accepted(3, 1));
+    // The heartbeat due at 1.3 s first, so the hand-over's TimeoutNow is not repeated at once.
+    node.handle(Time::from_millis(1_300), Input::Tick);
+    drain_unsynced(&mut node);
+    node.handle(Time::from_millis(1_300), Input::HandOver);
+    assert_eq!(timeouts_now(&drain_unsynced(&mut node)), vec![NodeId(3)]);
+}
+
 #[test]
 fn a_follower_or_a_cluster_of_one_does_nothing() {
     let mut follower = fresh_node_of_three();
