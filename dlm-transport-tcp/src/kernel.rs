@@ -9,8 +9,9 @@ use tokio::net::TcpStream;
 
 /// Segments this socket has retransmitted since it opened, by any of TCP's loss recoveries
 /// (fast retransmit, tail-loss probe, time-out), less those the receiver reported it already
-/// had. `None` where the kernel does not say.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// had. `None` where the kernel does not say (or the C library's `tcp_info` lacks the fields:
+/// only glibc's and musl's have them all).
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
 pub(crate) fn retransmitted(stream: &TcpStream) -> Option<u32> {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
@@ -48,7 +49,7 @@ pub(crate) fn retransmitted(stream: &TcpStream) -> Option<u32> {
     Some(info.tcpi_total_retrans.saturating_sub(spurious))
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
 pub(crate) fn retransmitted(_stream: &TcpStream) -> Option<u32> {
     None
 }
@@ -90,7 +91,11 @@ pub(crate) fn set_rto_min(_stream: &TcpStream, _rto_min: Duration) -> io::Result
     ))
 }
 
-#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(target_env = "gnu", target_env = "musl")
+))]
 mod tests {
     use super::*;
     use tokio::net::TcpListener;
