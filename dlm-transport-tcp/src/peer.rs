@@ -65,17 +65,15 @@ async fn run(peer: NodeId, at: PeerAddr, s: LinkSettings, queue: Arc<OutQueue>) 
     let mut last_refusal: Option<String> = None;
     loop {
         // Looked up at every dial, so that a peer that moved is found again.
-        let resolved =
-            tokio::time::timeout(s.live.connect_timeout(s.connect_timeout), at.resolve()).await;
+        let limit = s.live.connect_timeout(s.connect_timeout);
+        let resolved = match tokio::time::timeout(limit, at.resolve()).await {
+            Ok(resolved) => resolved.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
         let addr = match resolved {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(e)) => {
-                tracing::debug!(node = %me, %peer, %at, "cannot resolve peer: {e}");
-                tokio::time::sleep(backoff.next_wait()).await;
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!(node = %me, %peer, %at, "resolving the peer timed out");
+            Ok(addr) => addr,
+            Err(why) => {
+                tracing::debug!(node = %me, %peer, %at, "cannot resolve peer: {why}");
                 tokio::time::sleep(backoff.next_wait()).await;
                 continue;
             }

@@ -144,11 +144,12 @@ impl OutQueue {
                 writer.write_all(frame).await?;
             }
             writer.flush().await?;
-            // With more queued, the next burst follows at once and does the probe's work.
-            if self.len() == 0
-                && probe.after_burst(tokio::time::Instant::now(), || {
-                    writer.get_ref().retransmitted()
-                })
+            // With more queued, the next burst follows at once and does the probe's work. The
+            // probe is asked first: while it is off (a clean network) the queue's lock is not
+            // taken a second time per burst.
+            if probe.after_burst(tokio::time::Instant::now(), || {
+                writer.get_ref().retransmitted()
+            }) && self.len() == 0
             {
                 writer.write_all(&PONG).await?;
                 writer.flush().await?;

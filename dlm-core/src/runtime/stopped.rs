@@ -38,26 +38,24 @@ impl Stopped {
 
     /// How a run that returned `result` ended; `asked` says whether a stop had been requested.
     pub(crate) fn of(result: &Result<(), ServerError>, asked: bool) -> Stopped {
-        let full = |e: &std::io::Error| e.kind() == std::io::ErrorKind::StorageFull;
         match result {
             Ok(()) if asked => Stopped::Asked,
             Ok(()) => Stopped::TransportClosed,
-            Err(ServerError::Storage(StorageError::Io { source, .. })) if full(source) => {
-                Stopped::DiskFull(result_message(result))
-            }
-            Err(ServerError::Mirror(source)) if full(source) => {
-                Stopped::DiskFull(result_message(result))
-            }
-            Err(_) => Stopped::Failed(result_message(result)),
+            Err(e) if disk_full(e) => Stopped::DiskFull(e.to_string()),
+            Err(e) => Stopped::Failed(e.to_string()),
         }
     }
 }
 
-fn result_message(result: &Result<(), ServerError>) -> String {
-    match result {
-        Ok(()) => String::new(),
-        Err(e) => e.to_string(),
-    }
+/// Whether `e` is the data disk running out of space, in the log or the file mirror.
+fn disk_full(e: &ServerError) -> bool {
+    let io = match e {
+        ServerError::Storage(StorageError::Io { source, .. }) | ServerError::Mirror(source) => {
+            source
+        }
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::StorageFull
 }
 
 #[cfg(test)]
