@@ -141,9 +141,9 @@ impl Node {
             flushed: last,
             term_start: last.next(),
             reads: Reads::default(),
-            heartbeat_due: now + self.cfg.heartbeat_interval,
             no_transfer_before: Time::ZERO,
         }));
+        self.timers.lead(now + self.cfg.heartbeat_interval);
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);
     }
@@ -193,9 +193,11 @@ impl Node {
         self.reset_election_deadline();
     }
 
+    /// Arms the election deadline of a node that does not lead (which has no other deadline):
+    /// an election time-out, plus this node's stagger by rank, plus random jitter.
     pub(super) fn reset_election_deadline(&mut self) {
         if self.cfg.members.len() == 1 {
-            self.election_deadline = Some(self.now);
+            self.timers.follow(self.now);
             return;
         }
         let jitter_nanos = u64::try_from(self.cfg.election_jitter.as_nanos()).unwrap_or(u64::MAX);
@@ -205,7 +207,7 @@ impl Node {
         };
         let stagger = self.cfg.election_stagger * u32::try_from(self.cfg.rank()).unwrap_or(0);
         let timeout = self.cfg.election_timeout + stagger + std::time::Duration::from_nanos(jitter);
-        self.election_deadline = Some(self.now + timeout);
+        self.timers.follow(self.now + timeout);
     }
 
     /// A leader that has not heard from a majority within an election time-out steps down, so a

@@ -14,6 +14,7 @@ mod read_index;
 mod replication;
 mod role;
 mod snapshot;
+mod timers;
 mod transfer;
 
 pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
@@ -29,6 +30,7 @@ use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use role::RoleState;
 use std::sync::Arc;
+use timers::{Deadline, Timers};
 
 /// Why a node could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +119,9 @@ pub struct Node {
     /// state but may serialise it in a different order, so their chunks must never be mixed.
     incoming_snapshot: Option<IncomingSnapshot>,
 
-    /// When a node that does not lead starts a pre-vote (a leader's own deadlines are in its
-    /// [`role::Leader`]). None until the first input tells us the time.
-    election_deadline: Option<Time>,
+    /// The node's own deadlines (election, heartbeat, end of a hand-over). Empty until the
+    /// first input tells us the time.
+    timers: Timers,
 
     now: Time,
     out: Output,
@@ -162,7 +164,7 @@ impl Node {
             sm,
             snapshot,
             incoming_snapshot: None,
-            election_deadline: None,
+            timers: Timers::default(),
             now: Time::ZERO,
             out: Output::default(),
             outcomes: Vec::new(),
@@ -174,7 +176,7 @@ impl Node {
     /// Feeds one input at time `now`. Effects queue up; drain them with [`Node::poll_effect`].
     pub fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
-        if self.election_deadline.is_none() {
+        if self.timers.get(Deadline::Election).is_none() && !self.is_leader() {
             self.reset_election_deadline();
         }
         match input {
@@ -200,10 +202,8 @@ impl Node {
 
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
     pub fn next_deadline(&self) -> Time {
-        match self.role.leader() {
-            Some(leader) => leader.next_deadline(),
-            None => self.election_deadline.unwrap_or(Time::ZERO),
-        }
+        let locks = self.role.leader().map(|leader| &leader.timers);
+        self.timers.next_deadline(locks)
     }
 
     /// This node's id.
@@ -333,38 +333,42 @@ impl Node {
     /// Runs whatever timers are due.
     fn on_timers(&mut self) {
         let now = self.now;
-        let interval = self.cfg.heartbeat_interval;
-        let retry_after = self.cfg.election_timeout * TRANSFER_RETRY_AFTER;
-        if let Some(leader) = self.role.leader_mut() {
-            // A transfer that ran out is given up before anything else, so that the timers it
-            // paused fire on this tick; the same successor is not asked again for a while, or a
-            // member that cannot win (its election messages lost) would keep the leader paused.
-            if leader.transfer.is_some_and(|t| now >= t.until) {
-                leader.transfer = None;
-                leader.no_transfer_before = now + retry_after;
+        if !self.is_leader() {
+            if self.timers.is_due(Deadline::Election, now) {
+                self.start_pre_vote();
             }
-            if now >= leader.heartbeat_due {
-                leader.heartbeat_due = now + interval;
-                if !self.check_quorum() {
-                    return;
-                }
-                self.broadcast_heartbeat();
-                self.repeat_transfer_request();
-                self.consider_transfer();
-            }
-            self.fire_leader_timers();
-        } else if self.election_deadline.is_some_and(|d| now >= d) {
-            self.start_pre_vote();
+            return;
         }
+        // A transfer that ran out is given up before anything else, so that the timers it
+        // paused fire on this tick; the same successor is not asked again for a while, or a
+        // member that cannot win (its election messages lost) would keep the leader paused.
+        if self.timers.is_due(Deadline::TransferEnd, now) {
+            self.timers.clear(Deadline::TransferEnd);
+            if let Some(leader) = self.role.leader_mut() {
+                leader.transfer = None;
+                leader.no_transfer_before = now + self.cfg.election_timeout * TRANSFER_RETRY_AFTER;
+            }
+        }
+        if self.timers.is_due(Deadline::Heartbeat, now) {
+            self.timers
+                .arm(Deadline::Heartbeat, now + self.cfg.heartbeat_interval);
+            if !self.check_quorum() {
+                return;
+            }
+            self.broadcast_heartbeat();
+            self.repeat_transfer_request();
+            self.consider_transfer();
+        }
+        self.fire_leader_timers();
     }
 
     fn fire_leader_timers(&mut self) {
+        if self.timers.locks_paused() {
+            return;
+        }
         let Some(leader) = self.role.leader_mut() else {
             return;
         };
-        if leader.timers_paused() {
-            return;
-        }
         let mut commands = std::mem::take(&mut self.proposals);
         leader
             .timers

@@ -28,28 +28,8 @@ pub(super) struct Leader {
     pub term_start: LogIndex,
     /// Reads answered without the log.
     pub reads: Reads,
-    /// When the next heartbeat (and check-quorum) is due.
-    pub heartbeat_due: Time,
     /// No transfer to the preferred leader starts before this (one just ran out).
     pub no_transfer_before: Time,
-}
-
-impl Leader {
-    /// When the leader wants to be woken next: the heartbeat, or the first of its lease, wait
-    /// and session timers. A pending transfer pauses those timers (nothing new is proposed
-    /// while the successor catches up) until the transfer's end.
-    pub fn next_deadline(&self) -> Time {
-        let timers = match self.transfer {
-            Some(transfer) => transfer.until,
-            None => self.timers.next_deadline(),
-        };
-        self.heartbeat_due.min(timers)
-    }
-
-    /// Whether a transfer pauses the leader's timers (see [`Leader::next_deadline`]).
-    pub fn timers_paused(&self) -> bool {
-        self.transfer.is_some()
-    }
 }
 
 /// The leader a follower knows, and when it last heard from it (a vote request inside an

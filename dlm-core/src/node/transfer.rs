@@ -2,18 +2,18 @@
 //! preferred leader), or to the most caught-up one when this node is about to stop, so that a
 //! planned restart costs the cluster one round trip instead of an election time-out.
 
+use super::timers::Deadline;
 use super::Node;
 use crate::message::PeerBody;
-use crate::types::{NodeId, Time};
+use crate::types::NodeId;
 
 /// A hand-over in progress. While it lasts the leader proposes nothing new, so the successor can
 /// catch up, and it answers clients with a hint to the successor.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Transfer {
-    /// The successor.
+    /// The successor. When the leader gives up on it and carries on leading is the node's
+    /// [`super::timers::Deadline::TransferEnd`].
     pub to: NodeId,
-    /// When the leader gives up on it and carries on leading.
-    pub until: Time,
     /// TimeoutNow has been sent (only once the successor holds the whole log).
     pub asked: bool,
 }
@@ -81,14 +81,12 @@ impl Node {
 
     /// Stops proposing and asks `to` to stand as soon as it holds the whole log.
     fn begin_transfer(&mut self, to: NodeId) {
+        let Some(leader) = self.role.leader_mut() else {
+            return;
+        };
+        leader.transfer = Some(Transfer { to, asked: false });
         let until = self.now + self.cfg.election_timeout;
-        if let Some(leader) = self.role.leader_mut() {
-            leader.transfer = Some(Transfer {
-                to,
-                until,
-                asked: false,
-            });
-        }
+        self.timers.arm(Deadline::TransferEnd, until);
         self.ask_successor_if_caught_up(to);
     }
 
