@@ -13,6 +13,7 @@ mod progress;
 mod read_index;
 mod replication;
 mod role;
+mod sender;
 mod snapshot;
 mod timers;
 mod transfer;

@@ -2,117 +2,65 @@
 //! follower), the follower's consistency check, fast back-off, heartbeats and the commit rule.
 
 use super::progress::reached_by_quorum;
+use super::role::{Leader, RoleState};
+use super::sender::Sender;
 use super::{Effect, Node, Persist};
 use crate::command::Entry;
 use crate::message::{AppendOutcome, PeerBody};
 use crate::types::{LogIndex, LogPosition, NodeId};
 
 impl Node {
+    /// The leader's state and its sending side, borrowed apart so that a handler can walk the
+    /// followers' progress while it sends. None when not leading.
+    pub(super) fn leader_parts(&mut self) -> Option<(&mut Leader, Sender<'_>)> {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return None;
+        };
+        let sender = Sender {
+            cfg: &self.cfg,
+            term: self.term,
+            commit: self.commit,
+            log: &self.log,
+            snapshot: self.snapshot.as_ref(),
+            out: &mut self.out,
+        };
+        Some((leader, sender))
+    }
+
     /// Sends and persists whatever the leader proposed since the last flush. Sends go first, so
     /// the followers sync while the leader does; the leader's own copy counts only once its
     /// driver reports it durable (see the commit rule on [`Node`]).
     pub(super) fn flush(&mut self) {
-        let last = self.log.last().index;
-        let Some(leader) = self.role.leader_mut() else {
+        let Some((leader, mut sender)) = self.leader_parts() else {
             return;
         };
+        let last = sender.log.last().index;
         if leader.flushed >= last {
             return;
         }
         let from = leader.flushed.next();
         leader.flushed = last;
-        let peers: Vec<NodeId> = leader.progress.keys().copied().collect();
-        for peer in peers {
-            self.replicate(peer);
+        for (peer, p) in &mut leader.progress {
+            sender.replicate(*peer, p);
         }
-        let entries: Vec<Entry> = self.log.range(from, last).cloned().collect();
-        self.out.push(Effect::Persist(Persist::Entries(entries)));
+        let entries: Vec<Entry> = sender.log.range(from, last).cloned().collect();
+        sender.out.push(Effect::Persist(Persist::Entries(entries)));
     }
 
     /// Sends `peer` as many AppendEntries as its progress allows.
     pub(super) fn replicate(&mut self, peer: NodeId) {
-        let last = self.log.last().index;
-        let max_inflight = self.cfg.max_inflight;
-        loop {
-            let Some(p) = self.role.leader().and_then(|l| l.progress.get(&peer)) else {
-                return;
-            };
-            if !p.can_send(max_inflight) || p.next > last {
-                return;
-            }
-            if !self.send_append(peer, true) {
-                return;
+        if let Some((leader, mut sender)) = self.leader_parts() {
+            if let Some(p) = leader.progress.get_mut(&peer) {
+                sender.replicate(peer, p);
             }
         }
     }
 
-    /// Sends one AppendEntries to `peer` from its `next` (with entries, or an empty heartbeat).
-    /// Returns false if nothing could be sent as entries (a snapshot is needed instead).
-    fn send_append(&mut self, peer: NodeId, with_entries: bool) -> bool {
-        let Some(p) = self.role.leader().and_then(|l| l.progress.get(&peer)) else {
-            return false;
-        };
-        let next = p.next;
-        let prev_index = next.prev();
-        let Some(prev_term) = self.log.term_at(prev_index) else {
-            self.send_snapshot_chunk(peer);
-            return false;
-        };
-        let entries = if with_entries {
-            self.log
-                .slice(next, self.cfg.max_batch_entries, self.cfg.max_batch_bytes)
-        } else {
-            Vec::new()
-        };
-        let sent_last = entries.last().map(|e| e.index);
-        if let Some(p) = self
-            .role
-            .leader_mut()
-            .and_then(|l| l.progress.get_mut(&peer))
-        {
-            if p.probing {
-                p.probe_sent = true;
-            } else if let Some(sent_last) = sent_last {
-                p.next = sent_last.next();
-                p.inflight.push_back(sent_last);
-            }
-        }
-        let body = PeerBody::AppendEntries {
-            prev: LogPosition::new(prev_term, prev_index),
-            entries,
-            commit: self.commit,
-        };
-        self.send(peer, body);
-        true
-    }
-
-    /// Heartbeat: every follower hears from the leader, and lost messages are recovered: a
-    /// probe is re-sent, a snapshot chunk is re-sent, and in pipelined mode an empty
-    /// AppendEntries from `next` is rejected by a follower that missed something.
+    /// Heartbeat: every follower hears from the leader, and lost messages are recovered.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let Some(leader) = self.role.leader() else {
-            return;
-        };
-        let peers: Vec<(NodeId, bool, bool)> = leader
-            .progress
-            .iter()
-            .map(|(id, p)| (*id, p.snapshot.is_some(), p.probing))
-            .collect();
-        for (peer, snapshotting, probing) in peers {
-            if snapshotting {
-                self.send_snapshot_chunk(peer);
-            } else if probing {
-                if let Some(p) = self
-                    .role
-                    .leader_mut()
-                    .and_then(|l| l.progress.get_mut(&peer))
-                {
-                    p.probe_sent = false;
-                }
-                self.send_append(peer, true);
-            } else {
-                self.send_append(peer, false);
-                self.replicate(peer);
+        if let Some((leader, mut sender)) = self.leader_parts() {
+            for (peer, p) in &mut leader.progress {
+                sender.heartbeat(*peer, p);
             }
         }
     }

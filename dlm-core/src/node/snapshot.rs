@@ -34,35 +34,7 @@ impl Node {
         self.log.compact(self.applied.minus(self.cfg.log_retain));
     }
 
-    /// Sends `peer` the next chunk of our latest snapshot.
-    pub(super) fn send_snapshot_chunk(&mut self, peer: NodeId) {
-        let Some(snapshot) = self.snapshot.clone() else {
-            return;
-        };
-        let Some(p) = self
-            .role
-            .leader_mut()
-            .and_then(|l| l.progress.get_mut(&peer))
-        else {
-            return;
-        };
-        let offset = match p.snapshot {
-            Some((last, offset)) if last == snapshot.last => offset,
-            _ => 0,
-        };
-        p.snapshot = Some((snapshot.last, offset));
-        let size = snapshot.data.len();
-        let start = usize::try_from(offset).unwrap_or(size).min(size);
-        let end = start.saturating_add(self.cfg.snapshot_chunk).min(size);
-        let body = PeerBody::InstallSnapshot {
-            last: snapshot.last,
-            size: size as u64,
-            offset,
-            data: snapshot.data[start..end].to_vec(),
-        };
-        self.send(peer, body);
-    }
-
+    /// A follower answered a snapshot chunk.
     pub(super) fn on_snapshot_response(
         &mut self,
         from: NodeId,
@@ -71,24 +43,12 @@ impl Node {
         done: bool,
     ) {
         let now = self.now;
-        let Some(p) = self
-            .role
-            .leader_mut()
-            .and_then(|l| l.progress.get_mut(&from))
-        else {
+        let Some((leader, mut sender)) = self.leader_parts() else {
             return;
         };
-        p.last_heard = now;
-        if !matches!(p.snapshot, Some((sending, _)) if sending == last) {
-            return;
-        }
-        if done {
-            p.snapshot = None;
-            p.accept(last.index);
-            self.replicate(from);
-        } else {
-            p.snapshot = Some((last, received));
-            self.send_snapshot_chunk(from);
+        if let Some(p) = leader.progress.get_mut(&from) {
+            p.last_heard = now;
+            sender.on_snapshot_response(from, p, last, received, done);
         }
     }
 
