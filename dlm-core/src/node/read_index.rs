@@ -4,11 +4,15 @@
 //! machine has applied everything committed when it arrived. Nothing is written or synced, so a
 //! read costs one round trip to the followers instead of a log entry and a sync on a majority.
 
-use super::progress::reached_by_quorum;
+use super::output::Output;
+use super::progress::{reached_by_quorum, Progress};
+use super::role::RoleState;
 use super::Node;
+use crate::config::Config;
 use crate::message::PeerBody;
 use crate::names::FileName;
-use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq};
+use crate::state_machine::StateMachine;
+use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A read waiting for its round and its index.
@@ -45,7 +49,94 @@ impl Reads {
     }
 }
 
+/// A leader's read-index rounds, borrowed from its node: its reads, who its followers are,
+/// what it has applied, and the output.
+pub(super) struct ReadRounds<'a> {
+    pub cfg: &'a Config,
+    pub term: Term,
+    pub applied: LogIndex,
+    pub sm: &'a StateMachine,
+    pub followers: &'a BTreeMap<NodeId, Progress>,
+    pub reads: &'a mut Reads,
+    pub out: &'a mut Output,
+}
+
+impl ReadRounds<'_> {
+    /// Starts a round for the reads that arrived since the last one (called with the flush, so
+    /// one round serves every read of a batch), and answers what is ready.
+    pub fn start_round(&mut self) {
+        if self.reads.unsent.is_empty() {
+            return;
+        }
+        self.reads.round += 1;
+        let round = self.reads.round;
+        let reads = std::mem::take(&mut self.reads.unsent);
+        self.reads
+            .in_round
+            .extend(reads.into_iter().map(|r| (round, r)));
+        for peer in self.followers.keys() {
+            let body = PeerBody::ReadIndex { round };
+            self.out.send(self.cfg.id, *peer, self.term, body);
+        }
+        self.serve();
+    }
+
+    /// `from` confirmed this leader's term up to `round`.
+    pub fn on_ack(&mut self, from: NodeId, round: u64) {
+        let acked = self.reads.acked.entry(from).or_default();
+        *acked = (*acked).max(round);
+        self.serve();
+    }
+
+    /// Answers every read whose round a majority has confirmed and whose index is applied.
+    pub fn serve(&mut self) {
+        // Called after every apply: nothing to do without reads in a round.
+        if self.reads.in_round.is_empty() {
+            return;
+        }
+        // The highest round confirmed by a majority, this leader included.
+        let mut rounds: Vec<u64> = self
+            .followers
+            .keys()
+            .map(|id| self.reads.acked.get(id).copied().unwrap_or(0))
+            .collect();
+        rounds.push(self.reads.round);
+        let Some(confirmed) = reached_by_quorum(rounds, self.cfg.quorum()) else {
+            return;
+        };
+        let applied = self.applied;
+        while self
+            .reads
+            .in_round
+            .front()
+            .is_some_and(|(round, read)| *round <= confirmed && read.index <= applied)
+        {
+            let Some((_, read)) = self.reads.in_round.pop_front() else {
+                break;
+            };
+            let answer = self.sm.read(&read.file, read.offset, &self.cfg.limits);
+            self.out.reply(read.conn, read.client, read.seq, answer);
+        }
+    }
+}
+
 impl Node {
+    /// The leader's read-index rounds; None when not leading.
+    fn read_rounds(&mut self) -> Option<ReadRounds<'_>> {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return None;
+        };
+        Some(ReadRounds {
+            cfg: &self.cfg,
+            term: self.term,
+            applied: self.applied,
+            sm: &self.sm,
+            followers: &leader.progress,
+            reads: &mut leader.reads,
+            out: &mut self.out,
+        })
+    }
+
     /// Takes a read at the leader. It waits at least for everything committed now, and for
     /// this term's first entry: entries of earlier terms may be committed without this leader
     /// knowing until its own entry commits.
@@ -72,27 +163,11 @@ impl Node {
         });
     }
 
-    /// Starts a round for the reads that arrived since the last one (called with the flush, so
-    /// one round serves every read of a batch).
+    /// Starts a round for the reads that arrived since the last one.
     pub(super) fn start_read_round(&mut self) {
-        let Some(leader) = self.role.leader_mut() else {
-            return;
-        };
-        if leader.reads.unsent.is_empty() {
-            return;
+        if let Some(mut rounds) = self.read_rounds() {
+            rounds.start_round();
         }
-        leader.reads.round += 1;
-        let round = leader.reads.round;
-        let reads = std::mem::take(&mut leader.reads.unsent);
-        leader
-            .reads
-            .in_round
-            .extend(reads.into_iter().map(|r| (round, r)));
-        for peer in leader.progress.keys() {
-            let body = PeerBody::ReadIndex { round };
-            self.out.send(self.cfg.id, *peer, self.term, body);
-        }
-        self.serve_reads();
     }
 
     /// A follower was asked to confirm this leader's term.
@@ -104,52 +179,26 @@ impl Node {
     /// A follower confirmed this leader's term up to `round`.
     pub(super) fn on_read_index_ack(&mut self, from: NodeId, round: u64) {
         let now = self.now;
-        let Some(leader) = self.role.leader_mut() else {
-            return;
-        };
-        if let Some(p) = leader.progress.get_mut(&from) {
+        if let Some(p) = self
+            .role
+            .leader_mut()
+            .and_then(|l| l.progress.get_mut(&from))
+        {
             p.last_heard = now;
         }
-        let acked = leader.reads.acked.entry(from).or_default();
-        *acked = (*acked).max(round);
-        self.serve_reads();
+        if let Some(mut rounds) = self.read_rounds() {
+            rounds.on_ack(from, round);
+        }
     }
 
-    /// Answers every read whose round a majority has confirmed and whose index is applied.
+    /// Answers every read that is ready (after an apply).
     pub(super) fn serve_reads(&mut self) {
-        let quorum = self.cfg.quorum();
-        let applied = self.applied;
-        let Some(leader) = self.role.leader_mut() else {
-            return;
-        };
-        // Called after every apply: nothing to do without reads in a round.
-        if leader.reads.in_round.is_empty() {
-            return;
-        }
-        // The highest round confirmed by a majority, this leader included.
-        let mut rounds: Vec<u64> = leader
-            .progress
-            .keys()
-            .map(|id| leader.reads.acked.get(id).copied().unwrap_or(0))
-            .collect();
-        rounds.push(leader.reads.round);
-        let Some(confirmed) = reached_by_quorum(rounds, quorum) else {
-            return;
-        };
-        let mut ready = Vec::new();
-        while leader
-            .reads
-            .in_round
-            .front()
-            .is_some_and(|(round, read)| *round <= confirmed && read.index <= applied)
-        {
-            if let Some((_, read)) = leader.reads.in_round.pop_front() {
-                ready.push(read);
-            }
-        }
-        for read in ready {
-            let answer = self.sm.read(&read.file, read.offset, &self.cfg.limits);
-            self.reply(read.conn, read.client, read.seq, answer);
+        if let Some(mut rounds) = self.read_rounds() {
+            rounds.serve();
         }
     }
 }
+
+#[cfg(test)]
+#[path = "read_index_tests.rs"]
+mod tests;
