@@ -54,10 +54,6 @@ pub enum NodeError {
 /// bytes received so far.
 type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
 
-/// After a transfer to the preferred leader runs out, this many election time-outs pass before
-/// the leader tries again (a planned hand-over is not held back).
-const TRANSFER_RETRY_AFTER: u32 = 10;
-
 /// One member of a dlm cluster, without IO.
 ///
 /// # Driving a node
@@ -341,14 +337,9 @@ impl Node {
             return;
         }
         // A transfer that ran out is given up before anything else, so that the timers it
-        // paused fire on this tick; the same successor is not asked again for a while, or a
-        // member that cannot win (its election messages lost) would keep the leader paused.
-        if self.timers.is_due(Deadline::TransferEnd, now) {
-            self.timers.clear(Deadline::TransferEnd);
-            if let Some(leader) = self.role.leader_mut() {
-                leader.transfer = None;
-                leader.no_transfer_before = now + self.cfg.election_timeout * TRANSFER_RETRY_AFTER;
-            }
+        // paused fire on this tick.
+        if let Some(mut handover) = self.handover() {
+            handover.give_up_if_due();
         }
         if self.timers.is_due(Deadline::Heartbeat, now) {
             self.timers
@@ -357,8 +348,10 @@ impl Node {
                 return;
             }
             self.broadcast_heartbeat();
-            self.repeat_transfer_request();
-            self.consider_transfer();
+            if let Some(mut handover) = self.handover() {
+                handover.repeat_request();
+                handover.consider();
+            }
         }
         self.fire_leader_timers();
     }
