@@ -2,6 +2,7 @@
 
 use super::read_index::Reads;
 use super::role::{Heard, Leader, RoleState};
+use super::votes::{count_vote, Ballot};
 use super::Node;
 use crate::command::Command;
 use crate::message::PeerBody;
@@ -13,6 +14,19 @@ use rand_core::RngCore;
 use std::collections::BTreeMap;
 
 impl Node {
+    /// The voter's side of an election, borrowed from the node.
+    fn ballot(&mut self) -> Ballot<'_> {
+        Ballot {
+            cfg: &self.cfg,
+            now: self.now,
+            term: self.term,
+            last: self.log.last(),
+            role: &self.role,
+            voted_for: &mut self.voted_for,
+            out: &mut self.out,
+        }
+    }
+
     pub(super) fn on_vote_request(
         &mut self,
         from: NodeId,
@@ -21,58 +35,27 @@ impl Node {
         last: LogPosition,
         transfer: bool,
     ) {
-        // A member that has a live leader ignores candidates: a node that was cut off and comes
-        // back cannot depose a healthy leader. A transfer is the leader's own wish.
-        let leader_alive = self.is_leader()
-            || self
-                .role
-                .followed()
-                .is_some_and(|heard| self.now < heard.at + self.cfg.election_timeout);
-        let up_to_date = last >= self.log.last();
-        if term < self.term || (leader_alive && !transfer) {
-            self.send(
-                from,
-                PeerBody::VoteResponse {
-                    pre,
-                    granted: false,
-                },
-            );
+        if self
+            .ballot()
+            .refuse_stale_or_disruptive(from, term, pre, transfer)
+        {
             return;
         }
         if pre {
-            // `term` is the term the candidate would stand in; nobody changes term for a pre-vote.
-            let granted = term > self.term && up_to_date;
-            let reply_term = if granted { term } else { self.term };
-            let body = PeerBody::VoteResponse { pre, granted };
-            self.out.send(self.cfg.id, from, reply_term, body);
+            self.ballot().answer_pre_vote(from, term, last);
             return;
         }
         if term > self.term {
             self.become_follower(term, None);
         }
-        let granted = self.voted_for.is_none_or(|v| v == from) && up_to_date;
-        if granted && self.voted_for.is_none() {
-            self.voted_for = Some(from);
-            self.persist_hard_state();
-        }
-        if granted {
+        if self.ballot().answer_vote(from, last) {
             self.reset_election_deadline();
         }
-        self.send(from, PeerBody::VoteResponse { pre, granted });
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
-        if !granted {
-            return;
-        }
-        // A pre-vote is answered in the term the pre-candidate would stand in.
-        let round = if pre { self.term.next() } else { self.term };
         let quorum = self.cfg.quorum();
-        let Some(votes) = self.role.votes_mut(pre).filter(|_| term == round) else {
-            return;
-        };
-        votes.insert(from);
-        if votes.len() < quorum {
+        if !granted || !count_vote(&mut self.role, self.term, quorum, from, term, pre) {
             return;
         }
         if pre {

@@ -17,6 +17,7 @@ mod sender;
 mod snapshot;
 mod timers;
 mod transfer;
+mod votes;
 
 pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
 
