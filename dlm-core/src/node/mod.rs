@@ -6,6 +6,7 @@ mod apply;
 mod client;
 mod effects;
 mod election;
+mod follower_log;
 mod leader_timers;
 mod output;
 mod peer;
@@ -324,8 +325,7 @@ impl Node {
 
     /// Removes the log from `index` on; what was durable there is no longer this log's.
     fn truncate_log_from(&mut self, index: LogIndex) {
-        self.log.truncate_from(index);
-        self.durable = self.durable.min(index.prev());
+        follower_log::truncate_from(&mut self.log, &mut self.durable, index);
     }
 
     /// Runs whatever timers are due.

@@ -1,6 +1,7 @@
 //! Log replication: the leader's flush of new entries (one persist, pipelined AppendEntries per
 //! follower), the follower's consistency check, fast back-off, heartbeats and the commit rule.
 
+use super::follower_log::FollowerLog;
 use super::progress::reached_by_quorum;
 use super::role::{Leader, RoleState};
 use super::sender::Sender;
@@ -73,89 +74,26 @@ impl Node {
         commit: LogIndex,
     ) {
         self.heard_from_leader(from);
-
-        // Entries at or before our snapshot are committed, so they match: skip them.
-        let base = self.log.base();
-        let (prev, entries) = if prev.index < base.index {
-            let skip = usize::try_from(base.index.0 - prev.index.0).unwrap_or(usize::MAX);
-            if skip > entries.len() {
-                let matched = prev.index.plus(entries.len() as u64);
-                self.answer_append(
-                    from,
-                    prev.index,
-                    AppendOutcome::Accepted {
-                        match_index: matched,
-                    },
-                );
-                return;
-            }
-            (base, entries.into_iter().skip(skip).collect::<Vec<_>>())
-        } else {
-            (prev, entries)
+        let mut follower_log = FollowerLog {
+            log: &mut self.log,
+            durable: &mut self.durable,
+            out: &mut self.out,
         };
-
-        match self.log.term_at(prev.index) {
-            Some(term) if term == prev.term => {}
-            found => {
-                let hint = match found {
-                    None => self.log.last().index.next(),
-                    Some(conflict) => self.first_index_of_term(prev.index, conflict),
-                };
-                self.answer_append(from, prev.index, AppendOutcome::Rejected { hint });
-                return;
+        let (prev_index, outcome) = follower_log.append(prev, entries);
+        if let AppendOutcome::Accepted { match_index } = outcome {
+            let commit = commit.min(match_index);
+            if commit > self.commit {
+                self.commit = commit;
+                self.apply_committed();
             }
         }
-
-        let matched = prev.index.plus(entries.len() as u64);
-        let mut new_entries = Vec::new();
-        for entry in entries {
-            match self.log.term_at(entry.index) {
-                Some(term) if term == entry.term => continue,
-                Some(_) => {
-                    // A conflicting suffix is never committed: the leader's log wins.
-                    self.truncate_log_from(entry.index);
-                }
-                None => {}
-            }
-            self.log.push(entry.clone());
-            new_entries.push(entry);
-        }
-        if !new_entries.is_empty() {
-            self.out
-                .push(Effect::Persist(Persist::Entries(new_entries)));
-        }
-        let commit = commit.min(matched);
-        if commit > self.commit {
-            self.commit = commit;
-            self.apply_committed();
-        }
-        self.answer_append(
-            from,
-            prev.index,
-            AppendOutcome::Accepted {
-                match_index: matched,
-            },
-        );
-    }
-
-    fn answer_append(&mut self, to: NodeId, prev_index: LogIndex, outcome: AppendOutcome) {
         self.send(
-            to,
+            from,
             PeerBody::AppendResponse {
                 prev_index,
                 outcome,
             },
         );
-    }
-
-    /// The first index (after the snapshot) of the run of `term` that contains `index`.
-    fn first_index_of_term(&self, index: LogIndex, term: crate::types::Term) -> LogIndex {
-        let floor = self.log.base().index.next();
-        let mut first = index;
-        while first > floor && self.log.term_at(first.prev()) == Some(term) {
-            first = first.prev();
-        }
-        first
     }
 
     pub(super) fn on_append_response(
