@@ -16,6 +16,7 @@ mod replication;
 mod role;
 mod sender;
 mod snapshot;
+mod snapshot_receiver;
 mod timers;
 mod transfer;
 mod votes;
@@ -32,6 +33,7 @@ use output::Output;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use role::RoleState;
+use snapshot_receiver::IncomingSnapshot;
 use std::sync::Arc;
 use timers::{Deadline, Timers};
 
@@ -51,10 +53,6 @@ pub enum NodeError {
         source: postcard::Error,
     },
 }
-
-/// A snapshot transfer in progress: (sender, term), the snapshot's position, its size, the
-/// bytes received so far.
-type IncomingSnapshot = ((NodeId, Term), LogPosition, u64, Vec<u8>);
 
 /// One member of a dlm cluster, without IO.
 ///

@@ -2,8 +2,8 @@
 //! it), sending one in chunks to a follower that is behind the compacted prefix, and installing
 //! one received.
 
+use super::snapshot_receiver::SnapshotReceiver;
 use super::{Applied, Effect, Node, Persist, Snapshot};
-use crate::message::PeerBody;
 use crate::state_machine::StateMachine;
 use crate::types::{LogIndex, LogPosition, NodeId};
 use std::sync::Arc;
@@ -52,6 +52,18 @@ impl Node {
         }
     }
 
+    fn snapshot_receiver(&mut self) -> SnapshotReceiver<'_> {
+        SnapshotReceiver {
+            cfg: &self.cfg,
+            term: self.term,
+            commit: self.commit,
+            incoming: &mut self.incoming_snapshot,
+            out: &mut self.out,
+        }
+    }
+
+    /// A chunk of a snapshot from the leader; once the last one is in, the snapshot replaces the
+    /// state machine, and the log up to it.
     pub(super) fn on_install_snapshot(
         &mut self,
         from: NodeId,
@@ -61,37 +73,15 @@ impl Node {
         data: Vec<u8>,
     ) {
         self.heard_from_leader(from);
-
-        if last.index <= self.commit {
-            self.incoming_snapshot = None;
-            self.answer_snapshot(from, last, size, true);
+        let Some(buffer) = self
+            .snapshot_receiver()
+            .receive(from, last, size, offset, &data)
+        else {
             return;
-        }
-        let source = (from, self.term);
-        let mut buffer = match self.incoming_snapshot.take() {
-            Some((src, l, s, buffer)) if src == source && l == last && s == size => buffer,
-            _ if offset == 0 => Vec::new(),
-            _ => {
-                self.answer_snapshot(from, last, 0, false);
-                return;
-            }
         };
-        if offset != buffer.len() as u64 {
-            let received = buffer.len() as u64;
-            self.incoming_snapshot = Some((source, last, size, buffer));
-            self.answer_snapshot(from, last, received, false);
-            return;
-        }
-        buffer.extend_from_slice(&data);
-        if (buffer.len() as u64) < size {
-            let received = buffer.len() as u64;
-            self.incoming_snapshot = Some((source, last, size, buffer));
-            self.answer_snapshot(from, last, received, false);
-            return;
-        }
         let Ok(sm) = StateMachine::from_bytes(&buffer) else {
             // A corrupt transfer: start over rather than install garbage.
-            self.answer_snapshot(from, last, 0, false);
+            self.snapshot_receiver().answer(from, last, 0, false);
             return;
         };
         self.sm = sm;
@@ -111,17 +101,6 @@ impl Node {
         }));
         self.snapshot = Some(snapshot);
         self.out.push(Effect::Applied(Applied::Restored));
-        self.answer_snapshot(from, last, size, true);
-    }
-
-    fn answer_snapshot(&mut self, to: NodeId, last: LogPosition, received: u64, done: bool) {
-        self.send(
-            to,
-            PeerBody::SnapshotResponse {
-                last,
-                received,
-                done,
-            },
-        );
+        self.snapshot_receiver().answer(from, last, size, true);
     }
 }
