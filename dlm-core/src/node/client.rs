@@ -1,29 +1,42 @@
 //! Client requests at the node: status from anyone, everything else only from the leader, which
-//! answers retries from the dedup cache and proposes the rest.
+//! answers retries from the dedup cache and proposes the rest. [`Admission`] borrows what the
+//! leader decides with (its configuration, state machine and log) and what a request may
+//! change (the leader's waiting requests, reads and session clocks, and the output); it returns
+//! the request to propose, if any.
 
+use super::output::Output;
+use super::role::{Leader, RoleState};
 use super::Node;
 use crate::command::Command;
+use crate::config::Config;
+use crate::log::Log;
 use crate::protocol::{ClientRequest, Op, Rejection, Reply};
-use crate::state_machine::{bad_lease, check_request, Slot};
-use crate::types::ConnId;
+use crate::state_machine::{bad_lease, check_request, Slot, StateMachine};
+use crate::types::{ConnId, LogIndex, Time};
 
-impl Node {
-    pub(super) fn on_client(&mut self, conn: ConnId, request: ClientRequest) {
+/// A leader's admission of client requests, borrowed from its node.
+pub(super) struct Admission<'a> {
+    pub cfg: &'a Config,
+    pub now: Time,
+    pub sm: &'a StateMachine,
+    pub log: &'a Log,
+    pub applied: LogIndex,
+    pub commit: LogIndex,
+    pub leader: &'a mut Leader,
+    pub out: &'a mut Output,
+}
+
+impl Admission<'_> {
+    /// Decides what to do with `request` from connection `conn`: refuse it, answer it from the
+    /// dedup cache, wait for an earlier copy's answer, take it as a read, or return it to be
+    /// proposed.
+    pub fn admit(&mut self, conn: ConnId, request: ClientRequest) -> Option<ClientRequest> {
         let (client, seq) = (request.client, request.seq);
-        if request.op == Op::Status {
-            let status = self.status();
-            self.reply(conn, client, seq, Ok(Reply::Status(status)));
-            return;
-        }
-        let hint = self.leader();
-        let Some(leader) = self.role.leader_mut() else {
-            self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
-            return;
-        };
-        if let Some(transfer) = leader.transfer {
+        if let Some(transfer) = self.leader.transfer {
             let hint = Some(transfer.to);
-            self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
-            return;
+            self.out
+                .reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
+            return None;
         }
         // Malformed requests never reach the log.
         if let Err(refusal) = check_request(&request.op, &self.cfg.limits) {
@@ -33,25 +46,25 @@ impl Node {
                 Rejection::BadLease { .. } => bad_lease(&self.cfg.limits, self.cfg.lease_cap),
                 other => other,
             };
-            self.reply(conn, client, seq, Err(refusal));
-            return;
+            self.out.reply(conn, client, seq, Err(refusal));
+            return None;
         }
-        leader.timers.touch(client, self.now);
+        self.leader.timers.touch(client, self.now);
         if let Some(session) = self.sm.session(client) {
             if seq < session.acked_below {
-                self.reply(conn, client, seq, Err(Rejection::SeqBelowWatermark));
-                return;
+                self.out
+                    .reply(conn, client, seq, Err(Rejection::SeqBelowWatermark));
+                return None;
             }
             if request.op.is_cached() {
                 match session.slots.get(&seq) {
                     Some(Slot::Done(answer)) => {
-                        let answer = answer.clone();
-                        self.reply(conn, client, seq, answer);
-                        return;
+                        self.out.reply(conn, client, seq, answer.clone());
+                        return None;
                     }
                     Some(Slot::Waiting(_)) => {
-                        leader.waiting.insert((client, seq), conn);
-                        return;
+                        self.leader.waiting.insert((client, seq), conn);
+                        return None;
                     }
                     None => {}
                 }
@@ -62,33 +75,73 @@ impl Node {
         // that members with different caps cannot diverge. Keep-alives carry no lease: they renew
         // the lease granted at acquire, which must not be shortened under its holder.
         if let (Op::Acquire { lease, .. }, Some(cap)) = (&request.op, self.cfg.lease_cap) {
-            // A retry whose first try an earlier leader put in our log gets that try's answer
-            // when it applies: refusing it could contradict a grant still to come.
-            let in_log = || {
-                let unapplied = self.log.range(self.applied.next(), self.log.last().index);
-                unapplied.into_iter().any(|e| {
-                    matches!(&e.command, Command::Client(r) if r.client == client && r.seq == seq)
-                })
-            };
-            if *lease > cap && !in_log() {
+            if *lease > cap && !self.unapplied_in_log(&request) {
                 let refusal = bad_lease(&self.cfg.limits, Some(cap));
-                self.reply(conn, client, seq, Err(refusal));
-                return;
+                self.out.reply(conn, client, seq, Err(refusal));
+                return None;
             }
         }
-        // A read by a known session needs no log entry (read-index). A first request opens the
-        // session through the log, so that its later requests are recognised.
+        // A read by a known session needs no log entry (read-index). It waits at least for
+        // everything committed now, and for this term's first entry: entries of earlier terms
+        // may be committed without this leader knowing until its own entry commits. A first
+        // request opens the session through the log, so that its later requests are recognised.
         if let Op::Read { file, offset } = &request.op {
             if self.sm.session(client).is_some() {
+                let index = self.commit.max(self.leader.term_start);
                 let (file, offset) = (file.clone(), *offset);
-                self.start_read(conn, client, seq, file, offset);
-                return;
+                self.leader
+                    .reads
+                    .add(conn, client, seq, file, offset, index);
+                return None;
             }
         }
         // Already proposed and not yet applied: answer the newest connection when it is.
-        if leader.waiting.insert((client, seq), conn).is_some() {
-            return;
+        if self.leader.waiting.insert((client, seq), conn).is_some() {
+            return None;
         }
-        self.propose(Command::Client(request));
+        Some(request)
+    }
+
+    /// Whether an earlier leader already put this very request in the log, not yet applied: a
+    /// retry of it gets that try's answer when it applies, and refusing it now could contradict
+    /// a grant still to come.
+    fn unapplied_in_log(&self, request: &ClientRequest) -> bool {
+        let unapplied = self.log.range(self.applied.next(), self.log.last().index);
+        unapplied.into_iter().any(|e| {
+            matches!(&e.command, Command::Client(r) if r.client == request.client && r.seq == request.seq)
+        })
     }
 }
+
+impl Node {
+    pub(super) fn on_client(&mut self, conn: ConnId, request: ClientRequest) {
+        let (client, seq) = (request.client, request.seq);
+        if request.op == Op::Status {
+            let status = self.status();
+            self.reply(conn, client, seq, Ok(Reply::Status(status)));
+            return;
+        }
+        let hint = self.leader();
+        let RoleState::Leader(leader) = &mut self.role else {
+            self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
+            return;
+        };
+        let mut admission = Admission {
+            cfg: &self.cfg,
+            now: self.now,
+            sm: &self.sm,
+            log: &self.log,
+            applied: self.applied,
+            commit: self.commit,
+            leader,
+            out: &mut self.out,
+        };
+        if let Some(request) = admission.admit(conn, request) {
+            self.propose(Command::Client(request));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -1,6 +1,5 @@
 //! Elections: pre-vote, votes, stepping up and down, check-quorum, and noting a live leader.
 
-use super::read_index::Reads;
 use super::role::{Heard, Leader, RoleState};
 use super::votes::{count_vote, Ballot};
 use super::Node;
@@ -9,9 +8,8 @@ use crate::message::PeerBody;
 use crate::node::leader_timers::LeaderTimers;
 use crate::node::progress::Progress;
 use crate::protocol::Rejection;
-use crate::types::{LogPosition, NodeId, Term, Time};
+use crate::types::{LogPosition, NodeId, Term};
 use rand_core::RngCore;
-use std::collections::BTreeMap;
 
 impl Node {
     /// The voter's side of an election, borrowed from the node.
@@ -115,17 +113,8 @@ impl Node {
             .peers()
             .map(|peer| (peer, Progress::new(last, now)))
             .collect();
-        self.role = RoleState::Leader(Box::new(Leader {
-            progress,
-            timers: LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay),
-            waiting: BTreeMap::new(),
-            transfer: None,
-            since: now,
-            flushed: last,
-            term_start: last.next(),
-            reads: Reads::default(),
-            no_transfer_before: Time::ZERO,
-        }));
+        let timers = LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay);
+        self.role = RoleState::Leader(Box::new(Leader::new(progress, timers, now, last)));
         self.timers.lead(now + self.cfg.heartbeat_interval);
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);

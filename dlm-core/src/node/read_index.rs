@@ -41,6 +41,27 @@ pub(super) struct Reads {
 }
 
 impl Reads {
+    /// Takes a read by `client` (request `seq` on `conn`) of `file` from `offset`; it goes into
+    /// the next round, and is answered once `index` is applied.
+    pub fn add(
+        &mut self,
+        conn: ConnId,
+        client: ClientId,
+        seq: Seq,
+        file: FileName,
+        offset: u64,
+        index: LogIndex,
+    ) {
+        self.unsent.push(PendingRead {
+            conn,
+            client,
+            seq,
+            file,
+            offset,
+            index,
+        });
+    }
+
     /// Every read not yet answered, for a leader that steps down.
     pub fn drain(&mut self) -> impl Iterator<Item = (ConnId, ClientId, Seq)> + '_ {
         let unsent = self.unsent.drain(..);
@@ -135,32 +156,6 @@ impl Node {
             reads: &mut leader.reads,
             out: &mut self.out,
         })
-    }
-
-    /// Takes a read at the leader. It waits at least for everything committed now, and for
-    /// this term's first entry: entries of earlier terms may be committed without this leader
-    /// knowing until its own entry commits.
-    pub(super) fn start_read(
-        &mut self,
-        conn: ConnId,
-        client: ClientId,
-        seq: Seq,
-        file: FileName,
-        offset: u64,
-    ) {
-        let commit = self.commit;
-        let Some(leader) = self.role.leader_mut() else {
-            return;
-        };
-        let index = commit.max(leader.term_start);
-        leader.reads.unsent.push(PendingRead {
-            conn,
-            client,
-            seq,
-            file,
-            offset,
-            index,
-        });
     }
 
     /// Starts a round for the reads that arrived since the last one.

@@ -32,6 +32,29 @@ pub(super) struct Leader {
     pub no_transfer_before: Time,
 }
 
+impl Leader {
+    /// A leader elected at `now` whose log ends at `last`: nothing flushed beyond it, nothing
+    /// waiting, its term's first entry (the Noop it proposes next) right after it.
+    pub fn new(
+        progress: BTreeMap<NodeId, Progress>,
+        timers: LeaderTimers,
+        now: Time,
+        last: LogIndex,
+    ) -> Leader {
+        Leader {
+            progress,
+            timers,
+            waiting: BTreeMap::new(),
+            transfer: None,
+            since: now,
+            flushed: last,
+            term_start: last.next(),
+            reads: Reads::default(),
+            no_transfer_before: Time::ZERO,
+        }
+    }
+}
+
 /// The leader a follower knows, and when it last heard from it (a vote request inside an
 /// election time-out of that is ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,7 @@ use super::*;
 use crate::message::PeerMessage;
 use crate::node::leader_timers::LeaderTimers;
 use crate::node::progress::Progress;
-use crate::node::read_index::Reads;
 use crate::node::Effect;
-use std::collections::BTreeMap;
 
 const ME: NodeId = NodeId(3);
 const TERM: Term = Term(5);
@@ -27,17 +25,7 @@ fn leader(followers: [(u64, u64, u64); 2]) -> Leader {
             (NodeId(id), p)
         })
         .collect();
-    Leader {
-        progress,
-        timers: LeaderTimers::default(),
-        waiting: BTreeMap::new(),
-        transfer: None,
-        since: Time::ZERO,
-        flushed: LAST,
-        term_start: LogIndex(1),
-        reads: Reads::default(),
-        no_transfer_before: Time::ZERO,
-    }
+    Leader::new(progress, LeaderTimers::default(), Time::ZERO, LAST)
 }
 
 fn timeout_now(to: u64) -> Effect {
