@@ -1,7 +1,66 @@
 //! Applying committed entries and turning what happened into replies, timers and file effects.
+//! [`OutcomeRouter`] borrows where outcomes go: the output on every node, and on the leader its
+//! waiting connections and lock timers.
 
+use super::output::Output;
+use super::role::Leader;
 use super::{Applied, Effect, Node};
-use crate::state_machine::Outcome;
+use crate::config::Config;
+use crate::state_machine::{Outcome, StateMachine};
+use crate::types::Time;
+
+/// Where the outcomes of an applied entry go, borrowed from the node.
+pub(super) struct OutcomeRouter<'a> {
+    pub cfg: &'a Config,
+    pub now: Time,
+    /// The state machine after the entry, for renewals.
+    pub sm: &'a StateMachine,
+    /// The leader's state; None on a node that does not lead, which only mirrors files.
+    pub leader: Option<&'a mut Leader>,
+    pub out: &'a mut Output,
+}
+
+impl OutcomeRouter<'_> {
+    /// Routes one outcome: file appends to the driver on every node; on the leader, answers to
+    /// the connections waiting for them, and leases, waits, lock-delays and session clocks to
+    /// its timers, counted from now.
+    pub fn route(&mut self, outcome: Outcome) {
+        let now = self.now;
+        if let Outcome::Appended { file, offset, data } = outcome {
+            self.out
+                .push(Effect::Applied(Applied::Appended { file, offset, data }));
+            return;
+        }
+        let Some(leader) = self.leader.as_deref_mut() else {
+            return;
+        };
+        match outcome {
+            Outcome::Reply(response) => {
+                // Whatever it was, an answered request is not waiting any more.
+                leader.timers.forget_wait(response.client, response.seq);
+                if let Some(conn) = leader.waiting.remove(&(response.client, response.seq)) {
+                    self.out.push(Effect::Reply { conn, response });
+                }
+            }
+            Outcome::Granted { lock, token, lease } => {
+                leader.timers.arm_lease(lock, token, now + lease);
+            }
+            Outcome::Queued {
+                lock,
+                client,
+                seq,
+                wait,
+            } => leader.timers.arm_wait(lock, client, seq, now + wait),
+            Outcome::Delayed { lock } => {
+                leader.timers.arm_delay(lock, now + self.cfg.lock_delay);
+            }
+            Outcome::Renewed { client } => leader.timers.renew(self.sm, client, now),
+            Outcome::Touched { client } => leader.timers.touch(client, now),
+            Outcome::Freed { lock } => leader.timers.forget_lock(&lock),
+            Outcome::Appended { .. } => {}
+        }
+    }
+}
 
 impl Node {
     /// Applies every committed entry not yet applied.
@@ -15,50 +74,22 @@ impl Node {
             self.sm
                 .apply(&entry.command, &self.rules, &mut self.outcomes);
             self.applied = index;
-            self.route_outcomes();
+            let mut router = OutcomeRouter {
+                cfg: &self.cfg,
+                now: self.now,
+                sm: &self.sm,
+                leader: self.role.leader_mut(),
+                out: &mut self.out,
+            };
+            for outcome in self.outcomes.drain(..) {
+                router.route(outcome);
+            }
         }
         self.serve_reads();
         self.maybe_snapshot();
     }
-
-    fn route_outcomes(&mut self) {
-        let now = self.now;
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        for outcome in outcomes.drain(..) {
-            if let Outcome::Appended { file, offset, data } = outcome {
-                self.out
-                    .push(Effect::Applied(Applied::Appended { file, offset, data }));
-                continue;
-            }
-            let Some(leader) = self.role.leader_mut() else {
-                continue;
-            };
-            match outcome {
-                Outcome::Reply(response) => {
-                    // Whatever it was, an answered request is not waiting any more.
-                    leader.timers.forget_wait(response.client, response.seq);
-                    if let Some(conn) = leader.waiting.remove(&(response.client, response.seq)) {
-                        self.out.push(Effect::Reply { conn, response });
-                    }
-                }
-                Outcome::Granted { lock, token, lease } => {
-                    leader.timers.arm_lease(lock, token, now + lease);
-                }
-                Outcome::Queued {
-                    lock,
-                    client,
-                    seq,
-                    wait,
-                } => leader.timers.arm_wait(lock, client, seq, now + wait),
-                Outcome::Delayed { lock } => {
-                    leader.timers.arm_delay(lock, now + self.cfg.lock_delay);
-                }
-                Outcome::Renewed { client } => leader.timers.renew(&self.sm, client, now),
-                Outcome::Touched { client } => leader.timers.touch(client, now),
-                Outcome::Freed { lock } => leader.timers.forget_lock(&lock),
-                Outcome::Appended { .. } => {}
-            }
-        }
-        self.outcomes = outcomes;
-    }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

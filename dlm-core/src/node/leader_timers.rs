@@ -228,6 +228,26 @@ impl LeaderTimers {
     }
 }
 
+/// What is armed, for tests of the code that arms it.
+#[cfg(test)]
+impl LeaderTimers {
+    pub fn lease_of(&self, lock: &LockName) -> Option<(FencingToken, Time)> {
+        self.leases.get(lock).copied()
+    }
+
+    pub fn wait_of(&self, client: ClientId, seq: Seq) -> Option<Time> {
+        self.waits.get(&(client, seq)).map(|(_, due)| *due)
+    }
+
+    pub fn delay_of(&self, lock: &LockName) -> Option<Time> {
+        self.delays.get(lock).copied()
+    }
+
+    pub fn seen(&self, client: ClientId) -> Option<Time> {
+        self.seen.get(&client).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,52 +326,6 @@ impl Node {
         follower_log::truncate_from(&mut self.log, &mut self.durable, index);
     }
 
-    /// Runs whatever timers are due.
-    fn on_timers(&mut self) {
-        let now = self.now;
-        if !self.is_leader() {
-            if self.timers.is_due(Deadline::Election, now) {
-                self.start_pre_vote();
-            }
-            return;
-        }
-        // A transfer that ran out is given up before anything else, so that the timers it
-        // paused fire on this tick.
-        if let Some(mut handover) = self.handover() {
-            handover.give_up_if_due();
-        }
-        if self.timers.is_due(Deadline::Heartbeat, now) {
-            self.timers
-                .arm(Deadline::Heartbeat, now + self.cfg.heartbeat_interval);
-            if !self.check_quorum() {
-                return;
-            }
-            self.broadcast_heartbeat();
-            if let Some(mut handover) = self.handover() {
-                handover.repeat_request();
-                handover.consider();
-            }
-        }
-        self.fire_leader_timers();
-    }
-
-    fn fire_leader_timers(&mut self) {
-        if self.timers.locks_paused() {
-            return;
-        }
-        let Some(leader) = self.role.leader_mut() else {
-            return;
-        };
-        let mut commands = std::mem::take(&mut self.proposals);
-        leader
-            .timers
-            .fire(&self.sm, self.now, self.cfg.session_ttl, &mut commands);
-        for command in commands.drain(..) {
-            self.propose(command);
-        }
-        self.proposals = commands;
-    }
-
     /// Appends a command to the leader's log; it goes out at the next flush.
     fn propose(&mut self, command: Command) {
         let entry = Entry {

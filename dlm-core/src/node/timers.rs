@@ -6,6 +6,7 @@
 //! [`crate::Node::next_deadline`] answers.
 
 use super::leader_timers::LeaderTimers;
+use super::Node;
 use crate::types::Time;
 
 /// One of the node's own deadlines.
@@ -95,6 +96,54 @@ impl Timers {
             (Some(at), None) | (None, Some(at)) => at,
             (None, None) => Time::ZERO,
         }
+    }
+}
+
+impl Node {
+    /// Runs whatever timers are due.
+    pub(super) fn on_timers(&mut self) {
+        let now = self.now;
+        if !self.is_leader() {
+            if self.timers.is_due(Deadline::Election, now) {
+                self.start_pre_vote();
+            }
+            return;
+        }
+        // A transfer that ran out is given up before anything else, so that the timers it
+        // paused fire on this tick.
+        if let Some(mut handover) = self.handover() {
+            handover.give_up_if_due();
+        }
+        if self.timers.is_due(Deadline::Heartbeat, now) {
+            self.timers
+                .arm(Deadline::Heartbeat, now + self.cfg.heartbeat_interval);
+            if !self.check_quorum() {
+                return;
+            }
+            self.broadcast_heartbeat();
+            if let Some(mut handover) = self.handover() {
+                handover.repeat_request();
+                handover.consider();
+            }
+        }
+        self.fire_leader_timers();
+    }
+
+    fn fire_leader_timers(&mut self) {
+        if self.timers.locks_paused() {
+            return;
+        }
+        let Some(leader) = self.role.leader_mut() else {
+            return;
+        };
+        let mut commands = std::mem::take(&mut self.proposals);
+        leader
+            .timers
+            .fire(&self.sm, self.now, self.cfg.session_ttl, &mut commands);
+        for command in commands.drain(..) {
+            self.propose(command);
+        }
+        self.proposals = commands;
     }
 }
 
