@@ -12,6 +12,7 @@ fn dlm(args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("DLM_NODES")
         .env_remove("DLM_SECRET_FILE")
+        .env_remove("DLM_CLUSTER_ID")
         .stdin(Stdio::null());
     cmd
 }
@@ -211,4 +212,31 @@ async fn the_server_runs_from_a_config_file_and_stops_cleanly_on_sigterm() {
     let out = output(dlm(&["server", "--config", config.to_str().unwrap()])).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("election_msec"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_take_the_cluster_id_from_the_environment() {
+    let server = dlm::Server::builder()
+        .id(1)
+        .cluster_id(7)
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let nodes = format!("1={}", server.local_addr().unwrap());
+    let status = |cluster: Option<&str>| {
+        let mut cmd = dlm(&["status", "--nodes", &nodes, "--timeout-ms", "3000"]);
+        if let Some(id) = cluster {
+            cmd.env("DLM_CLUSTER_ID", id);
+        }
+        output(cmd)
+    };
+
+    let wrong = status(None).await;
+    assert!(
+        !wrong.status.success(),
+        "another cluster's node answered: {wrong:?}"
+    );
+    let right = status(Some("7")).await;
+    assert!(right.status.success(), "{right:?}");
+    server.shutdown().await.unwrap();
 }

@@ -13,7 +13,7 @@ pub struct ClusterArgs {
     #[arg(long, env = "DLM_NODES", value_parser = addr::parse_members)]
     pub nodes: Members,
     /// The cluster's id, as the nodes were started with.
-    #[arg(long, default_value_t = DEFAULT_CLUSTER_ID)]
+    #[arg(long, env = "DLM_CLUSTER_ID", default_value_t = DEFAULT_CLUSTER_ID)]
     pub cluster_id: u64,
     /// File holding the cluster's shared secret, if its nodes have one.
     #[arg(long, env = "DLM_SECRET_FILE", value_name = "PATH")]
