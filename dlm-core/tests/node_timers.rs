@@ -204,3 +204,16 @@ fn snapshot_is_persisted_and_a_restart_recovers_the_same_state() {
         (0..20u8).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_followers_election_deadline_is_the_time_out_plus_its_ranks_stagger() {
+    // Without jitter the deadline is exact: node 3 of 3 ranks third, two staggers behind node 1.
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut cfg = Config::new(NodeId(3), ids);
+    cfg.election_jitter = Duration::ZERO;
+    let mut node = Node::new(cfg.clone(), Recovered::default()).unwrap();
+    let start = Time::from_millis(1_000);
+    node.handle(start, Input::Tick);
+    let expected = cfg.election_timeout + cfg.election_stagger * 2;
+    assert_eq!(node.next_deadline(), start + expected);
+}

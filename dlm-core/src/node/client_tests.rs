@@ -198,6 +198,9 @@ fn a_lease_over_the_cap_is_refused_unless_an_earlier_leader_logged_it() {
         command: Command::Client(req.clone()),
     });
     assert_eq!(world.admit(req.clone()), (vec![], Some(req)));
+    // A lease of exactly the cap is within it.
+    let at_cap = request(5, 1, 1, acquire("d", 20, None));
+    assert_eq!(world.admit(at_cap.clone()), (vec![], Some(at_cap)));
 }
 
 #[test]

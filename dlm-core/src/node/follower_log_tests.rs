@@ -130,18 +130,42 @@ fn a_conflicting_suffix_is_replaced_and_is_no_longer_durable() {
 
 #[test]
 fn entries_inside_the_snapshot_are_skipped_as_committed() {
-    let mut f = Follower::new(pos(2, 4), &[2], 5);
+    let mut f = Follower::new(pos(2, 4), &[], 4);
     let (answer, effects) = f.append(
-        pos(1, 2),
-        vec![entry(1, 3), entry(2, 4), entry(2, 5), entry(3, 6)],
+        pos(1, 1),
+        vec![
+            entry(1, 2),
+            entry(1, 3),
+            entry(2, 4),
+            entry(2, 5),
+            entry(3, 6),
+        ],
     );
     assert_eq!(
         answer,
         accepted(4, 6),
         "answered about the snapshot's position"
     );
-    assert_eq!(effects, [persisted(vec![entry(3, 6)])]);
+    assert_eq!(effects, [persisted(vec![entry(2, 5), entry(3, 6)])]);
     assert_eq!(f.terms(), [2, 3]);
+}
+
+#[test]
+fn entries_ending_at_the_snapshot_are_answered_about_it() {
+    let mut f = Follower::new(pos(2, 4), &[2], 5);
+    let (answer, effects) = f.append(pos(1, 2), vec![entry(1, 3), entry(2, 4)]);
+    assert_eq!(answer, accepted(4, 4));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_prev_that_contradicts_the_snapshot_is_not_trusted() {
+    // No honest leader sends this (the snapshot is committed), so nothing is taken from it.
+    let mut f = Follower::new(pos(2, 4), &[2], 5);
+    let (answer, effects) = f.append(pos(1, 4), vec![entry(3, 5)]);
+    assert_eq!(answer, rejected(4, 4));
+    assert!(effects.is_empty());
+    assert_eq!(f.terms(), [2]);
 }
 
 #[test]

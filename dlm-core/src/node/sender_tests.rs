@@ -199,3 +199,18 @@ fn without_a_snapshot_a_follower_behind_the_log_is_sent_nothing() {
     assert!(sent.is_empty());
     assert_eq!(p.snapshot, None);
 }
+
+#[test]
+fn a_newer_snapshot_is_sent_from_its_start() {
+    let log = Log::new(LogPosition::new(Term(2), LogIndex(6)), (7..=9).map(entry));
+    let snapshot = snapshot();
+    let mut p = Progress::new(LogIndex(9), crate::types::Time::ZERO);
+    p.back_off(LogIndex(3));
+    // Half of an older snapshot had been sent when this one was taken.
+    p.snapshot = Some((LogPosition::new(Term(1), LogIndex(3)), 8));
+    let sent = with_sender(&log, Some(&snapshot), |s| {
+        s.send_snapshot_chunk(PEER, &mut p)
+    });
+    assert_eq!(sent, [chunk(0, 0..4)]);
+    assert_eq!(p.snapshot, Some((snapshot.last, 0)));
+}

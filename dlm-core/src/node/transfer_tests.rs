@@ -68,6 +68,8 @@ fn the_preferred_leader_is_asked_once_caught_up_and_heard_lately() {
     assert_eq!(effects, [timeout_now(1)]);
     assert_eq!(timers.get(Deadline::TransferEnd), Some(ms(1_250)));
     assert!(l.transfer.is_some_and(|t| t.to == NodeId(1) && t.asked));
+    // While that transfer runs, nothing new starts: the successor was asked once.
+    assert!(at(960, &mut l, &mut timers, |h| h.consider()).is_empty());
 }
 
 #[test]
@@ -90,9 +92,22 @@ fn no_transfer_in_the_first_election_timeout_nor_soon_after_one_ran_out() {
     let mut l = leader([(1, 20, 250), (2, 20, 250)]);
     let mut timers = Timers::default();
     assert!(at(299, &mut l, &mut timers, |h| h.consider()).is_empty());
+    assert_eq!(
+        at(300, &mut l, &mut timers, |h| h.consider()),
+        [timeout_now(1)]
+    );
+
+    // Node 1 answers lately throughout; only the pause after a transfer ran out holds it back.
+    let mut l = leader([(1, 20, 340), (2, 20, 340)]);
     l.no_transfer_before = ms(400);
-    assert!(at(350, &mut l, &mut timers, |h| h.consider()).is_empty());
-    assert!(l.transfer.is_none());
+    for now in [350, 399] {
+        assert!(at(now, &mut l, &mut timers, |h| h.consider()).is_empty());
+        assert!(l.transfer.is_none());
+    }
+    assert_eq!(
+        at(400, &mut l, &mut timers, |h| h.consider()),
+        [timeout_now(1)]
+    );
 }
 
 #[test]
