@@ -8,7 +8,10 @@ mod support;
 
 use dlm::runtime::ClientTransport;
 use dlm::tcp::{TcpClient, TcpClientConfig};
-use dlm::{ClientId, ClientRequest, LockName, NodeId, Op, Reply, Seq, Server, DEFAULT_CLUSTER_ID};
+use dlm::{
+    ClientId, ClientRequest, ClientResponse, LockName, NodeId, Op, Rejection, Reply, Seq, Server,
+    DEFAULT_CLUSTER_ID,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -85,6 +88,9 @@ async fn scrape_until(
     }
 }
 
+/// Entries between two snapshots in the live cluster: few, so that the test's work takes one.
+const SNAPSHOT_EVERY: u64 = 8;
+
 async fn start_cluster(dir: &tempfile::TempDir) -> BTreeMap<u64, Server> {
     let members = support::local_members(3);
     let mut servers = BTreeMap::new();
@@ -92,6 +98,7 @@ async fn start_cluster(dir: &tempfile::TempDir) -> BTreeMap<u64, Server> {
         let mut builder = Server::builder()
             .id(*id)
             .data_dir(dir.path().join(format!("node-{id}")))
+            .snapshot_every(SNAPSHOT_EVERY)
             .metrics("127.0.0.1:0".parse().unwrap());
         for (peer, peer_addr) in members.iter().filter(|(p, _)| p != id) {
             builder = builder.peer(*peer, *peer_addr);
@@ -108,15 +115,21 @@ fn nodes(servers: &BTreeMap<u64, Server>) -> Vec<(u64, SocketAddr)> {
         .collect()
 }
 
-/// Takes `lock` under a 100 ms lease from a client that never renews it, so that it expires.
-async fn grant_and_abandon(servers: &BTreeMap<u64, Server>, leader: u64, lock: &str) {
+/// Sends an acquire of `lock` under a 100 ms lease to `node` straight, from a client of its
+/// own (`client`) that never renews it, and returns the answer.
+async fn acquire_raw(
+    servers: &BTreeMap<u64, Server>,
+    node: u64,
+    client: u128,
+    lock: &str,
+) -> ClientResponse {
     let addrs: HashMap<NodeId, SocketAddr> = nodes(servers)
         .into_iter()
         .map(|(id, a)| (NodeId(id), a))
         .collect();
     let raw = TcpClient::new(TcpClientConfig::new(DEFAULT_CLUSTER_ID, addrs));
     let request = ClientRequest {
-        client: ClientId::from_random(0x5eed_0fab_a0d0),
+        client: ClientId::from_random(client),
         seq: Seq(1),
         acked_below: Seq(1),
         op: Op::Acquire {
@@ -125,14 +138,10 @@ async fn grant_and_abandon(servers: &BTreeMap<u64, Server>, leader: u64, lock: &
             wait: None,
         },
     };
-    let answer = tokio::time::timeout(Duration::from_secs(10), raw.call(NodeId(leader), request))
+    tokio::time::timeout(Duration::from_secs(10), raw.call(NodeId(node), request))
         .await
-        .expect("the leader answers within 10 s")
-        .expect("the call works");
-    assert!(
-        matches!(answer.result, Ok(Reply::Granted { .. })),
-        "{answer:?}"
-    );
+        .expect("the node answers within 10 s")
+        .expect("the call works")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +179,12 @@ async fn a_scrape_of_a_live_cluster_reports_its_work() {
     );
     client.release(holder).await.unwrap();
     waiter.await.unwrap();
-    grant_and_abandon(&servers, leader, "abandoned").await;
+    // Taken by a client that never renews it, so that it expires.
+    let answer = acquire_raw(&servers, leader, 0xab_a0d0, "abandoned").await;
+    assert!(
+        matches!(answer.result, Ok(Reply::Granted { .. })),
+        "{answer:?}"
+    );
     let grants = (CYCLES + 3) as f64;
 
     let m = scrape_until(at(leader), "the expiry", |m| {
@@ -221,8 +235,28 @@ async fn a_scrape_of_a_live_cluster_reports_its_work() {
         assert!(contact < 60.0, "peer {peer} last heard {contact} s ago");
     }
 
+    // Past SNAPSHOT_EVERY entries, every node has stored a snapshot.
+    let index = value(&m, "dlm_snapshot_index");
+    assert!(index >= SNAPSHOT_EVERY as f64, "snapshot at {index}");
+    let age = value(&m, "dlm_snapshot_age_seconds");
+    assert!((0.0..60.0).contains(&age), "snapshot {age} s old");
+
+    // A follower answers an acquire with a rejection, counted by its outcome.
     let follower = *servers.keys().find(|id| **id != leader).unwrap();
+    let refused = acquire_raw(&servers, follower, 0xf0_11e7, "at a follower").await;
+    assert!(
+        matches!(refused.result, Err(Rejection::NotLeader { .. })),
+        "{refused:?}"
+    );
     let f = scrape(at(follower)).await;
+    assert!(
+        value(
+            &f,
+            r#"dlm_client_requests_total{op="acquire",outcome="not_leader"}"#
+        ) >= 1.0,
+        "the rejection is counted"
+    );
+    assert!(value(&f, "dlm_snapshot_index") >= SNAPSHOT_EVERY as f64);
     assert_eq!(value(&f, r#"dlm_role{role="follower"}"#), 1.0);
     assert_eq!(value(&f, "dlm_leader_id"), leader as f64);
     assert!(
