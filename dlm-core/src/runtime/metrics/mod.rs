@@ -41,7 +41,7 @@ pub(crate) struct Counters {
     pub(crate) expiries: AtomicU64,
     /// Locks taken away from their holders by an administrator. Nothing counts these yet:
     /// revoke is being added on another branch; its driver side bumps this where it sees the
-    /// revoke's successful answer (next to `Metering::replied`) or its applied entry (next to
+    /// revoke's successful answer (next to `Metering::answered`) or its applied entry (next to
     /// the `Expire` count in `Metering::applied`).
     pub(crate) revokes: AtomicU64,
     /// When the last snapshot was handed to storage (a [`Time`] plus one; 0: none yet).
@@ -172,7 +172,8 @@ pub struct MetricsSnapshot {
     /// `Expire` entries applied: leases that ran out on the leader (one that finds the grant
     /// renewed or replaced in the meantime changes nothing, and is counted too).
     pub expiries: u64,
-    /// Locks revoked (nothing counts these yet: see the module's docs).
+    /// Locks revoked by an administrator. Always 0 for now: revoke is being added on another
+    /// branch, which bumps the counter behind this where the driver sees a revoke answered.
     pub revokes: u64,
     /// The index of the last snapshot this node stored since it started, and how long ago.
     pub snapshot: Option<(LogIndex, Duration)>,
