@@ -7,7 +7,12 @@
 //!     --clients 16 --locks 16 --secs 10 [--secret-file PATH]
 //! # or let it start (and stop) a local 3-process cluster in a temporary directory
 //! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 1 --secs 10 --json
+//! # the same, the nodes serving metrics and scraped once a second each
+//! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 16 --secs 8 --metrics
 //! ```
+//!
+//! With `--spawn`, the servers' CPU time (user + system, from `/proc`) over the measured
+//! seconds is reported too: per cycle, and in cores, in all and by node.
 //!
 //! Client `i` uses lock `i % locks`. A token violation is a grant whose token is not greater than
 //! the last one seen on that lock. A progress line goes to stderr every `--progress-secs`.
@@ -78,6 +83,19 @@ struct Args {
     /// load.
     #[arg(long)]
     no_floor: bool,
+    /// With --spawn: the nodes serve metrics, and each is scraped every --scrape-ms.
+    #[arg(long, requires = "spawn")]
+    metrics: bool,
+    /// Milliseconds between two scrapes of a node, with --metrics.
+    #[arg(long, default_value_t = 1000)]
+    scrape_ms: u64,
+}
+
+/// The spawned servers, for watching them: their processes and metrics listeners.
+#[derive(Default)]
+struct Servers {
+    pids: Vec<u32>,
+    metrics: Vec<SocketAddr>,
 }
 
 /// Latencies from 1 µs to 10 minutes, three significant digits.
@@ -150,11 +168,20 @@ fn main() {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Dropping the cluster at the end kills its processes and removes its directory.
     let mut cluster = None;
+    let mut servers = Servers::default();
     let (nodes, data_disk) = match (&args.nodes, args.spawn) {
         (Some(nodes), _) => (nodes.0.clone(), std::env::temp_dir()),
         (None, Some(n)) => {
             let mut spawned = ProcessCluster::new(n, "dlm-loadgen-", &[])?;
+            if args.metrics {
+                servers.metrics = spawned.serve_metrics()?.into_values().collect();
+            }
             spawned.start_all()?;
+            servers.pids = spawned
+                .ids()
+                .iter()
+                .filter_map(|id| spawned.pid(*id))
+                .collect();
             let nodes = spawned.members().to_vec();
             let disk = spawned.data_dir(1);
             cluster = Some(spawned);
@@ -173,7 +200,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         Some(floor)
     };
-    let result = load(&args, &nodes, floor).await;
+    let result = load(&args, &nodes, floor, &servers).await;
     drop(cluster);
     result
 }
@@ -182,6 +209,7 @@ async fn load(
     args: &Args,
     nodes: &[(u64, SocketAddr)],
     floor: Option<Floor>,
+    servers: &Servers,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
     let locks = args.locks.max(1);
@@ -205,6 +233,18 @@ async fn load(
     });
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let end = measure_from + Duration::from_secs(args.secs);
+    let scrapes: Arc<support::watch::Scrapes> = Arc::default();
+    let scraper = (!servers.metrics.is_empty()).then(|| {
+        let every = Duration::from_millis(args.scrape_ms.max(1));
+        // From the measured window on: before, a server may not have bound its listener yet.
+        tokio::spawn(support::watch::scrape_forever(
+            servers.metrics.clone(),
+            measure_from.into(),
+            every,
+            scrapes.clone(),
+        ))
+    });
+    let cpu_window = tokio::spawn(servers_cpu(servers.pids.clone(), measure_from, end));
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
@@ -299,6 +339,10 @@ async fn load(
     if let Some(progress) = progress {
         progress.abort();
     }
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
+    let server_cpu = cpu_window.await??;
     if let Some(record) = &record {
         record.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     }
@@ -311,6 +355,18 @@ async fn load(
         max: h.max(),
     };
     let rate = t.cycles as f64 / args.secs as f64;
+    let cores_by_node: Vec<f64> = server_cpu
+        .iter()
+        .map(|cpu| cpu.as_secs_f64() / args.secs as f64)
+        .collect();
+    let total_cpu = (!server_cpu.is_empty()).then(|| server_cpu.iter().sum::<Duration>());
+    let cpu_us_per_cycle = total_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / t.cycles.max(1) as f64);
+    let cpu_cores = total_cpu.map(|cpu| cpu.as_secs_f64() / args.secs as f64);
+    let (scrapes_ok, scrapes_failed) = (
+        scrapes.ok.load(Ordering::Relaxed),
+        scrapes.failed.load(Ordering::Relaxed),
+    );
+    let scrape_bytes = scrapes.bytes.load(Ordering::Relaxed) / scrapes_ok.max(1);
     let appends = usize::from(args.append_bytes > 0);
     let floor_rate = floor
         .filter(|_| !args.reads)
@@ -324,6 +380,9 @@ async fn load(
             "errors": t.errors, "token_violations": t.token_violations, "first_error": t.first_error,
             "floor_rtt_us": floor.map(|f| f.rtt_us), "floor_fsync_us": floor.map(|f| f.fsync_us),
             "floor_cycles_per_sec": floor_rate, "share_of_floor": floor_rate.map(|f| rate / f),
+            "server_cpu_us_per_cycle": cpu_us_per_cycle, "server_cpu_cores": cpu_cores,
+            "server_cpu_cores_by_node": cores_by_node,
+            "scrapes_ok": scrapes_ok, "scrapes_failed": scrapes_failed, "scrape_bytes": scrape_bytes,
         });
         println!("{out}");
     } else {
@@ -335,6 +394,18 @@ async fn load(
         );
         if let Some(e) = &t.first_error {
             println!("first error: {e}");
+        }
+        if let (Some(per_cycle), Some(cores)) = (cpu_us_per_cycle, cpu_cores) {
+            let each: Vec<String> = cores_by_node.iter().map(|c| format!("{c:.3}")).collect();
+            println!(
+                "servers' CPU: {per_cycle:.1} µs per cycle, {cores:.2} cores ({} by node)",
+                each.join(" + ")
+            );
+        }
+        if args.metrics {
+            println!(
+                "metrics: {scrapes_ok} scrapes ({scrape_bytes} bytes each), {scrapes_failed} failed"
+            );
         }
         match (floor, floor_rate) {
             (Some(f), Some(at_floor)) => println!(
@@ -363,6 +434,22 @@ async fn load(
         .into());
     }
     Ok(())
+}
+
+/// The CPU time each process of `pids` uses between `from` and `to`, in the order given.
+async fn servers_cpu(pids: Vec<u32>, from: Instant, to: Instant) -> Result<Vec<Duration>, String> {
+    let each = |pids: &[u32]| -> Result<Vec<Duration>, String> {
+        pids.iter().map(|p| support::watch::cpu_time(*p)).collect()
+    };
+    tokio::time::sleep_until(from.into()).await;
+    let before = each(&pids)?;
+    tokio::time::sleep_until(to.into()).await;
+    let after = each(&pids)?;
+    Ok(after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .collect())
 }
 
 /// Makes sure the file a `--reads` client reads exists.

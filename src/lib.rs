@@ -37,6 +37,8 @@ pub use dlm_core::*;
 
 #[cfg(feature = "tokio")]
 mod data_dir;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "tokio")]
 mod server;
 

@@ -42,6 +42,10 @@ pub enum StartError {
     /// member that is itself.
     #[error("node {0} is listed as its own peer: list only the other members")]
     SelfAsPeer(NodeId),
+    /// The metrics listener could not bind its address.
+    #[cfg(feature = "metrics")]
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsBindError),
     /// The same peer id was given two different addresses.
     #[error("peer {id} is given two addresses, {first} and {second}: every member needs one id")]
     ConflictingPeer {
@@ -86,6 +90,8 @@ pub struct ServerBuilder {
     secret: Option<dlm_transport_tcp::ClusterSecret>,
     #[cfg(feature = "tcp")]
     peer_secret: Option<dlm_transport_tcp::ClusterSecret>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<SocketAddr>,
     tuning: Vec<Tuning>,
 }
 
@@ -96,6 +102,7 @@ enum Tuning {
     LockDelay(Duration),
     LeaseCap(Duration),
     Seed(u64),
+    SnapshotEvery(u64),
 }
 
 impl ServerBuilder {
@@ -162,6 +169,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve metrics in the Prometheus text format at `GET http://<addr>/metrics` (feature
+    /// `metrics`; default: no listener). Port 0 picks one: see [`Server::metrics_addr`]. The
+    /// listener is bounded (see [`crate::metrics`]), so that a flood of scrapes cannot starve
+    /// the node. Starting fails if the address cannot be bound.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
+
     /// Base election time-out (default 300 ms); also the check-quorum window.
     pub fn election_timeout(mut self, d: Duration) -> Self {
         self.tuning.push(Tuning::Election(d));
@@ -188,6 +205,14 @@ impl ServerBuilder {
     /// limits (100 ms to 300 s).
     pub fn lease_cap(mut self, d: Duration) -> Self {
         self.tuning.push(Tuning::LeaseCap(d));
+        self
+    }
+
+    /// Take a snapshot, and compact the log behind it, every `entries` applied entries
+    /// (default 10,000). Fewer means a shorter log to replay and to send a lagging follower,
+    /// at the cost of serializing the lock table more often. Starting fails if it is 0.
+    pub fn snapshot_every(mut self, entries: u64) -> Self {
+        self.tuning.push(Tuning::SnapshotEvery(entries));
         self
     }
 
@@ -222,6 +247,7 @@ impl ServerBuilder {
                 Tuning::LockDelay(d) => cfg.lock_delay = d,
                 Tuning::LeaseCap(d) => cfg.lease_cap = Some(d),
                 Tuning::Seed(s) => cfg.seed = s,
+                Tuning::SnapshotEvery(n) => cfg.snapshot_every = n,
             }
         }
         cfg.validate()?;
@@ -236,8 +262,29 @@ impl ServerBuilder {
         Ok(cfg)
     }
 
-    async fn spawn<T: dlm_core::runtime::Transport>(
+    /// Binds the metrics socket, if asked for, starts the node, then serves its metrics.
+    async fn start<T: dlm_core::runtime::Transport>(
         self,
+        cfg: Config,
+        transport: T,
+        addr: Option<SocketAddr>,
+    ) -> Result<Server, StartError> {
+        #[cfg(feature = "metrics")]
+        let metrics = match self.metrics {
+            Some(at) => Some(crate::metrics::MetricsSocket::bind(at).await?),
+            None => None,
+        };
+        let handle = self.spawn(cfg, transport).await?;
+        Ok(Server {
+            #[cfg(feature = "metrics")]
+            metrics: metrics.map(|socket| socket.serve(handle.metrics())),
+            handle,
+            addr,
+        })
+    }
+
+    async fn spawn<T: dlm_core::runtime::Transport>(
+        &self,
         cfg: Config,
         transport: T,
     ) -> Result<ServerHandle, StartError> {
@@ -289,11 +336,7 @@ impl ServerBuilder {
             .collect();
         let transport = TcpTransport::bind(tcp).await?;
         let addr = transport.local_addr();
-        let handle = self.spawn(cfg, transport).await?;
-        Ok(Server {
-            handle,
-            addr: Some(addr),
-        })
+        self.start(cfg, transport, Some(addr)).await
     }
 
     /// Starts the node on an in-memory network (tests, benches, demos).
@@ -304,8 +347,7 @@ impl ServerBuilder {
     ) -> Result<Server, StartError> {
         let cfg = self.config()?;
         let transport = network.node(cfg.id);
-        let handle = self.spawn(cfg, transport).await?;
-        Ok(Server { handle, addr: None })
+        self.start(cfg, transport, None).await
     }
 }
 
@@ -314,6 +356,9 @@ impl ServerBuilder {
 pub struct Server {
     handle: ServerHandle,
     addr: Option<SocketAddr>,
+    /// Stops with the server (dropped with it).
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::MetricsListener>,
 }
 
 impl Server {
@@ -325,6 +370,18 @@ impl Server {
     /// Where it listens (TCP only).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// Where its metrics listener listens, if [`ServerBuilder::metrics`] asked for one.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
+    /// Reads its counters and gauges directly, with or without a listener (what a scrape
+    /// reports; see [`dlm_core::runtime::MetricsReader`]).
+    pub fn metrics(&self) -> dlm_core::runtime::MetricsReader {
+        self.handle.metrics()
     }
 
     /// Its latest status (role, term, leader, commit index).

@@ -15,6 +15,7 @@ use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
 use dlm_core::message::PeerMessage;
 use dlm_core::NodeId;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -35,6 +36,8 @@ pub(crate) struct LinkSettings {
 /// A peer's queue and the task that drains it; dropping the link stops the task.
 pub(crate) struct PeerLink {
     pub(crate) queue: Arc<OutQueue>,
+    /// Whether a connection is up (handshake done, not yet ended), for metrics.
+    pub(crate) up: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -45,8 +48,9 @@ impl PeerLink {
         settings: LinkSettings,
         queue: Arc<OutQueue>,
     ) -> PeerLink {
-        let task = tokio::spawn(run(peer, addr, settings, queue.clone()));
-        PeerLink { queue, task }
+        let up = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(peer, addr, settings, queue.clone(), up.clone()));
+        PeerLink { queue, up, task }
     }
 }
 
@@ -56,7 +60,13 @@ impl Drop for PeerLink {
     }
 }
 
-async fn run(peer: NodeId, at: PeerAddr, s: LinkSettings, queue: Arc<OutQueue>) {
+async fn run(
+    peer: NodeId,
+    at: PeerAddr,
+    s: LinkSettings,
+    queue: Arc<OutQueue>,
+    up: Arc<AtomicBool>,
+) {
     let me = s.me;
     let fallback_seed = me.get().rotate_left(32) ^ peer.get();
     let mut backoff = Backoff::random(s.backoff_min, s.backoff_max, fallback_seed);
@@ -92,7 +102,9 @@ async fn run(peer: NodeId, at: PeerAddr, s: LinkSettings, queue: Arc<OutQueue>) 
             Ok(halves) => {
                 last_refusal = None;
                 tracing::debug!(node = %me, %peer, %addr, "connected to peer");
+                up.store(true, Ordering::Relaxed);
                 let session = serve(halves, &queue, &s.live).await;
+                up.store(false, Ordering::Relaxed);
                 match &session.end {
                     End::Silent(quiet) => tracing::warn!(node = %me, %peer, %addr,
                         "peer link silent for {quiet:?}; reconnecting on a fresh socket"),

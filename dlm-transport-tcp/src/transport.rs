@@ -9,7 +9,7 @@ use crate::server::{accept_loop, Shared};
 use crate::wire::encode_frame;
 use async_trait::async_trait;
 use dlm_core::message::PeerMessage;
-use dlm_core::runtime::{Incoming, Transport};
+use dlm_core::runtime::{Incoming, PeerLinkState, Transport};
 use dlm_core::{ClientResponse, ConnId, NodeId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -171,5 +171,15 @@ impl Transport for TcpTransport {
 
     async fn recv(&mut self) -> Option<Incoming> {
         self.incoming.recv().await
+    }
+
+    fn peer_links(&self) -> Vec<PeerLinkState> {
+        self.peers()
+            .iter()
+            .map(|(id, link)| {
+                let up = link.up.load(std::sync::atomic::Ordering::Relaxed);
+                PeerLinkState::new(*id, up, link.queue.len(), link.queue.dropped())
+            })
+            .collect()
     }
 }

@@ -10,7 +10,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-/// Set on a spawned node: `ID|LISTEN|PEERS|DIR`, PEERS as `id=addr,id=addr`.
+/// Set on a spawned node: `ID|LISTEN|PEERS|METRICS|DIR`, PEERS as `id=addr,id=addr`, METRICS
+/// the metrics listener's address or nothing.
 pub const SERVE_ENV: &str = "DLM_SERVE";
 
 /// What one spawned node runs.
@@ -19,6 +20,8 @@ pub struct NodeSpec {
     pub id: u64,
     pub listen: SocketAddr,
     pub peers: Vec<(u64, SocketAddr)>,
+    /// Where to serve metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
     pub dir: PathBuf,
 }
 
@@ -26,23 +29,36 @@ impl NodeSpec {
     fn encode(&self) -> String {
         let peers: Vec<String> = self.peers.iter().map(|(p, a)| format!("{p}={a}")).collect();
         // The directory goes last, so that it may contain any character.
+        let metrics = self.metrics.map(|a| a.to_string()).unwrap_or_default();
         format!(
-            "{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}",
             self.id,
             self.listen,
             peers.join(","),
+            metrics,
             self.dir.display()
         )
     }
 
     fn decode(s: &str) -> Result<NodeSpec, String> {
-        let mut parts = s.splitn(4, '|');
-        let (Some(id), Some(listen), Some(peers), Some(dir)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let mut parts = s.splitn(5, '|');
+        let (Some(id), Some(listen), Some(peers), Some(metrics), Some(dir)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(format!(
-                "{SERVE_ENV}: expected ID|LISTEN|PEERS|DIR, got {s:?}"
+                "{SERVE_ENV}: expected ID|LISTEN|PEERS|METRICS|DIR, got {s:?}"
             ));
+        };
+        let metrics = match metrics {
+            "" => None,
+            at => Some(
+                at.parse()
+                    .map_err(|e| format!("bad metrics address {at:?}: {e}"))?,
+            ),
         };
         Ok(NodeSpec {
             id: id.parse().map_err(|e| format!("bad node id {id:?}: {e}"))?,
@@ -50,6 +66,7 @@ impl NodeSpec {
                 .parse()
                 .map_err(|e| format!("bad address {listen:?}: {e}"))?,
             peers: super::parse_members(peers).map(|m| m.0).unwrap_or_default(),
+            metrics,
             dir: PathBuf::from(dir),
         })
     }
@@ -91,6 +108,14 @@ async fn serve(spec: NodeSpec) -> Result<(), String> {
     for (peer, addr) in spec.peers {
         builder = builder.peer(peer, addr);
     }
+    if let Some(at) = spec.metrics {
+        #[cfg(feature = "metrics")]
+        {
+            builder = builder.metrics(at);
+        }
+        #[cfg(not(feature = "metrics"))]
+        return Err(format!("metrics asked for at {at}, but built without them"));
+    }
     let server = builder
         .serve_tcp(spec.listen)
         .await
@@ -112,6 +137,8 @@ pub struct ProcessCluster {
     args: Vec<String>,
     children: BTreeMap<u64, Child>,
     stopped: BTreeSet<u64>,
+    /// Per node, where it serves metrics (empty: nowhere).
+    metrics: BTreeMap<u64, SocketAddr>,
     /// Run node `k` with group id [`super::netfault::gid_of`]`(k)`, so that nftables can tell
     /// its sockets apart (see `support::netfault`).
     tag_gids: bool,
@@ -133,8 +160,23 @@ impl ProcessCluster {
             args: args.iter().map(|a| a.to_string()).collect(),
             children: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            metrics: BTreeMap::new(),
             tag_gids: false,
         })
+    }
+
+    /// Has every node started from now on serve metrics, each on a free port; returns where.
+    pub fn serve_metrics(&mut self) -> std::io::Result<BTreeMap<u64, SocketAddr>> {
+        for (id, _) in &self.members {
+            let at = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            self.metrics.insert(*id, at);
+        }
+        Ok(self.metrics.clone())
+    }
+
+    /// The process id of node `id`, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id).map(Child::id)
     }
 
     /// Runs each node under its own group id from now on (see `support::netfault`; needs root).
@@ -205,6 +247,7 @@ impl ProcessCluster {
                 .filter(|(p, _)| *p != id)
                 .copied()
                 .collect(),
+            metrics: self.metrics.get(&id).copied(),
             dir: self.data_dir(id),
         };
         let log = std::fs::OpenOptions::new()

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod failover;
 pub mod floor;
 pub mod netfault;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -19,6 +19,7 @@
 pub mod client;
 mod driver;
 mod files;
+pub mod metrics;
 mod stopped;
 pub mod storage;
 mod transport;
@@ -28,6 +29,7 @@ pub use client::{
 };
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions};
 pub use files::{escape_file_name, FileMirror};
+pub use metrics::{MetricsReader, MetricsSnapshot};
 pub use stopped::Stopped;
 pub use storage::{FileStorage, FileStorageOptions, MemStorage, Storage, StorageError};
-pub use transport::{ClientTransport, Incoming, Transport, TransportError};
+pub use transport::{ClientTransport, Incoming, PeerLinkState, Transport, TransportError};

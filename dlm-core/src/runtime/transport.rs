@@ -44,6 +44,32 @@ pub enum TransportError {
     Closed,
 }
 
+/// What a transport knows about its link to one peer, for metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerLinkState {
+    /// The peer.
+    pub peer: NodeId,
+    /// Whether a connection to it is up now.
+    pub up: bool,
+    /// Messages waiting to be written to it.
+    pub queued: usize,
+    /// Messages dropped because its queue was full.
+    pub dropped: u64,
+}
+
+impl PeerLinkState {
+    /// The link to `peer`: whether it is up, what waits on it, what it dropped.
+    pub fn new(peer: NodeId, up: bool, queued: usize, dropped: u64) -> PeerLinkState {
+        PeerLinkState {
+            peer,
+            up,
+            queued,
+            dropped,
+        }
+    }
+}
+
 /// A node's network: it sends peer messages and client replies, and receives both kinds of input.
 ///
 /// Sending is best effort and must not wait on the network: implementations queue (with a bound,
@@ -57,6 +83,12 @@ pub trait Transport: Send + 'static {
     async fn reply(&self, conn: ConnId, response: ClientResponse);
     /// Waits for the next input. `None` means the transport has shut down.
     async fn recv(&mut self) -> Option<Incoming>;
+
+    /// The state of each peer link, for metrics (asked at most once per scrape, so it may
+    /// allocate). A transport without links to speak of keeps the default: none.
+    fn peer_links(&self) -> Vec<PeerLinkState> {
+        Vec::new()
+    }
 }
 
 /// A client's network: it sends a request to one node and waits for that node's answer.

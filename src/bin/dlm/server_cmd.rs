@@ -43,11 +43,17 @@ pub async fn run(args: ServerArgs) -> Result<i32, String> {
     if let Some(path) = &args.peer_secret_file {
         builder = builder.peer_secret(read_secret_file(path)?);
     }
+    if let Some(at) = &args.metrics {
+        let at = addr::resolve(at)
+            .await
+            .map_err(|e| format!("--metrics: {e}"))?;
+        builder = builder.metrics(at);
+    }
     let server = builder
         .serve_tcp(listen)
         .await
         .map_err(|e| format!("node {} cannot start: {e}", args.id))?;
-    tracing::info!(id = args.id, addr = ?server.local_addr(), dir = %args.data_dir.display(), "serving");
+    tracing::info!(id = args.id, addr = ?server.local_addr(), metrics = ?server.metrics_addr(), dir = %args.data_dir.display(), "serving");
     tokio::select! {
         signal = wait_for_signal() => signal.map_err(|e| format!("signals: {e}"))?,
         stopped = server.stopped() => return Err(format!("node {}: {stopped}", args.id)),

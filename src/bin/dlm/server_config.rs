@@ -7,7 +7,7 @@
 //! peers = ["2=node2:7001", "3=node3:7001"]
 //! data_dir = "/var/lib/dlm"
 //! # optional: cluster_id, election_ms, heartbeat_ms, lock_delay_ms, lease_ms,
-//! # secret_file, peer_secret_file
+//! # secret_file, peer_secret_file, metrics = "127.0.0.1:9464"
 //! ```
 
 use crate::addr::{self, Member};
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub struct ServerArgs {
     /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
     /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
-    /// `secret_file`, `peer_secret_file`); a flag given as well wins.
+    /// `secret_file`, `peer_secret_file`, `metrics`); a flag given as well wins.
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
     config: Option<PathBuf>,
@@ -66,6 +66,10 @@ pub struct ServerArgs {
     /// --secret-file's, so a client cannot pose as a node. Same on every node.
     #[arg(long, value_name = "PATH")]
     peer_secret_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at GET http://ADDR/metrics, ADDR as HOST:PORT [default: no
+    /// listener]. Bind it to a private address: it has no authentication.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 impl ServerArgs {
@@ -104,6 +108,7 @@ pub struct Settings {
     pub lease_ms: Option<u64>,
     pub secret_file: Option<PathBuf>,
     pub peer_secret_file: Option<PathBuf>,
+    pub metrics: Option<String>,
 }
 
 /// A flag wins over the file; the peer list is taken whole from the flags if any `--peer` is
@@ -135,6 +140,7 @@ fn merge(flags: ServerArgs, file: ServerArgs) -> Result<Settings, String> {
         lease_ms: flags.lease_ms.or(file.lease_ms),
         secret_file: flags.secret_file.or(file.secret_file),
         peer_secret_file: flags.peer_secret_file.or(file.peer_secret_file),
+        metrics: flags.metrics.or(file.metrics),
     })
 }
 
@@ -148,6 +154,7 @@ mod tests {
         peers = ["2=node2:7001", "3=node3:7001"]
         data_dir = "/var/lib/dlm"
         election_ms = 600
+        metrics = "127.0.0.1:9464"
     "#;
 
     #[test]
@@ -162,6 +169,13 @@ mod tests {
         assert_eq!(s.peers[1].host_port, "node3:7001");
         assert_eq!(s.election_ms, 900, "a flag wins over the file");
         assert_eq!((s.heartbeat_ms, s.cluster_id), (50, DEFAULT_CLUSTER_ID));
+        assert_eq!(s.metrics.as_deref(), Some("127.0.0.1:9464"));
+        let flags = ServerArgs {
+            metrics: Some("0.0.0.0:9100".into()),
+            ..ServerArgs::default()
+        };
+        let s = merge(flags, parse(FILE).unwrap()).unwrap();
+        assert_eq!(s.metrics.as_deref(), Some("0.0.0.0:9100"), "a flag wins");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! [`crate::PersistQueue`] into syncs (on a blocking thread for a storage that blocks), and the status
 //! after each batch. Apart from the loop, so that the durability bookkeeping reads whole.
 
+use super::run_loop::time_since;
 use super::{Driver, Seen, ServerError};
 use crate::node::{Effect, Input};
 use crate::protocol::Role;
 use crate::runtime::storage::{Storage, StorageError};
 use crate::runtime::transport::Transport;
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -29,11 +32,15 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     pub(super) async fn execute(&mut self) -> Result<(), ServerError> {
         loop {
             while let Some(effect) = self.node.poll_effect() {
+                if let Effect::Persist(persist) = &effect {
+                    self.metering.persisting(persist, || self.now());
+                }
                 if let Some(effect) = self.queue.push(effect) {
                     self.perform(effect).await?;
                 }
             }
             self.report();
+            self.metering.applied(&self.node);
             if !self.start_sync()? {
                 return Ok(());
             }
@@ -56,10 +63,13 @@ impl<S: Storage, T: Transport> Driver<S, T> {
                 "storage lost by an earlier failure".into(),
             ));
         };
+        let counters = Arc::clone(&self.metering.counters);
         if storage.blocking() {
             let holds_storage = self.holds_storage.clone();
             self.syncing = Some(tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
                 let result = storage.persist(batch);
+                counters.sync.observe(started.elapsed());
                 Synced {
                     storage,
                     result,
@@ -68,7 +78,9 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             }));
             return Ok(false);
         }
+        let started = Instant::now();
         let result = storage.persist(batch);
+        counters.sync.observe(started.elapsed());
         self.storage = Some(storage);
         result?;
         Ok(true)
@@ -119,7 +131,11 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     async fn perform(&mut self, effect: Effect) -> Result<(), ServerError> {
         match effect {
             Effect::Send(msg) => self.transport.send(msg).await,
-            Effect::Reply { conn, response } => self.transport.reply(conn, response).await,
+            Effect::Reply { conn, response } => {
+                let origin = self.origin;
+                self.metering.answered(&response, || time_since(origin));
+                self.transport.reply(conn, response).await
+            }
             Effect::Applied(applied) => {
                 if let Some(mirror) = &mut self.mirror {
                     mirror.apply(&applied, self.node.state_machine())?;

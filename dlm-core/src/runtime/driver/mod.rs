@@ -2,9 +2,11 @@
 //! drive loop of [`Node`] against real time.
 
 mod effects;
+mod metering;
 mod run_loop;
 
 use super::files::FileMirror;
+use super::metrics::{Counters, GaugeRequest, MetricsReader};
 use super::stopped::Stopped;
 use super::storage::{Storage, StorageError};
 use super::transport::Transport;
@@ -13,6 +15,7 @@ use crate::node::{Node, NodeError};
 use crate::persist_queue::PersistQueue;
 use crate::protocol::{NodeStatus, Role};
 use effects::SyncTask;
+use metering::Metering;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,12 +62,19 @@ pub struct ServerHandle {
     task: JoinHandle<Result<(), ServerError>>,
     /// Ends once nothing holds the storage any more: the driver, and a sync on its thread.
     storage_released: mpsc::Receiver<()>,
+    metrics: MetricsReader,
 }
 
 impl ServerHandle {
     /// The node's latest status (role, term, leader, commit), updated after every batch.
     pub fn status(&self) -> watch::Receiver<NodeStatus> {
         self.status.clone()
+    }
+
+    /// Reads the node's counters and gauges (for a metrics exporter). The reader may outlive
+    /// the node.
+    pub fn metrics(&self) -> MetricsReader {
+        self.metrics.clone()
     }
 
     /// Stops the node and waits for it to end. A leader first hands leadership to its most
@@ -150,17 +160,33 @@ pub async fn spawn_server<S: Storage, T: Transport>(
     // Never sent on: the receiver learns that every holder of the storage is gone.
     let (holds_storage, storage_released) = mpsc::channel(1);
     let (stop, stop_rx) = oneshot::channel();
+    let origin = Instant::now();
+    let counters = Arc::new(Counters::new(
+        origin,
+        node.config()
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != node.id()),
+        node.commit_index(),
+    ));
+    // A few scrapes may wait at once; more wait for room (each is bounded by its own time-out).
+    let (ask_gauges, gauge_requests) = mpsc::channel(4);
+    let metrics = MetricsReader::new(Arc::clone(&counters), ask_gauges, status.clone());
+    let metering = Metering::new(counters, node.applied_index());
     let driver = Driver {
         node,
         storage: Some(storage),
         transport,
         mirror,
-        origin: Instant::now(),
+        origin,
         status: status_tx,
         seen: Seen::default(),
         queue: PersistQueue::default(),
         syncing: None,
         holds_storage,
+        metering,
+        gauge_requests,
     };
     let asked = Arc::new(AtomicBool::new(false));
     let (report_stop, stopped) = watch::channel(None);
@@ -180,6 +206,7 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         stopped,
         storage_released,
         task,
+        metrics,
     })
 }
 
@@ -207,4 +234,8 @@ struct Driver<S, T> {
     origin: Instant,
     status: watch::Sender<NodeStatus>,
     seen: Seen,
+    /// Counting for metrics.
+    metering: Metering,
+    /// Scrapes asking for what only the driver can count.
+    gauge_requests: mpsc::Receiver<GaugeRequest>,
 }

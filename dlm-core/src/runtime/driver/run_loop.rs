@@ -46,10 +46,15 @@ impl Batch {
     }
 }
 
+/// The node's time: nanoseconds since the driver's origin.
+pub(super) fn time_since(origin: Instant) -> Time {
+    let nanos = origin.elapsed().as_nanos();
+    Time::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
 impl<S: Storage, T: Transport> Driver<S, T> {
     pub(super) fn now(&self) -> Time {
-        let nanos = self.origin.elapsed().as_nanos();
-        Time::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        time_since(self.origin)
     }
 
     fn instant_of(&self, t: Time) -> Instant {
@@ -111,6 +116,11 @@ impl<S: Storage, T: Transport> Driver<S, T> {
                     self.take_back(done)?;
                     self.synced().await?;
                 }
+                // Before the input, which under load is always ready: a scrape is answered
+                // between two batches, never starved.
+                Some(ask) = self.gauge_requests.recv() => {
+                    let _ = ask.send(self.state_gauges());
+                }
                 incoming = self.transport.recv(), if take_input => match incoming {
                     Some(incoming) => batch.push(incoming),
                     None => return self.stop().await,
@@ -137,9 +147,11 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     fn feed_batch(&mut self, batch: &mut Batch) {
         let now = self.now();
         for msg in batch.peers.drain(..) {
+            self.metering.counters.heard_from(msg.from, now);
             self.node.handle(now, Input::Peer(msg));
         }
         for (conn, request) in batch.clients.drain(..) {
+            self.metering.arrived(&request, now);
             self.node.handle(now, Input::Client { conn, request });
         }
     }

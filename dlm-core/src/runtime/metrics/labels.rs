@@ -1,0 +1,154 @@
+//! The `op` and `outcome` labels of the client request counter.
+
+use crate::protocol::{Op, Rejection, Reply};
+
+/// The kind of a client request. A request whose arrival the driver did not see (a retry
+/// already answered, or one that arrived while the table of pending requests was full) is
+/// named from its answer where the answer tells, and is `Unknown` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Acquire,
+    Release,
+    Cancel,
+    KeepAlive,
+    Append,
+    Read,
+    Status,
+    Unknown,
+}
+
+impl OpKind {
+    pub(crate) const COUNT: usize = 8;
+
+    pub(crate) const ALL: [OpKind; OpKind::COUNT] = [
+        OpKind::Acquire,
+        OpKind::Release,
+        OpKind::Cancel,
+        OpKind::KeepAlive,
+        OpKind::Append,
+        OpKind::Read,
+        OpKind::Status,
+        OpKind::Unknown,
+    ];
+
+    pub(crate) fn of(op: &Op) -> OpKind {
+        match op {
+            Op::Acquire { .. } => OpKind::Acquire,
+            Op::Release { .. } => OpKind::Release,
+            Op::Cancel { .. } => OpKind::Cancel,
+            Op::KeepAlive => OpKind::KeepAlive,
+            Op::Append { .. } => OpKind::Append,
+            Op::Read { .. } => OpKind::Read,
+            Op::Status => OpKind::Status,
+        }
+    }
+
+    /// What a successful answer tells of its request.
+    pub(crate) fn of_reply(reply: &Reply) -> OpKind {
+        match reply {
+            Reply::Granted { .. } => OpKind::Acquire,
+            Reply::Released => OpKind::Release,
+            Reply::Cancelled(_) => OpKind::Cancel,
+            Reply::KeptAlive { .. } => OpKind::KeepAlive,
+            Reply::Appended { .. } => OpKind::Append,
+            Reply::Data { .. } => OpKind::Read,
+            Reply::Status(_) => OpKind::Status,
+        }
+    }
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            OpKind::Acquire => "acquire",
+            OpKind::Release => "release",
+            OpKind::Cancel => "cancel",
+            OpKind::KeepAlive => "keep_alive",
+            OpKind::Append => "append",
+            OpKind::Read => "read",
+            OpKind::Status => "status",
+            OpKind::Unknown => "unknown",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
+pub(crate) const OUTCOMES: [&str; 21] = [
+    "ok",
+    "busy",
+    "timed_out",
+    "cancelled",
+    "not_holder",
+    "stale_token",
+    "already_held",
+    "already_waiting",
+    "not_leader",
+    "wrong_lock",
+    "no_such_file",
+    "bad_name",
+    "bad_lease",
+    "append_too_large",
+    "file_too_large",
+    "too_many_waiters",
+    "too_many_sessions",
+    "too_many_unacked",
+    "session_expired",
+    "seq_below_watermark",
+    "invalid",
+];
+
+/// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
+/// get a label of its own.
+pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
+    let rejection = match result {
+        Ok(_) => return 0,
+        Err(rejection) => rejection,
+    };
+    match rejection {
+        Rejection::Busy => 1,
+        Rejection::TimedOut => 2,
+        Rejection::Cancelled => 3,
+        Rejection::NotHolder => 4,
+        Rejection::StaleToken { .. } => 5,
+        Rejection::AlreadyHeld { .. } => 6,
+        Rejection::AlreadyWaiting => 7,
+        Rejection::NotLeader { .. } => 8,
+        Rejection::WrongLock { .. } => 9,
+        Rejection::NoSuchFile => 10,
+        Rejection::BadName { .. } => 11,
+        Rejection::BadLease { .. } => 12,
+        Rejection::AppendTooLarge { .. } => 13,
+        Rejection::FileTooLarge { .. } => 14,
+        Rejection::TooManyWaiters { .. } => 15,
+        Rejection::TooManySessions { .. } => 16,
+        Rejection::TooManyUnacked { .. } => 17,
+        Rejection::SessionExpired => 18,
+        Rejection::SeqBelowWatermark => 19,
+        Rejection::Invalid(_) => 20,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_kind_sits_at_its_own_index() {
+        for (i, kind) in OpKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn rejections_get_their_own_labels() {
+        assert_eq!(OUTCOMES[outcome_index(&Ok(Reply::Released))], "ok");
+        let busy = outcome_index(&Err(Rejection::Busy));
+        assert_eq!(OUTCOMES[busy], "busy");
+        let leader = outcome_index(&Err(Rejection::NotLeader { hint: None }));
+        assert_eq!(OUTCOMES[leader], "not_leader");
+        let invalid = outcome_index(&Err(Rejection::Invalid(String::new())));
+        assert_eq!(OUTCOMES[invalid], "invalid");
+    }
+}
