@@ -22,6 +22,7 @@
 pub mod client;
 pub mod command;
 mod config;
+pub mod introspection;
 mod log;
 pub mod message;
 mod names;
@@ -39,6 +40,7 @@ pub mod sim;
 
 pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
+pub use introspection::{HolderInfo, LockInfo, LocksPage, SessionInfo, SessionsPage};
 pub use names::{FileName, LockName};
 pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
 pub use persist_queue::{Backlog, PersistQueue, SyncDone};

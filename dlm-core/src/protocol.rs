@@ -1,5 +1,6 @@
 //! What clients send and receive. These types go on the wire (serde + postcard) unchanged.
 
+use crate::introspection::{LocksPage, SessionsPage};
 use crate::names::{FileName, LockName};
 use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
 use serde::{Deserialize, Serialize};
@@ -88,13 +89,63 @@ pub enum Op {
     /// Ask the receiving node about itself (role, term, leader, commit index). Answered at once by
     /// any node, not through the log.
     Status,
+    /// List the locks whose names start with `prefix` and sort after `after`, in name order, at
+    /// most `limit` of them (and never more than [`crate::introspection::MAX_PAGE`] or about
+    /// [`crate::introspection::PAGE_BYTES`]): holder, token, lease left, waiters. Linearizable
+    /// like [`Op::Read`] (read-index), never in the log and opens no session. Admin only when
+    /// the transport authenticates ([`Op::is_admin`]).
+    Locks {
+        /// Only names that start with this (empty: all).
+        prefix: String,
+        /// Continue after this name (the `next` of the previous page).
+        after: Option<LockName>,
+        /// At most this many.
+        limit: u32,
+    },
+    /// List client sessions in id order after `after`, at most `limit` (bounded as
+    /// [`Op::Locks`]): what each holds and waits for, and how long it has been idle. Linearizable
+    /// like [`Op::Read`]; admin only when the transport authenticates.
+    Sessions {
+        /// Continue after this client (the `next` of the previous page).
+        after: Option<ClientId>,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Force-release `lock` whatever its holder (an operator's tool). Goes through the log: the
+    /// grant ends, the head of the queue is granted under a newer token at once, and the revoked
+    /// holder's later appends, releases and keep-alives are told [`Rejection::Revoked`] /
+    /// `Reply::KeptAlive::revoked`. A lock nobody holds is refused with [`Rejection::NotHeld`].
+    /// Admin only when the transport authenticates.
+    Revoke {
+        /// The lock.
+        lock: LockName,
+    },
 }
 
 impl Op {
     /// Whether answers to this op are kept in the dedup cache. Reads and status are idempotent and
     /// their answers can be large, so they are simply executed again on a retry.
     pub fn is_cached(&self) -> bool {
-        !matches!(self, Op::Read { .. } | Op::Status)
+        !matches!(
+            self,
+            Op::Read { .. } | Op::Status | Op::Locks { .. } | Op::Sessions { .. }
+        )
+    }
+
+    /// Whether this op is for operators: an authenticating transport carries it only from a
+    /// connection that proved the admin secret, and answers any other with
+    /// [`Rejection::NotAuthorized`].
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Op::Locks { .. } | Op::Sessions { .. } | Op::Revoke { .. }
+        )
+    }
+
+    /// Whether this op is answered from the leader's state machine by read-index, without a log
+    /// entry. Introspection never needs a session; a file read does (see [`Op::Read`]).
+    pub fn is_query(&self) -> bool {
+        matches!(self, Op::Locks { .. } | Op::Sessions { .. })
     }
 }
 
@@ -124,10 +175,14 @@ pub enum Reply {
     /// What a [`Op::Cancel`] found of the acquire it named, and undid.
     Cancelled(Withdrawn),
     /// Leases renewed: these are the locks the client still holds, with their tokens. A lock the
-    /// client believed it held and that is missing here has been lost (its lease expired).
+    /// client believed it held and that is missing here has been lost (its lease expired, or an
+    /// operator revoked it: then it is also in `revoked`).
     KeptAlive {
         /// Locks held, with tokens.
         held: Vec<(LockName, FencingToken)>,
+        /// Grants of this client that an operator revoked ([`Op::Revoke`]) and that it has not
+        /// taken again since (the last few per session).
+        revoked: Vec<(LockName, FencingToken)>,
     },
     /// The append was applied at byte `offset` of the file.
     Appended {
@@ -143,6 +198,17 @@ pub enum Reply {
     },
     /// A node's view of itself.
     Status(NodeStatus),
+    /// One page of [`Op::Locks`].
+    Locks(LocksPage),
+    /// One page of [`Op::Sessions`].
+    Sessions(SessionsPage),
+    /// [`Op::Revoke`] ended this grant.
+    Revoked {
+        /// Who held it.
+        client: ClientId,
+        /// The grant's token; appends under it are refused from now on.
+        token: FencingToken,
+    },
 }
 
 /// What became of an acquire that a [`Op::Cancel`] undid.
@@ -294,6 +360,19 @@ pub enum Rejection {
     /// The operation cannot be carried out (for example `Status` placed in the log).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// An operator revoked this grant ([`Op::Revoke`]): the lock is no longer the client's.
+    #[error("grant {token} was revoked by an operator")]
+    Revoked {
+        /// The revoked grant's token.
+        token: FencingToken,
+    },
+    /// [`Op::Revoke`] of a lock nobody holds (never taken, released, expired or only waited for).
+    #[error("lock is not held by anyone")]
+    NotHeld,
+    /// An admin operation ([`Op::is_admin`]) from a connection that did not prove the admin
+    /// secret; why, in words.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
 }
 
 impl Rejection {

@@ -331,7 +331,10 @@ fn leader_advances_on_an_accept_and_commits_with_its_own_durable_copy() {
             response: ClientResponse {
                 client: ClientId(7),
                 seq: Seq(1),
-                result: Ok(Reply::KeptAlive { held: Vec::new() }),
+                result: Ok(Reply::KeptAlive {
+                    held: Vec::new(),
+                    revoked: Vec::new()
+                }),
             },
         }]
     );

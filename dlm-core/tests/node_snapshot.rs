@@ -416,7 +416,10 @@ fn a_snapshot_is_taken_after_snapshot_every_applied_entries() {
                 response: ClientResponse {
                     client: ClientId(7),
                     seq: Seq(1),
-                    result: Ok(Reply::KeptAlive { held: Vec::new() }),
+                    result: Ok(Reply::KeptAlive {
+                        held: Vec::new(),
+                        revoked: Vec::new()
+                    }),
                 },
             },
             Effect::Persist(Persist::Snapshot {

@@ -90,7 +90,8 @@ fn keep_alive_extends_the_lease_past_its_first_deadline() {
     assert_eq!(
         h.request_results(1, req(1, 2, Op::KeepAlive)),
         vec![Ok(Reply::KeptAlive {
-            held: vec![("a".into(), FencingToken(1))]
+            held: vec![("a".into(), FencingToken(1))],
+            revoked: vec![],
         })]
     );
     let renewed = h.now;

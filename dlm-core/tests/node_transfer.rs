@@ -156,7 +156,10 @@ fn a_lower_id_follower_behind_is_asked_only_at_a_heartbeat_once_it_holds_the_who
         response: ClientResponse {
             client: ClientId(7),
             seq: Seq(1),
-            result: Ok(Reply::KeptAlive { held: Vec::new() }),
+            result: Ok(Reply::KeptAlive {
+                held: Vec::new(),
+                revoked: Vec::new(),
+            }),
         },
     };
     assert_eq!(drain_unsynced(&mut node), vec![kept_alive]);

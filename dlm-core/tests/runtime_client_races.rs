@@ -85,7 +85,10 @@ impl Scripted {
                     Err(Rejection::NotHolder)
                 }
             }
-            Op::KeepAlive => Ok(Reply::KeptAlive { held: held.clone() }),
+            Op::KeepAlive => Ok(Reply::KeptAlive {
+                held: held.clone(),
+                revoked: Vec::new(),
+            }),
             // A cancel that finds its acquire granted gives the grant back, unless this
             // service is told to act as if the cancel were lost.
             Op::Cancel { lock, .. } => {

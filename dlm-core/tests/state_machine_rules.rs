@@ -90,6 +90,7 @@ fn session(acked_below: u64, slots: &[(u64, Slot)], held: &[&str]) -> Session {
         acked_below: Seq(acked_below),
         slots: s,
         held: held.iter().map(|l| LockName::from(*l)).collect(),
+        revoked: Vec::new(),
     }
 }
 
@@ -170,7 +171,14 @@ fn cancel_of_an_unarrived_acquire_at_the_watermark_prevents_it() {
             Outcome::Renewed {
                 client: ClientId(1)
             },
-            reply(1, 1, Ok(Reply::KeptAlive { held: vec![] })),
+            reply(
+                1,
+                1,
+                Ok(Reply::KeptAlive {
+                    held: vec![],
+                    revoked: vec![]
+                })
+            ),
         ]
     );
 

@@ -54,6 +54,16 @@ fn ops() -> Vec<Op> {
             offset: 1 << 40,
         },
         Op::Status,
+        Op::Locks {
+            prefix: "jobs/".into(),
+            after: Some("jobs/7".into()),
+            limit: 500,
+        },
+        Op::Sessions {
+            after: Some(ClientId(9)),
+            limit: 1,
+        },
+        Op::Revoke { lock: "l".into() },
     ]
 }
 
@@ -66,6 +76,9 @@ fn op_kind(op: &Op) -> u8 {
         Op::Append { .. } => 4,
         Op::Read { .. } => 5,
         Op::Status => 6,
+        Op::Locks { .. } => 7,
+        Op::Sessions { .. } => 8,
+        Op::Revoke { .. } => 9,
     }
 }
 
@@ -85,6 +98,7 @@ fn results() -> Vec<Result<Reply, Rejection>> {
         Ok(Reply::Cancelled(Withdrawn::Nothing)),
         Ok(Reply::KeptAlive {
             held: vec![("a".into(), FencingToken(1)), ("b".into(), FencingToken(2))],
+            revoked: vec![("c".into(), FencingToken(3))],
         }),
         Ok(Reply::Appended { offset: 99 }),
         Ok(Reply::Data {
@@ -100,6 +114,36 @@ fn results() -> Vec<Result<Reply, Rejection>> {
             applied: LogIndex(9),
             last_index: LogIndex(12),
         })),
+        Ok(Reply::Locks(LocksPage {
+            locks: vec![LockInfo {
+                lock: "a".into(),
+                holder: Some(HolderInfo {
+                    client: ClientId(1),
+                    token: FencingToken(4),
+                    lease: d,
+                    lease_left: Some(d / 2),
+                }),
+                waiters: vec![ClientId(2)],
+                waiting: 3,
+                delayed: false,
+            }],
+            next: Some("a".into()),
+        })),
+        Ok(Reply::Sessions(SessionsPage {
+            sessions: vec![SessionInfo {
+                client: ClientId(1),
+                held: vec!["a".into()],
+                holding: 1,
+                waiting_for: vec!["b".into()],
+                waiting: 1,
+                idle: None,
+            }],
+            next: None,
+        })),
+        Ok(Reply::Revoked {
+            client: ClientId(5),
+            token: FencingToken(6),
+        }),
         Err(Rejection::Busy),
         Err(Rejection::TimedOut),
         Err(Rejection::Cancelled),
@@ -127,6 +171,11 @@ fn results() -> Vec<Result<Reply, Rejection>> {
         Err(Rejection::SessionExpired),
         Err(Rejection::SeqBelowWatermark),
         Err(Rejection::Invalid("why".into())),
+        Err(Rejection::Revoked {
+            token: FencingToken(8),
+        }),
+        Err(Rejection::NotHeld),
+        Err(Rejection::NotAuthorized("who".into())),
     ]
 }
 
@@ -140,6 +189,9 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Reply::Appended { .. } => 4,
             Reply::Data { .. } => 5,
             Reply::Status(_) => 6,
+            Reply::Locks(_) => 7,
+            Reply::Sessions(_) => 8,
+            Reply::Revoked { .. } => 9,
         },
         Err(rejection) => match rejection {
             Rejection::Busy => 10,
@@ -162,6 +214,9 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Rejection::SessionExpired => 27,
             Rejection::SeqBelowWatermark => 28,
             Rejection::Invalid(_) => 29,
+            Rejection::Revoked { .. } => 30,
+            Rejection::NotHeld => 31,
+            Rejection::NotAuthorized(_) => 32,
             // Rejection is non-exhaustive for users; a new kind must be added above and to
             // the samples.
             other => panic!("a rejection this test does not know: {other:?}"),
@@ -291,7 +346,7 @@ fn all_kinds<T>(values: &[T], kind: impl Fn(&T) -> u8) -> BTreeSet<u8> {
 #[test]
 fn every_client_request_round_trips() {
     let ops = ops();
-    assert_eq!(all_kinds(&ops, op_kind).len(), 7);
+    assert_eq!(all_kinds(&ops, op_kind).len(), 10);
     for (i, op) in ops.into_iter().enumerate() {
         round_trip(&ClientRequest {
             client: ClientId(0xdead_beef << 64 | i as u128),
@@ -305,7 +360,7 @@ fn every_client_request_round_trips() {
 #[test]
 fn every_client_response_round_trips() {
     let results = results();
-    assert_eq!(all_kinds(&results, result_kind).len(), 27);
+    assert_eq!(all_kinds(&results, result_kind).len(), 33);
     for (i, result) in results.into_iter().enumerate() {
         round_trip(&ClientResponse {
             client: ClientId(i as u128),

@@ -253,7 +253,13 @@ async fn absurd_but_well_formed_requests_get_typed_refusals() {
     // One session (its first request opens it), one request per seq, each acknowledging the
     // one before.
     let cases: Vec<(Op, Result<Reply, Rejection>)> = vec![
-        (Op::KeepAlive, Ok(Reply::KeptAlive { held: vec![] })),
+        (
+            Op::KeepAlive,
+            Ok(Reply::KeptAlive {
+                held: vec![],
+                revoked: vec![],
+            }),
+        ),
         (acquire("absurd", Duration::ZERO), Err(bad_lease.clone())),
         (acquire("absurd", Duration::MAX), Err(bad_lease)),
         (acquire("", Duration::from_secs(1)), Err(bad_name.clone())),
@@ -307,7 +313,13 @@ async fn absurd_but_well_formed_requests_get_typed_refusals() {
     let response = to_leader(&cluster, client, 50, 101, Op::KeepAlive).await;
     assert_eq!(response.result, Err(Rejection::SeqBelowWatermark));
     let response = to_leader(&cluster, client, u64::MAX, u64::MAX, Op::KeepAlive).await;
-    assert_eq!(response.result, Ok(Reply::KeptAlive { held: vec![] }));
+    assert_eq!(
+        response.result,
+        Ok(Reply::KeptAlive {
+            held: vec![],
+            revoked: vec![]
+        })
+    );
     // A stranger claiming to have had answers: it cannot be told apart from an expired session.
     let response = to_leader(&cluster, 0xdcba, 7, 7, Op::KeepAlive).await;
     assert_eq!(response.result, Err(Rejection::SessionExpired));

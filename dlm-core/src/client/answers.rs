@@ -130,7 +130,7 @@ impl ClientCore {
             }
             Purpose::KeepAlive { grants } => {
                 self.requests.remove(&seq);
-                if let Ok(Reply::KeptAlive { held }) = result {
+                if let Ok(Reply::KeptAlive { held, .. }) = result {
                     self.kept_alive(sent, grants, &held);
                 }
                 self.keepalive_ended();
@@ -221,6 +221,11 @@ impl ClientCore {
             (Op::Append { .. }, Reply::Appended { offset }) => Ok(Done::Appended { offset }),
             (Op::Read { .. }, Reply::Data { data, len }) => Ok(Done::Data { data, len }),
             (Op::Status, Reply::Status(status)) => Ok(Done::Status(status)),
+            (Op::Locks { .. }, Reply::Locks(page)) => Ok(Done::Locks(page)),
+            (Op::Sessions { .. }, Reply::Sessions(page)) => Ok(Done::Sessions(page)),
+            (Op::Revoke { .. }, Reply::Revoked { client, token }) => {
+                Ok(Done::Revoked { client, token })
+            }
             (_, other) => Err(ClientError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),

@@ -2,6 +2,7 @@
 //! request it has numbered.
 
 use super::error::NodeCause;
+use crate::introspection::{LocksPage, SessionsPage};
 use crate::names::{FileName, LockName};
 use crate::protocol::{NodeStatus, Op};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
@@ -71,6 +72,29 @@ pub enum CallOp {
         /// The node.
         node: NodeId,
     },
+    /// One page of the locks whose names start with `prefix`, after `after` (see
+    /// [`Op::Locks`]). Admin only where the cluster authenticates.
+    Locks {
+        /// Only names that start with this.
+        prefix: String,
+        /// Continue after this name.
+        after: Option<LockName>,
+        /// At most this many.
+        limit: u32,
+    },
+    /// One page of the client sessions after `after` (see [`Op::Sessions`]). Admin only
+    /// where the cluster authenticates.
+    Sessions {
+        /// Continue after this client.
+        after: Option<ClientId>,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Force-release `lock` (see [`Op::Revoke`]). Admin only where the cluster authenticates.
+    Revoke {
+        /// The lock.
+        lock: LockName,
+    },
 }
 
 /// A call's successful outcome.
@@ -102,6 +126,17 @@ pub enum Done {
     },
     /// A node's view of itself.
     Status(NodeStatus),
+    /// A page of locks.
+    Locks(LocksPage),
+    /// A page of sessions.
+    Sessions(SessionsPage),
+    /// The revoked grant.
+    Revoked {
+        /// Who held it.
+        client: ClientId,
+        /// Its token, now refused.
+        token: FencingToken,
+    },
 }
 
 /// The lock `op` is about, for the ops that are about one lock's grant (acquire, release,

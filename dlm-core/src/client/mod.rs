@@ -223,6 +223,22 @@ impl ClientCore {
             }
             CallOp::Read { file, offset } => (Op::Read { file, offset }, reach, Time::MAX, None),
             CallOp::Status { node } => (Op::Status, reach, Time::MAX, Some(node)),
+            CallOp::Locks {
+                prefix,
+                after,
+                limit,
+            } => {
+                let op = Op::Locks {
+                    prefix,
+                    after,
+                    limit,
+                };
+                (op, reach, Time::MAX, None)
+            }
+            CallOp::Sessions { after, limit } => {
+                (Op::Sessions { after, limit }, reach, Time::MAX, None)
+            }
+            CallOp::Revoke { lock } => (Op::Revoke { lock }, reach, Time::MAX, None),
         };
         let deferred = matches!(op, Op::Acquire { .. }) && self.withdrawing(op_lock(&op));
         let seq = self.number(Purpose::Call(call), op, give_up_at);

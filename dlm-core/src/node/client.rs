@@ -49,6 +49,11 @@ impl Admission<'_> {
             self.out.reply(conn, client, seq, Err(refusal));
             return None;
         }
+        // Introspection opens no session and is never cached: it is read-index only.
+        if request.op.is_query() {
+            self.take_read(conn, request);
+            return None;
+        }
         self.leader.timers.touch(client, self.now);
         if let Some(session) = self.sm.session(client) {
             if seq < session.acked_below {
@@ -81,25 +86,26 @@ impl Admission<'_> {
                 return None;
             }
         }
-        // A read by a known session needs no log entry (read-index). It waits at least for
-        // everything committed now, and for this term's first entry: entries of earlier terms
-        // may be committed without this leader knowing until its own entry commits. A first
-        // request opens the session through the log, so that its later requests are recognised.
-        if let Op::Read { file, offset } = &request.op {
-            if self.sm.session(client).is_some() {
-                let index = self.commit.max(self.leader.term_start);
-                let (file, offset) = (file.clone(), *offset);
-                self.leader
-                    .reads
-                    .add(conn, client, seq, file, offset, index);
-                return None;
-            }
+        // A read by a known session needs no log entry (read-index). A first request opens the
+        // session through the log, so that its later requests are recognised.
+        if matches!(request.op, Op::Read { .. }) && self.sm.session(client).is_some() {
+            self.take_read(conn, request);
+            return None;
         }
         // Already proposed and not yet applied: answer the newest connection when it is.
         if self.leader.waiting.insert((client, seq), conn).is_some() {
             return None;
         }
         Some(request)
+    }
+
+    /// Takes a read or a query as a read-index read. It waits at least for everything committed
+    /// now, and for this term's first entry: entries of earlier terms may be committed without
+    /// this leader knowing until its own entry commits.
+    fn take_read(&mut self, conn: ConnId, request: ClientRequest) {
+        let index = self.commit.max(self.leader.term_start);
+        let (client, seq) = (request.client, request.seq);
+        self.leader.reads.add(conn, client, seq, request.op, index);
     }
 
     /// Whether an earlier leader already put this very request in the log, not yet applied: a

@@ -57,6 +57,19 @@ impl LeaderTimers {
         timers
     }
 
+    /// How long the lease of grant `token` of `lock` has left at `now`, if it has a timer.
+    pub fn lease_left(&self, lock: &LockName, token: FencingToken, now: Time) -> Option<Duration> {
+        let (armed, deadline) = self.leases.get(lock)?;
+        (*armed == token).then(|| deadline.saturating_since(now))
+    }
+
+    /// How long since `client` was last heard from, if it has been.
+    pub fn idle_for(&self, client: ClientId, now: Time) -> Option<Duration> {
+        self.seen
+            .get(&client)
+            .map(|seen| now.saturating_since(*seen))
+    }
+
     /// Starts or restarts the lease of a grant.
     pub fn arm_lease(&mut self, lock: LockName, token: FencingToken, deadline: Time) {
         self.heap

@@ -11,6 +11,7 @@ mod leader_timers;
 mod output;
 mod peer;
 mod progress;
+mod queries;
 mod read_index;
 mod replication;
 mod role;

@@ -4,15 +4,17 @@
 //! machine has applied everything committed when it arrived. Nothing is written or synced, so a
 //! read costs one round trip to the followers instead of a log entry and a sync on a majority.
 
+use super::leader_timers::LeaderTimers;
 use super::output::Output;
 use super::progress::{reached_by_quorum, Progress};
+use super::queries::answer_read;
 use super::role::RoleState;
 use super::Node;
 use crate::config::Config;
 use crate::message::PeerBody;
-use crate::names::FileName;
+use crate::protocol::Op;
 use crate::state_machine::StateMachine;
-use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term};
+use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term, Time};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A read waiting for its round and its index.
@@ -21,8 +23,8 @@ struct PendingRead {
     conn: ConnId,
     client: ClientId,
     seq: Seq,
-    file: FileName,
-    offset: u64,
+    /// A file read or an introspection query ([`Op::is_query`]).
+    op: Op,
     /// Answered once the state machine has applied this far.
     index: LogIndex,
 }
@@ -41,23 +43,14 @@ pub(super) struct Reads {
 }
 
 impl Reads {
-    /// Takes a read by `client` (request `seq` on `conn`) of `file` from `offset`; it goes into
-    /// the next round, and is answered once `index` is applied.
-    pub fn add(
-        &mut self,
-        conn: ConnId,
-        client: ClientId,
-        seq: Seq,
-        file: FileName,
-        offset: u64,
-        index: LogIndex,
-    ) {
+    /// Takes a read `op` by `client` (request `seq` on `conn`): a file read or an introspection
+    /// query. It goes into the next round, and is answered once `index` is applied.
+    pub fn add(&mut self, conn: ConnId, client: ClientId, seq: Seq, op: Op, index: LogIndex) {
         self.unsent.push(PendingRead {
             conn,
             client,
             seq,
-            file,
-            offset,
+            op,
             index,
         });
     }
@@ -71,12 +64,15 @@ impl Reads {
 }
 
 /// A leader's read-index rounds, borrowed from its node: its reads, who its followers are,
-/// what it has applied, and the output.
+/// what it has applied, its lock timers (introspection shows lease and idle times), and the
+/// output.
 pub(super) struct ReadRounds<'a> {
     pub cfg: &'a Config,
     pub term: Term,
+    pub now: Time,
     pub applied: LogIndex,
     pub sm: &'a StateMachine,
+    pub timers: &'a LeaderTimers,
     pub followers: &'a BTreeMap<NodeId, Progress>,
     pub reads: &'a mut Reads,
     pub out: &'a mut Output,
@@ -135,7 +131,7 @@ impl ReadRounds<'_> {
             let Some((_, read)) = self.reads.in_round.pop_front() else {
                 break;
             };
-            let answer = self.sm.read(&read.file, read.offset, &self.cfg.limits);
+            let answer = answer_read(self.cfg, self.sm, self.timers, self.now, &read.op);
             self.out.reply(read.conn, read.client, read.seq, answer);
         }
     }
@@ -150,8 +146,10 @@ impl Node {
         Some(ReadRounds {
             cfg: &self.cfg,
             term: self.term,
+            now: self.now,
             applied: self.applied,
             sm: &self.sm,
+            timers: &leader.timers,
             followers: &leader.progress,
             reads: &mut leader.reads,
             out: &mut self.out,

@@ -1,6 +1,7 @@
 //! Exact-effect tests of the leader's read-index rounds: one call, the whole list of effects.
 
 use super::*;
+use crate::names::FileName;
 use crate::node::Effect;
 use crate::protocol::{ClientResponse, Rejection};
 use crate::types::Time;
@@ -21,8 +22,10 @@ fn read(seq: u64, index: u64) -> PendingRead {
         conn: ConnId(7),
         client: ClientId(9),
         seq: Seq(seq),
-        file: FileName::from("f"),
-        offset: 0,
+        op: Op::Read {
+            file: FileName::from("f"),
+            offset: 0,
+        },
         index: LogIndex(index),
     }
 }
@@ -58,12 +61,15 @@ fn with_rounds(
     let cfg = Config::new(ME, [ME, NodeId(2), NodeId(3)]);
     let sm = StateMachine::new();
     let followers = followers();
+    let timers = LeaderTimers::default();
     let mut out = Output::default();
     let mut rounds = ReadRounds {
         cfg: &cfg,
         term: TERM,
+        now: Time::ZERO,
         applied: LogIndex(applied),
         sm: &sm,
+        timers: &timers,
         followers: &followers,
         reads,
         out: &mut out,

@@ -135,7 +135,10 @@ impl StateMachine {
                 data,
             } => self.append(client, lock, *token, file, data, limits, out),
             Op::Read { file, offset } => self.read(file, *offset, limits),
-            Op::Status => Err(Rejection::Invalid("status is not replicated".into())),
+            Op::Revoke { lock } => self.revoke(lock, out),
+            Op::Status | Op::Locks { .. } | Op::Sessions { .. } => {
+                Err(Rejection::Invalid("not a replicated operation".into()))
+            }
         })
     }
 

@@ -134,8 +134,12 @@ impl StateMachine {
         client: ClientId,
         token: FencingToken,
     ) -> Result<(), Rejection> {
+        let revoked = |s: &super::Session| s.was_revoked(lock, token);
         match self.locks.get(lock).and_then(|s| s.holder.as_ref()) {
             Some(h) if h.client == client && h.token == token => Ok(()),
+            _ if self.sessions.get(&client).is_some_and(revoked) => {
+                Err(Rejection::Revoked { token })
+            }
             // A later grant exists: the presented one was lost (expired, or released before).
             Some(h) if token < h.token => Err(Rejection::StaleToken { presented: token }),
             _ => Err(Rejection::NotHolder),
@@ -256,8 +260,12 @@ impl StateMachine {
                 }
             }
         }
+        let revoked = self
+            .sessions
+            .get(&client)
+            .map_or_else(Vec::new, |s| s.revoked.clone());
         out.push(Outcome::Renewed { client });
-        Reply::KeptAlive { held }
+        Reply::KeptAlive { held, revoked }
     }
 }
 
@@ -283,6 +291,7 @@ fn grant(
     });
     if let Some(session) = sessions.get_mut(&client) {
         session.add_held(lock);
+        session.forget_revoked(lock);
     }
     out.push(Outcome::Granted {
         lock: lock.clone(),

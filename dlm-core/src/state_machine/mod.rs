@@ -9,7 +9,9 @@
 mod apply;
 mod files;
 mod grants;
+mod introspect;
 mod lock_table;
+mod revoke;
 mod session;
 mod validate;
 

@@ -3,7 +3,7 @@
 
 use crate::names::LockName;
 use crate::protocol::{Rejection, Reply};
-use crate::types::Seq;
+use crate::types::{FencingToken, Seq};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -25,9 +25,35 @@ pub struct Session {
     pub slots: Slots,
     /// Locks this client holds (a handful at most, so a vector beats a set).
     pub held: Vec<LockName>,
+    /// Grants of this client an operator revoked, oldest first, so that their later use is
+    /// refused as revoked rather than as merely not held. At most [`Session::MAX_REVOKED`]; a
+    /// lock's entry goes when the client is granted that lock again.
+    pub revoked: Vec<(LockName, FencingToken)>,
 }
 
 impl Session {
+    /// Most revoked grants a session remembers (the oldest is forgotten first).
+    pub const MAX_REVOKED: usize = 8;
+
+    /// Records that an operator revoked this client's grant `token` of `lock`.
+    pub fn record_revoked(&mut self, lock: &LockName, token: FencingToken) {
+        self.forget_revoked(lock);
+        if self.revoked.len() >= Self::MAX_REVOKED {
+            self.revoked.remove(0);
+        }
+        self.revoked.push((lock.clone(), token));
+    }
+
+    /// Forgets a revocation of `lock` (the client was granted it again).
+    pub fn forget_revoked(&mut self, lock: &LockName) {
+        self.revoked.retain(|(l, _)| l != lock);
+    }
+
+    /// Whether the grant `token` of `lock` was revoked.
+    pub fn was_revoked(&self, lock: &LockName, token: FencingToken) -> bool {
+        self.revoked.iter().any(|(l, t)| l == lock && *t == token)
+    }
+
     /// Raises the watermark and forgets answers below it. Waiting slots stay: a client that
     /// acknowledges a request it has not been answered for is confused, but its queued acquire
     /// must still be answered or cancelled cleanly.

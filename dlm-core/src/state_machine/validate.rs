@@ -26,6 +26,14 @@ pub(crate) fn bad_lease(limits: &Limits, cap: Option<Duration>) -> Rejection {
     }
 }
 
+/// A page must be allowed at least one row.
+fn check_limit(limit: u32) -> Result<(), Rejection> {
+    if limit == 0 {
+        return Err(Rejection::Invalid("a page limit must be at least 1".into()));
+    }
+    Ok(())
+}
+
 /// Checks the parts of a request that do not depend on state. The leader runs this before
 /// proposing, so a malformed request never reaches the log; applying runs it again, so the state
 /// machine is total on its own.
@@ -38,7 +46,25 @@ pub(crate) fn check_request(op: &Op, limits: &Limits) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        Op::Release { lock, .. } | Op::Cancel { lock, .. } => check_name(lock.len(), limits),
+        Op::Release { lock, .. } | Op::Cancel { lock, .. } | Op::Revoke { lock } => {
+            check_name(lock.len(), limits)
+        }
+        Op::Locks {
+            prefix,
+            after,
+            limit,
+        } => {
+            if prefix.len() > limits.max_name_len {
+                return Err(Rejection::BadName {
+                    max: limits.max_name_len,
+                });
+            }
+            if let Some(after) = after {
+                check_name(after.len(), limits)?;
+            }
+            check_limit(*limit)
+        }
+        Op::Sessions { limit, .. } => check_limit(*limit),
         Op::Append {
             lock, file, data, ..
         } => {

@@ -295,6 +295,7 @@ pub fn kept_alive(held: &[(&str, u64)]) -> Result<Reply, Rejection> {
             .iter()
             .map(|(name, token)| (lock(name), FencingToken(*token)))
             .collect(),
+        revoked: Vec::new(),
     })
 }
 

@@ -213,7 +213,13 @@ pub fn keep_alive(client: u128) -> Input {
 
 /// What a keep-alive of a client holding nothing is answered, on connection `conn`.
 pub fn kept_alive_nothing(conn: u64) -> Vec<(u64, Result<Reply, Rejection>)> {
-    vec![(conn, Ok(Reply::KeptAlive { held: Vec::new() }))]
+    vec![(
+        conn,
+        Ok(Reply::KeptAlive {
+            held: Vec::new(),
+            revoked: Vec::new(),
+        }),
+    )]
 }
 
 /// Every queued effect, executed by nobody: in particular no persist is reported durable.

@@ -19,6 +19,7 @@
 //! call by `d`.
 
 mod actor;
+mod admin;
 mod guard;
 
 pub use crate::client::{ClientConfig, ClientError, DriftBound, NodeCause, Unreachable};

@@ -14,11 +14,14 @@ pub(crate) enum OpKind {
     Append,
     Read,
     Status,
+    Locks,
+    Sessions,
+    Revoke,
     Unknown,
 }
 
 impl OpKind {
-    pub(crate) const COUNT: usize = 8;
+    pub(crate) const COUNT: usize = 11;
 
     pub(crate) const ALL: [OpKind; OpKind::COUNT] = [
         OpKind::Acquire,
@@ -28,6 +31,9 @@ impl OpKind {
         OpKind::Append,
         OpKind::Read,
         OpKind::Status,
+        OpKind::Locks,
+        OpKind::Sessions,
+        OpKind::Revoke,
         OpKind::Unknown,
     ];
 
@@ -40,6 +46,9 @@ impl OpKind {
             Op::Append { .. } => OpKind::Append,
             Op::Read { .. } => OpKind::Read,
             Op::Status => OpKind::Status,
+            Op::Locks { .. } => OpKind::Locks,
+            Op::Sessions { .. } => OpKind::Sessions,
+            Op::Revoke { .. } => OpKind::Revoke,
         }
     }
 
@@ -53,6 +62,9 @@ impl OpKind {
             Reply::Appended { .. } => OpKind::Append,
             Reply::Data { .. } => OpKind::Read,
             Reply::Status(_) => OpKind::Status,
+            Reply::Locks(_) => OpKind::Locks,
+            Reply::Sessions(_) => OpKind::Sessions,
+            Reply::Revoked { .. } => OpKind::Revoke,
         }
     }
 
@@ -65,6 +77,9 @@ impl OpKind {
             OpKind::Append => "append",
             OpKind::Read => "read",
             OpKind::Status => "status",
+            OpKind::Locks => "locks",
+            OpKind::Sessions => "sessions",
+            OpKind::Revoke => "revoke",
             OpKind::Unknown => "unknown",
         }
     }
@@ -75,7 +90,7 @@ impl OpKind {
 }
 
 /// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
-pub(crate) const OUTCOMES: [&str; 21] = [
+pub(crate) const OUTCOMES: [&str; 24] = [
     "ok",
     "busy",
     "timed_out",
@@ -97,6 +112,9 @@ pub(crate) const OUTCOMES: [&str; 21] = [
     "session_expired",
     "seq_below_watermark",
     "invalid",
+    "revoked",
+    "not_held",
+    "not_authorized",
 ];
 
 /// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
@@ -127,6 +145,9 @@ pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
         Rejection::SessionExpired => 18,
         Rejection::SeqBelowWatermark => 19,
         Rejection::Invalid(_) => 20,
+        Rejection::Revoked { .. } => 21,
+        Rejection::NotHeld => 22,
+        Rejection::NotAuthorized(_) => 23,
     }
 }
 
@@ -150,5 +171,18 @@ mod tests {
         assert_eq!(OUTCOMES[leader], "not_leader");
         let invalid = outcome_index(&Err(Rejection::Invalid(String::new())));
         assert_eq!(OUTCOMES[invalid], "invalid");
+        let revoked = outcome_index(&Err(Rejection::Revoked {
+            token: crate::types::FencingToken(1),
+        }));
+        assert_eq!(OUTCOMES[revoked], "revoked");
+        let not_held = outcome_index(&Err(Rejection::NotHeld));
+        assert_eq!(OUTCOMES[not_held], "not_held");
+        let not_authorized = outcome_index(&Err(Rejection::NotAuthorized(String::new())));
+        assert_eq!(OUTCOMES[not_authorized], "not_authorized");
+        let revoke = Reply::Revoked {
+            client: crate::types::ClientId(1),
+            token: crate::types::FencingToken(1),
+        };
+        assert_eq!(OpKind::of_reply(&revoke).label(), "revoke");
     }
 }

@@ -131,7 +131,7 @@ pub struct StateGauges {
 #[non_exhaustive]
 pub struct RequestCount {
     /// The request's kind: `acquire`, `release`, `cancel`, `keep_alive`, `append`, `read`,
-    /// `status`, or `unknown` (see the README's Metrics section).
+    /// `status`, `locks`, `sessions`, `revoke`, or `unknown` (see the README's Metrics section).
     pub op: &'static str,
     /// `ok`, or the rejection in snake case (`busy`, `not_leader`, `timed_out`, ...).
     pub outcome: &'static str,
