@@ -92,6 +92,8 @@ pub struct ServerBuilder {
     peer_secret: Option<dlm_transport_tcp::ClusterSecret>,
     #[cfg(feature = "metrics")]
     metrics: Option<SocketAddr>,
+    #[cfg(feature = "tcp")]
+    admin_secret: Option<dlm_transport_tcp::ClusterSecret>,
     tuning: Vec<Tuning>,
 }
 
@@ -176,6 +178,17 @@ impl ServerBuilder {
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, addr: SocketAddr) -> Self {
         self.metrics = Some(addr);
+        self
+    }
+
+    /// A secret for operators (TCP only; default none): a client that proves it may list locks
+    /// and sessions and revoke grants; other clients are refused those with
+    /// `Rejection::NotAuthorized`. Without it those requests are open to every client only
+    /// while authentication is off altogether (no [`ServerBuilder::secret`] either). Give every
+    /// node the same one, and only operators' clients.
+    #[cfg(feature = "tcp")]
+    pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
+        self.admin_secret = Some(secret);
         self
     }
 
@@ -323,6 +336,7 @@ impl ServerBuilder {
         );
         tcp.secret = self.secret.clone();
         tcp.peer_secret = self.peer_secret.clone();
+        tcp.admin_secret = self.admin_secret.clone();
         tcp.peers = self
             .peers
             .iter()
@@ -434,18 +448,31 @@ pub struct ClusterAccess {
     pub id: u64,
     /// The cluster's shared secret, if its nodes require one.
     pub secret: Option<dlm_transport_tcp::ClusterSecret>,
+    /// The cluster's admin secret, for an operator's client: proved instead of `secret`, it
+    /// allows the admin requests (locks, sessions, revoke).
+    pub admin_secret: Option<dlm_transport_tcp::ClusterSecret>,
 }
 
 #[cfg(feature = "tcp")]
 impl ClusterAccess {
     /// The cluster `id`, without a secret.
     pub fn new(id: u64) -> ClusterAccess {
-        ClusterAccess { id, secret: None }
+        ClusterAccess {
+            id,
+            secret: None,
+            admin_secret: None,
+        }
     }
 
     /// With the cluster's shared secret.
     pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
         self.secret = Some(secret);
+        self
+    }
+
+    /// With the cluster's admin secret (for operators; see [`ServerBuilder::admin_secret`]).
+    pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
+        self.admin_secret = Some(secret);
         self
     }
 }
@@ -485,6 +512,7 @@ pub fn connect_tcp_with(
     tune(&mut cfg);
     let mut tcp = TcpClientConfig::new(cluster.id, nodes);
     tcp.secret = cluster.secret;
+    tcp.admin_secret = cluster.admin_secret;
     let transport = TcpClient::new(tcp);
     dlm_core::runtime::Client::new(transport, cfg)
 }

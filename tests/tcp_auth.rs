@@ -49,6 +49,7 @@ fn client(
     let access = ClusterAccess {
         id: DEFAULT_CLUSTER_ID,
         secret,
+        admin_secret: None,
     };
     dlm::connect_tcp_with(members.to_vec(), access, |cfg| {
         support::tune(cfg);

@@ -34,6 +34,12 @@ pub const NODE_NOT_PROVEN: &str =
     "the node accepted without proving it knows the cluster secret (has it none?)";
 /// Why a caller without a secret hangs up on a node that asks it for a proof.
 pub const CALLER_HAS_NO_SECRET: &str = "the node requires a cluster secret and none is configured";
+/// Why a client connection's admin request is refused on a node that has an admin secret.
+pub const NEEDS_ADMIN_SECRET: &str =
+    "this request needs the admin secret; connect with it (--admin-secret-file)";
+/// Why it is refused on a node that authenticates clients but has no admin secret.
+pub const NO_ADMIN_SECRET: &str =
+    "this node authenticates clients and has no admin secret, so it serves no admin requests";
 
 /// Why a secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +137,7 @@ impl ClusterSecret {
                 mac.update(&id.get().to_be_bytes());
             }
             HelloRole::Client => mac.update(&[1]),
+            HelloRole::Admin => mac.update(&[2]),
         }
         mac.update(&t.connector_nonce);
         mac.update(&t.listener_nonce);

@@ -147,11 +147,15 @@ impl TcpClient {
                 return Ok(conn.clone());
             }
         }
+        let (secret, role) = match &self.config.admin_secret {
+            Some(admin) => (Some(admin), HelloRole::Admin),
+            None => (self.config.secret.as_ref(), HelloRole::Client),
+        };
         let halves = handshake::connect(
             addr,
             self.config.cluster_id,
-            self.config.secret.as_ref(),
-            HelloRole::Client,
+            secret,
+            role,
             self.config.connect_timeout,
             self.config.handshake_timeout,
             &self.config.liveness(),

@@ -40,6 +40,11 @@ pub struct TcpConfig {
     /// one instead (and this node proves it when it connects to its peers), so a client that
     /// knows `secret` cannot pose as a node. Every node needs the same; clients never get it.
     pub peer_secret: Option<ClusterSecret>,
+    /// A secret for operators. A client that proves it may run the admin requests
+    /// (`Op::is_admin`: list locks and sessions, revoke); any other client connection is
+    /// answered `Rejection::NotAuthorized` for them. Without this and without `secret`
+    /// (authentication off), every client may; with `secret` only, none may.
+    pub admin_secret: Option<ClusterSecret>,
     /// Largest frame payload accepted or sent, in bytes.
     pub max_frame: usize,
     /// Frames queued per peer before the oldest are dropped.
@@ -149,6 +154,7 @@ impl TcpConfig {
             cluster_id,
             secret: None,
             peer_secret: None,
+            admin_secret: None,
             max_frame: DEFAULT_MAX_FRAME,
             peer_queue_frames: 1024,
             queue_bytes: 64 * 1024 * 1024,
@@ -175,6 +181,10 @@ pub struct TcpClientConfig {
     /// The cluster's secret, if its nodes have one: the client proves it knows it, and hangs up
     /// on a node that cannot prove the same.
     pub secret: Option<ClusterSecret>,
+    /// The cluster's admin secret, for an operator's client: with it, the client proves this
+    /// one instead of `secret` (as [`crate::wire::HelloRole::Admin`]), and may run the admin
+    /// requests.
+    pub admin_secret: Option<ClusterSecret>,
     /// Where each node listens.
     pub nodes: HashMap<NodeId, SocketAddr>,
     /// Largest frame payload accepted or sent, in bytes.
@@ -213,6 +223,7 @@ impl TcpClientConfig {
         TcpClientConfig {
             cluster_id,
             secret: None,
+            admin_secret: None,
             nodes,
             max_frame: DEFAULT_MAX_FRAME,
             queue_frames: 4096,

@@ -1,13 +1,13 @@
 //! The listening side: one listener per node for peers and clients alike.
 
-use crate::auth::ClusterSecret;
+use crate::auth::{self, ClusterSecret};
 use crate::handshake::{self, Halves};
 use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
-use crate::wire::{read_frame_or_signal, Frame, HelloRole, PONG};
+use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PONG};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
-use dlm_core::{ClientRequest, ConnId, NodeId};
+use dlm_core::{ClientRequest, ClientResponse, ConnId, NodeId, Rejection};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     secret: Option<ClusterSecret>,
     /// What callers that say they are members must prove.
     member_secret: Option<ClusterSecret>,
+    /// What callers that say they are operators must prove.
+    admin_secret: Option<ClusterSecret>,
     pub(crate) max_frame: usize,
     pub(crate) conn_queue_frames: usize,
     pub(crate) queue_bytes: usize,
@@ -49,6 +51,7 @@ impl Shared {
             cluster_id: config.cluster_id,
             secret: config.secret.clone(),
             member_secret: config.member_secret(),
+            admin_secret: config.admin_secret.clone(),
             max_frame: config.max_frame,
             conn_queue_frames: config.conn_queue_frames,
             queue_bytes: config.queue_bytes,
@@ -63,9 +66,29 @@ impl Shared {
         }
     }
 
+    /// What a client connection accepted in `role` may do: with authentication off, anything;
+    /// with it on, admin requests only after proving the admin secret.
+    fn privilege(&self, role: HelloRole) -> Privilege {
+        match (role, &self.admin_secret, &self.secret) {
+            (_, None, None) => Privilege::Admin,
+            (HelloRole::Admin, Some(_), _) => Privilege::Admin,
+            (_, None, Some(_)) => Privilege::Client(auth::NO_ADMIN_SECRET),
+            (_, Some(_), _) => Privilege::Client(auth::NEEDS_ADMIN_SECRET),
+        }
+    }
+
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<OutQueue>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Why a client connection may not run an admin request, when it may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Privilege {
+    /// Admin requests are carried to the node.
+    Admin,
+    /// Admin requests are answered `NotAuthorized` with this reason.
+    Client(&'static str),
 }
 
 /// Accepts connections until aborted; dropping this task's [`JoinSet`] closes every connection.
@@ -148,16 +171,18 @@ async fn serve(
     let mut client_slot = None;
     let admit = |role: &HelloRole| match role {
         HelloRole::Peer(_) => Ok(()),
-        HelloRole::Client => match Slot::take(&shared.clients, shared.max_clients) {
-            Some(slot) => {
-                client_slot = Some(slot);
-                Ok(())
+        HelloRole::Client | HelloRole::Admin => {
+            match Slot::take(&shared.clients, shared.max_clients) {
+                Some(slot) => {
+                    client_slot = Some(slot);
+                    Ok(())
+                }
+                None => Err(format!(
+                    "too many client connections (at most {}); try another node or later",
+                    shared.max_clients
+                )),
             }
-            None => Err(format!(
-                "too many client connections (at most {}); try another node or later",
-                shared.max_clients
-            )),
-        },
+        }
     };
     let accepted = tokio::select! {
         accepted = handshake::accept(
@@ -167,6 +192,8 @@ async fn serve(
             |role: &HelloRole| match role {
                 HelloRole::Peer(_) => shared.member_secret.as_ref(),
                 HelloRole::Client => shared.secret.as_ref(),
+                // Without an admin secret an operator proves the client one, and is a client.
+                HelloRole::Admin => shared.admin_secret.as_ref().or(shared.secret.as_ref()),
             },
             shared.handshake_timeout,
             admit,
@@ -184,7 +211,10 @@ async fn serve(
     };
     match role {
         HelloRole::Peer(peer) => serve_peer(&shared, (read, write), peer, addr).await,
-        HelloRole::Client => serve_client(&shared, (read, write), addr).await,
+        HelloRole::Client | HelloRole::Admin => {
+            let privilege = shared.privilege(role);
+            serve_client(&shared, (read, write), addr, privilege).await
+        }
     }
     drop(client_slot);
 }
@@ -263,7 +293,12 @@ impl Drop for ConnGuard<'_> {
 /// Reads a client's requests and answers its pings. Clients are not checked for silence: one
 /// with no call waiting has no reason to speak, and one that vanished is found by the kernel's
 /// keep-alive and `TCP_USER_TIMEOUT` (see [`Liveness::tune`]).
-async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAddr) {
+async fn serve_client(
+    shared: &Shared,
+    (mut read, write): Halves,
+    addr: SocketAddr,
+    privilege: Privilege,
+) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let queue = Arc::new(OutQueue::new(shared.conn_queue_frames, shared.queue_bytes));
     shared.conns().insert(conn, queue.clone());
@@ -273,6 +308,10 @@ async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAd
         loop {
             match read_frame_or_signal::<_, ClientRequest>(&mut read, shared.max_frame).await {
                 Ok(Some(Frame::Message(request))) => {
+                    if let (Privilege::Client(why), true) = (privilege, request.op.is_admin()) {
+                        refuse(shared, &queue, request, why);
+                        continue;
+                    }
                     let incoming = Incoming::Client { conn, request };
                     if shared.incoming.send(incoming).await.is_err() {
                         return;
@@ -300,4 +339,17 @@ async fn serve_client(shared: &Shared, (mut read, write): Halves, addr: SocketAd
         }
     }
     tracing::debug!(node = %shared.id, %conn, "client connection closed");
+}
+
+/// Answers an admin request from a connection not allowed it, without troubling the node.
+fn refuse(shared: &Shared, queue: &OutQueue, request: ClientRequest, why: &str) {
+    let response = ClientResponse {
+        client: request.client,
+        seq: request.seq,
+        result: Err(Rejection::NotAuthorized(why.to_string())),
+    };
+    match encode_frame(&response, shared.max_frame) {
+        Ok(frame) => queue.push_drop_oldest(frame),
+        Err(e) => tracing::error!(node = %shared.id, "refusal not sent: {e}"),
+    }
 }

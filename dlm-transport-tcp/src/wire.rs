@@ -17,7 +17,9 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// signal as a frame over its limit and close the connection, hence the new number. It also
 /// carries the new meaning of `Op::Cancel` (it undoes a granted acquire, and its answer
 /// `Reply::Cancelled` says what it found), which a version-2 peer would decode wrongly.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 4 added the operators' requests (`Op::Locks`, `Op::Sessions`, `Op::Revoke`), the
+/// revoked grants in `Reply::KeptAlive`, and the caller role [`HelloRole::Admin`].
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.
@@ -75,6 +77,9 @@ pub enum HelloRole {
     Peer(NodeId),
     /// A client; it then sends `ClientRequest` frames and receives `ClientResponse` frames.
     Client,
+    /// A client that proves the admin secret (`TcpConfig::admin_secret`) instead of the client
+    /// one, so that the node carries its admin requests (`Op::is_admin`). Otherwise a client.
+    Admin,
 }
 
 /// The listening side's answer to a [`Hello`], and to a [`HelloProof`].

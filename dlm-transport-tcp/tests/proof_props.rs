@@ -35,6 +35,7 @@ fn side() -> impl Strategy<Value = Side> {
 fn role() -> impl Strategy<Value = HelloRole> {
     prop_oneof![
         Just(HelloRole::Client),
+        Just(HelloRole::Admin),
         Just(HelloRole::Peer(NodeId(0))),
         Just(HelloRole::Peer(NodeId(1))),
         any::<u64>().prop_map(|id| HelloRole::Peer(NodeId(id))),
