@@ -1,4 +1,4 @@
-//! The client subcommands: status, append, read.
+//! The client subcommands: status, append, read (the operators' ones are in `admin_cmds`).
 
 use crate::addr::{self, Members};
 use clap::Args;
@@ -18,6 +18,10 @@ pub struct ClusterArgs {
     /// File holding the cluster's shared secret, if its nodes have one.
     #[arg(long, env = "DLM_SECRET_FILE", value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
+    /// File holding the cluster's admin secret, for `locks`, `sessions` and `revoke` where the
+    /// nodes authenticate (proved instead of --secret-file's).
+    #[arg(long, env = "DLM_ADMIN_SECRET_FILE", value_name = "PATH")]
+    pub admin_secret_file: Option<PathBuf>,
     /// Give up on a call after this many milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
@@ -37,10 +41,13 @@ impl ClusterArgs {
         }))
     }
 
-    fn access(&self) -> Result<ClusterAccess, String> {
+    pub fn access(&self) -> Result<ClusterAccess, String> {
         let mut access = ClusterAccess::new(self.cluster_id);
         if let Some(path) = &self.secret_file {
             access = access.secret(crate::server_cmd::read_secret_file(path)?);
+        }
+        if let Some(path) = &self.admin_secret_file {
+            access = access.admin_secret(crate::server_cmd::read_secret_file(path)?);
         }
         Ok(access)
     }

@@ -7,9 +7,12 @@
 //! dlm lock jobs -- sh -c 'echo "token $DLM_FENCING_TOKEN"'
 //! dlm append jobs journal "hello"
 //! dlm read journal
+//! dlm members
+//! dlm locks jobs/ && dlm sessions && dlm revoke jobs   # --admin-secret-file where nodes authenticate
 //! ```
 
 mod addr;
+mod admin_cmds;
 mod client_cmds;
 mod lock_cmd;
 mod server_cmd;
@@ -39,6 +42,18 @@ enum Command {
     Append(client_cmds::AppendArgs),
     /// Print a guarded file.
     Read(client_cmds::ReadArgs),
+    /// The members, one line each: address, role, term, leader, commit and applied index.
+    Members(client_cmds::ClusterArgs),
+    /// The locks that are held, queued for or delayed (optionally those starting with PREFIX):
+    /// holder session, fencing token, lease left, number of waiters. Admin only where the
+    /// nodes authenticate.
+    Locks(admin_cmds::LocksArgs),
+    /// The client sessions: locks held, acquires waiting, time since last heard. Admin only
+    /// where the nodes authenticate.
+    Sessions(admin_cmds::SessionsArgs),
+    /// Take LOCK away from its holder: the next waiter gets it under a newer fencing token, and
+    /// the old holder's appends are refused. Admin only where the nodes authenticate.
+    Revoke(admin_cmds::RevokeArgs),
 }
 
 fn main() {
@@ -68,6 +83,10 @@ fn main() {
             Command::Lock(args) => lock_cmd::run(args).await,
             Command::Append(args) => client_cmds::append(args).await,
             Command::Read(args) => client_cmds::read(args).await,
+            Command::Members(args) => admin_cmds::members(args).await,
+            Command::Locks(args) => admin_cmds::locks(args).await,
+            Command::Sessions(args) => admin_cmds::sessions(args).await,
+            Command::Revoke(args) => admin_cmds::revoke(args).await,
         }
     });
     match code {

@@ -49,6 +49,9 @@ pub async fn run(args: ServerArgs) -> Result<i32, String> {
             .map_err(|e| format!("--metrics: {e}"))?;
         builder = builder.metrics(at);
     }
+    if let Some(path) = &args.admin_secret_file {
+        builder = builder.admin_secret(read_secret_file(path)?);
+    }
     let server = builder
         .serve_tcp(listen)
         .await

@@ -7,7 +7,7 @@
 //! peers = ["2=node2:7001", "3=node3:7001"]
 //! data_dir = "/var/lib/dlm"
 //! # optional: cluster_id, election_ms, heartbeat_ms, lock_delay_ms, lease_ms,
-//! # secret_file, peer_secret_file, metrics = "127.0.0.1:9464"
+//! # secret_file, peer_secret_file, admin_secret_file, metrics = "127.0.0.1:9464"
 //! ```
 
 use crate::addr::{self, Member};
@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 pub struct ServerArgs {
     /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
     /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
-    /// `secret_file`, `peer_secret_file`, `metrics`); a flag given as well wins.
+    /// `secret_file`, `peer_secret_file`, `admin_secret_file`, `metrics`); a flag given as well
+    /// wins.
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
     config: Option<PathBuf>,
@@ -70,6 +71,11 @@ pub struct ServerArgs {
     /// listener]. Bind it to a private address: it has no authentication.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// File holding the operators' secret: only clients that prove it may list locks and
+    /// sessions or revoke (with --secret-file and without this, no client may). Same on every
+    /// node.
+    #[arg(long, value_name = "PATH")]
+    admin_secret_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -109,6 +115,7 @@ pub struct Settings {
     pub secret_file: Option<PathBuf>,
     pub peer_secret_file: Option<PathBuf>,
     pub metrics: Option<String>,
+    pub admin_secret_file: Option<PathBuf>,
 }
 
 /// A flag wins over the file; the peer list is taken whole from the flags if any `--peer` is
@@ -141,6 +148,7 @@ fn merge(flags: ServerArgs, file: ServerArgs) -> Result<Settings, String> {
         secret_file: flags.secret_file.or(file.secret_file),
         peer_secret_file: flags.peer_secret_file.or(file.peer_secret_file),
         metrics: flags.metrics.or(file.metrics),
+        admin_secret_file: flags.admin_secret_file.or(file.admin_secret_file),
     })
 }
 
@@ -155,6 +163,7 @@ mod tests {
         data_dir = "/var/lib/dlm"
         election_ms = 600
         metrics = "127.0.0.1:9464"
+        admin_secret_file = "/etc/dlm/admin"
     "#;
 
     #[test]
@@ -176,6 +185,7 @@ mod tests {
         };
         let s = merge(flags, parse(FILE).unwrap()).unwrap();
         assert_eq!(s.metrics.as_deref(), Some("0.0.0.0:9100"), "a flag wins");
+        assert_eq!(s.admin_secret_file, Some(PathBuf::from("/etc/dlm/admin")));
     }
 
     #[test]

@@ -1,0 +1,173 @@
+//! The operators' subcommands: members, locks, sessions, revoke. Where the nodes authenticate,
+//! `locks`, `sessions` and `revoke` need `--admin-secret-file`.
+
+use crate::addr;
+use crate::client_cmds::ClusterArgs;
+use clap::Args;
+use dlm::introspection::MAX_PAGE;
+use std::time::Duration;
+
+/// `dlm members`: one line per configured member, as it sees itself.
+pub async fn members(args: ClusterArgs) -> Result<i32, String> {
+    let nodes = addr::resolve_all(&args.nodes.0).await?;
+    let deadline = Duration::from_millis(args.timeout_ms.min(2_000));
+    let client = dlm::connect_tcp_with(nodes.clone(), args.access()?, |c| c.deadline = deadline);
+    println!(
+        "{:<4} {:<22} {:<12} {:>6} {:>6} {:>10} {:>10}",
+        "ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"
+    );
+    let mut unreachable = 0;
+    for ((id, addr), (_, answer)) in nodes.iter().zip(client.members().await) {
+        match answer {
+            Ok(s) => println!(
+                "{id:<4} {:<22} {:<12} {:>6} {:>6} {:>10} {:>10}",
+                addr.to_string(),
+                format!("{:?}", s.role),
+                s.term.to_string(),
+                s.leader.map_or("-".to_string(), |l| l.to_string()),
+                s.commit.to_string(),
+                s.applied.to_string()
+            ),
+            Err(e) => {
+                unreachable += 1;
+                println!("{id:<4} {:<22} unreachable: {e}", addr.to_string());
+            }
+        }
+    }
+    Ok(i32::from(unreachable > 0))
+}
+
+/// `dlm locks`.
+#[derive(Args, Debug)]
+pub struct LocksArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only locks whose names start with this.
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// Print at most this many (0: all of them).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u64,
+}
+
+/// Prints the locks that are held, queued for or delayed, in name order, fetched page by page.
+pub async fn locks(args: LocksArgs) -> Result<i32, String> {
+    let client = args.cluster.connect(Duration::from_secs(10)).await?;
+    let limit = if args.limit == 0 {
+        u64::MAX
+    } else {
+        args.limit
+    };
+    println!(
+        "{:<32} {:<32} {:>8} {:>10} WAITERS",
+        "LOCK", "HOLDER", "TOKEN", "LEASE LEFT"
+    );
+    let (mut printed, mut after) = (0u64, None);
+    loop {
+        let want = u32::try_from(limit - printed).unwrap_or(MAX_PAGE);
+        let page = client
+            .locks_page(&args.prefix, after, want)
+            .await
+            .map_err(|e| format!("cannot list locks: {e}"))?;
+        for lock in &page.locks {
+            let (holder, token, left) = match &lock.holder {
+                Some(h) => (
+                    format!("{:032x}", h.client.0),
+                    h.token.to_string(),
+                    h.lease_left.map_or("-".into(), |d| format!("{d:.1?}")),
+                ),
+                None if lock.delayed => ("(lock-delay)".into(), "-".into(), "-".into()),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<32} {holder:<32} {token:>8} {left:>10} {}",
+                lock.lock.as_str(),
+                lock.waiting
+            );
+        }
+        printed += page.locks.len() as u64;
+        match page.next {
+            Some(next) if printed >= limit => {
+                eprintln!("(stopped at --limit {limit}; more after {})", next.as_str());
+                return Ok(0);
+            }
+            Some(next) => after = Some(next),
+            None => return Ok(0),
+        }
+    }
+}
+
+/// `dlm sessions`.
+#[derive(Args, Debug)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Print at most this many (0: all of them).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u64,
+}
+
+/// Prints the client sessions, what each holds and waits for, and how long it has been idle.
+pub async fn sessions(args: SessionsArgs) -> Result<i32, String> {
+    let client = args.cluster.connect(Duration::from_secs(10)).await?;
+    let limit = if args.limit == 0 {
+        u64::MAX
+    } else {
+        args.limit
+    };
+    println!(
+        "{:<32} {:>8} {:>8} {:>10} HELD",
+        "CLIENT", "HOLDING", "WAITING", "IDLE"
+    );
+    let (mut printed, mut after) = (0u64, None);
+    loop {
+        let want = u32::try_from(limit - printed).unwrap_or(MAX_PAGE);
+        let page = client
+            .sessions_page(after, want)
+            .await
+            .map_err(|e| format!("cannot list sessions: {e}"))?;
+        for s in &page.sessions {
+            let held: Vec<&str> = s.held.iter().map(|l| l.as_str()).collect();
+            let idle = s.idle.map_or("-".into(), |d| format!("{d:.1?}"));
+            println!(
+                "{:<32} {:>8} {:>8} {idle:>10} {}",
+                format!("{:032x}", s.client.0),
+                s.holding,
+                s.waiting,
+                held.join(",")
+            );
+        }
+        printed += page.sessions.len() as u64;
+        match page.next {
+            Some(_) if printed >= limit => {
+                eprintln!("(stopped at --limit {limit})");
+                return Ok(0);
+            }
+            Some(next) => after = Some(next),
+            None => return Ok(0),
+        }
+    }
+}
+
+/// `dlm revoke`.
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The lock to take away from its holder.
+    pub lock: String,
+}
+
+/// Force-releases a lock; the next waiter gets it under a newer token.
+pub async fn revoke(args: RevokeArgs) -> Result<i32, String> {
+    let client = args.cluster.connect(Duration::from_secs(10)).await?;
+    let (holder, token) = client
+        .revoke(args.lock.as_str())
+        .await
+        .map_err(|e| format!("cannot revoke {}: {e}", args.lock))?;
+    println!(
+        "revoked {} from client {:032x} (token {token}; appends under it are refused)",
+        args.lock, holder.0
+    );
+    Ok(0)
+}

@@ -1,0 +1,123 @@
+//! The operators' `dlm` subcommands against a live node that authenticates: `members`, and,
+//! with the admin secret only, `locks`, `sessions` and `revoke`; bad input (the client secret
+//! instead of the admin one, a lock nobody holds) fails with the reason and a non-zero status.
+#![cfg(all(feature = "cli", unix))]
+
+use dlm::{ClientError, ClusterAccess, ClusterSecret, Rejection, DEFAULT_CLUSTER_ID};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const CLIENT: &str = "the cli test's client secret";
+const ADMIN: &str = "the cli test's admin secret!";
+
+fn dlm(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlm"));
+    cmd.args(args)
+        .env_remove("DLM_NODES")
+        .env_remove("DLM_SECRET_FILE")
+        .env_remove("DLM_ADMIN_SECRET_FILE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` off the async runtime, so that the node in this process keeps serving.
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("dlm did not run"))
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write_secret(dir: &Path, name: &str, secret: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_and_revoke_with_the_admin_secret_only() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli_admin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let client_file = write_secret(&dir, "client", CLIENT);
+    let admin_file = write_secret(&dir, "admin", ADMIN);
+    let server = dlm::Server::builder()
+        .id(1)
+        .secret(ClusterSecret::new(CLIENT).unwrap())
+        .admin_secret(ClusterSecret::new(ADMIN).unwrap())
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let nodes = format!("1={addr}");
+    let access = ClusterAccess::new(DEFAULT_CLUSTER_ID).secret(ClusterSecret::new(CLIENT).unwrap());
+    let user = dlm::connect_tcp_with([(1, addr)], access, |_| {});
+    let guard = user.lock("jobs/a").await.unwrap();
+    let token = guard.token().to_string();
+
+    let admin = ["--nodes", &nodes, "--admin-secret-file", &admin_file];
+    let out = output(dlm(&[
+        "members",
+        "--nodes",
+        &nodes,
+        "--secret-file",
+        &client_file,
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("Leader"), "{out:?}");
+
+    let refused = output(dlm(&[
+        "locks",
+        "--nodes",
+        &nodes,
+        "--secret-file",
+        &client_file,
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        text(&refused.stderr).contains("not authorized"),
+        "{refused:?}"
+    );
+
+    let out = output(dlm(&[&["locks", "jobs/"][..], &admin].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    let listing = text(&out.stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("jobs/a "))
+        .unwrap_or_else(|| panic!("no row for jobs/a in {listing}"));
+    assert!(row.contains(&format!("{:032x}", user.id().0)), "{row}");
+    assert!(row.split_whitespace().any(|w| w == token), "{row}");
+    let out = output(dlm(&[&["locks", "other/"][..], &admin].concat())).await;
+    assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
+
+    let out = output(dlm(&[&["sessions"][..], &admin].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("jobs/a"), "{out:?}");
+
+    let out = output(dlm(&[&["revoke", "jobs/a"][..], &admin].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("token {token}")),
+        "{out:?}"
+    );
+    assert_eq!(
+        user.append(&guard, "jobs/a.log", b"late\n".to_vec()).await,
+        Err(ClientError::Rejected(Rejection::Revoked {
+            token: guard.token()
+        }))
+    );
+
+    let again = output(dlm(&[&["revoke", "jobs/a"][..], &admin].concat())).await;
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(text(&again.stderr).contains("not held"), "{again:?}");
+    // Still serving.
+    let out = output(dlm(&[&["locks"][..], &admin].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    server.shutdown().await.unwrap();
+}
