@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let started = Instant::now();
     let (mut seeds, mut steps, mut ops, mut violations) = (0u64, 0u64, 0u64, 0u64);
+    let mut revoked = 0u64;
     for seed in args.seeds.clone() {
         let cfg = SimConfig {
             history: args.history,
@@ -63,10 +64,11 @@ fn main() -> ExitCode {
             Ok(summary) => {
                 steps += summary.steps;
                 ops += summary.client_ops;
+                revoked += summary.revoked;
                 if !args.quiet {
                     println!(
-                        "seed {seed}: fingerprint {:016x} steps {} client ops {}",
-                        summary.fingerprint, summary.steps, summary.client_ops
+                        "seed {seed}: fingerprint {:016x} steps {} client ops {} revoked {}",
+                        summary.fingerprint, summary.steps, summary.client_ops, summary.revoked
                     );
                 }
             }
@@ -92,7 +94,9 @@ fn main() -> ExitCode {
         "wall {secs:.2} s, {:.0} client ops/s",
         ops as f64 / secs.max(1e-9)
     );
-    println!("seeds: {seeds}, steps: {steps}, client ops: {ops}, violations: {violations}");
+    println!(
+        "seeds: {seeds}, steps: {steps}, client ops: {ops}, grants revoked: {revoked}, violations: {violations}"
+    );
     if violations > 0 {
         ExitCode::FAILURE
     } else {

@@ -295,3 +295,16 @@ fn a_deposed_leader_hearing_keep_alives_extends_no_lease() {
         "only {stranded} runs had a holder to strand"
     );
 }
+
+#[test]
+fn operators_revoke_and_the_fence_holds() {
+    let mut revoked = 0;
+    for seed in 300..306 {
+        match run_checked(short(seed, 3)) {
+            Ok(summary) => revoked += summary.revoked,
+            Err(v) => panic!("{v}"),
+        }
+    }
+    // The clients' revokes took grants: the fencing and lease checks had revokes to judge.
+    assert!(revoked > 0);
+}

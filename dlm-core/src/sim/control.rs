@@ -10,6 +10,7 @@ impl Sim {
             fingerprint: self.fingerprint,
             steps: self.steps,
             client_ops: self.clients.iter().map(SimClient::ops).sum(),
+            revoked: self.checker.revoked_grants() as u64,
         }
     }
 

@@ -23,6 +23,9 @@ impl Sim {
         for event in events {
             let checked = match event {
                 Event::Send { node, request } => {
+                    if let Op::Revoke { lock } = &request.op {
+                        self.checker.note_revoke_sent(lock);
+                    }
                     if let Op::Append {
                         lock, token, data, ..
                     } = &request.op
@@ -60,6 +63,11 @@ impl Sim {
                 }
                 Event::Read { file, data, sent } => {
                     self.checker.read_linearizable(&file, &data, sent)
+                }
+                Event::Revoked { lock, token } => {
+                    self.log(|| format!("client {i} revoked {lock:?} from grant {token}"));
+                    self.checker.note_revoked(token);
+                    Ok(())
                 }
                 Event::Abandoned { lock, session } => {
                     self.log(|| format!("client {i} abandons its acquire of {lock:?}"));

@@ -74,6 +74,9 @@ impl Sim {
     /// After heal: every request answered, every node caught up, every acknowledged append in
     /// every file exactly once, no crashed client holding anything.
     pub(super) fn final_checks(&mut self) -> Result<(), Violation> {
+        if let Err(b) = self.checker.overlaps_explained() {
+            return Err(self.violation(b));
+        }
         for c in &self.clients {
             if let (true, Some((call, what, started, _))) = (c.alive, &c.calling) {
                 let b = (

@@ -49,6 +49,8 @@ pub struct Summary {
     pub steps: u64,
     /// Client operations answered.
     pub client_ops: u64,
+    /// Grants taken away by an operator's revoke (as the checker saw them).
+    pub revoked: u64,
 }
 
 pub(super) fn fold(h: &mut u64, v: u64) {

@@ -19,6 +19,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
 const DEADLINE: Duration = Duration::from_secs(5);
 /// One call in this many is abandoned at a random moment, as a dropped future would be.
 const ABANDON_ONE_IN: u64 = 6;
+/// One call in this many (of a client holding nothing) is an operator's revoke of a random lock.
+const REVOKE_ONE_IN: u64 = 25;
 
 /// The user's side of a call in flight.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum Calling {
     Read(FileName),
     /// A release.
     Release,
+    /// An operator's revoke of `lock`.
+    Revoke(LockName),
 }
 
 /// What the user holds.
@@ -92,6 +96,13 @@ pub enum Event {
         offset: u64,
         /// What.
         data: Vec<u8>,
+    },
+    /// An operator's revoke of `lock` took its grant `token` away.
+    Revoked {
+        /// The lock.
+        lock: LockName,
+        /// The revoked grant.
+        token: FencingToken,
     },
     /// An acquire of `lock` in session `session` was given up on, by the user or (failed) by
     /// the core: whatever it left must be undone.
@@ -253,6 +264,10 @@ impl SimClient {
             return (CallOp::Release { lock, token }, Calling::Release);
         }
         let lock = LockName::new(format!("l{}", rng.below(locks as u64)));
+        if rng.below(REVOKE_ONE_IN) == 0 {
+            let op = CallOp::Revoke { lock: lock.clone() };
+            return (op, Calling::Revoke(lock));
+        }
         if rng.below(5) == 0 {
             // A linearizable read must show every append acknowledged before it was sent.
             let file = FileName::new(format!("f{}", lock.as_str()));

@@ -103,6 +103,9 @@ impl SimClient {
                     sent: started,
                 });
             }
+            (Calling::Revoke(lock), Ok(Done::Revoked { token, .. })) => {
+                events.push(Event::Revoked { lock, token });
+            }
             // No such file is a read of nothing: just as stale if something was acknowledged.
             (Calling::Read(file), Err(ClientError::Rejected(Rejection::NoSuchFile))) => {
                 events.push(Event::Read {

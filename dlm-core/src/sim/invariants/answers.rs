@@ -70,7 +70,8 @@ impl Checker {
     }
 
     /// Clock-honest leases: client `client` is safe on `lock` until `until` (true time), from
-    /// `now`. No two clients' safe windows on one lock overlap.
+    /// `now`. No two clients' safe windows on one lock overlap, unless an operator revoked the
+    /// older of the two grants (see [`Checker::overlap_revoked`]).
     pub fn lease_confirmed(
         &mut self,
         client: usize,
@@ -86,15 +87,19 @@ impl Checker {
         }
         // A renewal claims the lock from now as much as a grant does: checked against the
         // others alike (a deposed leader's renewal can arrive after the lock went to another).
-        if let Some(other) = windows.iter().find(|w| w.client != client && w.end > now) {
-            return Err((
-                "clock_honest_leases",
-                format!(
-                    "{lock:?}: client {} token {token} safe from {now} while client {} token {} is safe until {}",
-                    client, other.client, other.token, other.end
-                ),
-            ));
+        let overlapping: Vec<Window> = windows
+            .iter()
+            .filter(|w| w.client != client && w.end > now)
+            .cloned()
+            .collect();
+        for other in overlapping {
+            let detail = format!(
+                "{lock:?}: client {} token {token} safe from {now} while client {} token {} is safe until {}",
+                client, other.client, other.token, other.end
+            );
+            self.overlap_revoked(lock, other.token, token, detail)?;
         }
+        let windows = self.windows.entry(lock.clone()).or_default();
         if let Some(w) = windows
             .iter_mut()
             .find(|w| w.client == client && w.token == token && w.end > now)

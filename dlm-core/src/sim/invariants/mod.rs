@@ -4,6 +4,7 @@
 mod answers;
 mod files;
 mod per_node;
+mod revokes;
 
 use crate::names::{FileName, LockName};
 use crate::node::Node;
@@ -12,6 +13,7 @@ use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
 use answers::Window;
 use per_node::Committed;
 use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
 
 /// An invariant that failed, and how.
 pub type Broken = (&'static str, String);
@@ -52,6 +54,15 @@ pub struct Checker {
     pub abandoned: Vec<(usize, ClientId, LockName, u64)>,
     /// The earliest due time among `abandoned` (`u64::MAX` if none).
     pub abandoned_due: u64,
+    /// Every grant known revoked (by a node's state or a revoke's answer).
+    revoked: HashSet<FencingToken>,
+    /// Per node: the grants it has applied a revoke of since it last started.
+    revoked_on: Vec<HashSet<FencingToken>>,
+    /// Locks some client sent a revoke of.
+    revokes_sent: HashSet<LockName>,
+    /// Overlapping lease windows whose older grant may yet turn out revoked: that grant's token,
+    /// and the first overlap's report.
+    unexplained_overlaps: HashMap<FencingToken, String>,
 }
 
 impl Checker {
@@ -62,6 +73,7 @@ impl Checker {
             state_checked: vec![None; nodes],
             holder_tokens: vec![HashMap::default(); nodes],
             file_tokens: vec![HashMap::default(); nodes],
+            revoked_on: vec![HashSet::default(); nodes],
             abandoned_due: u64::MAX,
             ..Checker::default()
         }
@@ -73,6 +85,7 @@ impl Checker {
         self.state_checked[idx] = None;
         self.holder_tokens[idx].clear();
         self.file_tokens[idx].clear();
+        self.revoked_on[idx].clear();
     }
 
     /// The highest index known committed anywhere.
@@ -89,6 +102,7 @@ impl Checker {
             return Ok(());
         }
         self.state_checked[idx] = Some(node.applied_index());
+        self.revocations_seen(idx, node);
         self.same_applied_sequence(node)?;
         self.tokens_grow_per_lock(idx, node)?;
         self.holders_consistent(node)
