@@ -318,7 +318,9 @@ pub(crate) async fn refuse_plain(
                        CA, --tls-ca)";
     match timeout(handshake_timeout, read_hello(&mut read)).await {
         Err(_) => return TcpError::Timeout("handshake"),
-        Ok(Err(Stop::Abort(e))) => return e,
+        Ok(Err(Stop::Abort(e))) => {
+            return TcpError::Refused(format!("neither a TLS handshake nor a dlm hello: {e}"))
+        }
         // A hello, of this version or another: a dlm caller, which can be told why.
         Ok(Err(Stop::Refuse(_)) | Ok(_)) => {}
     }

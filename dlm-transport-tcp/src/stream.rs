@@ -139,12 +139,20 @@ mod tls_split {
     }
 
     impl AsyncRead for TlsRead {
+        /// A close without TLS's `close_notify` reads as a plain end of stream: dlm's frames
+        /// carry their length, so a connection cut mid-frame is still caught (as a truncated
+        /// frame), and a client that exits without the courtesy is no error.
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            Pin::new(&mut *lock(&self.0)).poll_read(cx, buf)
+            match Pin::new(&mut *lock(&self.0)).poll_read(cx, buf) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                polled => polled,
+            }
         }
     }
 

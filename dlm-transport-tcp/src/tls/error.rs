@@ -88,7 +88,7 @@ pub enum TlsError {
     #[error("refused by the other side: {0}")]
     RefusedByPeer(String),
     /// The other side does not speak TLS (a plain TCP node or client, or garbage).
-    #[error("not TLS: {0}")]
+    #[error("the other side does not speak TLS ({0})")]
     NotTls(String),
     /// Any other failure of the TLS protocol.
     #[error("{0}")]
@@ -110,9 +110,9 @@ impl From<&rustls::Error> for TlsError {
             E::InvalidCertificate(cert) => certificate(cert),
             E::NoCertificatesPresented => TlsError::NoCertificate,
             E::AlertReceived(alert) => TlsError::RefusedByPeer(alert_reason(*alert)),
-            E::InvalidMessage(_) | E::InappropriateMessage { .. } => TlsError::NotTls(format!(
-                "the other side sent something that is not a TLS handshake ({e})"
-            )),
+            E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
+                TlsError::NotTls(e.to_string())
+            }
             other => TlsError::Protocol(other.to_string()),
         }
     }
@@ -145,12 +145,13 @@ fn certificate(e: &CertificateError) -> TlsError {
     }
 }
 
-/// `x` out of `DnsName("x")`, as webpki lists the names a certificate has.
+/// `x` out of `DnsName("x")` or `IpAddress(x)`, as webpki lists the names a certificate has.
 fn unquoted(name: &str) -> &str {
-    match name.split_once("(\"") {
-        Some((_, rest)) => rest.strip_suffix("\")").unwrap_or(rest),
+    let inner = match name.split_once('(') {
+        Some((_, rest)) => rest.strip_suffix(')').unwrap_or(rest),
         None => name,
-    }
+    };
+    inner.trim_matches('"')
 }
 
 fn alert_reason(alert: AlertDescription) -> String {

@@ -192,3 +192,38 @@ fn bad_pem_is_named() {
         .unwrap_err();
     assert!(e.to_string().contains("not a name!"), "{e}");
 }
+
+#[tokio::test]
+async fn a_close_without_close_notify_reads_as_an_end_of_stream() {
+    use tokio::io::AsyncReadExt;
+    let ca = Ca::new("cluster CA");
+    let tls = NodeTls::new(identity(&ca.issue(&["127.0.0.1"]))).unwrap();
+    let client = ClientTls::new(roots(&ca)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limit = Duration::from_secs(10);
+    let dialing = async {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        connect(
+            stream,
+            &client.config,
+            client.name_for(NodeId(1), addr),
+            limit,
+        )
+        .await
+    };
+    let accepting = async {
+        let (stream, _) = listener.accept().await.unwrap();
+        accept(stream, &tls, limit).await
+    };
+    let (dialed, accepted) = tokio::join!(dialing, accepting);
+    let Ok(Accepted::Tls { halves, has_cert }) = accepted else {
+        panic!("no TLS connection accepted");
+    };
+    assert!(!has_cert);
+    // The client goes away without a close_notify: its halves dropped, the socket closed.
+    drop(dialed.unwrap());
+    let (mut read, _write) = halves;
+    let mut rest = Vec::new();
+    assert_eq!(read.read_to_end(&mut rest).await.unwrap(), 0);
+}
