@@ -92,6 +92,8 @@ pub struct ServerBuilder {
     peer_secret: Option<dlm_transport_tcp::ClusterSecret>,
     #[cfg(feature = "metrics")]
     metrics: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls: Option<dlm_transport_tcp::NodeTls>,
     tuning: Vec<Tuning>,
 }
 
@@ -176,6 +178,17 @@ impl ServerBuilder {
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, addr: SocketAddr) -> Self {
         self.metrics = Some(addr);
+        self
+    }
+
+    /// TLS on every connection to and from this node (TCP only, feature `tls`; default
+    /// none). The node then serves TLS only and dials its peers with TLS, verifying them
+    /// against the CA of [`NodeTls::mutual`](dlm_transport_tcp::NodeTls::mutual) by the host
+    /// they were given as ([`ServerBuilder::peer_host`]) or else by IP address. A secret set
+    /// as well still applies, inside TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: dlm_transport_tcp::NodeTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -323,6 +336,10 @@ impl ServerBuilder {
         );
         tcp.secret = self.secret.clone();
         tcp.peer_secret = self.peer_secret.clone();
+        #[cfg(feature = "tls")]
+        {
+            tcp.tls = self.tls.clone();
+        }
         tcp.peers = self
             .peers
             .iter()
@@ -425,27 +442,44 @@ pub fn connect_tcp(
     connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {})
 }
 
-/// Which cluster a TCP client joins: its id and, if its nodes have one, its secret. A bare
-/// cluster id converts into one without a secret.
+/// Which cluster a TCP client joins: its id and, if its nodes have them, its secret and its
+/// TLS settings. A bare cluster id converts into one with neither.
 #[cfg(feature = "tcp")]
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClusterAccess {
     /// The cluster's id.
     pub id: u64,
     /// The cluster's shared secret, if its nodes require one.
     pub secret: Option<dlm_transport_tcp::ClusterSecret>,
+    /// TLS to the nodes, if they serve it (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<dlm_transport_tcp::ClientTls>,
 }
 
 #[cfg(feature = "tcp")]
 impl ClusterAccess {
-    /// The cluster `id`, without a secret.
+    /// The cluster `id`, without a secret or TLS.
     pub fn new(id: u64) -> ClusterAccess {
-        ClusterAccess { id, secret: None }
+        ClusterAccess {
+            id,
+            secret: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
     }
 
     /// With the cluster's shared secret.
     pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
         self.secret = Some(secret);
+        self
+    }
+
+    /// Over TLS (feature `tls`): the client checks each node's certificate against the CA in
+    /// `tls`, and presents its own if `tls` has one (for nodes that require mutual TLS).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: dlm_transport_tcp::ClientTls) -> ClusterAccess {
+        self.tls = Some(tls);
         self
     }
 }
@@ -485,6 +519,10 @@ pub fn connect_tcp_with(
     tune(&mut cfg);
     let mut tcp = TcpClientConfig::new(cluster.id, nodes);
     tcp.secret = cluster.secret;
+    #[cfg(feature = "tls")]
+    {
+        tcp.tls = cluster.tls;
+    }
     let transport = TcpClient::new(tcp);
     dlm_core::runtime::Client::new(transport, cfg)
 }
