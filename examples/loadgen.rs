@@ -9,6 +9,8 @@
 //! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 1 --secs 10 --json
 //! # the same, the nodes serving metrics and scraped once a second each
 //! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 16 --secs 8 --metrics
+//! # the same over mutual TLS, with certificates made at start
+//! cargo run --release --example loadgen -- --spawn 3 --tls --clients 16 --locks 16 --secs 10
 //! ```
 //!
 //! With `--spawn`, the servers' CPU time (user + system, from `/proc`) over the measured
@@ -75,6 +77,10 @@ struct Args {
     /// newline is ignored).
     #[arg(long, value_name = "PATH", conflicts_with = "spawn")]
     secret_file: Option<PathBuf>,
+    /// With --spawn: nodes and clients over mutual TLS, with a CA and certificates made at
+    /// start (rcgen) in the cluster's directory.
+    #[arg(long, requires = "spawn")]
+    tls: bool,
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     progress_secs: u64,
@@ -169,12 +175,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Dropping the cluster at the end kills its processes and removes its directory.
     let mut cluster = None;
     let mut servers = Servers::default();
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut access = dlm::ClusterAccess::new(dlm::DEFAULT_CLUSTER_ID);
     let (nodes, data_disk) = match (&args.nodes, args.spawn) {
         (Some(nodes), _) => (nodes.0.clone(), std::env::temp_dir()),
         (None, Some(n)) => {
             let mut spawned = ProcessCluster::new(n, "dlm-loadgen-", &[])?;
             if args.metrics {
                 servers.metrics = spawned.serve_metrics()?.into_values().collect();
+            }
+            if args.tls {
+                #[cfg(feature = "tls")]
+                {
+                    access = access.tls(spawned.use_tls()?);
+                }
+                #[cfg(not(feature = "tls"))]
+                return Err("--tls needs loadgen built with the `tls` feature".into());
             }
             spawned.start_all()?;
             servers.pids = spawned
@@ -200,7 +216,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         Some(floor)
     };
-    let result = load(&args, &nodes, floor, &servers).await;
+    let result = load(&args, &nodes, access, floor, &servers).await;
     drop(cluster);
     result
 }
@@ -208,12 +224,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 async fn load(
     args: &Args,
     nodes: &[(u64, SocketAddr)],
+    mut access: dlm::ClusterAccess,
     floor: Option<Floor>,
     servers: &Servers,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
     let locks = args.locks.max(1);
-    let mut access = dlm::ClusterAccess::new(dlm::DEFAULT_CLUSTER_ID);
     if let Some(path) = &args.secret_file {
         access = access.secret(support::read_secret_file(path)?);
     }
@@ -374,7 +390,7 @@ async fn load(
     if args.json {
         let out = serde_json::json!({
             "clients": args.clients, "locks": locks, "secs": args.secs, "append_bytes": args.append_bytes,
-            "reads": args.reads,
+            "reads": args.reads, "tls": args.tls,
             "cycles": t.cycles, "cycles_per_sec": rate,
             "p50_us": p.p50, "p90_us": p.p90, "p99_us": p.p99, "max_us": p.max,
             "errors": t.errors, "token_violations": t.token_violations, "first_error": t.first_error,
@@ -387,7 +403,8 @@ async fn load(
         println!("{out}");
     } else {
         println!(
-            "{} clients, {} locks, {} s: {} cycles, {:.0} cycles/s, latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, token violations {}",
+            "{}{} clients, {} locks, {} s: {} cycles, {:.0} cycles/s, latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, token violations {}",
+            if args.tls { "TLS: " } else { "" },
             args.clients, locks, args.secs, t.cycles, rate,
             p.p50 as f64 / 1e3, p.p90 as f64 / 1e3, p.p99 as f64 / 1e3, p.max as f64 / 1e3,
             t.errors, t.token_violations

@@ -50,6 +50,8 @@ pub use dlm_core::runtime::{
 };
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;
+#[cfg(feature = "tls")]
+pub use dlm_transport_tcp::{ClientCerts, ClientTls, NodeTls, TlsIdentity, TlsRoots};
 #[cfg(feature = "mem")]
 pub use server::{connect_mem, connect_mem_with};
 #[cfg(feature = "tcp")]

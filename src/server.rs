@@ -94,6 +94,8 @@ pub struct ServerBuilder {
     metrics: Option<SocketAddr>,
     #[cfg(feature = "tcp")]
     admin_secret: Option<dlm_transport_tcp::ClusterSecret>,
+    #[cfg(feature = "tls")]
+    tls: Option<dlm_transport_tcp::NodeTls>,
     tuning: Vec<Tuning>,
 }
 
@@ -189,6 +191,17 @@ impl ServerBuilder {
     #[cfg(feature = "tcp")]
     pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
         self.admin_secret = Some(secret);
+        self
+    }
+
+    /// TLS on every connection to and from this node (TCP only, feature `tls`; default
+    /// none). The node then serves TLS only and dials its peers with TLS, verifying them
+    /// against the CA of [`NodeTls::mutual`](dlm_transport_tcp::NodeTls::mutual) by the host
+    /// they were given as ([`ServerBuilder::peer_host`]) or else by IP address. A secret set
+    /// as well still applies, inside TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: dlm_transport_tcp::NodeTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -337,6 +350,10 @@ impl ServerBuilder {
         tcp.secret = self.secret.clone();
         tcp.peer_secret = self.peer_secret.clone();
         tcp.admin_secret = self.admin_secret.clone();
+        #[cfg(feature = "tls")]
+        {
+            tcp.tls = self.tls.clone();
+        }
         tcp.peers = self
             .peers
             .iter()
@@ -439,10 +456,11 @@ pub fn connect_tcp(
     connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {})
 }
 
-/// Which cluster a TCP client joins: its id and, if its nodes have one, its secret. A bare
-/// cluster id converts into one without a secret.
+/// Which cluster a TCP client joins: its id and, if its nodes have them, its secret and its
+/// TLS settings. A bare cluster id converts into one with neither.
 #[cfg(feature = "tcp")]
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClusterAccess {
     /// The cluster's id.
     pub id: u64,
@@ -451,16 +469,21 @@ pub struct ClusterAccess {
     /// The cluster's admin secret, for an operator's client: proved instead of `secret`, it
     /// allows the admin requests (locks, sessions, revoke).
     pub admin_secret: Option<dlm_transport_tcp::ClusterSecret>,
+    /// TLS to the nodes, if they serve it (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<dlm_transport_tcp::ClientTls>,
 }
 
 #[cfg(feature = "tcp")]
 impl ClusterAccess {
-    /// The cluster `id`, without a secret.
+    /// The cluster `id`, without a secret or TLS.
     pub fn new(id: u64) -> ClusterAccess {
         ClusterAccess {
             id,
             secret: None,
             admin_secret: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -473,6 +496,14 @@ impl ClusterAccess {
     /// With the cluster's admin secret (for operators; see [`ServerBuilder::admin_secret`]).
     pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
         self.admin_secret = Some(secret);
+        self
+    }
+
+    /// Over TLS (feature `tls`): the client checks each node's certificate against the CA in
+    /// `tls`, and presents its own if `tls` has one (for nodes that require mutual TLS).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: dlm_transport_tcp::ClientTls) -> ClusterAccess {
+        self.tls = Some(tls);
         self
     }
 }
@@ -513,6 +544,10 @@ pub fn connect_tcp_with(
     let mut tcp = TcpClientConfig::new(cluster.id, nodes);
     tcp.secret = cluster.secret;
     tcp.admin_secret = cluster.admin_secret;
+    #[cfg(feature = "tls")]
+    {
+        tcp.tls = cluster.tls;
+    }
     let transport = TcpClient::new(tcp);
     dlm_core::runtime::Client::new(transport, cfg)
 }

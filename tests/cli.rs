@@ -1,7 +1,10 @@
 //! The `dlm` command against a live node: `lock -- CMD` hands the command its fencing token,
 //! passes its exit status through, and stops it when the lock is lost; `server` refuses bad
-//! set-ups with a clear message and a non-zero status.
+//! set-ups with a clear message and a non-zero status; TLS from the flags on both sides.
 #![cfg(all(feature = "cli", unix))]
+
+#[path = "../dlm-transport-tcp/tests/common/pki.rs"]
+mod pki;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
@@ -13,6 +16,10 @@ fn dlm(args: &[&str]) -> Command {
         .env_remove("DLM_NODES")
         .env_remove("DLM_SECRET_FILE")
         .env_remove("DLM_CLUSTER_ID")
+        .env_remove("DLM_TLS_CA")
+        .env_remove("DLM_TLS_CERT")
+        .env_remove("DLM_TLS_KEY")
+        .env_remove("DLM_TLS_SERVER_NAME")
         .stdin(Stdio::null());
     cmd
 }
@@ -239,4 +246,125 @@ async fn client_commands_take_the_cluster_id_from_the_environment() {
     let right = status(Some("7")).await;
     assert!(right.status.success(), "{right:?}");
     server.shutdown().await.unwrap();
+}
+
+/// Sends SIGTERM to `child` and waits for it.
+async fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child, still unreaped.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_from_the_flags_serves_certified_clients_and_tells_the_others_why() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ca, other_ca) = (pki::Ca::new("dlm CLI CA"), pki::Ca::new("another CA"));
+    let node = ca.issue(&["localhost"]);
+    let client = ca.issue(&["dlm CLI client"]);
+    let ca_pem = file("ca.pem", &ca.pem);
+    let other_ca_pem = file("other-ca.pem", &other_ca.pem);
+    let (node_pem, node_key) = (
+        file("node.pem", &node.cert_pem),
+        file("node.key", &node.key_pem),
+    );
+    let client_pem = file("client.pem", &client.cert_pem);
+    let client_key = file("client.key", &client.key_pem);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+    let server = dlm(&[
+        "server",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--tls-cert",
+        &node_pem,
+        "--tls-key",
+        &node_key,
+        "--tls-ca",
+        &ca_pem,
+    ])
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    // Nodes given by host name: "localhost" is what the certificate names.
+    let nodes = format!("1=localhost:{port}");
+    let certified = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--nodes", &nodes, "--tls-ca", &ca_pem]);
+        all.extend(["--tls-cert", &client_pem, "--tls-key", &client_key]);
+        dlm(&all)
+    };
+    let mut leader = false;
+    for _ in 0..100 {
+        let out = output(certified(&["status"])).await;
+        if text(&out.stdout).contains("Leader") {
+            leader = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Garbage where a ClientHello belongs: the node closes that connection and logs it.
+    let mut raw = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    let _ = raw
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
+        .await;
+    let _ = raw.read_to_end(&mut Vec::new()).await;
+
+    let appended = output(certified(&["append", "jobs", "journal", "over TLS"])).await;
+    let mut no_cert = dlm(&["status", "--nodes", &nodes, "--tls-ca", &ca_pem]);
+    // The CA from the environment, as a deployment would set it.
+    no_cert.env("DLM_TLS_CA", &ca_pem);
+    let no_cert = output(no_cert).await;
+    let wrong_ca = output(dlm(&[
+        "status",
+        "--nodes",
+        &nodes,
+        "--tls-ca",
+        &other_ca_pem,
+    ]))
+    .await;
+    let plain = output(dlm(&["status", "--nodes", &nodes])).await;
+    let status = terminate(server).await;
+
+    assert!(leader, "the node never led");
+    assert!(appended.status.success(), "{appended:?}");
+    assert_eq!(no_cert.status.code(), Some(1), "{no_cert:?}");
+    assert!(
+        text(&no_cert.stdout).contains("requires a certificate"),
+        "{no_cert:?}"
+    );
+    assert_eq!(wrong_ca.status.code(), Some(1), "{wrong_ca:?}");
+    assert!(
+        text(&wrong_ca.stdout).contains("certificate not trusted"),
+        "{wrong_ca:?}"
+    );
+    assert_eq!(plain.status.code(), Some(1), "{plain:?}");
+    assert!(text(&plain.stdout).contains("serves TLS only"), "{plain:?}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap();
+    let garbage: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("does not speak TLS"))
+        .collect();
+    assert_eq!(garbage.len(), 1, "{log}");
 }

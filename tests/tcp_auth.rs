@@ -46,11 +46,8 @@ fn client(
     members: &[(u64, SocketAddr)],
     secret: Option<ClusterSecret>,
 ) -> dlm::Client<dlm::tcp::TcpClient> {
-    let access = ClusterAccess {
-        id: DEFAULT_CLUSTER_ID,
-        secret,
-        admin_secret: None,
-    };
+    let mut access = ClusterAccess::new(DEFAULT_CLUSTER_ID);
+    access.secret = secret;
     dlm::connect_tcp_with(members.to_vec(), access, |cfg| {
         support::tune(cfg);
         // Far longer than a refusal may take: failing at the deadline would fail the test.

@@ -2,9 +2,10 @@
 
 use crate::config::TcpClientConfig;
 use crate::error::TcpError;
-use crate::handshake::{self, Halves};
+use crate::handshake;
 use crate::liveness::{Heard, Liveness, Noting};
 use crate::queue::OutQueue;
+use crate::stream::Halves;
 use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PING};
 use async_trait::async_trait;
 use dlm_core::runtime::{ClientTransport, TransportError};
@@ -153,6 +154,7 @@ impl TcpClient {
         };
         let halves = handshake::connect(
             addr,
+            &self.config.carrier(node, addr),
             self.config.cluster_id,
             secret,
             role,
@@ -165,6 +167,9 @@ impl TcpClient {
             TcpError::Refused(reason) => TransportError::Handshake(reason),
             // Retrying cannot make a node's proof verify: fail like a refusal, at once.
             e @ TcpError::Auth(_) => TransportError::Handshake(e.to_string()),
+            // Nor a certificate: the same.
+            #[cfg(feature = "tls")]
+            e @ TcpError::Tls(_) => TransportError::Handshake(e.to_string()),
             other => TransportError::Connection {
                 node,
                 reason: other.to_string(),

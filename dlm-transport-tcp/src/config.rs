@@ -128,6 +128,10 @@ pub struct TcpConfig {
     /// DSACK). dlm's liveness already assumes round trips far below the silence bound; keep
     /// this well under it too.
     pub rto_min: Option<Duration>,
+    /// TLS on every connection, to and from this node (default none: plain TCP). A node with
+    /// TLS serves TLS only, and dials its peers with TLS; see [`crate::NodeTls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::NodeTls>,
 }
 
 impl TcpConfig {
@@ -169,6 +173,8 @@ impl TcpConfig {
             silence_timeout: DEFAULT_SILENCE_TIMEOUT,
             tail_probes: TailProbes::default(),
             rto_min: Some(DEFAULT_RTO_MIN),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -213,6 +219,9 @@ pub struct TcpClientConfig {
     pub tail_probes: TailProbes,
     /// As [`TcpConfig::rto_min`], for this client's sockets.
     pub rto_min: Option<Duration>,
+    /// TLS to every node (default none: plain TCP); see [`crate::ClientTls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl TcpClientConfig {
@@ -233,7 +242,19 @@ impl TcpClientConfig {
             silence_timeout: DEFAULT_SILENCE_TIMEOUT,
             tail_probes: TailProbes::default(),
             rto_min: Some(DEFAULT_RTO_MIN),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// How to carry a connection to `node` at `addr`.
+    pub(crate) fn carrier(&self, node: NodeId, addr: SocketAddr) -> crate::handshake::Carrier {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return crate::handshake::Carrier::Tls(tls.config.clone(), tls.name_for(node, addr));
+        }
+        let _ = (node, addr);
+        crate::handshake::Carrier::Plain
     }
 
     pub(crate) fn liveness(&self) -> crate::liveness::Liveness {

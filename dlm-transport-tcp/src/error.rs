@@ -34,6 +34,15 @@ pub enum TcpError {
     /// The operating system gave no random bytes for a nonce.
     #[error("cannot draw a random nonce: {0}")]
     Random(String),
+    /// TLS failed on this connection; says why (the certificate not trusted, a name
+    /// mismatch, a certificate refused by the other side...).
+    #[cfg(feature = "tls")]
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The TLS settings cannot be used.
+    #[cfg(feature = "tls")]
+    #[error("TLS settings: {0}")]
+    TlsConfig(#[from] crate::tls::TlsConfigError),
     /// The other side took too long.
     #[error("timed out during {0}")]
     Timeout(&'static str),

@@ -16,6 +16,7 @@
 use crate::auth::{self, ClusterSecret, Side, Transcript};
 use crate::error::TcpError;
 use crate::liveness::Liveness;
+use crate::stream::{self, ConnRead, ConnWrite, Halves};
 use crate::wire::{
     encode_frame, read_frame, read_payload, FrameError, Hello, HelloAnswer, HelloProof, HelloRole,
     Nonce, Proof, HANDSHAKE_MAX_FRAME, MAGIC, PROTOCOL_VERSION,
@@ -24,19 +25,38 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// A connection past its handshake: a buffered reader and the raw writer.
-pub(crate) type Halves = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
+/// How a dialed connection is carried.
+#[derive(Clone)]
+pub(crate) enum Carrier {
+    /// Plain TCP.
+    Plain,
+    /// TLS with these settings, checking this name in the node's certificate.
+    #[cfg(feature = "tls")]
+    Tls(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    ),
+}
 
-/// Connects to `addr` and introduces ourselves as `role`, proving we know `secret` if given.
-/// The connect is limited by `live` as well as by `connect_timeout`, and the socket gets the
-/// kernel's time-outs derived from it.
+/// Whether `bytes`, the first a caller sent, start a TLS handshake record (content type 22,
+/// protocol major version 3). A dlm hello starts with its length, whose first byte is 0.
+pub(crate) fn looks_like_tls(bytes: &[u8]) -> bool {
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    bytes.first() == Some(&HANDSHAKE_RECORD) && bytes.get(1).is_none_or(|major| *major == 3)
+}
+
+/// Connects to `addr` over `carrier` and introduces ourselves as `role`, proving we know
+/// `secret` if given. The connect is limited by `live` as well as by `connect_timeout`, and
+/// the socket gets the kernel's time-outs derived from it before any TLS; the TLS handshake
+/// and dlm's are limited by `handshake_timeout` each.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect(
     addr: SocketAddr,
+    carrier: &Carrier,
     cluster_id: u64,
     secret: Option<&ClusterSecret>,
     role: HelloRole,
@@ -52,8 +72,13 @@ pub(crate) async fn connect(
     .map_err(|_| TcpError::Timeout("connect"))??;
     stream.set_nodelay(true)?;
     live.tune(&stream);
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+    let (mut read, mut write) = match carrier {
+        Carrier::Plain => stream::plain(stream),
+        #[cfg(feature = "tls")]
+        Carrier::Tls(config, name) => {
+            crate::tls::connect(stream, config, name.clone(), handshake_timeout).await?
+        }
+    };
     let auth = match secret {
         Some(secret) => Some((secret, auth::fresh_nonce()?)),
         None => None,
@@ -87,14 +112,23 @@ pub(crate) async fn connect(
     };
     timeout(handshake_timeout, exchange)
         .await
-        .map_err(|_| TcpError::Timeout("handshake"))??;
+        .map_err(|_| TcpError::Timeout("handshake"))?
+        .map_err(reclassify)?;
     Ok((read, write))
+}
+
+/// `e`, or the TLS failure under it (see `tls::reclassify`).
+pub(crate) fn reclassify(e: TcpError) -> TcpError {
+    #[cfg(feature = "tls")]
+    return crate::tls::reclassify(e);
+    #[cfg(not(feature = "tls"))]
+    e
 }
 
 /// The caller's side of a challenge: checks the node's proof, then sends its own.
 async fn prove(
-    read: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    read: &mut BufReader<ConnRead>,
+    write: &mut ConnWrite,
     secret: &ClusterSecret,
     transcript: &Transcript,
     node_proof: &Proof,
@@ -114,7 +148,7 @@ async fn prove(
 }
 
 /// Fails the handshake for `why`, telling the node first so that its log says why too.
-async fn hang_up(write: &mut OwnedWriteHalf, why: &str) -> Result<(), TcpError> {
+async fn hang_up(write: &mut ConnWrite, why: &str) -> Result<(), TcpError> {
     let error = TcpError::Auth(why.into());
     // Best effort: we close the connection anyway.
     let _ = send(write, &HelloProof::Refused(error.to_string())).await;
@@ -170,8 +204,8 @@ impl From<FrameError> for Stop {
 /// the last word on an authenticated caller (e.g. a limit on clients), so that a caller who
 /// cannot authenticate takes no place.
 pub(crate) async fn accept<'s>(
-    read: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    read: &mut BufReader<ConnRead>,
+    write: &mut ConnWrite,
     cluster_id: u64,
     secret_for: impl FnOnce(&HelloRole) -> Option<&'s ClusterSecret>,
     handshake_timeout: Duration,
@@ -202,7 +236,14 @@ pub(crate) async fn accept<'s>(
 
 /// The caller's hello. One of another protocol version may not decode as ours, but its magic
 /// and version (always its first fields) still do, and then it is refused for its version.
-async fn read_hello(read: &mut BufReader<OwnedReadHalf>) -> Result<Hello, Stop> {
+async fn read_hello(read: &mut BufReader<ConnRead>) -> Result<Hello, Stop> {
+    if looks_like_tls(read.fill_buf().await.map_err(TcpError::Io)?) {
+        return Err(Stop::Abort(TcpError::Refused(
+            "the caller started a TLS handshake, but this node serves plain TCP (no TLS \
+             certificate configured)"
+                .into(),
+        )));
+    }
     let payload = read_payload(read, HANDSHAKE_MAX_FRAME)
         .await?
         .ok_or_else(|| TcpError::Refused("connection closed before the handshake".into()))?;
@@ -219,8 +260,8 @@ async fn read_hello(read: &mut BufReader<OwnedReadHalf>) -> Result<Hello, Stop> 
 
 /// With a secret, has the caller prove it knows it (after proving that we do).
 async fn authenticate(
-    read: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    read: &mut BufReader<ConnRead>,
+    write: &mut ConnWrite,
     secret: Option<&ClusterSecret>,
     hello: &Hello,
 ) -> Result<(), Stop> {
@@ -250,16 +291,87 @@ async fn authenticate(
     }
 }
 
-async fn send<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> Result<(), TcpError> {
+async fn send<T: Serialize>(write: &mut ConnWrite, value: &T) -> Result<(), TcpError> {
     write
         .write_all(&encode_frame(value, HANDSHAKE_MAX_FRAME)?)
         .await?;
+    // Pushes a TLS record out; on plain TCP it does nothing.
+    write.flush().await?;
     Ok(())
 }
 
 /// The next handshake frame; the connection closing instead is a refusal.
-async fn receive<T: DeserializeOwned>(read: &mut BufReader<OwnedReadHalf>) -> Result<T, TcpError> {
+async fn receive<T: DeserializeOwned>(read: &mut BufReader<ConnRead>) -> Result<T, TcpError> {
     read_frame(read, HANDSHAKE_MAX_FRAME)
         .await?
         .ok_or_else(|| TcpError::Refused("connection closed during the handshake".into()))
+}
+
+/// Answers a caller that did not start TLS on a node that serves TLS only: its hello, if it
+/// sent one, gets a refusal saying so; anything else just closes. Returns what to log.
+#[cfg(feature = "tls")]
+pub(crate) async fn refuse_plain(
+    (mut read, mut write): Halves,
+    handshake_timeout: Duration,
+) -> TcpError {
+    const WHY: &str = "this node serves TLS only: connect with TLS (a client needs the cluster's \
+                       CA, --tls-ca)";
+    match timeout(handshake_timeout, read_hello(&mut read)).await {
+        Err(_) => return TcpError::Timeout("handshake"),
+        Ok(Err(Stop::Abort(e))) => {
+            return TcpError::Refused(format!("neither a TLS handshake nor a dlm hello: {e}"))
+        }
+        // A hello, of this version or another: a dlm caller, which can be told why.
+        Ok(Err(Stop::Refuse(_)) | Ok(_)) => {}
+    }
+    // Best effort: the caller may be gone already.
+    let _ = timeout(
+        handshake_timeout,
+        send(&mut write, &HelloAnswer::Refused(WHY.into())),
+    )
+    .await;
+    TcpError::Refused(format!("a plain TCP caller: {WHY}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn a_tls_handshake_record_is_told_from_a_dlm_hello() {
+        assert!(looks_like_tls(&[0x16, 0x03, 0x01]));
+        assert!(looks_like_tls(&[0x16]));
+        assert!(!looks_like_tls(&[0x16, 0x04]));
+        assert!(!looks_like_tls(&[0x00, 0x00, 0x00, 0x2a]));
+        assert!(!looks_like_tls(&[]));
+    }
+
+    #[tokio::test]
+    async fn a_plain_node_names_a_tls_caller_in_its_refusal() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut caller = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        // The first bytes of a ClientHello.
+        caller
+            .write_all(&[0x16, 0x03, 0x01, 0x00, 0xf0])
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut read, mut write) = stream::plain(stream);
+        let refused = accept(
+            &mut read,
+            &mut write,
+            1,
+            |_| None,
+            Duration::from_secs(10),
+            |_| Ok(()),
+        )
+        .await;
+        match refused {
+            Err(TcpError::Refused(why)) => assert!(why.contains("serves plain TCP"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -14,6 +14,9 @@
 //! - [`TcpClient`] is a [`dlm_core::runtime::ClientTransport`]: one lazily opened connection per
 //!   node, many calls pipelined on it, answers matched by `(client, seq)`.
 //!
+//! With the `tls` feature, [`TcpConfig::tls`] and [`TcpClientConfig::tls`] put every
+//! connection under TLS (rustls), optionally mutual; see [`tls`].
+//!
 //! Packets dropped without a reset (a pulled cable, a black-holing switch) end no TCP
 //! connection until the kernel's retransmission back-off gives up, minutes later. So peer
 //! links, and client connections while calls wait, exchange liveness signals, and a connection
@@ -35,7 +38,10 @@ mod liveness;
 mod peer;
 mod queue;
 mod server;
+mod stream;
 mod tail_probe;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 pub mod wire;
 
@@ -47,5 +53,7 @@ pub use config::{
 };
 pub use error::TcpError;
 pub use tail_probe::TailProbes;
+#[cfg(feature = "tls")]
+pub use tls::{ClientCerts, ClientTls, NodeTls, TlsConfigError, TlsError, TlsIdentity, TlsRoots};
 pub use transport::{PeerStats, TcpTransport};
 pub use wire::FrameError;

@@ -8,9 +8,10 @@
 use crate::address::PeerAddr;
 use crate::auth::ClusterSecret;
 use crate::backoff::Backoff;
-use crate::handshake::{self, Halves};
+use crate::handshake::{self, Carrier};
 use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
+use crate::stream::Halves;
 use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
 use dlm_core::message::PeerMessage;
@@ -31,6 +32,21 @@ pub(crate) struct LinkSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) live: Liveness,
+    /// For TLS to peers: the settings to dial with (the name checked is each peer's).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl LinkSettings {
+    /// How to carry a connection to the peer at `at`, resolved to `addr`.
+    fn carrier(&self, at: &PeerAddr, addr: std::net::SocketAddr) -> Carrier {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            return Carrier::Tls(config.clone(), crate::tls::peer_name(at, addr));
+        }
+        let _ = (at, addr);
+        Carrier::Plain
+    }
 }
 
 /// A peer's queue and the task that drains it; dropping the link stops the task.
@@ -90,6 +106,7 @@ async fn run(
         };
         let connected = handshake::connect(
             addr,
+            &s.carrier(&at, addr),
             s.cluster_id,
             s.secret.as_ref(),
             HelloRole::Peer(me),
@@ -117,7 +134,7 @@ async fn run(
                     backoff.reset();
                 }
             }
-            Err(e @ (TcpError::Refused(_) | TcpError::Auth(_))) => {
+            Err(e) if is_refusal(&e) => {
                 let why = e.to_string();
                 if last_refusal.as_deref() == Some(why.as_str()) {
                     tracing::debug!(node = %me, %peer, %addr, "peer still refuses: {why}");
@@ -131,6 +148,17 @@ async fn run(
             }
         }
         tokio::time::sleep(backoff.next_wait()).await;
+    }
+}
+
+/// Whether `e` is the peer (or its certificate) refusing us, which retrying does not mend:
+/// logged as an error once, not at every attempt.
+fn is_refusal(e: &TcpError) -> bool {
+    match e {
+        TcpError::Refused(_) | TcpError::Auth(_) => true,
+        #[cfg(feature = "tls")]
+        TcpError::Tls(_) => true,
+        _ => false,
     }
 }
 

@@ -1,9 +1,11 @@
 //! The listening side: one listener per node for peers and clients alike.
 
 use crate::auth::{self, ClusterSecret};
-use crate::handshake::{self, Halves};
+use crate::error::TcpError;
+use crate::handshake;
 use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
+use crate::stream::{self, ConnWrite, Halves};
 use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PONG};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
@@ -15,8 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
 
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     max_clients: usize,
     max_handshaking: usize,
     live: Liveness,
+    /// With it, every connection is TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::NodeTls>,
     /// Client connections admitted and not yet closed.
     clients: Arc<AtomicUsize>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
@@ -59,6 +63,8 @@ impl Shared {
             max_clients: config.max_clients,
             max_handshaking: config.max_handshaking,
             live: config.liveness(),
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
             clients: Arc::default(),
             incoming,
             conns: Mutex::new(HashMap::new()),
@@ -112,9 +118,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                         tracing::warn!(node = %shared.id, %addr, "cannot set TCP_NODELAY: {e}");
                     }
                     shared.live.tune(&stream);
-                    let (read, write) = stream.into_split();
-                    let halves = (tokio::io::BufReader::new(read), write);
-                    conns.spawn(serve(shared.clone(), halves, addr, evicted));
+                    conns.spawn(serve(shared.clone(), stream, addr, evicted));
                 }
                 // Typically out of file descriptors: wait a little rather than spin.
                 Err(e) => {
@@ -162,14 +166,49 @@ fn make_room(handshaking: &mut VecDeque<oneshot::Sender<()>>, max: usize) -> boo
     evicted
 }
 
+/// The connection's halves once its TLS handshake, if any, is done, and whether the caller
+/// presented a verified certificate (`None` without TLS).
+async fn open(shared: &Shared, stream: TcpStream) -> Result<(Halves, Option<bool>), TcpError> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.tls {
+        use crate::tls::Accepted;
+        return match crate::tls::accept(stream, tls, shared.handshake_timeout).await? {
+            Accepted::Tls { halves, has_cert } => Ok((halves, Some(has_cert))),
+            Accepted::Plain(stream) => {
+                let halves = stream::plain(stream);
+                Err(handshake::refuse_plain(halves, shared.handshake_timeout).await)
+            }
+        };
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = shared;
+    Ok((stream::plain(stream), None))
+}
+
 async fn serve(
     shared: Arc<Shared>,
-    (mut read, mut write): Halves,
+    stream: TcpStream,
     addr: SocketAddr,
     mut evicted: oneshot::Receiver<()>,
 ) {
+    let opened = tokio::select! {
+        opened = open(&shared, stream) => opened,
+        Ok(()) = &mut evicted => return,
+    };
+    let ((mut read, mut write), certified) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::error!(node = %shared.id, %addr, "refused connection: {e}");
+            return;
+        }
+    };
     let mut client_slot = None;
     let admit = |role: &HelloRole| match role {
+        HelloRole::Peer(_) if certified == Some(false) => Err(
+            "a member must present a certificate this node verifies (mutual TLS with the \
+             cluster's CA)"
+                .to_string(),
+        ),
         HelloRole::Peer(_) => Ok(()),
         HelloRole::Client | HelloRole::Admin => {
             match Slot::take(&shared.clients, shared.max_clients) {
@@ -205,6 +244,7 @@ async fn serve(
     let role = match accepted {
         Ok(role) => role,
         Err(e) => {
+            let e = handshake::reclassify(e);
             tracing::error!(node = %shared.id, %addr, "refused connection: {e}");
             return;
         }
@@ -268,10 +308,16 @@ async fn serve_peer(shared: &Shared, (read, mut write): Halves, peer: NodeId, ad
 }
 
 /// Once the peer has pinged, sends it a [`PONG`] every `interval`; returns only on a write error.
-async fn signal_back(write: &mut OwnedWriteHalf, pinged: &Notify, interval: Duration) -> io::Error {
+async fn signal_back(write: &mut ConnWrite, pinged: &Notify, interval: Duration) -> io::Error {
     pinged.notified().await;
     loop {
-        if let Err(e) = write.write_all(&PONG).await {
+        // The flush pushes a TLS record out; on plain TCP it does nothing.
+        if let Err(e) = async {
+            write.write_all(&PONG).await?;
+            write.flush().await
+        }
+        .await
+        {
             return e;
         }
         tokio::time::sleep(interval).await;

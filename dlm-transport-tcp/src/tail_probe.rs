@@ -20,19 +20,12 @@
 //! kernel's 200 ms floor nothing helps much.
 
 use std::time::Duration;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 /// A writer whose socket's retransmission count can be read.
 pub(crate) trait Retransmissions {
     /// Segments retransmitted since the socket opened; `None` if unknown.
     fn retransmitted(&self) -> Option<u32>;
-}
-
-impl Retransmissions for OwnedWriteHalf {
-    fn retransmitted(&self) -> Option<u32> {
-        crate::kernel::retransmitted(self.as_ref())
-    }
 }
 
 /// In-memory pipes in tests: nothing is ever retransmitted.

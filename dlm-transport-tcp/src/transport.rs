@@ -46,6 +46,13 @@ pub struct TcpTransport {
 impl TcpTransport {
     /// Listens on `config.listen` and starts a link to each peer. Must run inside a tokio runtime.
     pub async fn bind(config: TcpConfig) -> Result<TcpTransport, TcpError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            let has_peers = config.peers.keys().any(|id| *id != config.id);
+            if has_peers && tls.dial.is_none() {
+                return Err(crate::tls::TlsConfigError::NoCaForPeers.into());
+            }
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| TcpError::Bind {
@@ -71,6 +78,8 @@ impl TcpTransport {
                 connect_timeout: config.connect_timeout,
                 handshake_timeout: config.handshake_timeout,
                 live: config.liveness(),
+                #[cfg(feature = "tls")]
+                tls: config.tls.as_ref().and_then(|tls| tls.dial.clone()),
             },
             peer_queue_frames: config.peer_queue_frames,
         };

@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 /// Set on a spawned node: `ID|LISTEN|PEERS|METRICS|DIR`, PEERS as `id=addr,id=addr`, METRICS
 /// the metrics listener's address or nothing.
 pub const SERVE_ENV: &str = "DLM_SERVE";
+/// Set on a spawned node that serves TLS: the directory of `support::tls::make_certificates`.
+pub const SERVE_TLS_ENV: &str = "DLM_SERVE_TLS";
 
 /// What one spawned node runs.
 #[derive(Clone, Debug)]
@@ -105,6 +107,10 @@ fn serve_spec(spec: &str) -> Result<(), String> {
 
 async fn serve(spec: NodeSpec) -> Result<(), String> {
     let mut builder = dlm::Server::builder().id(spec.id).data_dir(&spec.dir);
+    #[cfg(feature = "tls")]
+    if let Some(dir) = std::env::var_os(SERVE_TLS_ENV) {
+        builder = builder.tls(super::tls::node_tls(Path::new(&dir), spec.id)?);
+    }
     for (peer, addr) in spec.peers {
         builder = builder.peer(peer, addr);
     }
@@ -142,6 +148,8 @@ pub struct ProcessCluster {
     /// Run node `k` with group id [`super::netfault::gid_of`]`(k)`, so that nftables can tell
     /// its sockets apart (see `support::netfault`).
     tag_gids: bool,
+    /// Where the nodes' certificates are, if they serve TLS.
+    tls_dir: Option<PathBuf>,
 }
 
 impl ProcessCluster {
@@ -162,6 +170,7 @@ impl ProcessCluster {
             stopped: BTreeSet::new(),
             metrics: BTreeMap::new(),
             tag_gids: false,
+            tls_dir: None,
         })
     }
 
@@ -177,6 +186,16 @@ impl ProcessCluster {
     /// The process id of node `id`, if it runs.
     pub fn pid(&self, id: u64) -> Option<u32> {
         self.children.get(&id).map(Child::id)
+    }
+
+    /// Makes certificates for every node and a client (see `support::tls`); nodes started
+    /// from now on serve mutual TLS. Returns the clients' TLS.
+    #[cfg(feature = "tls")]
+    pub fn use_tls(&mut self) -> Result<dlm::ClientTls, String> {
+        let dir = self.root.join("tls");
+        let client = super::tls::make_certificates(&dir, &self.ids())?;
+        self.tls_dir = Some(dir);
+        Ok(client)
     }
 
     /// Runs each node under its own group id from now on (see `support::netfault`; needs root).
@@ -257,6 +276,9 @@ impl ProcessCluster {
         let mut command = Command::new(std::env::current_exe()?);
         if self.tag_gids {
             std::os::unix::process::CommandExt::gid(&mut command, super::netfault::gid_of(id));
+        }
+        if let Some(dir) = &self.tls_dir {
+            command.env(SERVE_TLS_ENV, dir);
         }
         let child = command
             .args(&self.args)

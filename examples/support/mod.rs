@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod failover;
 pub mod floor;
 pub mod netfault;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! Helpers shared by the TCP tests.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use dlm_core::message::{PeerBody, PeerMessage};
 use dlm_core::runtime::{Incoming, Transport};
 use dlm_core::{ClientId, ClientRequest, ClientResponse, NodeId, Op, Reply, Seq, Term};

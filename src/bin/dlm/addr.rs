@@ -45,6 +45,14 @@ pub fn parse_member(s: &str) -> Result<Member, String> {
     })
 }
 
+/// The host of `HOST:PORT` (without the brackets of an IPv6 address).
+pub fn host_of(host_port: &str) -> &str {
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// A list of members (one value, so that clap and the environment take it whole).
 #[derive(Clone, Debug)]
 pub struct Members(pub Vec<Member>);
@@ -94,6 +102,9 @@ mod tests {
         for bad in ["", "1", "x=host:1", "1=host", "1=:7001"] {
             assert!(parse_members(bad).is_err(), "{bad:?} parsed");
         }
+        assert_eq!(host_of(&m.0[0].host_port), "localhost");
+        assert_eq!(host_of(&m.0[1].host_port), "10.0.0.2");
+        assert_eq!(host_of(&m.0[2].host_port), "::1");
     }
 
     #[tokio::test]

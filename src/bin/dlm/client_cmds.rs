@@ -25,6 +25,24 @@ pub struct ClusterArgs {
     /// Give up on a call after this many milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Connect with TLS, checking the nodes' certificates against this CA (PEM). Each node's
+    /// certificate must name the host given for it in --nodes (or --tls-server-name).
+    #[arg(long, env = "DLM_TLS_CA", value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for nodes that require mutual TLS.
+    #[arg(long, env = "DLM_TLS_CERT", value_name = "PATH", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "DLM_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Check this name in every node's certificate instead of the host given in --nodes.
+    #[arg(
+        long,
+        env = "DLM_TLS_SERVER_NAME",
+        value_name = "NAME",
+        requires = "tls_ca"
+    )]
+    pub tls_server_name: Option<String>,
 }
 
 impl ClusterArgs {
@@ -49,7 +67,40 @@ impl ClusterArgs {
         if let Some(path) = &self.admin_secret_file {
             access = access.admin_secret(crate::server_cmd::read_secret_file(path)?);
         }
+        if let Some(tls) = self.tls()? {
+            access = access.tls(tls);
+        }
         Ok(access)
+    }
+
+    /// The TLS settings, if --tls-ca is given: by default each node's certificate is checked
+    /// for the host it was given as.
+    fn tls(&self) -> Result<Option<dlm::ClientTls>, String> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let tls_error = |e: dlm::tcp::TlsConfigError| format!("TLS: {e}");
+        let ca = dlm::TlsRoots::from_pem_file(ca).map_err(tls_error)?;
+        let mut tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let identity = dlm::TlsIdentity::from_pem_files(cert, key).map_err(tls_error)?;
+                dlm::ClientTls::with_identity(ca, identity)
+            }
+            _ => dlm::ClientTls::new(ca),
+        }
+        .map_err(tls_error)?;
+        match &self.tls_server_name {
+            Some(name) => tls = tls.server_name(name).map_err(tls_error)?,
+            None => {
+                for member in &self.nodes.0 {
+                    let host = addr::host_of(&member.host_port);
+                    tls = tls
+                        .node_name(dlm::NodeId(member.id), host)
+                        .map_err(tls_error)?;
+                }
+            }
+        }
+        Ok(Some(tls))
     }
 }
 

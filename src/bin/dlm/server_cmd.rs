@@ -1,7 +1,7 @@
 //! `dlm server`: one node of a cluster over TCP.
 
 use crate::addr;
-use crate::server_config::ServerArgs;
+use crate::server_config::{ServerArgs, TlsFiles};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +18,25 @@ fn init_tracing() {
 /// Reads a cluster secret file (see [`dlm::ClusterSecret::from_file`]).
 pub fn read_secret_file(path: &Path) -> Result<dlm::ClusterSecret, String> {
     dlm::ClusterSecret::from_file(path).map_err(|e| e.to_string())
+}
+
+/// The node's TLS from its files.
+fn node_tls(files: &TlsFiles) -> Result<dlm::NodeTls, String> {
+    let identity = dlm::TlsIdentity::from_pem_files(&files.cert, &files.key);
+    let identity = identity.map_err(|e| format!("TLS: {e}"))?;
+    let tls = match &files.ca {
+        None => dlm::NodeTls::new(identity),
+        Some(ca) => {
+            let ca = dlm::TlsRoots::from_pem_file(ca).map_err(|e| format!("TLS: {e}"))?;
+            let clients = if files.optional_client_cert {
+                dlm::ClientCerts::Optional
+            } else {
+                dlm::ClientCerts::Required
+            };
+            dlm::NodeTls::mutual(identity, ca, clients)
+        }
+    };
+    tls.map_err(|e| format!("TLS: {e}"))
 }
 
 pub async fn run(args: ServerArgs) -> Result<i32, String> {
@@ -52,11 +71,14 @@ pub async fn run(args: ServerArgs) -> Result<i32, String> {
     if let Some(path) = &args.admin_secret_file {
         builder = builder.admin_secret(read_secret_file(path)?);
     }
+    if let Some(files) = &args.tls {
+        builder = builder.tls(node_tls(files)?);
+    }
     let server = builder
         .serve_tcp(listen)
         .await
         .map_err(|e| format!("node {} cannot start: {e}", args.id))?;
-    tracing::info!(id = args.id, addr = ?server.local_addr(), metrics = ?server.metrics_addr(), dir = %args.data_dir.display(), "serving");
+    tracing::info!(id = args.id, addr = ?server.local_addr(), metrics = ?server.metrics_addr(), dir = %args.data_dir.display(), tls = args.tls.is_some(), "serving");
     tokio::select! {
         signal = wait_for_signal() => signal.map_err(|e| format!("signals: {e}"))?,
         stopped = server.stopped() => return Err(format!("node {}: {stopped}", args.id)),

@@ -7,7 +7,8 @@
 //! peers = ["2=node2:7001", "3=node3:7001"]
 //! data_dir = "/var/lib/dlm"
 //! # optional: cluster_id, election_ms, heartbeat_ms, lock_delay_ms, lease_ms,
-//! # secret_file, peer_secret_file, admin_secret_file, metrics = "127.0.0.1:9464"
+//! # secret_file, peer_secret_file, admin_secret_file, metrics = "127.0.0.1:9464",
+//! # tls_cert, tls_key, tls_ca, tls_optional_client_cert
 //! ```
 
 use crate::addr::{self, Member};
@@ -23,8 +24,8 @@ use std::path::{Path, PathBuf};
 pub struct ServerArgs {
     /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
     /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
-    /// `secret_file`, `peer_secret_file`, `admin_secret_file`, `metrics`); a flag given as well
-    /// wins.
+    /// `secret_file`, `peer_secret_file`, `admin_secret_file`, `metrics`, `tls_cert`, `tls_key`,
+    /// `tls_ca`, `tls_optional_client_cert`); a flag given as well wins.
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
     config: Option<PathBuf>,
@@ -76,6 +77,25 @@ pub struct ServerArgs {
     /// node.
     #[arg(long, value_name = "PATH")]
     admin_secret_file: Option<PathBuf>,
+    /// This node's certificate chain (PEM; its own certificate first). With --tls-key, every
+    /// connection to and from this node is TLS. The certificate must name (as a subject
+    /// alternative name) the host its peers and clients dial: a DNS name, an IP address, or
+    /// both.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM, one or more certificates) that signs the cluster's certificates: mutual
+    /// TLS. Nodes verify each other against it, and clients must present a certificate it
+    /// signed (unless --tls-optional-client-cert). Needed by a node with peers.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca, also serve clients that present no certificate (members must still
+    /// present theirs).
+    #[arg(long, requires = "tls_ca")]
+    #[serde(default)]
+    tls_optional_client_cert: bool,
 }
 
 impl ServerArgs {
@@ -116,6 +136,46 @@ pub struct Settings {
     pub peer_secret_file: Option<PathBuf>,
     pub metrics: Option<String>,
     pub admin_secret_file: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS files of a node.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: Option<PathBuf>,
+    pub optional_client_cert: bool,
+}
+
+/// The TLS settings, checked for what only makes sense together.
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    optional_client_cert: bool,
+) -> Result<Option<TlsFiles>, String> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            if optional_client_cert && ca.is_none() {
+                return Err(
+                    "tls_optional_client_cert needs tls_ca: without a CA no client \
+                            certificate is asked for anyway"
+                        .into(),
+                );
+            }
+            Ok(Some(TlsFiles {
+                cert,
+                key,
+                ca,
+                optional_client_cert,
+            }))
+        }
+        (None, None) if ca.is_none() && !optional_client_cert => Ok(None),
+        (None, None) => Err("tls_ca and tls_optional_client_cert need tls_cert and tls_key".into()),
+        (Some(_), None) => Err("tls_cert needs tls_key (the certificate's private key)".into()),
+        (None, Some(_)) => Err("tls_key needs tls_cert (the certificate it belongs to)".into()),
+    }
 }
 
 /// A flag wins over the file; the peer list is taken whole from the flags if any `--peer` is
@@ -149,6 +209,12 @@ fn merge(flags: ServerArgs, file: ServerArgs) -> Result<Settings, String> {
         peer_secret_file: flags.peer_secret_file.or(file.peer_secret_file),
         metrics: flags.metrics.or(file.metrics),
         admin_secret_file: flags.admin_secret_file.or(file.admin_secret_file),
+        tls: tls_files(
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+            flags.tls_ca.or(file.tls_ca),
+            flags.tls_optional_client_cert || file.tls_optional_client_cert,
+        )?,
     })
 }
 
@@ -204,5 +270,35 @@ mod tests {
         );
         let none = merge(ServerArgs::default(), ServerArgs::default()).unwrap_err();
         assert!(none.contains("--id"), "{none}");
+    }
+
+    #[test]
+    fn tls_files_come_from_the_file_and_must_go_together() {
+        let tls = format!(
+            "{FILE}\ntls_cert = \"/etc/dlm/node.pem\"\ntls_key = \"/etc/dlm/node.key\"\n\
+             tls_ca = \"/etc/dlm/ca.pem\"\ntls_optional_client_cert = true\n"
+        );
+        let s = merge(ServerArgs::default(), parse(&tls).unwrap()).unwrap();
+        let files = s.tls.unwrap();
+        assert_eq!(files.cert, PathBuf::from("/etc/dlm/node.pem"));
+        assert_eq!(files.ca, Some(PathBuf::from("/etc/dlm/ca.pem")));
+        assert!(files.optional_client_cert);
+        assert_eq!(
+            merge(ServerArgs::default(), parse(FILE).unwrap())
+                .unwrap()
+                .tls,
+            None
+        );
+
+        let lone_cert = format!("{FILE}\ntls_cert = \"/etc/dlm/node.pem\"\n");
+        let e = merge(ServerArgs::default(), parse(&lone_cert).unwrap()).unwrap_err();
+        assert!(e.contains("tls_key"), "{e}");
+        let lone_ca = format!("{FILE}\ntls_ca = \"/etc/dlm/ca.pem\"\n");
+        let e = merge(ServerArgs::default(), parse(&lone_ca).unwrap()).unwrap_err();
+        assert!(e.contains("need tls_cert"), "{e}");
+        let no_ca =
+            format!("{FILE}\ntls_cert = \"a\"\ntls_key = \"b\"\ntls_optional_client_cert = true\n");
+        let e = merge(ServerArgs::default(), parse(&no_ca).unwrap()).unwrap_err();
+        assert!(e.contains("needs tls_ca"), "{e}");
     }
 }
