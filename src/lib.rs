@@ -46,7 +46,7 @@ mod server;
 pub use data_dir::DataDirError;
 #[cfg(feature = "tokio")]
 pub use dlm_core::runtime::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, NodeCause, Unreachable,
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, Unreachable,
 };
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;

@@ -7,7 +7,7 @@
 mod support;
 
 use dlm::mem::{MemClient, MemNetwork};
-use dlm::{Client, ClientConfig, ClientError, NodeId, Rejection, Role};
+use dlm::{Client, ClientConfig, ClientError, LossReason, NodeId, Rejection, Role};
 use std::time::Duration;
 
 const MEMBERS: [u64; 3] = [1, 2, 3];
@@ -61,6 +61,9 @@ async fn an_operator_lists_and_revokes_and_the_old_holder_is_fenced() {
         refused,
         Err(ClientError::Rejected(Rejection::Revoked { token: old }))
     );
+    // The holder's next keep-alive tells it why the lock went (paused time: no waiting).
+    assert_eq!(guard.lost().await, LossReason::Revoked);
+    assert_eq!(guard.loss(), Some(LossReason::Revoked));
     waiter
         .append(&next, "jobs/a.log", b"on time\n".to_vec())
         .await

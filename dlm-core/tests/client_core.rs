@@ -21,8 +21,8 @@ mod client_support;
 
 use client_support::*;
 use dlm_core::client::{
-    CallId, CallOp, ClientConfig, ClientError, ClientOutput, Done, DriftBound, NodeCause,
-    Unreachable, Wait,
+    CallId, CallOp, ClientConfig, ClientError, ClientOutput, Done, DriftBound, LossReason,
+    NodeCause, Unreachable, Wait,
 };
 use dlm_core::{
     FencingToken, FileName, LogIndex, NodeId, NodeStatus, Rejection, Reply, Role, Seq, Term, Time,
@@ -1292,10 +1292,33 @@ fn a_keep_alive_not_listing_a_lock_loses_it() {
     h.hold(ms(0), 1, "a", 1, 7);
     let ka = ms(0) + LEASE / 3;
     assert_eq!(h.tick(ka), vec![send(1, s, 2, 2, dlm_core::Op::KeepAlive)]);
-    assert_eq!(h.answer(ka, 1, 2, kept_alive(&[])), vec![lost("a", 7)]);
+    assert_eq!(
+        h.answer(ka, 1, 2, kept_alive(&[])),
+        vec![lost("a", 7, LossReason::NotListed)]
+    );
     assert_eq!(h.core.held().count(), 0);
     assert_eq!(h.deadline(), Time::MAX);
     assert!(h.core.is_idle());
+}
+
+/// A keep-alive answer that lists the grant as revoked says so to the holder; a revoke of an
+/// older grant of the same lock is no news about this one.
+#[test]
+fn a_grant_the_keep_alive_lists_as_revoked_is_lost_as_revoked() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    h.hold(ms(0), 1, "a", 1, 7);
+    h.hold(ms(0), 2, "b", 2, 8);
+    let ka = ms(0) + LEASE / 3;
+    assert_eq!(h.tick(ka), vec![send(1, s, 3, 3, dlm_core::Op::KeepAlive)]);
+    let answer = kept_alive_revoked(&[], &[("a", 7), ("b", 5)]);
+    assert_eq!(
+        h.answer(ka, 1, 3, answer),
+        vec![
+            lost("a", 7, LossReason::Revoked),
+            lost("b", 8, LossReason::NotListed)
+        ]
+    );
 }
 
 #[test]
@@ -1316,7 +1339,10 @@ fn a_lease_that_runs_out_unconfirmed_is_lost_at_its_safe_until() {
     assert_eq!(h.tick_deadline(), (ka + LEASE / 3, vec![]));
     assert_eq!(h.deadline(), safe_until);
     assert_eq!(h.tick(Time::from_nanos(safe_until.as_nanos() - 1)), vec![]);
-    assert_eq!(h.tick(safe_until), vec![lost("a", 7)]);
+    assert_eq!(
+        h.tick(safe_until),
+        vec![lost("a", 7, LossReason::LeaseRanOut)]
+    );
     assert_eq!(h.core.held().count(), 0);
 }
 
@@ -1807,7 +1833,13 @@ fn an_expired_session_starts_a_new_one_resends_the_call_and_loses_held_locks() {
     let out = h.answer(ms(1_010), 1, 2, Err(Rejection::SessionExpired));
     let new = h.session();
     assert_ne!(new, old);
-    assert_eq!(out, vec![lost("a", 7), send(1, new, 1, 1, read_op("x"))]);
+    assert_eq!(
+        out,
+        vec![
+            lost("a", 7, LossReason::SessionExpired),
+            send(1, new, 1, 1, read_op("x"))
+        ]
+    );
     assert_eq!(h.core.held().count(), 0);
     // Only the re-sent read is scheduled: no keep-alive any more.
     assert_eq!(h.deadline(), ms(2_010));
@@ -1830,7 +1862,10 @@ fn a_keep_alive_finding_the_session_expired_loses_every_lock() {
     assert_eq!(h.tick(ka), vec![send(1, s, 3, 3, dlm_core::Op::KeepAlive)]);
     assert_eq!(
         h.answer(ka, 1, 3, Err(Rejection::SessionExpired)),
-        vec![lost("a", 7), lost("b", 8)]
+        vec![
+            lost("a", 7, LossReason::SessionExpired),
+            lost("b", 8, LossReason::SessionExpired)
+        ]
     );
     assert_ne!(h.session(), s);
     assert!(h.core.is_idle());
@@ -2017,7 +2052,10 @@ fn each_unconfirmed_grant_is_lost_at_its_own_safe_until() {
     let b = h.hold(ms(1_000), 2, "b", 2, 8);
     assert_eq!(
         not_sends(run_silent_until(&mut h, b)),
-        vec![(a, lost("a", 7)), (b, lost("b", 8))]
+        vec![
+            (a, lost("a", 7, LossReason::LeaseRanOut)),
+            (b, lost("b", 8, LossReason::LeaseRanOut))
+        ]
     );
 }
 
@@ -2039,7 +2077,7 @@ fn a_confirming_grant_outlives_another_grants_end() {
     assert_eq!(
         outputs,
         vec![
-            (b, lost("b", 8)),
+            (b, lost("b", 8, LossReason::LeaseRanOut)),
             (until, failed(2, ClientError::GrantExpired))
         ]
     );
@@ -2056,7 +2094,10 @@ fn a_keep_alive_listing_the_lock_under_another_token_loses_it() {
     // (The grant under token 9 is no grant of ours that we know of: it is given back.)
     assert_eq!(
         h.answer(ka, 1, 2, kept_alive(&[("a", 9)])),
-        vec![send(1, s, 3, 3, release_op("a", 9)), lost("a", 7)]
+        vec![
+            send(1, s, 3, 3, release_op("a", 9)),
+            lost("a", 7, LossReason::NotListed)
+        ]
     );
 }
 

@@ -130,8 +130,8 @@ impl ClientCore {
             }
             Purpose::KeepAlive { grants } => {
                 self.requests.remove(&seq);
-                if let Ok(Reply::KeptAlive { held, .. }) = result {
-                    self.kept_alive(sent, grants, &held);
+                if let Ok(Reply::KeptAlive { held, revoked }) = result {
+                    self.kept_alive(sent, grants, &held, &revoked);
                 }
                 self.keepalive_ended();
             }

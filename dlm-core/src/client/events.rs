@@ -76,5 +76,34 @@ pub enum ClientOutput {
         lock: LockName,
         /// The grant's token.
         token: FencingToken,
+        /// How it was lost.
+        reason: LossReason,
     },
+}
+
+/// Why a held lock was lost. Whatever the reason, the grant's token is no longer good: work
+/// under it must stop, and the resources it guards refuse it once they see a newer one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossReason {
+    /// An operator revoked the grant (`dlm revoke`): the lock went to the next waiter under a
+    /// newer token, and the service refuses this grant's appends and releases as revoked.
+    Revoked,
+    /// A keep-alive answer no longer lists the grant: its lease ran out at the service.
+    NotListed,
+    /// No keep-alive answer confirmed the lease before its safe window ended (no node could
+    /// be reached in time): the service may have let it expire.
+    LeaseRanOut,
+    /// The service expired the whole session, and every lock held in it.
+    SessionExpired,
+}
+
+impl std::fmt::Display for LossReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LossReason::Revoked => "revoked by an operator",
+            LossReason::NotListed => "its lease expired at the service",
+            LossReason::LeaseRanOut => "its lease ran out before a keep-alive confirmed it",
+            LossReason::SessionExpired => "the session expired at the service",
+        })
+    }
 }

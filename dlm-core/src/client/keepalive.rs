@@ -47,12 +47,14 @@ impl ClientCore {
         seq
     }
 
-    /// A keep-alive first sent at `sent`, when `grants` grants had been entered, listed `listed`.
+    /// A keep-alive first sent at `sent`, when `grants` grants had been entered, listed `listed`
+    /// as held and `revoked` as taken away by an operator.
     pub(super) fn kept_alive(
         &mut self,
         sent: Time,
         grants: u64,
         listed: &[(LockName, FencingToken)],
+        revoked: &[(LockName, FencingToken)],
     ) {
         for (lock, token) in listed {
             if !self.tracks(lock, *token) {
@@ -71,7 +73,16 @@ impl ClientCore {
             });
         }
         for (lock, token) in renewal.lost {
-            self.out.push_back(ClientOutput::Lost { lock, token });
+            let reason = if revoked.iter().any(|(l, t)| *l == lock && *t == token) {
+                LossReason::Revoked
+            } else {
+                LossReason::NotListed
+            };
+            self.out.push_back(ClientOutput::Lost {
+                lock,
+                token,
+                reason,
+            });
         }
         for (call, lock, token, safe_until) in renewal.confirmed {
             let done = Done::Granted {

@@ -38,7 +38,7 @@ mod withdraw;
 pub use call::{CallId, CallOp, Done, Wait};
 pub use config::{ClientConfig, DriftBound};
 pub use error::{ClientError, NodeCause, Unreachable};
-pub use events::{ClientEvent, ClientOutput};
+pub use events::{ClientEvent, ClientOutput, LossReason};
 
 use crate::names::LockName;
 use crate::protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
@@ -368,7 +368,11 @@ impl ClientCore {
         for (lock, token, confirming) in self.held.clear() {
             match confirming {
                 Some(call) => self.done(call, Err(ClientError::GrantExpired)),
-                None => self.out.push_back(ClientOutput::Lost { lock, token }),
+                None => self.out.push_back(ClientOutput::Lost {
+                    lock,
+                    token,
+                    reason: LossReason::SessionExpired,
+                }),
             }
         }
         self.keepalive_at = Time::MAX;

@@ -72,7 +72,11 @@ impl ClientCore {
         }
         let (lost, unconfirmed) = self.held.expire(now);
         for (lock, token) in lost {
-            self.out.push_back(ClientOutput::Lost { lock, token });
+            self.out.push_back(ClientOutput::Lost {
+                lock,
+                token,
+                reason: LossReason::LeaseRanOut,
+            });
         }
         for (call, lock, token) in unconfirmed {
             self.give_back(lock, token);

@@ -25,7 +25,7 @@ pub mod storage;
 mod transport;
 
 pub use client::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, NodeCause, Unreachable,
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, Unreachable,
 };
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions};
 pub use files::{escape_file_name, FileMirror};

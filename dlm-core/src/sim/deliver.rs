@@ -53,9 +53,12 @@ impl Sim {
                         self.checker
                             .lease_confirmed(i, &lock, token, self.now, until)
                     }),
-                Event::Dropped { lock } => {
+                Event::Dropped { lock, revoked } => {
                     self.checker.lease_dropped(i, &lock, self.now);
-                    Ok(())
+                    match revoked {
+                        Some(token) => self.checker.told_revoked(token),
+                        None => Ok(()),
+                    }
                 }
                 Event::Appended { file, offset, data } => {
                     self.checker.append_acked(file, offset, data, self.now);

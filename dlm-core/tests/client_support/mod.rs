@@ -4,7 +4,7 @@
 
 use dlm_core::client::{
     CallId, CallOp, ClientConfig, ClientCore, ClientError, ClientEvent, ClientOutput, Done,
-    DriftBound, NodeCause, Wait,
+    DriftBound, LossReason, NodeCause, Wait,
 };
 use dlm_core::{
     ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, LogIndex, NodeId,
@@ -268,10 +268,11 @@ pub fn renewed(name: &str, token: u64, safe_until: Time) -> ClientOutput {
     }
 }
 
-pub fn lost(name: &str, token: u64) -> ClientOutput {
+pub fn lost(name: &str, token: u64, reason: LossReason) -> ClientOutput {
     ClientOutput::Lost {
         lock: lock(name),
         token: FencingToken(token),
+        reason,
     }
 }
 
@@ -290,12 +291,22 @@ pub fn data(bytes: &[u8]) -> Result<Reply, Rejection> {
 }
 
 pub fn kept_alive(held: &[(&str, u64)]) -> Result<Reply, Rejection> {
-    Ok(Reply::KeptAlive {
-        held: held
-            .iter()
+    kept_alive_revoked(held, &[])
+}
+
+/// A keep-alive answer listing `held` as held and `revoked` as revoked by an operator.
+pub fn kept_alive_revoked(
+    held: &[(&str, u64)],
+    revoked: &[(&str, u64)],
+) -> Result<Reply, Rejection> {
+    let grants = |list: &[(&str, u64)]| {
+        list.iter()
             .map(|(name, token)| (lock(name), FencingToken(*token)))
-            .collect(),
-        revoked: Vec::new(),
+            .collect()
+    };
+    Ok(Reply::KeptAlive {
+        held: grants(held),
+        revoked: grants(revoked),
     })
 }
 

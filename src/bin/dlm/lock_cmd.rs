@@ -69,8 +69,12 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
                 return Err(format!("waiting for {program}: {e}"));
             }
         },
-        () = guard.lost() => {
-            eprintln!("dlm: lock {} lost (token {}); stopping {program}", args.lock, guard.token());
+        reason = guard.lost() => {
+            eprintln!(
+                "dlm: lock {} lost (token {}): {reason}; stopping {program}",
+                args.lock,
+                guard.token()
+            );
             stop(&mut child, grace).await;
             return Ok(LOST);
         }

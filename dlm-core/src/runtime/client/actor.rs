@@ -207,11 +207,15 @@ impl<T: ClientTransport> Actor<T> {
                         held.confirm(self.clock.instant(safe_until).unwrap_or_else(far_future));
                     }
                 }
-                ClientOutput::Lost { lock, token } => {
+                ClientOutput::Lost {
+                    lock,
+                    token,
+                    reason,
+                } => {
                     if self.guards.get(&lock).is_some_and(|h| h.token == token) {
                         if let Some(held) = self.guards.remove(&lock) {
-                            tracing::info!(%lock, %token, "lock lost");
-                            held.mark_lost();
+                            tracing::info!(%lock, %token, "lock lost: {reason}");
+                            held.mark_lost(reason);
                         }
                     }
                 }

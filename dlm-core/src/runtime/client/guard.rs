@@ -1,7 +1,7 @@
 //! [`LockGuard`]: a held lock, its fencing token and how long it is certainly held.
 
 use super::Client;
-use crate::client::CallOp;
+use crate::client::{CallOp, LossReason};
 use crate::names::LockName;
 use crate::runtime::transport::ClientTransport;
 use crate::types::FencingToken;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 pub(super) struct HeldLock {
     pub(super) token: FencingToken,
     safe_until: Mutex<Instant>,
-    lost: watch::Sender<bool>,
+    lost: watch::Sender<Option<LossReason>>,
 }
 
 impl HeldLock {
@@ -22,7 +22,7 @@ impl HeldLock {
         HeldLock {
             token,
             safe_until: Mutex::new(safe_until),
-            lost: watch::Sender::new(false),
+            lost: watch::Sender::new(None),
         }
     }
 
@@ -41,8 +41,8 @@ impl HeldLock {
         *s = (*s).max(until);
     }
 
-    pub(super) fn mark_lost(&self) {
-        self.lost.send_replace(true);
+    pub(super) fn mark_lost(&self, reason: LossReason) {
+        self.lost.send_replace(Some(reason));
     }
 }
 
@@ -96,25 +96,35 @@ impl<T: ClientTransport> LockGuard<T> {
 
     /// Whether the lock is known to be lost.
     pub fn is_lost(&self) -> bool {
-        *self.held.lost.borrow() || Instant::now() >= self.held.safe_until()
+        self.loss().is_some()
     }
 
-    /// Resolves once the lock is lost: a keep-alive answer no longer lists it, or the lease ran
-    /// out without a confirmation.
-    pub async fn lost(&self) {
+    /// Why the lock is lost, or `None` while it is still certainly held. Past its safe window
+    /// with no news from the service, that is [`LossReason::LeaseRanOut`].
+    pub fn loss(&self) -> Option<LossReason> {
+        let told = *self.held.lost.borrow();
+        told.or_else(|| {
+            (Instant::now() >= self.held.safe_until()).then_some(LossReason::LeaseRanOut)
+        })
+    }
+
+    /// Resolves once the lock is lost, with the reason: a keep-alive answer no longer lists
+    /// it or says an operator revoked it, its session expired, or the lease ran out without a
+    /// confirmation.
+    pub async fn lost(&self) -> LossReason {
         let mut rx = self.held.lost.subscribe();
         loop {
-            if *rx.borrow_and_update() {
-                return;
+            if let Some(reason) = *rx.borrow_and_update() {
+                return reason;
             }
             let until = self.held.safe_until();
             if Instant::now() >= until {
-                return;
+                return LossReason::LeaseRanOut;
             }
             tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() {
-                        return;
+                        return LossReason::LeaseRanOut;
                     }
                 }
                 () = tokio::time::sleep_until(until) => {}

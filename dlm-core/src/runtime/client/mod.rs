@@ -22,7 +22,9 @@ mod actor;
 mod admin;
 mod guard;
 
-pub use crate::client::{ClientConfig, ClientError, DriftBound, NodeCause, Unreachable};
+pub use crate::client::{
+    ClientConfig, ClientError, DriftBound, LossReason, NodeCause, Unreachable,
+};
 pub use guard::LockGuard;
 
 use super::transport::ClientTransport;

@@ -78,6 +78,8 @@ pub enum Event {
     Dropped {
         /// The lock.
         lock: LockName,
+        /// The grant's token, if the client core said an operator revoked it.
+        revoked: Option<FencingToken>,
     },
     /// A read of `file` from offset 0, started at `sent` (true time), returned `data`.
     Read {
@@ -260,7 +262,10 @@ impl SimClient {
             }
             // Done, or the lease may be gone: stop acting as holder. Releasing is still polite.
             self.holding = None;
-            events.push(Event::Dropped { lock: lock.clone() });
+            events.push(Event::Dropped {
+                lock: lock.clone(),
+                revoked: None,
+            });
             return (CallOp::Release { lock, token }, Calling::Release);
         }
         let lock = LockName::new(format!("l{}", rng.below(locks as u64)));

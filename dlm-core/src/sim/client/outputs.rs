@@ -4,7 +4,7 @@
 //! to call, which are the other half of the model.
 
 use super::{Calling, Event, Holding, SimClient};
-use crate::client::{CallId, ClientError, ClientOutput, Done};
+use crate::client::{CallId, ClientError, ClientOutput, Done, LossReason};
 use crate::protocol::Rejection;
 use crate::sim::rng::SimRng;
 
@@ -31,14 +31,19 @@ impl SimClient {
                         }
                     }
                 }
-                ClientOutput::Lost { lock, token } => {
+                ClientOutput::Lost {
+                    lock,
+                    token,
+                    reason,
+                } => {
                     if self
                         .holding
                         .as_ref()
                         .is_some_and(|h| h.lock == lock && h.token == token)
                     {
                         self.holding = None;
-                        events.push(Event::Dropped { lock });
+                        let revoked = (reason == LossReason::Revoked).then_some(token);
+                        events.push(Event::Dropped { lock, revoked });
                     }
                 }
             }
@@ -93,7 +98,10 @@ impl SimClient {
             (Calling::Append { .. }, Err(_)) => {
                 // Lost the lock (expired, and maybe granted to someone else).
                 if let Some(h) = self.holding.take() {
-                    events.push(Event::Dropped { lock: h.lock });
+                    events.push(Event::Dropped {
+                        lock: h.lock,
+                        revoked: None,
+                    });
                 }
             }
             (Calling::Read(file), Ok(Done::Data { data, .. })) => {

@@ -30,6 +30,18 @@ impl Checker {
         self.revokes_sent.insert(lock.clone());
     }
 
+    /// A holder was told its grant `token` was revoked; true only if some node's state or a
+    /// revoke's answer says so.
+    pub fn told_revoked(&mut self, token: FencingToken) -> Result<(), Broken> {
+        if self.revoked.contains(&token) {
+            return Ok(());
+        }
+        Err((
+            "loss_reasons_true",
+            format!("a holder was told grant {token} was revoked, which no revoke took"),
+        ))
+    }
+
     /// Grants revoked, as seen so far.
     pub fn revoked_grants(&self) -> usize {
         self.revoked.len()

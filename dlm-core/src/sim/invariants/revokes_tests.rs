@@ -68,3 +68,12 @@ fn an_append_applied_after_its_grants_revoke_is_refused_only_on_that_node() {
     checker.append_not_revoked(0, b"x", T1).unwrap();
     checker.append_not_revoked(1, b"x", T2).unwrap();
 }
+
+#[test]
+fn a_holder_told_of_a_revoke_no_revoke_took_is_a_false_reason() {
+    let mut checker = Checker::new(3);
+    let (name, _) = checker.told_revoked(T1).unwrap_err();
+    assert_eq!(name, "loss_reasons_true");
+    checker.note_revoked(T1);
+    checker.told_revoked(T1).unwrap();
+}
