@@ -348,3 +348,37 @@ async fn a_flood_of_scrapes_is_refused_clearly_and_the_node_keeps_serving() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// An operator's request from a client without the admin secret is refused by the transport,
+/// before the node sees it; the node's request counts still show the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operators_request_is_counted_as_not_authorized() {
+    const CLIENT: &str = "a client secret, long enough";
+    const ADMIN: &str = "an operators' secret, long enough";
+    let server = Server::builder()
+        .id(1)
+        .secret(dlm::ClusterSecret::new(CLIENT).unwrap())
+        .admin_secret(dlm::ClusterSecret::new(ADMIN).unwrap())
+        .metrics("127.0.0.1:0".parse().unwrap())
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let metrics = server.metrics_addr().unwrap();
+    let access = dlm::ClusterAccess::new(DEFAULT_CLUSTER_ID)
+        .secret(dlm::ClusterSecret::new(CLIENT).unwrap());
+    let user = dlm::connect_tcp_with([(1, server.local_addr().unwrap())], access, |_| {});
+    let refused = user.locks("").await;
+    assert!(
+        matches!(
+            refused,
+            Err(dlm::ClientError::Rejected(Rejection::NotAuthorized(_)))
+        ),
+        "{refused:?}"
+    );
+    let series = r#"dlm_client_requests_total{op="locks",outcome="not_authorized"}"#;
+    scrape_until(metrics, "the refusal counted", |m| {
+        m.get(series).is_some_and(|v| *v >= 1.0)
+    })
+    .await;
+    server.shutdown().await.unwrap();
+}

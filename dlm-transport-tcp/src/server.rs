@@ -9,7 +9,7 @@ use crate::stream::{self, ConnWrite, Halves};
 use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PONG};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
-use dlm_core::{ClientRequest, ClientResponse, ConnId, NodeId, Rejection};
+use dlm_core::{ClientRequest, ClientResponse, ConnId, NodeId, Op, Rejection};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -355,7 +355,12 @@ async fn serve_client(
             match read_frame_or_signal::<_, ClientRequest>(&mut read, shared.max_frame).await {
                 Ok(Some(Frame::Message(request))) => {
                     if let (Privilege::Client(why), true) = (privilege, request.op.is_admin()) {
-                        refuse(shared, &queue, request, why);
+                        let (op, rejection) = refuse(shared, &queue, request, why);
+                        // Counted by the node if its input has room: a flood of refused
+                        // requests must not crowd out its work.
+                        let _ = shared
+                            .incoming
+                            .try_send(Incoming::Refused { op, rejection });
                         continue;
                     }
                     let incoming = Incoming::Client { conn, request };
@@ -387,15 +392,18 @@ async fn serve_client(
     tracing::debug!(node = %shared.id, %conn, "client connection closed");
 }
 
-/// Answers an admin request from a connection not allowed it, without troubling the node.
-fn refuse(shared: &Shared, queue: &OutQueue, request: ClientRequest, why: &str) {
+/// Answers an admin request from a connection not allowed it, without the node's help; gives
+/// back what was asked and the refusal, for the node's metrics.
+fn refuse(shared: &Shared, queue: &OutQueue, request: ClientRequest, why: &str) -> (Op, Rejection) {
+    let rejection = Rejection::NotAuthorized(why.to_string());
     let response = ClientResponse {
         client: request.client,
         seq: request.seq,
-        result: Err(Rejection::NotAuthorized(why.to_string())),
+        result: Err(rejection.clone()),
     };
     match encode_frame(&response, shared.max_frame) {
         Ok(frame) => queue.push_drop_oldest(frame),
         Err(e) => tracing::error!(node = %shared.id, "refusal not sent: {e}"),
     }
+    (request.op, rejection)
 }

@@ -2,7 +2,7 @@
 //! a client. dlm-transport-mem and dlm-transport-tcp implement both.
 
 use crate::message::PeerMessage;
-use crate::protocol::{ClientRequest, ClientResponse};
+use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection};
 use crate::types::{ConnId, NodeId};
 use async_trait::async_trait;
 
@@ -17,6 +17,14 @@ pub enum Incoming {
         conn: ConnId,
         /// The request.
         request: ClientRequest,
+    },
+    /// A client request the transport refused and answered itself (an operator's request from
+    /// a connection without the admin credential), told to the node for its metrics only.
+    Refused {
+        /// What was asked.
+        op: Op,
+        /// The refusal sent back.
+        rejection: Rejection,
     },
 }
 

@@ -6,7 +6,7 @@
 use super::Driver;
 use crate::command::Command;
 use crate::node::{Node, Persist};
-use crate::protocol::{ClientRequest, ClientResponse, Reply};
+use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply};
 use crate::runtime::metrics::{outcome_index, Counters, OpKind, StateGauges};
 use crate::runtime::storage::Storage;
 use crate::runtime::transport::Transport;
@@ -69,6 +69,12 @@ impl Metering {
             let waited = now().saturating_since(p.arrived);
             self.counters.lock_wait.observe(waited);
         }
+    }
+
+    /// The transport refused a request itself (see [`crate::runtime::Incoming::Refused`]).
+    pub(super) fn refused(&self, op: &Op, rejection: Rejection) {
+        self.counters
+            .count_answer(OpKind::of(op), outcome_index(&Err(rejection)));
     }
 
     /// A persist is going to storage.

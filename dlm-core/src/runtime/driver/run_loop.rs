@@ -7,7 +7,7 @@ use super::effects::join_sync;
 use super::{Driver, ServerError};
 use crate::message::PeerMessage;
 use crate::node::Input;
-use crate::protocol::ClientRequest;
+use crate::protocol::{ClientRequest, Op, Rejection};
 use crate::runtime::storage::Storage;
 use crate::runtime::transport::{Incoming, Transport};
 use crate::types::{ConnId, Time};
@@ -31,6 +31,7 @@ const MAX_BACKLOG_BYTES: usize = 64 << 20;
 struct Batch {
     peers: Vec<PeerMessage>,
     clients: Vec<(ConnId, ClientRequest)>,
+    refused: Vec<(Op, Rejection)>,
 }
 
 impl Batch {
@@ -38,11 +39,12 @@ impl Batch {
         match incoming {
             Incoming::Peer(msg) => self.peers.push(msg),
             Incoming::Client { conn, request } => self.clients.push((conn, request)),
+            Incoming::Refused { op, rejection } => self.refused.push((op, rejection)),
         }
     }
 
     fn len(&self) -> usize {
-        self.peers.len() + self.clients.len()
+        self.peers.len() + self.clients.len() + self.refused.len()
     }
 }
 
@@ -153,6 +155,9 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         for (conn, request) in batch.clients.drain(..) {
             self.metering.arrived(&request, now);
             self.node.handle(now, Input::Client { conn, request });
+        }
+        for (op, rejection) in batch.refused.drain(..) {
+            self.metering.refused(&op, rejection);
         }
     }
 }
