@@ -188,8 +188,9 @@ async fn the_server_runs_from_a_config_file_and_stops_cleanly_on_sigterm() {
         ),
     )
     .unwrap();
+    let log = dir.path().join("server.log");
     let mut server = dlm(&["server", "--config", config.to_str().unwrap()])
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let nodes = format!("1=localhost:{port}");
@@ -213,6 +214,13 @@ async fn the_server_runs_from_a_config_file_and_stops_cleanly_on_sigterm() {
     assert!(leader, "the node never led");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(data.join("dlm-identity").exists());
+    // Its log, going to a file as to the journal, is plain text.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("node started"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "terminal colours in a log file: {log}"
+    );
 
     // A typo in the file is refused, by name.
     std::fs::write(&config, "id = 1\nelection_msec = 5\n").unwrap();

@@ -5,13 +5,16 @@ use crate::server_config::{ServerArgs, TlsFiles};
 use std::path::Path;
 use std::time::Duration;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere).
+/// Logs to stderr, filtered by `RUST_LOG` (default: info for dlm, warn elsewhere). Colours
+/// only on a terminal: the journal, a container's log or a file get plain text.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dlm=info,dlm_core=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
