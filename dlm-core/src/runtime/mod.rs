@@ -27,7 +27,7 @@ mod transport;
 pub use client::{
     Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, Unreachable,
 };
-pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions};
+pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions, PROBE_TARGET};
 pub use files::{escape_file_name, FileMirror};
 pub use metrics::{MetricsReader, MetricsSnapshot};
 pub use stopped::Stopped;

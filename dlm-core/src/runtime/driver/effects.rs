@@ -2,6 +2,7 @@
 //! [`crate::PersistQueue`] into syncs (on a blocking thread for a storage that blocks), and the status
 //! after each batch. Apart from the loop, so that the durability bookkeeping reads whole.
 
+use super::probe;
 use super::run_loop::time_since;
 use super::{Driver, Seen, ServerError};
 use crate::node::{Effect, Input};
@@ -64,6 +65,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             ));
         };
         let counters = Arc::clone(&self.metering.counters);
+        probe::sync(self.node.id(), false);
         if storage.blocking() {
             let holds_storage = self.holds_storage.clone();
             self.syncing = Some(tokio::task::spawn_blocking(move || {
@@ -95,6 +97,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     /// Releases what waited for the sync just finished and reports it durable to the node.
     async fn finish_sync(&mut self) -> Result<(), ServerError> {
         let done = self.queue.finish();
+        probe::sync(self.node.id(), true);
         for effect in done.released {
             self.perform(effect).await?;
         }
@@ -130,8 +133,12 @@ impl<S: Storage, T: Transport> Driver<S, T> {
 
     async fn perform(&mut self, effect: Effect) -> Result<(), ServerError> {
         match effect {
-            Effect::Send(msg) => self.transport.send(msg).await,
+            Effect::Send(msg) => {
+                probe::peer(self.node.id(), &msg, true);
+                self.transport.send(msg).await
+            }
             Effect::Reply { conn, response } => {
+                probe::reply_out(self.node.id(), &response);
                 let origin = self.origin;
                 self.metering.answered(&response, || time_since(origin));
                 self.transport.reply(conn, response).await

@@ -3,6 +3,7 @@
 
 mod effects;
 mod metering;
+mod probe;
 mod run_loop;
 
 use super::files::FileMirror;
@@ -16,6 +17,7 @@ use crate::persist_queue::PersistQueue;
 use crate::protocol::{NodeStatus, Role};
 use effects::SyncTask;
 use metering::Metering;
+pub use probe::PROBE_TARGET;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

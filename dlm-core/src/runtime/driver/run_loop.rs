@@ -4,6 +4,7 @@
 //! whole.
 
 use super::effects::join_sync;
+use super::probe;
 use super::{Driver, ServerError};
 use crate::message::PeerMessage;
 use crate::node::Input;
@@ -148,11 +149,14 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     /// different senders is one the network could have produced; each sender's order is kept.
     fn feed_batch(&mut self, batch: &mut Batch) {
         let now = self.now();
+        let id = self.node.id();
         for msg in batch.peers.drain(..) {
+            probe::peer(id, &msg, false);
             self.metering.counters.heard_from(msg.from, now);
             self.node.handle(now, Input::Peer(msg));
         }
         for (conn, request) in batch.clients.drain(..) {
+            probe::request_in(id, &request);
             self.metering.arrived(&request, now);
             self.node.handle(now, Input::Client { conn, request });
         }
