@@ -187,7 +187,9 @@ impl ServerBuilder {
     /// and sessions and revoke grants; other clients are refused those with
     /// `Rejection::NotAuthorized`. Without it those requests are open to every client only
     /// while authentication is off altogether (no [`ServerBuilder::secret`] either). Give every
-    /// node the same one, and only operators' clients.
+    /// node the same one, and only operators' clients. It needs
+    /// [`ServerBuilder::peer_secret`] as well (the start fails otherwise), or a client could
+    /// connect as a member and bypass it.
     #[cfg(feature = "tcp")]
     pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> Self {
         self.admin_secret = Some(secret);

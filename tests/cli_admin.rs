@@ -48,6 +48,7 @@ async fn operators_list_and_revoke_with_the_admin_secret_only() {
         .id(1)
         .secret(ClusterSecret::new(CLIENT).unwrap())
         .admin_secret(ClusterSecret::new(ADMIN).unwrap())
+        .peer_secret(ClusterSecret::new("the members' own secret").unwrap())
         .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .await
         .unwrap();

@@ -359,6 +359,7 @@ async fn a_refused_operators_request_is_counted_as_not_authorized() {
         .id(1)
         .secret(dlm::ClusterSecret::new(CLIENT).unwrap())
         .admin_secret(dlm::ClusterSecret::new(ADMIN).unwrap())
+        .peer_secret(dlm::ClusterSecret::new("the members' own secret").unwrap())
         .metrics("127.0.0.1:0".parse().unwrap())
         .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .await

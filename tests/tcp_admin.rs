@@ -28,7 +28,9 @@ async fn start(client: Option<&str>, admin: Option<&str>) -> (Vec<(u64, SocketAd
         builder = builder.secret(secret(client));
     }
     if let Some(admin) = admin {
-        builder = builder.admin_secret(secret(admin));
+        builder = builder
+            .admin_secret(secret(admin))
+            .peer_secret(secret("the members' own secret"));
     }
     let server = builder.serve_tcp(members[0].1).await.unwrap();
     let servers = BTreeMap::from([(1, server)]);
@@ -127,4 +129,25 @@ async fn a_node_without_an_admin_secret_serves_admin_requests_only_without_authe
         (anyone.id(), guard.token())
     );
     server.shutdown().await.unwrap();
+}
+
+/// An admin secret without a members-only one would be a lock with the key beside it: a
+/// client knowing the client secret could say it is a member and write to the log. The node
+/// refuses to start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_secret_without_a_peer_secret_is_refused_at_start() {
+    let members = support::local_members(1);
+    let refused = Server::builder()
+        .id(1)
+        .secret(secret(CLIENT))
+        .admin_secret(secret(ADMIN))
+        .serve_tcp(members[0].1)
+        .await;
+    match refused {
+        Err(e) => assert!(
+            e.to_string().contains(dlm::tcp::ADMIN_NEEDS_PEER_SECRET),
+            "{e}"
+        ),
+        Ok(_) => panic!("a node started with an admin secret and no peer secret"),
+    }
 }

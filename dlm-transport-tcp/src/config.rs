@@ -43,7 +43,9 @@ pub struct TcpConfig {
     /// A secret for operators. A client that proves it may run the admin requests
     /// (`Op::is_admin`: list locks and sessions, revoke); any other client connection is
     /// answered `Rejection::NotAuthorized` for them. Without this and without `secret`
-    /// (authentication off), every client may; with `secret` only, none may.
+    /// (authentication off), every client may; with `secret` only, none may. Needs
+    /// `peer_secret` too (the transport refuses to start otherwise): without it a client could
+    /// connect as a member instead.
     pub admin_secret: Option<ClusterSecret>,
     /// Largest frame payload accepted or sent, in bytes.
     pub max_frame: usize,

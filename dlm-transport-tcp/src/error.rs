@@ -46,4 +46,7 @@ pub enum TcpError {
     /// The other side took too long.
     #[error("timed out during {0}")]
     Timeout(&'static str),
+    /// The settings cannot be used together; says why.
+    #[error("{0}")]
+    Settings(&'static str),
 }

@@ -55,5 +55,5 @@ pub use error::TcpError;
 pub use tail_probe::TailProbes;
 #[cfg(feature = "tls")]
 pub use tls::{ClientCerts, ClientTls, NodeTls, TlsConfigError, TlsError, TlsIdentity, TlsRoots};
-pub use transport::{PeerStats, TcpTransport};
+pub use transport::{PeerStats, TcpTransport, ADMIN_NEEDS_PEER_SECRET};
 pub use wire::FrameError;

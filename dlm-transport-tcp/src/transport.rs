@@ -32,6 +32,13 @@ pub struct PeerStats {
 }
 
 /// A node's TCP transport: a listener for peers and clients, and an outbound link per peer.
+/// Why an admin secret alone is refused: members prove the client secret when they have no
+/// secret of their own (and under mutual TLS any certificate of the CA passes for one), so a
+/// client could join as a member and write to the log what an operator alone may.
+pub const ADMIN_NEEDS_PEER_SECRET: &str = "an admin secret needs a peer secret as well \
+     (--peer-secret-file, ServerBuilder::peer_secret): without one a client can pose as a \
+     member and bypass it";
+
 /// Dropping it closes the listener and every connection.
 pub struct TcpTransport {
     shared: Arc<Shared>,
@@ -46,6 +53,9 @@ pub struct TcpTransport {
 impl TcpTransport {
     /// Listens on `config.listen` and starts a link to each peer. Must run inside a tokio runtime.
     pub async fn bind(config: TcpConfig) -> Result<TcpTransport, TcpError> {
+        if config.admin_secret.is_some() && config.peer_secret.is_none() {
+            return Err(TcpError::Settings(ADMIN_NEEDS_PEER_SECRET));
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = &config.tls {
             let has_peers = config.peers.keys().any(|id| *id != config.id);
