@@ -350,9 +350,10 @@ async fn a_flood_of_scrapes_is_refused_clearly_and_the_node_keeps_serving() {
 }
 
 /// An operator's request from a client without the admin secret is refused by the transport,
-/// before the node sees it; the node's request counts still show the refusal.
+/// before the node sees it; the node's request counts still show the refusal. A revoke that
+/// takes a grant is counted among the revokes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_operators_request_is_counted_as_not_authorized() {
+async fn operators_requests_are_counted_refused_or_done() {
     const CLIENT: &str = "a client secret, long enough";
     const ADMIN: &str = "an operators' secret, long enough";
     let server = Server::builder()
@@ -368,6 +369,7 @@ async fn a_refused_operators_request_is_counted_as_not_authorized() {
     let access = dlm::ClusterAccess::new(DEFAULT_CLUSTER_ID)
         .secret(dlm::ClusterSecret::new(CLIENT).unwrap());
     let user = dlm::connect_tcp_with([(1, server.local_addr().unwrap())], access, |_| {});
+    let guard = user.lock("held").await.unwrap();
     let refused = user.locks("").await;
     assert!(
         matches!(
@@ -381,5 +383,19 @@ async fn a_refused_operators_request_is_counted_as_not_authorized() {
         m.get(series).is_some_and(|v| *v >= 1.0)
     })
     .await;
+
+    // An operator's revoke that takes the grant is counted as one.
+    let access = dlm::ClusterAccess::new(DEFAULT_CLUSTER_ID)
+        .admin_secret(dlm::ClusterSecret::new(ADMIN).unwrap());
+    let operator = dlm::connect_tcp_with([(1, server.local_addr().unwrap())], access, |_| {});
+    assert_eq!(
+        operator.revoke("held").await.unwrap(),
+        (user.id(), guard.token())
+    );
+    let m = scrape_until(metrics, "the revoke counted", |m| {
+        m.get("dlm_revokes_total").is_some_and(|v| *v >= 1.0)
+    })
+    .await;
+    assert_eq!(value(&m, "dlm_revokes_total"), 1.0);
     server.shutdown().await.unwrap();
 }

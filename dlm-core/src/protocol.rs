@@ -115,7 +115,9 @@ pub enum Op {
     /// grant ends, the head of the queue is granted under a newer token at once, and the revoked
     /// holder's later appends, releases and keep-alives are told [`Rejection::Revoked`] /
     /// `Reply::KeptAlive::revoked`. A lock nobody holds is refused with [`Rejection::NotHeld`].
-    /// Admin only when the transport authenticates.
+    /// Admin only when the transport authenticates. The new grant does not wait for the old
+    /// holder's lease, so the old holder's `safe_until` is no promise any more: until it hears
+    /// of the revoke, only the fencing token keeps it out of the guarded resources.
     Revoke {
         /// The lock.
         lock: LockName,

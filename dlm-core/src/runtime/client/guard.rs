@@ -89,7 +89,9 @@ impl<T: ClientTransport> LockGuard<T> {
     }
 
     /// Until when the lock is certainly still ours: the send time of the last confirmed
-    /// acquire or keep-alive, plus the lease discounted by [`crate::client::DriftBound`].
+    /// acquire or keep-alive, plus the lease discounted by [`crate::client::DriftBound`]. An
+    /// operator's revoke ([`crate::Op::Revoke`]) is the exception: it takes the lock at once,
+    /// and this guard learns of it at its next keep-alive answer ([`LockGuard::lost`]).
     pub fn safe_until(&self) -> std::time::Instant {
         self.held.safe_until().into_std()
     }

@@ -65,6 +65,9 @@ impl Metering {
         };
         self.counters
             .count_answer(op, outcome_index(&response.result));
+        if let Ok(Reply::Revoked { .. }) = &response.result {
+            self.counters.revokes.fetch_add(1, Ordering::Relaxed);
+        }
         if let (Some(p), Ok(Reply::Granted { .. })) = (pending, &response.result) {
             let waited = now().saturating_since(p.arrived);
             self.counters.lock_wait.observe(waited);
@@ -196,6 +199,22 @@ mod tests {
         assert_eq!(m.counters.answers(OpKind::Release, "ok"), 1);
         assert_eq!(m.counters.answers(OpKind::Unknown, "busy"), 1);
         assert_eq!(m.counters.lock_wait.snapshot().count, 0);
+    }
+
+    #[test]
+    fn a_revoke_that_took_a_grant_is_counted_and_one_refused_is_not() {
+        let mut m = metering();
+        let revoke = || Op::Revoke { lock: "l".into() };
+        m.arrived(&request(5, 1, revoke()), Time::ZERO);
+        let taken = Reply::Revoked {
+            client: ClientId(6),
+            token: FencingToken(3),
+        };
+        m.answered(&answer(5, 1, Ok(taken)), Time::default);
+        m.arrived(&request(5, 2, revoke()), Time::ZERO);
+        m.answered(&answer(5, 2, Err(Rejection::NotHeld)), Time::default);
+        assert_eq!(m.counters.revokes.load(Ordering::Relaxed), 1);
+        assert_eq!(m.counters.answers(OpKind::Revoke, "ok"), 1);
     }
 
     #[test]
