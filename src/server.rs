@@ -186,7 +186,8 @@ impl ServerBuilder {
     /// A secret for operators (TCP only; default none): a client that proves it may list locks
     /// and sessions and revoke grants; other clients are refused those with
     /// `Rejection::NotAuthorized`. Without it those requests are open to every client only
-    /// while authentication is off altogether (no [`ServerBuilder::secret`] either). Give every
+    /// while authentication is off altogether (no [`ServerBuilder::secret`] and no mutual
+    /// TLS either). Give every
     /// node the same one, and only operators' clients. It needs
     /// [`ServerBuilder::peer_secret`] as well (the start fails otherwise), or a client could
     /// connect as a member and bypass it.

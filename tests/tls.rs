@@ -134,6 +134,13 @@ async fn a_cluster_over_mutual_tls_serves_locks_and_appends_and_shrugs_off_garba
         String::from_utf8_lossy(&content),
         "first, over TLS\nsecond, after the garbage\nthird, from a new client\n"
     );
+    // Mutual TLS authenticates clients: without an admin secret, none is an operator.
+    assert_eq!(
+        fresh.locks("").await.map(|_| ()),
+        Err(ClientError::Rejected(dlm::Rejection::NotAuthorized(
+            dlm::tcp::auth::NO_ADMIN_SECRET.to_string()
+        )))
+    );
     shutdown(servers).await;
 }
 

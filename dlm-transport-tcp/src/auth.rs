@@ -38,8 +38,8 @@ pub const CALLER_HAS_NO_SECRET: &str = "the node requires a cluster secret and n
 pub const NEEDS_ADMIN_SECRET: &str =
     "this request needs the admin secret; connect with it (--admin-secret-file)";
 /// Why it is refused on a node that authenticates clients but has no admin secret.
-pub const NO_ADMIN_SECRET: &str =
-    "this node authenticates clients and has no admin secret, so it serves no admin requests";
+pub const NO_ADMIN_SECRET: &str = "this node authenticates clients (a secret or mutual TLS) \
+     and has no admin secret, so it serves no admin requests";
 
 /// Why a secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

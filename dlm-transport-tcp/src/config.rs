@@ -42,8 +42,8 @@ pub struct TcpConfig {
     pub peer_secret: Option<ClusterSecret>,
     /// A secret for operators. A client that proves it may run the admin requests
     /// (`Op::is_admin`: list locks and sessions, revoke); any other client connection is
-    /// answered `Rejection::NotAuthorized` for them. Without this and without `secret`
-    /// (authentication off), every client may; with `secret` only, none may. Needs
+    /// answered `Rejection::NotAuthorized` for them. Without this and without `secret` or
+    /// mutual TLS (authentication off), every client may; with either of those, none may. Needs
     /// `peer_secret` too (the transport refuses to start otherwise): without it a client could
     /// connect as a member instead.
     pub admin_secret: Option<ClusterSecret>,

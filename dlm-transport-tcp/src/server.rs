@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// With it, every connection is TLS.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::NodeTls>,
+    /// Whether clients prove who they are (a secret, or a certificate under mutual TLS).
+    authenticates_clients: bool,
     /// Client connections admitted and not yet closed.
     clients: Arc<AtomicUsize>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
@@ -65,6 +67,7 @@ impl Shared {
             live: config.liveness(),
             #[cfg(feature = "tls")]
             tls: config.tls.clone(),
+            authenticates_clients: config.secret.is_some() || mutual_tls(config),
             clients: Arc::default(),
             incoming,
             conns: Mutex::new(HashMap::new()),
@@ -73,18 +76,33 @@ impl Shared {
     }
 
     /// What a client connection accepted in `role` may do: with authentication off, anything;
-    /// with it on, admin requests only after proving the admin secret.
+    /// with it on (a client secret, or mutual TLS), admin requests only after proving the
+    /// admin secret.
     fn privilege(&self, role: HelloRole) -> Privilege {
-        match (role, &self.admin_secret, &self.secret) {
-            (_, None, None) => Privilege::Admin,
+        match (role, &self.admin_secret, self.authenticates_clients) {
+            (_, None, false) => Privilege::Admin,
             (HelloRole::Admin, Some(_), _) => Privilege::Admin,
-            (_, None, Some(_)) => Privilege::Client(auth::NO_ADMIN_SECRET),
+            (_, None, true) => Privilege::Client(auth::NO_ADMIN_SECRET),
             (_, Some(_), _) => Privilege::Client(auth::NEEDS_ADMIN_SECRET),
         }
     }
 
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<OutQueue>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether the node asks clients for certificates: then a client with one is authenticated,
+/// and (optional certificates or not) no client is an operator without the admin secret.
+fn mutual_tls(config: &crate::TcpConfig) -> bool {
+    #[cfg(feature = "tls")]
+    {
+        config.tls.as_ref().is_some_and(|tls| tls.clients.is_some())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = config;
+        false
     }
 }
 
