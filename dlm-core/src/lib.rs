@@ -42,7 +42,10 @@ pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
 pub use introspection::{HolderInfo, LockInfo, LocksPage, SessionInfo, SessionsPage};
 pub use names::{FileName, LockName};
-pub use node::{Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot};
+pub use node::{
+    Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot,
+    MAX_QUERIES_IN_FLIGHT,
+};
 pub use persist_queue::{Backlog, PersistQueue, SyncDone};
 pub use protocol::{
     ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role, Withdrawn,

@@ -185,3 +185,37 @@ fn a_follower_refuses_introspection_as_not_leader() {
         vec![(1, Err(Rejection::NotLeader { hint: None }))]
     );
 }
+
+/// A leader holds a bounded number of introspection queries waiting for their round; more are
+/// refused `Busy` at once, never queued.
+#[test]
+fn queries_beyond_the_bound_are_refused_busy() {
+    let (mut node, now) = leader_of_three();
+    let ask = |node: &mut Node, conn: u64, seq: u64, op: Op| {
+        node.handle(
+            now,
+            Input::Client {
+                conn: ConnId(conn),
+                request: req(ADMIN, seq, op),
+            },
+        );
+        replies(&drain_unsynced(node))
+    };
+    // Node 2 never answers the read-index round, so every query stays in flight.
+    for i in 0..MAX_QUERIES_IN_FLIGHT as u64 {
+        assert_eq!(ask(&mut node, 1, i + 1, locks("", 1)), vec![], "query {i}");
+    }
+    let over = MAX_QUERIES_IN_FLIGHT as u64 + 1;
+    assert_eq!(
+        ask(&mut node, 2, over, locks("", 1)),
+        vec![(2, Err(Rejection::Busy))]
+    );
+    let sessions = Op::Sessions {
+        after: None,
+        limit: 1,
+    };
+    assert_eq!(
+        ask(&mut node, 2, over + 1, sessions),
+        vec![(2, Err(Rejection::Busy))]
+    );
+}

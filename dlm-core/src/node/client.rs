@@ -5,6 +5,7 @@
 //! the request to propose, if any.
 
 use super::output::Output;
+use super::read_index::MAX_QUERIES_IN_FLIGHT;
 use super::role::{Leader, RoleState};
 use super::Node;
 use crate::command::Command;
@@ -105,6 +106,10 @@ impl Admission<'_> {
     fn take_read(&mut self, conn: ConnId, request: ClientRequest) {
         let index = self.commit.max(self.leader.term_start);
         let (client, seq) = (request.client, request.seq);
+        if request.op.is_query() && self.leader.reads.queries() >= MAX_QUERIES_IN_FLIGHT {
+            self.out.reply(conn, client, seq, Err(Rejection::Busy));
+            return;
+        }
         self.leader.reads.add(conn, client, seq, request.op, index);
     }
 

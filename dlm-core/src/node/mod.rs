@@ -23,6 +23,7 @@ mod transfer;
 mod votes;
 
 pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
+pub use read_index::MAX_QUERIES_IN_FLIGHT;
 
 use crate::command::{Command, Entry};
 use crate::config::{Config, ConfigError};

@@ -17,6 +17,12 @@ use crate::state_machine::StateMachine;
 use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term, Time};
 use std::collections::{BTreeMap, VecDeque};
 
+/// Introspection queries ([`Op::is_query`]) a leader holds at once; more are refused `Busy`.
+/// Each is answered by a scan of a whole table on the node's one thread, and many would build
+/// their pages together, so the bound keeps a burst of them (a script's loop, a client
+/// pipelining pages) from holding back heartbeats.
+pub const MAX_QUERIES_IN_FLIGHT: usize = 8;
+
 /// A read waiting for its round and its index.
 #[derive(Clone, Debug)]
 struct PendingRead {
@@ -53,6 +59,16 @@ impl Reads {
             op,
             index,
         });
+    }
+
+    /// Introspection queries waiting, in or before a round.
+    pub fn queries(&self) -> usize {
+        let in_round = self.in_round.iter().map(|(_, r)| r);
+        self.unsent
+            .iter()
+            .chain(in_round)
+            .filter(|r| r.op.is_query())
+            .count()
     }
 
     /// Every read not yet answered, for a leader that steps down.
