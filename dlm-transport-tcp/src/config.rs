@@ -70,7 +70,9 @@ pub struct TcpConfig {
     /// Limit for the handshake, both ways.
     pub handshake_timeout: Duration,
     /// Most client connections served at once; past it a client's handshake is refused with
-    /// the reason (it may try another node or later). Peers are always admitted.
+    /// the reason (it may try another node or later). Peers are always admitted, and an
+    /// operator's connection (one that proved the admin secret) may take one of four places
+    /// beyond this, so a flood of clients cannot lock operators out.
     pub max_clients: usize,
     /// Most connections still in their handshake; past it the oldest is closed, so a flood of
     /// silent sockets cannot hold descriptors for the handshake time-out, nor lock out clients

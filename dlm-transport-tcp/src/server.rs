@@ -149,6 +149,10 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Client connections beyond `max_clients` that only an operator's (`HelloRole::Admin`) may
+/// take.
+pub const ADMIN_PLACES: usize = 4;
+
 /// A client connection's place under `max_clients`, given back on drop.
 struct Slot(Arc<AtomicUsize>);
 
@@ -229,7 +233,14 @@ async fn serve(
         ),
         HelloRole::Peer(_) => Ok(()),
         HelloRole::Client | HelloRole::Admin => {
-            match Slot::take(&shared.clients, shared.max_clients) {
+            // Operators get a few places beyond the clients', so that a flood of clients in an
+            // incident cannot keep out the one who would clear it.
+            let reserve = if *role == HelloRole::Admin {
+                ADMIN_PLACES
+            } else {
+                0
+            };
+            match Slot::take(&shared.clients, shared.max_clients + reserve) {
                 Some(slot) => {
                     client_slot = Some(slot);
                     Ok(())

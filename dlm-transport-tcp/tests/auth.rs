@@ -81,6 +81,16 @@ fn challenging(role: HelloRole, nonce: Nonce) -> Hello {
 /// Sends a hello with a challenge, checks the node's proof, and returns the connection and the
 /// transcript the node's challenge fixes.
 async fn challenged(addr: SocketAddr, role: HelloRole, nonce: Nonce) -> (TcpStream, Transcript) {
+    challenged_by(addr, role, nonce, RIGHT).await
+}
+
+/// As [`challenged`], from a node that proves `node_secret` for `role`.
+async fn challenged_by(
+    addr: SocketAddr,
+    role: HelloRole,
+    nonce: Nonce,
+    node_secret: &str,
+) -> (TcpStream, Transcript) {
     let (stream, answer) = within(raw_handshake(addr, &challenging(role, nonce))).await;
     let Some(HelloAnswer::Challenge {
         nonce: node_nonce,
@@ -96,7 +106,10 @@ async fn challenged(addr: SocketAddr, role: HelloRole, nonce: Nonce) -> (TcpStre
         listener_nonce: node_nonce,
     };
     // The node knows the secret; the proof check itself is the connector's (tested below).
-    assert_eq!(proof, secret(RIGHT).proof(Side::Listener, &transcript));
+    assert_eq!(
+        proof,
+        secret(node_secret).proof(Side::Listener, &transcript)
+    );
     (stream, transcript)
 }
 
@@ -371,4 +384,31 @@ async fn with_a_member_secret_the_client_secret_admits_no_member() {
     assert_eq!(within(b.recv()).await, Some(Incoming::Peer(msg(1, 2, 11))));
 
     serves_a_client_with_the_right_secret(b).await;
+}
+
+#[tokio::test]
+async fn an_operator_gets_in_when_clients_have_taken_every_place() {
+    const ADMIN: &str = "an operator's secret, long enough";
+    let mut cfg = config_with(1, Some(RIGHT));
+    cfg.peer_secret = Some(secret("the members' own secret, long"));
+    cfg.admin_secret = Some(secret(ADMIN));
+    cfg.max_clients = 1;
+    let node = TcpTransport::bind(cfg).await.unwrap();
+    let addr = node.local_addr();
+    spawn_echo(node);
+    let client = client_with(addr, Some(RIGHT));
+    let response = within(client.call(NodeId(1), request(1))).await;
+    assert_eq!(response.ok(), Some(answer(&request(1))));
+
+    let (mut second, t) = challenged(addr, HelloRole::Client, [5; wire::NONCE_LEN]).await;
+    let refused = send_proof(&mut second, secret(RIGHT).proof(Side::Connector, &t)).await;
+    assert!(
+        matches!(&refused, Some(HelloAnswer::Refused(r)) if r.contains("too many client connections")),
+        "{refused:?}"
+    );
+    let (mut operator, t) =
+        challenged_by(addr, HelloRole::Admin, [6; wire::NONCE_LEN], ADMIN).await;
+    let admitted = send_proof(&mut operator, secret(ADMIN).proof(Side::Connector, &t)).await;
+    assert_eq!(admitted, Some(HelloAnswer::Accepted));
+    drop(client);
 }
