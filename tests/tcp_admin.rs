@@ -7,7 +7,7 @@
 
 mod support;
 
-use dlm::tcp::auth::{NEEDS_ADMIN_SECRET, NO_ADMIN_SECRET};
+use dlm::tcp::auth::{NEEDS_ADMIN_SECRET, NODE_PROOF_BAD_ADMIN, NO_ADMIN_SECRET};
 use dlm::{ClientError, ClusterAccess, ClusterSecret, Rejection, Server, DEFAULT_CLUSTER_ID};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -103,7 +103,9 @@ async fn only_the_admin_secret_allows_admin_requests() {
 
     let impostor = client(&members, None, Some(CLIENT));
     match impostor.locks("").await {
-        Err(ClientError::Refused(reason)) => assert!(reason.contains("wrong secret"), "{reason}"),
+        Err(ClientError::Refused(reason)) => {
+            assert!(reason.contains(NODE_PROOF_BAD_ADMIN), "{reason}")
+        }
         other => panic!("an operator with the client secret got {other:?}"),
     }
     server.shutdown().await.unwrap();
@@ -118,6 +120,14 @@ async fn a_node_without_an_admin_secret_serves_admin_requests_only_without_authe
         operator.locks("").await.map(|_| ()),
         Err(not_authorized(NO_ADMIN_SECRET))
     );
+    // One that brings an admin secret there is told the node may have none.
+    let operator = client(&members, None, Some(ADMIN));
+    match operator.locks("").await {
+        Err(ClientError::Refused(reason)) => {
+            assert!(reason.contains(NODE_PROOF_BAD_ADMIN), "{reason}")
+        }
+        other => panic!("an operator with an admin secret the node lacks got {other:?}"),
+    }
     server.shutdown().await.unwrap();
 
     let (members, server) = start(None, None).await;

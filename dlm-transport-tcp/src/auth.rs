@@ -29,6 +29,10 @@ pub const CALLER_PROOF_BAD: &str =
     "authentication failed: the caller's proof did not verify: wrong secret?";
 /// Why a caller hangs up on a node whose proof is wrong (after "authentication failed: ").
 pub const NODE_PROOF_BAD: &str = "the node's proof did not verify: wrong secret?";
+/// As [`NODE_PROOF_BAD`], for a caller that came with the admin secret.
+pub const NODE_PROOF_BAD_ADMIN: &str = "the node's proof did not verify against the admin \
+     secret: a wrong one, or a node without any (then connect without it: no \
+     --admin-secret-file or DLM_ADMIN_SECRET_FILE)";
 /// Why a caller with a secret hangs up on a node that accepts it without a proof.
 pub const NODE_NOT_PROVEN: &str =
     "the node accepted without proving it knows the cluster secret (has it none?)";

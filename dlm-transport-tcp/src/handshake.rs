@@ -134,7 +134,11 @@ async fn prove(
     node_proof: &Proof,
 ) -> Result<(), TcpError> {
     if !secret.verify(Side::Listener, transcript, node_proof) {
-        return hang_up(write, auth::NODE_PROOF_BAD).await;
+        let why = match transcript.role {
+            HelloRole::Admin => auth::NODE_PROOF_BAD_ADMIN,
+            _ => auth::NODE_PROOF_BAD,
+        };
+        return hang_up(write, why).await;
     }
     let proof = HelloProof::Proven(secret.proof(Side::Connector, transcript));
     send(write, &proof).await?;
