@@ -2,7 +2,7 @@
 //! plain tests so that CI checks them without libFuzzer.
 #![cfg(feature = "tokio")]
 
-use dlm_core::runtime::{FileStorage, Storage, StorageError};
+use dlm_core::runtime::{FileStorage, Storage, StorageError, STORAGE_FORMAT};
 use dlm_core::{Command, Entry, LockName, LogIndex, Persist, Term};
 use std::path::{Path, PathBuf};
 
@@ -101,6 +101,8 @@ fn an_entry_at_the_last_index_is_refused_not_a_panic() {
     record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     record.extend_from_slice(&payload);
     std::fs::write(wal.join(format!("{:020}.wal", u64::MAX)), &record).unwrap();
+    let format = format!("dlm storage format {STORAGE_FORMAT}\n");
+    std::fs::write(dir.path().join("FORMAT"), format).unwrap();
     let mut storage = FileStorage::open(dir.path()).unwrap();
     assert!(matches!(
         storage.recover(),

@@ -130,10 +130,13 @@ impl Disk {
         out
     }
 
-    /// Writes the files into `dir` the way `FileStorage` lays them out.
+    /// Writes the files into `dir` the way `FileStorage` lays them out (in this build's
+    /// storage format).
     pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
         let wal = dir.join("wal");
         std::fs::create_dir_all(&wal)?;
+        let format = format!("dlm storage format {}\n", dlm_core::runtime::STORAGE_FORMAT);
+        std::fs::write(dir.join("FORMAT"), format)?;
         if let Some(b) = &self.hard_state {
             std::fs::write(dir.join("hardstate"), b)?;
         }

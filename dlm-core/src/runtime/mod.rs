@@ -31,5 +31,7 @@ pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions, PROBE_T
 pub use files::{escape_file_name, FileMirror};
 pub use metrics::{MetricsReader, MetricsSnapshot};
 pub use stopped::Stopped;
-pub use storage::{FileStorage, FileStorageOptions, MemStorage, Storage, StorageError};
+pub use storage::{
+    FileStorage, FileStorageOptions, MemStorage, Storage, StorageError, STORAGE_FORMAT,
+};
 pub use transport::{ClientTransport, Incoming, PeerLinkState, Transport, TransportError};

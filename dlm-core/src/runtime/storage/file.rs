@@ -40,6 +40,8 @@ impl Default for FileStorageOptions {
 ///   rename, directory fsync). Segments a snapshot covers are deleted.
 /// - `LOCK`: held with an exclusive `flock` while the storage is open, so a second process
 ///   cannot open the same directory; the OS releases it when the process dies.
+/// - `FORMAT`: the storage format the directory was written in ([`STORAGE_FORMAT`](super::STORAGE_FORMAT));
+///   a directory of another format is refused before anything in it is read.
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
@@ -80,6 +82,7 @@ impl FileStorage {
                 })
             }
         }
+        super::format::check_or_record(&dir)?;
         Ok(FileStorage {
             dir,
             opts,

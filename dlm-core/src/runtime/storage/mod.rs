@@ -4,11 +4,13 @@
 //! the run costs one sync (group commit).
 
 mod file;
+mod format;
 mod mem;
 mod record;
 mod wal;
 
 pub use file::{FileStorage, FileStorageOptions};
+pub use format::STORAGE_FORMAT;
 pub use mem::MemStorage;
 
 use crate::node::{Persist, Recovered};
@@ -49,6 +51,25 @@ pub enum StorageError {
     /// A value could not be encoded.
     #[error("cannot encode a record: {0}")]
     Encode(#[from] postcard::Error),
+    /// The directory was written in another storage format (by another version of dlm), or
+    /// holds data but no recorded format (written before formats were recorded). Nothing in
+    /// it was read or changed.
+    #[error(
+        "data directory {} is in {}, and this dlm reads storage format {}: \
+         run the dlm that wrote it, or replace this node with an empty one",
+        dir.display(),
+        match found {
+            Some(v) => format!("storage format {v}"),
+            None => "an unrecorded storage format".to_string(),
+        },
+        format::STORAGE_FORMAT
+    )]
+    Format {
+        /// The directory.
+        dir: PathBuf,
+        /// The format it says it is in, if it says.
+        found: Option<u32>,
+    },
 }
 
 /// Where a node keeps what must survive a crash.

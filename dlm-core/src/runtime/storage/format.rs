@@ -1,0 +1,113 @@
+//! The version of what a data directory holds. Log entries, the hard state and snapshots are
+//! postcard-encoded, which carries no field names or tags: a field added to a persisted type
+//! makes older bytes undecodable, or worse, decodable as something else. So a directory
+//! records the format it was written in (`FORMAT`, one line), and a node refuses, by name, a
+//! directory of another format instead of reporting it corrupt or misreading it.
+//!
+//! [`STORAGE_FORMAT`] goes up with any change to the encoding of `Entry` (and so `Command`
+//! and the protocol's `ClientRequest`), `HardState` or `Snapshot` (and so `StateMachine`);
+//! `tests/storage_format.rs` fails on such a change until it does.
+
+use super::wal::sync_dir;
+use super::{io_err, StorageError};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// The storage format this build writes and reads.
+pub const STORAGE_FORMAT: u32 = 1;
+
+const FORMAT_FILE: &str = "FORMAT";
+/// The files and directories that only a directory with data holds.
+const DATA: [&str; 3] = ["hardstate", "snapshot", "wal"];
+
+/// Checks that `dir` (locked by the caller) is of this build's format; records it in a
+/// directory that holds no data yet.
+pub(super) fn check_or_record(dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(FORMAT_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let found = parse(&text);
+            if found == Some(STORAGE_FORMAT) {
+                return Ok(());
+            }
+            Err(StorageError::Format {
+                dir: dir.to_path_buf(),
+                found,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if DATA.iter().any(|name| dir.join(name).exists()) {
+                return Err(StorageError::Format {
+                    dir: dir.to_path_buf(),
+                    found: None,
+                });
+            }
+            record(dir)
+        }
+        Err(source) => Err(StorageError::Io { path, source }),
+    }
+}
+
+/// The version in a `FORMAT` file's text, if it is one.
+fn parse(text: &str) -> Option<u32> {
+    text.trim()
+        .strip_prefix("dlm storage format ")?
+        .parse()
+        .ok()
+}
+
+fn record(dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(FORMAT_FILE);
+    let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
+    let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    writeln!(file, "dlm storage format {STORAGE_FORMAT}").map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_directory_records_the_format_and_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        check_or_record(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap();
+        assert_eq!(text, format!("dlm storage format {STORAGE_FORMAT}\n"));
+        check_or_record(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn another_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let next = STORAGE_FORMAT + 1;
+        fs::write(
+            dir.path().join(FORMAT_FILE),
+            format!("dlm storage format {next}\n"),
+        )
+        .unwrap();
+        match check_or_record(dir.path()) {
+            Err(StorageError::Format { found, .. }) => assert_eq!(found, Some(next)),
+            other => panic!("{other:?}"),
+        }
+        fs::write(dir.path().join(FORMAT_FILE), "garbage").unwrap();
+        assert!(matches!(
+            check_or_record(dir.path()),
+            Err(StorageError::Format { found: None, .. })
+        ));
+    }
+
+    #[test]
+    fn data_without_a_recorded_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hardstate"), b"old bytes").unwrap();
+        assert!(matches!(
+            check_or_record(dir.path()),
+            Err(StorageError::Format { found: None, .. })
+        ));
+        assert!(!dir.path().join(FORMAT_FILE).exists());
+    }
+}
