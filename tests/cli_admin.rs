@@ -97,6 +97,21 @@ async fn operators_list_and_revoke_with_the_admin_secret_only() {
     let out = output(dlm(&[&["locks", "other/"][..], &admin].concat())).await;
     assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
 
+    // Paging: with three held, --limit 2 prints two and says where it stopped; 0 prints all.
+    let _b = user.lock("jobs/b").await.unwrap();
+    let _c = user.lock("jobs/c").await.unwrap();
+    let limited = ["locks", "jobs/", "--limit", "2"];
+    let out = output(dlm(&[&limited[..], &admin].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout).lines().count(), 3, "{out:?}");
+    assert!(
+        text(&out.stderr).contains("stopped at --limit 2; more after jobs/b"),
+        "{out:?}"
+    );
+    let all = ["locks", "jobs/", "--limit", "0"];
+    let out = output(dlm(&[&all[..], &admin].concat())).await;
+    assert_eq!(text(&out.stdout).lines().count(), 4, "{out:?}");
+
     let out = output(dlm(&[&["sessions"][..], &admin].concat())).await;
     assert!(out.status.success(), "{out:?}");
     assert!(text(&out.stdout).contains("jobs/a"), "{out:?}");

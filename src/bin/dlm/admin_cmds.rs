@@ -4,7 +4,8 @@
 use crate::addr;
 use crate::client_cmds::ClusterArgs;
 use clap::Args;
-use dlm::introspection::MAX_PAGE;
+use dlm::introspection::{LockInfo, SessionInfo, MAX_PAGE};
+use std::future::Future;
 use std::time::Duration;
 
 /// `dlm members`: one line per configured member, as it sees itself.
@@ -53,48 +54,35 @@ pub struct LocksArgs {
 /// Prints the locks that are held, queued for or delayed, in name order, fetched page by page.
 pub async fn locks(args: LocksArgs) -> Result<i32, String> {
     let client = args.cluster.connect(Duration::from_secs(10)).await?;
-    let limit = if args.limit == 0 {
-        u64::MAX
-    } else {
-        args.limit
-    };
     println!(
         "{:<32} {:<32} {:>8} {:>10} WAITERS",
         "LOCK", "HOLDER", "TOKEN", "LEASE LEFT"
     );
-    let (mut printed, mut after) = (0u64, None);
-    loop {
-        let want = u32::try_from(limit - printed).unwrap_or(MAX_PAGE);
+    let (client, prefix) = (&client, args.prefix.as_str());
+    let fetch = move |after, want| async move {
         let page = client
-            .locks_page(&args.prefix, after, want)
+            .locks_page(prefix, after, want)
             .await
             .map_err(|e| format!("cannot list locks: {e}"))?;
-        for lock in &page.locks {
-            let (holder, token, left) = match &lock.holder {
-                Some(h) => (
-                    format!("{:032x}", h.client.0),
-                    h.token.to_string(),
-                    h.lease_left.map_or("-".into(), |d| format!("{d:.1?}")),
-                ),
-                None if lock.delayed => ("(lock-delay)".into(), "-".into(), "-".into()),
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            println!(
-                "{:<32} {holder:<32} {token:>8} {left:>10} {}",
-                lock.lock.as_str(),
-                lock.waiting
-            );
-        }
-        printed += page.locks.len() as u64;
-        match page.next {
-            Some(next) if printed >= limit => {
-                eprintln!("(stopped at --limit {limit}; more after {})", next.as_str());
-                return Ok(0);
-            }
-            Some(next) => after = Some(next),
-            None => return Ok(0),
-        }
-    }
+        Ok((page.locks, page.next))
+    };
+    print_pages(args.limit, fetch, |lock: &LockInfo| {
+        let (holder, token, left) = match &lock.holder {
+            Some(h) => (
+                format!("{:032x}", h.client.0),
+                h.token.to_string(),
+                h.lease_left.map_or("-".into(), |d| format!("{d:.1?}")),
+            ),
+            None if lock.delayed => ("(lock-delay)".into(), "-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<32} {holder:<32} {token:>8} {left:>10} {}",
+            lock.lock.as_str(),
+            lock.waiting
+        );
+    })
+    .await
 }
 
 /// `dlm sessions`.
@@ -110,37 +98,53 @@ pub struct SessionsArgs {
 /// Prints the client sessions, what each holds and waits for, and how long it has been idle.
 pub async fn sessions(args: SessionsArgs) -> Result<i32, String> {
     let client = args.cluster.connect(Duration::from_secs(10)).await?;
-    let limit = if args.limit == 0 {
-        u64::MAX
-    } else {
-        args.limit
-    };
     println!(
         "{:<32} {:>8} {:>8} {:>10} HELD",
         "CLIENT", "HOLDING", "WAITING", "IDLE"
     );
-    let (mut printed, mut after) = (0u64, None);
-    loop {
-        let want = u32::try_from(limit - printed).unwrap_or(MAX_PAGE);
+    let client = &client;
+    let fetch = move |after, want| async move {
         let page = client
             .sessions_page(after, want)
             .await
             .map_err(|e| format!("cannot list sessions: {e}"))?;
-        for s in &page.sessions {
-            let held: Vec<&str> = s.held.iter().map(|l| l.as_str()).collect();
-            let idle = s.idle.map_or("-".into(), |d| format!("{d:.1?}"));
-            println!(
-                "{:<32} {:>8} {:>8} {idle:>10} {}",
-                format!("{:032x}", s.client.0),
-                s.holding,
-                s.waiting,
-                held.join(",")
-            );
-        }
-        printed += page.sessions.len() as u64;
-        match page.next {
-            Some(_) if printed >= limit => {
-                eprintln!("(stopped at --limit {limit})");
+        Ok((page.sessions, page.next))
+    };
+    print_pages(args.limit, fetch, |s: &SessionInfo| {
+        let held: Vec<&str> = s.held.iter().map(|l| l.as_str()).collect();
+        let idle = s.idle.map_or("-".into(), |d| format!("{d:.1?}"));
+        println!(
+            "{:<32} {:>8} {:>8} {idle:>10} {}",
+            format!("{:032x}", s.client.0),
+            s.holding,
+            s.waiting,
+            held.join(",")
+        );
+    })
+    .await
+}
+
+/// Fetches pages (`fetch(after, at_most)` gives a page's rows and the cursor of the next) and
+/// prints each row, until none is left or `limit` rows are printed (0: no limit).
+async fn print_pages<Row, Cursor, Fut>(
+    limit: u64,
+    fetch: impl Fn(Option<Cursor>, u32) -> Fut,
+    print: impl Fn(&Row),
+) -> Result<i32, String>
+where
+    Cursor: std::fmt::Display,
+    Fut: Future<Output = Result<(Vec<Row>, Option<Cursor>), String>>,
+{
+    let limit = if limit == 0 { u64::MAX } else { limit };
+    let (mut printed, mut after) = (0u64, None);
+    loop {
+        let want = u32::try_from(limit - printed).unwrap_or(MAX_PAGE);
+        let (rows, next) = fetch(after, want).await?;
+        rows.iter().for_each(&print);
+        printed += rows.len() as u64;
+        match next {
+            Some(next) if printed >= limit => {
+                eprintln!("(stopped at --limit {limit}; more after {next})");
                 return Ok(0);
             }
             Some(next) => after = Some(next),
