@@ -5,7 +5,10 @@
 //! reason (`ClientError::Refused`): a wrong CA, no client certificate, plain TCP.
 #![cfg(feature = "tls")]
 
+#[path = "../dlm-transport-tcp/tests/common/noise.rs"]
+mod noise;
 mod support;
+use noise::noise;
 
 #[path = "../dlm-transport-tcp/tests/common/pki.rs"]
 mod pki;
@@ -84,19 +87,6 @@ async fn lock_append_release(client: &dlm::Client<dlm::tcp::TcpClient>, line: &s
     let data = format!("{line}\n").into_bytes();
     client.append(&guard, "l.log", data).await.unwrap();
     client.release(guard).await.unwrap();
-}
-
-/// Bytes from a fixed-seed generator: the same "random" garbage on every run.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::noise::noise;
 use common::pki::{Ca, Issued};
 use common::*;
 use dlm_core::runtime::{ClientTransport, Incoming, Transport, TransportError};
@@ -120,19 +121,6 @@ async fn a_tls_client_to_a_plain_node_is_told_why() {
     // The plain node still serves plain clients.
     let response = within(client_for(&[(1, addr)]).call(NodeId(1), request(2))).await;
     assert_eq!(response.unwrap(), answer(&request(2)));
-}
-
-/// Bytes from a fixed-seed generator: the same "random" garbage on every run.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 //! an echo node; these check that a real node and its cluster come through them.
 #![cfg(feature = "tcp")]
 
+#[path = "../../dlm-transport-tcp/tests/common/noise.rs"]
+mod noise;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -20,23 +22,11 @@ use dlm::{
     ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, NodeId, Op,
     Rejection, Reply, Seq,
 };
+use noise::noise;
 use raw::{accepted, closed_by_node, frame, handshake, hello, max_frame};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Bytes from a fixed-seed generator: the same "random" garbage on every run.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_before_the_handshake_closes_only_that_connection() {

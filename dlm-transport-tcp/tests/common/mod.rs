@@ -1,6 +1,7 @@
 //! Helpers shared by the TCP tests.
 #![allow(dead_code)]
 
+pub mod noise;
 pub mod pki;
 
 use dlm_core::message::{PeerBody, PeerMessage};
