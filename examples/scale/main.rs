@@ -12,6 +12,7 @@
 mod support;
 
 mod driven;
+mod pair;
 mod recovery;
 mod sessions;
 

@@ -20,6 +20,7 @@
 //! applies as soon as its leader tells it what is committed.
 
 use super::driven::{dir_bytes, Driven, Error};
+use super::pair;
 use dlm::runtime::{FileStorage, Storage};
 use dlm::{ClientId, ClientRequest, Config, NodeId, Op, Persist, Seq, Snapshot, StateMachine};
 use std::path::Path;
@@ -39,8 +40,13 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Where to make the temporary directory (it is removed at the end).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep")]
     dir: Option<std::path::PathBuf>,
+    /// Build in this directory and keep it; if it already holds a build, only time recovery
+    /// (with snapshots off, which leaves the log in place), so that two binaries can be
+    /// compared on the same files, runs interleaved.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
 }
 
 const LEASE: Duration = Duration::from_secs(10);
@@ -48,19 +54,39 @@ const LEASE: Duration = Duration::from_secs(10);
 const BATCH: usize = 4096;
 
 pub fn run(args: Args) -> Result<(), Error> {
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new()
-        .prefix("dlm-scale-")
-        .tempdir_in(parent)?;
-    let node_dir = tmp.path().join("node");
-    let n = args.locks;
+    let (_tmp, root) = match &args.keep {
+        Some(keep) => (None, keep.clone()),
+        None => {
+            let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+            let tmp = tempfile::Builder::new()
+                .prefix("dlm-scale-")
+                .tempdir_in(parent)?;
+            let root = tmp.path().to_path_buf();
+            (Some(tmp), root)
+        }
+    };
+    let node_dir = root.join("node");
     println!("load average before: {}", super::load_average());
+    if args.keep.is_some() && node_dir.join("snapshot").exists() {
+        for _ in 0..args.repeat {
+            recover(&node_dir, no_snapshots(), "snapshot_every off")?;
+            apply_alone(&node_dir)?;
+            recover_as_follower(&node_dir, &root)?;
+        }
+        println!("load average after: {}", super::load_average());
+        return Ok(());
+    }
+    build_and_time(&args, &root, &node_dir)
+}
+
+fn build_and_time(args: &Args, root: &Path, node_dir: &Path) -> Result<(), Error> {
+    let n = args.locks;
 
     // 1. Grant the locks; the snapshot follows the last grant.
     let started = Instant::now();
     let mut cfg = Config::single(NodeId(1));
     cfg.snapshot_every = n + 1;
-    let (mut node, _) = Driven::open(&node_dir, cfg)?;
+    let (mut node, _) = Driven::open(node_dir, cfg)?;
     node.lead_alone()?;
     let acquires = (0..n).map(|i| ClientRequest {
         client: ClientId(u128::from(i) + 1),
@@ -89,16 +115,16 @@ pub fn run(args: Args) -> Result<(), Error> {
     // 2. Take and install, on their own.
     take_and_install(
         node.node.state_machine(),
-        &tmp.path().join("scratch"),
+        &root.join("scratch"),
         args.repeat,
     )?;
     drop(node);
 
     // 3. Send to a fresh follower.
     for _ in 0..args.repeat {
-        let copy = tmp.path().join("leader");
-        copy_dir(&node_dir, &copy)?;
-        let follower = tmp.path().join("follower");
+        let copy = root.join("leader");
+        copy_dir(node_dir, &copy)?;
+        let follower = root.join("follower");
         send_to_follower(&copy, &follower, snapshot_index)?;
         std::fs::remove_dir_all(&copy)?;
         std::fs::remove_dir_all(&follower)?;
@@ -106,7 +132,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 
     // 4. Entries behind the snapshot.
     let started = Instant::now();
-    let (mut node, _) = Driven::open(&node_dir, no_snapshots())?;
+    let (mut node, _) = Driven::open(node_dir, no_snapshots())?;
     node.lead_alone()?;
     let keepalives = (0..args.entries).map(|k| {
         let seq = Seq(2 + k / n);
@@ -131,9 +157,14 @@ pub fn run(args: Args) -> Result<(), Error> {
     // 5. Recover.
     println!("load average: {}", super::load_average());
     for _ in 0..args.repeat {
-        recover(&node_dir, no_snapshots(), "snapshot_every off")?;
+        recover(node_dir, no_snapshots(), "snapshot_every off")?;
+        recover_as_follower(node_dir, root)?;
     }
-    recover(&node_dir, Config::single(NodeId(1)), "snapshot_every 10000")?;
+    if args.keep.is_some() {
+        // A snapshot now would compact the kept log away.
+        return Ok(());
+    }
+    recover(node_dir, Config::single(NodeId(1)), "snapshot_every 10000")?;
     println!("load average after: {}", super::load_average());
     Ok(())
 }
@@ -196,50 +227,45 @@ fn send_to_follower(
     follower_dir: &Path,
     index: dlm::LogIndex,
 ) -> Result<(), Error> {
-    let pair = |id: u64| {
-        let mut cfg = Config::new(NodeId(id), [NodeId(1), NodeId(2)]);
-        cfg.snapshot_every = u64::MAX / 2;
-        cfg
+    let caught = pair::catch_up(leader_dir, follower_dir, |f| {
+        f.node.applied_index() >= index
+    })?;
+    println!(
+        "send and install: {} chunks, {} bytes, follower has applied the snapshot {:.1} ms after the leader's election ({:.1} ms of it in the follower)",
+        caught.chunks,
+        caught.chunk_bytes,
+        ms(caught.since_election),
+        ms(caught.second_busy)
+    );
+    Ok(())
+}
+
+/// Recovery of a follower: two copies of the node's directory restart as a two-node cluster;
+/// node 1 is elected, and node 2 applies its log once it learns what is committed. Timed: node
+/// 2's own work, from opening its storage to having applied everything (no timers of a leader).
+fn recover_as_follower(node_dir: &Path, root: &Path) -> Result<(), Error> {
+    let (first, second) = (root.join("pair-1"), root.join("pair-2"));
+    copy_dir(node_dir, &first)?;
+    copy_dir(node_dir, &second)?;
+    let cpu_started = process_cpu();
+    let last = {
+        let (probe, _) = Driven::open(&second, pair::member(2))?;
+        probe.node.last_log().index
     };
-    let (mut leader, _) = Driven::open(leader_dir, pair(1))?;
-    let (mut follower, _) = Driven::open(follower_dir, pair(2))?;
-    let step = Duration::from_millis(10);
-    let mut elected = None;
-    let (mut chunks, mut chunk_bytes) = (0u64, 0u64);
-    for _ in 0..2000 {
-        let mut to_follower = leader.tick(step)?;
-        let mut to_leader = follower.tick(step)?;
-        while !(to_follower.is_empty() && to_leader.is_empty()) {
-            if elected.is_none() && leader.node.is_leader() {
-                elected = Some(Instant::now());
-            }
-            for msg in to_follower.drain(..) {
-                if let dlm::message::PeerBody::InstallSnapshot { data, .. } = &msg.body {
-                    chunks += 1;
-                    chunk_bytes += data.len() as u64;
-                }
-                follower.deliver(msg);
-            }
-            to_leader.extend(follower.drain()?);
-            for msg in to_leader.drain(..) {
-                leader.deliver(msg);
-            }
-            to_follower.extend(leader.drain()?);
-        }
-        if let Some(elected) = elected {
-            if follower.node.applied_index() >= index {
-                println!(
-                    "send and install: {chunks} chunks, {chunk_bytes} bytes, follower has applied the snapshot {:.1} ms after the leader's election",
-                    ms(elected.elapsed())
-                );
-                return Ok(());
-            }
-        }
-    }
-    Err("the follower never installed the snapshot".into())
+    let probe_cpu = process_cpu().saturating_sub(cpu_started);
+    let caught = pair::catch_up(&first, &second, |f| f.node.applied_index() >= last)?;
+    println!(
+        "recover as a follower: {:.0} ms of the follower's own work (reading, decoding, applying to {last}); both nodes' CPU {:.0} ms",
+        ms(caught.second_busy),
+        ms(process_cpu().saturating_sub(cpu_started) - probe_cpu)
+    );
+    std::fs::remove_dir_all(&first)?;
+    std::fs::remove_dir_all(&second)?;
+    Ok(())
 }
 
 fn recover(dir: &Path, cfg: Config, label: &str) -> Result<(), Error> {
+    let cpu_started = process_cpu();
     let started = Instant::now();
     let (mut node, opened) = Driven::open(dir, cfg)?;
     let started_apply = Instant::now();
@@ -250,13 +276,48 @@ fn recover(dir: &Path, cfg: Config, label: &str) -> Result<(), Error> {
     }
     let apply = started_apply.elapsed();
     let total = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_started);
     println!(
-        "recover ({label}): {:.0} ms in all = read {:.0} ms ({} entries) + decode snapshot {:.0} ms + lead and apply {:.0} ms (applied to {last})",
+        "recover ({label}): {:.0} ms in all ({:.0} ms CPU) = read {:.0} ms ({} entries) + decode snapshot {:.0} ms + lead and apply {:.0} ms (applied to {last})",
         ms(total),
+        ms(cpu),
         ms(opened.recover),
         opened.entries,
         ms(opened.node_new),
         ms(apply)
+    );
+    Ok(())
+}
+
+/// The state machine's share of recovery: decoding the snapshot and applying every entry,
+/// without a node (so without the leader's timers that a node that leads re-arms meanwhile).
+fn apply_alone(dir: &Path) -> Result<(), Error> {
+    let mut storage = FileStorage::open(dir)?;
+    let recovered = storage.recover()?;
+    drop(storage);
+    let snapshot = recovered.snapshot.ok_or("no snapshot")?;
+    let rules = dlm::Rules {
+        limits: dlm::Limits::default(),
+        lock_delay: false,
+    };
+    let cpu_started = process_cpu();
+    let started = Instant::now();
+    let mut sm = StateMachine::from_bytes(&snapshot.data)?;
+    let decoded = started.elapsed();
+    let mut out = Vec::new();
+    for entry in &recovered.entries {
+        sm.apply(&entry.command, &rules, &mut out);
+        out.clear();
+    }
+    let total = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_started);
+    println!(
+        "state machine alone: decode {:.0} ms + apply {} entries {:.0} ms = {:.0} ms ({:.0} ms CPU)",
+        ms(decoded),
+        recovered.entries.len(),
+        ms(total - decoded),
+        ms(total),
+        ms(cpu)
     );
     Ok(())
 }
@@ -277,4 +338,18 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// CPU time (user + system) of this process so far, all threads.
+fn process_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; on failure it stays zeroed.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }

@@ -156,6 +156,11 @@ async fn sessions(args: Args) -> Result<(), Error> {
 
     if args.hold_secs > 0 {
         keepalive_window(&admin, leader, &pids, args.hold_secs).await?;
+        let held: Vec<u64> = pids
+            .iter()
+            .map(|(_, p)| rss_kib(*p))
+            .collect::<Result<_, _>>()?;
+        println!("RSS after the keep-alives: {} KiB", join(&held));
     }
     let lost = guards.iter().filter(|g| g.is_lost()).count();
     println!(
@@ -197,8 +202,8 @@ async fn keepalive_window(
     println!(
         "keep-alives over {elapsed:.1} s: {entries:.0} log entries/s; CPU (% of one core): {}; on the wire: clients {:.0} B/s, between nodes {:.0} B/s; load average {}",
         cores.join(", "),
-        (wire_1.clients - wire_0.clients) as f64 / elapsed,
-        (wire_1.peers - wire_0.peers) as f64 / elapsed,
+        wire_1.clients.saturating_sub(wire_0.clients) as f64 / elapsed,
+        wire_1.peers.saturating_sub(wire_0.peers) as f64 / elapsed,
         super::load_average()
     );
     Ok(())
@@ -283,6 +288,8 @@ fn wire_bytes(nodes: &[u32], me: u32) -> Result<Wire, Error> {
             _ => {}
         }
     }
+    // Two reads of the same connection's ends a moment apart may differ by a few bytes; the
+    // peers' share is what is left once the client connections are taken out.
     Ok(Wire {
         clients: mine,
         peers: theirs.saturating_sub(mine) / 2,
