@@ -45,6 +45,10 @@ pub struct Args {
     /// Seconds of keep-alives to measure (0: none).
     #[arg(long, default_value_t = 0)]
     hold_secs: u64,
+    /// Each session releases its lock once granted: sessions that hold nothing, to tell what
+    /// a session costs from what a held lock adds.
+    #[arg(long, conflicts_with = "hold_secs")]
+    release: bool,
 }
 
 /// A client transport shared by many sessions.
@@ -118,14 +122,19 @@ async fn sessions(args: Args) -> Result<(), Error> {
             cfg.nodes.sort();
             cfg.lease = lease;
             let client = Client::new(transport, cfg);
+            let release = args.release;
             tasks.push(tokio::spawn(async move {
-                let guard = client.try_lock(format!("lock-{i}")).await;
+                let guard = match client.try_lock(format!("lock-{i}")).await {
+                    Ok(guard) if release => client.release(guard).await.map(|()| None),
+                    Ok(guard) => Ok(Some(guard)),
+                    Err(e) => Err(e),
+                };
                 (client, guard)
             }));
         }
         for task in tasks {
             let (client, guard) = task.await?;
-            guards.push(guard?);
+            guards.extend(guard?);
             clients.push(client);
         }
     }
@@ -146,11 +155,13 @@ async fn sessions(args: Args) -> Result<(), Error> {
         })
         .collect();
     println!(
-        "{} sessions holding a lock each ({} connections), all granted in {:.1} s; RSS after: {} KiB; per session with its lock: {} bytes",
+        "{} sessions {} ({} connections), all granted in {:.1} s; RSS after: {} KiB; per session{}: {} bytes",
         args.sessions,
+        if args.release { "that took and released a lock" } else { "holding a lock each" },
         if args.conns == 0 { args.sessions } else { transports.len() },
         took.as_secs_f64(),
         join(&after),
+        if args.release { "" } else { " with its lock" },
         per_session.join(" / ")
     );
 
