@@ -19,20 +19,23 @@ impl Log {
     /// A log that starts after `base` with `entries` (which must follow it contiguously; entries
     /// that do not are dropped, since recovery must never invent a gap).
     pub fn new(base: LogPosition, entries: impl IntoIterator<Item = Entry>) -> Log {
-        let mut log = Log {
+        let mut expected = base.index.next();
+        // Filtered and collected in place when given a `Vec` (as recovery does) and turned into a
+        // deque without a copy: a million recovered entries are not moved one by one into a
+        // deque that doubles as it grows.
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|entry| entry.index > base.index)
+            .take_while(|entry| {
+                let follows = entry.index == expected;
+                expected = expected.next();
+                follows
+            })
+            .collect();
+        Log {
             base,
-            entries: VecDeque::new(),
-        };
-        for entry in entries {
-            if entry.index <= base.index {
-                continue;
-            }
-            if entry.index != log.last().index.next() {
-                break;
-            }
-            log.entries.push_back(entry);
+            entries: VecDeque::from(entries),
         }
-        log
     }
 
     /// The position covered by the snapshot (nothing at or before it is in memory).
@@ -176,6 +179,18 @@ mod tests {
         assert_eq!(log.base(), pos(1, 2));
         assert_eq!(log.last(), pos(2, 4));
         assert_eq!(log.len(), 2);
+    }
+
+    /// A recovered log given as a vector keeps the vector's buffer: its entries are not copied.
+    #[test]
+    fn new_takes_a_vector_over_without_copying_it() {
+        let entries: Vec<Entry> = (1..=1000).map(|i| noop(1, i)).collect();
+        let buffer = entries.as_ptr();
+        let log = Log::new(pos(1, 10), entries);
+        assert_eq!(log.len(), 990);
+        // The kept entries move to the front of the same buffer.
+        let first = log.get(LogIndex(11)).map(|e| e as *const Entry);
+        assert_eq!(first, Some(buffer));
     }
 
     /// The base's term answers the consistency check at the base; nothing before it is known.

@@ -26,6 +26,12 @@ macro_rules! name_newtype {
             pub fn len(&self) -> usize {
                 self.0.len()
             }
+            /// Whether `self` and `other` are one shared copy of the name.
+            #[cfg(test)]
+            #[allow(dead_code)] // not every name type's tests use it
+            pub(crate) fn shares_with(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0)
+            }
             /// Whether the name is empty (an empty name is always refused).
             pub fn is_empty(&self) -> bool {
                 self.0.is_empty()

@@ -244,28 +244,26 @@ impl StateMachine {
     /// Renews every grant `client` holds (the leader restarts their leases when it applies the
     /// outcome) and lists them, so the client learns which of its grants still stand.
     pub(super) fn renew(&mut self, client: ClientId, out: &mut Vec<Outcome>) -> Reply {
-        let held = self.sessions.get(&client).map_or_else(Vec::new, |s| {
-            s.held
-                .iter()
-                .filter_map(|lock| {
-                    let holder = self.locks.get(lock)?.holder.as_ref()?;
-                    Some((lock.clone(), holder.token))
-                })
-                .collect()
-        });
-        if let Some(session) = self.sessions.get(&client) {
-            for lock in &session.held {
-                if let Some(holder) = self.locks.get_mut(lock).and_then(|s| s.holder.as_mut()) {
-                    holder.renewals += 1;
-                }
+        out.push(Outcome::Renewed { client });
+        let Some(session) = self.sessions.get(&client) else {
+            return Reply::KeptAlive {
+                held: Vec::new(),
+                revoked: Vec::new(),
+            };
+        };
+        // One lookup per lock, and a list of the exact size: the answer stays cached in the
+        // session until the client's next request.
+        let mut held = Vec::with_capacity(session.held.len());
+        for lock in &session.held {
+            if let Some(holder) = self.locks.get_mut(lock).and_then(|s| s.holder.as_mut()) {
+                holder.renewals += 1;
+                held.push((lock.clone(), holder.token));
             }
         }
-        let revoked = self
-            .sessions
-            .get(&client)
-            .map_or_else(Vec::new, |s| s.revoked.clone());
-        out.push(Outcome::Renewed { client });
-        Reply::KeptAlive { held, revoked }
+        Reply::KeptAlive {
+            held,
+            revoked: session.revoked.clone(),
+        }
     }
 }
 

@@ -176,6 +176,62 @@ impl StateMachine {
 
     /// Restores a state serialised by [`StateMachine::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
-        postcard::from_bytes(bytes)
+        let mut sm: StateMachine = postcard::from_bytes(bytes)?;
+        sm.share_names();
+        Ok(sm)
+    }
+
+    /// Decoding gives the lock table and the holder's session each a copy of a lock's name;
+    /// applying commands gives them one shared copy. Sharing it again saves an allocation per
+    /// held lock, and lets a keep-alive's lookups from the session compare names by pointer
+    /// instead of reading a second copy from another cache line.
+    fn share_names(&mut self) {
+        for session in self.sessions.values_mut() {
+            for name in &mut session.held {
+                if let Some((key, _)) = self.locks.get_key_value(name) {
+                    *name = key.clone();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::protocol::{ClientRequest, Op};
+
+    /// A decoded state shares each held lock's name between the table and the session, as the
+    /// state it was encoded from did.
+    #[test]
+    fn decoding_shares_a_held_lock_name_between_table_and_session() {
+        let rules = Rules {
+            limits: crate::config::Limits::default(),
+            lock_delay: false,
+        };
+        let mut sm = StateMachine::new();
+        let mut out = Vec::new();
+        let acquire = Command::Client(ClientRequest {
+            client: ClientId(7),
+            seq: Seq(1),
+            acked_below: Seq(1),
+            op: Op::Acquire {
+                lock: "a".into(),
+                lease: Duration::from_secs(10),
+                wait: None,
+            },
+        });
+        sm.apply(&acquire, &rules, &mut out);
+        let shared = |sm: &StateMachine| {
+            let (key, _) = sm.locks.get_key_value("a").expect("held");
+            let held = &sm.sessions[&ClientId(7)].held;
+            held.len() == 1 && held[0].shares_with(key)
+        };
+        assert!(shared(&sm));
+        let bytes = sm.to_bytes().expect("encodes");
+        let decoded = StateMachine::from_bytes(&bytes).expect("decodes");
+        assert_eq!(decoded, sm);
+        assert!(shared(&decoded));
     }
 }

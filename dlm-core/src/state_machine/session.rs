@@ -68,6 +68,8 @@ impl Session {
     /// Records that this client now holds `lock`.
     pub fn add_held(&mut self, lock: &LockName) {
         if !self.held.contains(lock) {
+            // Most sessions hold one lock: room for one, not the four a first push makes.
+            self.held.reserve_exact(1);
             self.held.push(lock.clone());
         }
     }
@@ -107,6 +109,11 @@ impl Slots {
 
     /// Sets the slot of `seq`.
     pub fn insert(&mut self, seq: Seq, slot: Slot) {
+        // A session usually has one answer cached at a time (each request acknowledges the
+        // last): room for one, not the four a first push makes. Bursts still grow it as usual.
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1);
+        }
         if self.0.back().is_none_or(|(last, _)| *last < seq) {
             self.0.push_back((seq, slot));
             return;
@@ -177,6 +184,26 @@ mod tests {
         assert_eq!(slots.get(&Seq(4)), Some(&done()));
         assert_eq!(slots.len(), 4);
         assert!(slots.contains_key(&Seq(3)) && !slots.contains_key(&Seq(2)));
+    }
+
+    /// A session answered one request at a time, each acknowledging the last, keeps room for
+    /// one answer and one held lock, not the four a first push would make.
+    #[test]
+    fn one_answer_and_one_lock_at_a_time_keep_room_for_one() {
+        let mut session = Session::default();
+        session.add_held(&"l".into());
+        for seq in 1..10 {
+            session.advance_watermark(Seq(seq));
+            session.slots.insert(Seq(seq), done());
+        }
+        assert_eq!(seqs(&session.slots), [9]);
+        assert_eq!(session.slots.0.capacity(), 1);
+        assert_eq!(session.held.capacity(), 1);
+        // A burst still grows the cache.
+        for seq in 10..14 {
+            session.slots.insert(Seq(seq), done());
+        }
+        assert_eq!(session.slots.len(), 5);
     }
 
     /// Acknowledging drops answered slots below the watermark but keeps waiting ones (a queued
