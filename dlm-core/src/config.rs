@@ -48,7 +48,9 @@ impl Default for Limits {
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every member of the cluster, this node included. Static for now.
+    /// The voters the cluster starts with, this node included: its configuration until a
+    /// [`crate::Command::Membership`] in the log or a snapshot replaces it (membership then
+    /// changes at run time, one server at a time; see [`crate::Membership`]).
     pub members: Vec<NodeId>,
     /// Seed of the election-jitter generator. Give each node its own.
     pub seed: u64,
@@ -85,6 +87,10 @@ pub struct Config {
     /// is applied: members may have different caps without their state machines diverging. A
     /// grant made under another leader keeps its lease, which keep-alives renew as it was given.
     pub lease_cap: Option<Duration>,
+    /// A learner is promoted to voter only if its log is known to match the leader's within
+    /// this many entries of the leader's last index, so that a new voter does not leave the
+    /// cluster waiting while it catches up.
+    pub promote_max_lag: u64,
     /// Client limits.
     pub limits: Limits,
 }
@@ -113,6 +119,7 @@ impl Config {
             lock_delay: Duration::ZERO,
             session_ttl: Duration::from_secs(600),
             lease_cap: None,
+            promote_max_lag: 1_000,
             limits: Limits::default(),
         }
     }

@@ -127,6 +127,10 @@ impl Node {
             self.reply(conn, client, seq, Ok(Reply::Status(status)));
             return;
         }
+        if request.op.is_membership_change() && self.is_leader() {
+            self.on_membership_change(conn, request);
+            return;
+        }
         let hint = self.leader();
         let RoleState::Leader(leader) = &mut self.role else {
             self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));

@@ -52,8 +52,10 @@ impl Node {
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
-        let quorum = self.cfg.quorum();
-        if !granted || !count_vote(&mut self.role, self.term, quorum, from, term, pre) {
+        // Only a voter's vote counts, in the configuration this node has now.
+        let config = &self.members.current;
+        let (quorum, voter) = (config.quorum(), config.is_voter(from));
+        if !granted || !voter || !count_vote(&mut self.role, self.term, quorum, from, term, pre) {
             return;
         }
         if pre {
@@ -66,7 +68,13 @@ impl Node {
     /// The election time-out passed without word from a leader: ask whether an election could
     /// succeed before disturbing anyone with a new term.
     pub(super) fn start_pre_vote(&mut self) {
-        if self.cfg.members.len() == 1 {
+        let config = &self.members.current;
+        if !config.is_voter(self.cfg.id) {
+            // A learner, or a removed node: it never stands, so it can never disturb anyone.
+            self.reset_election_deadline();
+            return;
+        }
+        if config.is_sole_voter(self.cfg.id) {
             self.start_election(false);
             return;
         }
@@ -74,7 +82,7 @@ impl Node {
         self.reset_election_deadline();
         let last = self.log.last();
         let term = self.term.next();
-        for peer in self.cfg.peers() {
+        for peer in self.other_voters() {
             let body = PeerBody::RequestVote {
                 pre: true,
                 last,
@@ -84,18 +92,28 @@ impl Node {
         }
     }
 
+    /// The voters of the configuration in force, this node left out.
+    fn other_voters(&self) -> Vec<NodeId> {
+        let me = self.cfg.id;
+        let voters = self.members.current.voters().iter().map(|m| m.id);
+        voters.filter(|id| *id != me).collect()
+    }
+
     pub(super) fn start_election(&mut self, transfer: bool) {
+        if !self.members.current.is_voter(self.cfg.id) {
+            return;
+        }
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id);
         self.role = RoleState::standing(self.cfg.id, false);
         self.persist_hard_state();
         self.reset_election_deadline();
-        if self.cfg.quorum() <= 1 {
+        if self.members.current.quorum() <= 1 {
             self.become_leader();
             return;
         }
         let last = self.log.last();
-        for peer in self.cfg.peers() {
+        for peer in self.other_voters() {
             let body = PeerBody::RequestVote {
                 pre: false,
                 last,
@@ -108,10 +126,14 @@ impl Node {
     fn become_leader(&mut self) {
         let last = self.log.last().index;
         let now = self.now;
+        // Every other member, learners included: they receive the log but do not vote.
+        let me = self.cfg.id;
         let progress = self
-            .cfg
-            .peers()
-            .map(|peer| (peer, Progress::new(last, now)))
+            .members
+            .current
+            .members()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id, Progress::new(last, now)))
             .collect();
         let timers = LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay);
         self.role = RoleState::Leader(Box::new(Leader::new(progress, timers, now, last)));
@@ -168,7 +190,7 @@ impl Node {
     /// Arms the election deadline of a node that does not lead (which has no other deadline):
     /// an election time-out, plus this node's stagger by rank, plus random jitter.
     pub(super) fn reset_election_deadline(&mut self) {
-        if self.cfg.members.len() == 1 {
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.timers.follow(self.now);
             return;
         }
@@ -177,7 +199,9 @@ impl Node {
             0 => 0,
             n => self.rng.next_u64() % n,
         };
-        let stagger = self.cfg.election_stagger * u32::try_from(self.cfg.rank()).unwrap_or(0);
+        // The lowest-id preference ranks the voters of the configuration in force.
+        let rank = self.members.current.rank(self.cfg.id);
+        let stagger = self.cfg.election_stagger * u32::try_from(rank).unwrap_or(0);
         let timeout = self.cfg.election_timeout + stagger + std::time::Duration::from_nanos(jitter);
         self.timers.follow(self.now + timeout);
     }
@@ -193,12 +217,17 @@ impl Node {
             return true;
         }
         let now = self.now;
-        let heard = 1 + leader
-            .progress
-            .values()
-            .filter(|p| now.saturating_since(p.last_heard) < window)
-            .count();
-        if heard >= self.cfg.quorum() {
+        let config = &self.members.current;
+        let me = usize::from(config.is_voter(self.cfg.id));
+        let heard = me
+            + leader
+                .progress
+                .iter()
+                .filter(|(id, p)| {
+                    config.is_voter(**id) && now.saturating_since(p.last_heard) < window
+                })
+                .count();
+        if heard >= config.quorum() {
             return true;
         }
         let term = self.term;

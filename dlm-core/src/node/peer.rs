@@ -8,8 +8,19 @@ use crate::message::{AppendOutcome, PeerBody, PeerMessage};
 impl Node {
     /// Dispatches a peer message after the term rules common to all of them.
     pub(super) fn on_peer(&mut self, msg: PeerMessage) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
-        {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        let config = &self.members.current;
+        // What only a leader sends is taken from a sender outside the configuration too: this
+        // node's configuration may lag behind a leader added since (or it is joining). Anything
+        // else from an outsider is dropped.
+        if !config.contains(msg.from) && !msg.body.is_from_leader() {
+            return;
+        }
+        // A removed node that never learnt it was removed must not disturb the cluster: its
+        // vote requests are dropped, whatever term they carry.
+        if matches!(msg.body, PeerBody::RequestVote { .. }) && !config.is_voter(msg.from) {
             return;
         }
         if let PeerBody::RequestVote {
@@ -29,13 +40,7 @@ impl Node {
             }
         );
         if msg.term > self.term && !granted_pre_vote {
-            let from_leader = matches!(
-                msg.body,
-                PeerBody::AppendEntries { .. }
-                    | PeerBody::InstallSnapshot { .. }
-                    | PeerBody::TimeoutNow
-                    | PeerBody::ReadIndex { .. }
-            );
+            let from_leader = msg.body.is_from_leader();
             self.become_follower(msg.term, from_leader.then_some(msg.from));
         } else if msg.term < self.term {
             self.answer_stale(msg);

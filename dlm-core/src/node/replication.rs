@@ -80,6 +80,7 @@ impl Node {
             out: &mut self.out,
         };
         let (prev_index, outcome) = follower_log.append(prev, entries);
+        self.members.refresh(&self.log, &self.sm, prev.index.next());
         if let AppendOutcome::Accepted { match_index } = outcome {
             let commit = commit.min(match_index);
             if commit > self.commit {
@@ -134,9 +135,18 @@ impl Node {
         let Some(leader) = self.role.leader() else {
             return;
         };
-        let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
-        matched.push(self.durable.min(leader.flushed));
-        let Some(candidate) = reached_by_quorum(matched, self.cfg.quorum()) else {
+        // Only voters count, this leader among them unless it is removing itself.
+        let config = &self.members.current;
+        let mut matched: Vec<LogIndex> = leader
+            .progress
+            .iter()
+            .filter(|(id, _)| config.is_voter(**id))
+            .map(|(_, p)| p.matched)
+            .collect();
+        if config.is_voter(self.cfg.id) {
+            matched.push(self.durable.min(leader.flushed));
+        }
+        let Some(candidate) = reached_by_quorum(matched, config.quorum()) else {
             return;
         };
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {

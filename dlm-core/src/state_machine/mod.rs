@@ -20,6 +20,7 @@ pub use lock_table::{Holder, LockState, Waiter};
 pub use session::{Session, Slot, Slots};
 pub(crate) use validate::{bad_lease, check_request};
 
+use crate::membership::Membership;
 use crate::names::{FileName, LockName};
 use crate::protocol::ClientResponse;
 use crate::types::{ClientId, FencingToken, Seq};
@@ -112,6 +113,10 @@ pub struct StateMachine {
     files: HashMap<FileName, GuardedFile, DetHasher>,
     /// The last token granted; the next grant takes the one after it.
     last_token: FencingToken,
+    /// The configuration of the last applied `Command::Membership`; none before the first
+    /// (the cluster still runs on its bootstrap configuration). Kept here so that snapshots
+    /// carry it.
+    membership: Option<Membership>,
 }
 
 impl StateMachine {
@@ -156,6 +161,11 @@ impl StateMachine {
     /// Every client session.
     pub fn sessions(&self) -> impl Iterator<Item = (&ClientId, &Session)> {
         self.sessions.iter()
+    }
+
+    /// The configuration as of the last applied entry, if any entry changed it.
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// The last fencing token granted.
