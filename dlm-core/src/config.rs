@@ -48,9 +48,11 @@ impl Default for Limits {
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// The voters the cluster starts with, this node included: its configuration until a
+    /// The voters the cluster starts with: its configuration until a
     /// [`crate::Command::Membership`] in the log or a snapshot replaces it (membership then
-    /// changes at run time, one server at a time; see [`crate::Membership`]).
+    /// changes at run time, one server at a time; see [`crate::Membership`]). A node that is not
+    /// among them starts outside the cluster: it never stands for election, and waits for a
+    /// leader to add it (as a learner) and send it the log.
     pub members: Vec<NodeId>,
     /// Seed of the election-jitter generator. Give each node its own.
     pub seed: u64,
@@ -134,9 +136,6 @@ impl Config {
         if self.members.is_empty() {
             return Err(ConfigError::NoMembers);
         }
-        if !self.members.contains(&self.id) {
-            return Err(ConfigError::NotAMember(self.id));
-        }
         let mut sorted = self.members.clone();
         sorted.sort();
         sorted.dedup();
@@ -179,17 +178,18 @@ impl Config {
         Ok(())
     }
 
-    /// How many votes make a majority.
+    /// How many votes make a majority of the start-up voters (the node counts from the
+    /// configuration in force: [`crate::Node::membership`]).
     pub fn quorum(&self) -> usize {
         self.members.len() / 2 + 1
     }
 
-    /// Position of this node among the members ordered by id (0 = lowest id).
+    /// Position of this node among the start-up voters ordered by id (0 = lowest id).
     pub fn rank(&self) -> usize {
         self.members.iter().filter(|m| **m < self.id).count()
     }
 
-    /// The other members.
+    /// The other start-up voters.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |m| *m != self.id)
     }
@@ -202,9 +202,6 @@ pub enum ConfigError {
     /// `members` is empty.
     #[error("the cluster has no members")]
     NoMembers,
-    /// `id` is not in `members`.
-    #[error("node {0} is not a member of the cluster")]
-    NotAMember(NodeId),
     /// A member is listed twice.
     #[error("a member is listed twice")]
     DuplicateMember,

@@ -98,6 +98,6 @@ pub struct MembersInfo {
     /// The leader's last log index.
     pub last_index: LogIndex,
     /// How far each other member's log is known to match the leader's, in id order (a member
-    /// removed by an uncommitted change is still listed).
+    /// just removed is listed until the leader's first heartbeat after the removal commits).
     pub matched: Vec<(NodeId, LogIndex)>,
 }

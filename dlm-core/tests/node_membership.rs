@@ -326,7 +326,7 @@ fn check_quorum_counts_voters_only() {
     assert!(!node.is_leader(), "kept leading on a learner's answers");
 }
 
-/// A learner, and a node its configuration has removed, never stand: no pre-vote however long
+/// A learner, and a node whose removal has committed, never stand: no pre-vote however long
 /// they hear nothing, and a TimeoutNow from their leader is ignored.
 #[test]
 fn learners_and_removed_nodes_never_campaign() {
@@ -334,18 +334,6 @@ fn learners_and_removed_nodes_never_campaign() {
     let without_three = three().without(NodeId(3)).unwrap();
     for (me, config) in [(4, with_learner), (3, without_three)] {
         let mut node = node_with_config(me, &[1, 2, 3, 4], config);
-        let mut now = Time::ZERO;
-        for _ in 0..20 {
-            node.handle(now, Input::Tick);
-            let effects = drain_unsynced(&mut node);
-            assert_eq!(sent_vote_requests(&effects), 0, "node {me} stood");
-            now = node.next_deadline();
-        }
-        let heartbeat = PeerBody::AppendEntries {
-            prev: pos(1, 2),
-            entries: Vec::new(),
-            commit: LogIndex(2),
-        };
         let to_me = |body| {
             Input::Peer(PeerMessage {
                 from: NodeId(1),
@@ -354,7 +342,22 @@ fn learners_and_removed_nodes_never_campaign() {
                 body,
             })
         };
-        node.handle(now, to_me(heartbeat));
+        // The leader's heartbeat tells it the configuration has committed.
+        let heartbeat = PeerBody::AppendEntries {
+            prev: pos(1, 2),
+            entries: Vec::new(),
+            commit: LogIndex(2),
+        };
+        node.handle(Time::ZERO, to_me(heartbeat));
+        drain_unsynced(&mut node);
+        assert_eq!(node.commit_index(), LogIndex(2));
+        let mut now = Time::ZERO;
+        for _ in 0..20 {
+            now = node.next_deadline();
+            node.handle(now, Input::Tick);
+            let effects = drain_unsynced(&mut node);
+            assert_eq!(sent_vote_requests(&effects), 0, "node {me} stood");
+        }
         node.handle(now, to_me(PeerBody::TimeoutNow));
         let effects = drain_unsynced(&mut node);
         assert_eq!(sent_vote_requests(&effects), 0, "node {me} took a transfer");
@@ -363,13 +366,55 @@ fn learners_and_removed_nodes_never_campaign() {
     }
 }
 
-/// A vote request from a node that is not a voter in this node's configuration is dropped,
-/// even with no live leader around (a removed node that never learnt of its removal).
+/// A node whose removal is appended but not known committed may hold entries the remaining
+/// voters lack (it led, appended its own removal, crashed): it stands, asks only the voters of
+/// its configuration, and wins only with a majority of them, not counting itself.
 #[test]
-fn vote_requests_from_non_voters_are_dropped() {
-    let with_learner = three().with_learner(NodeId(4), "h:4".into()).unwrap();
-    let mut node = node_with_config(1, &[1, 2, 3], with_learner);
+fn a_node_removed_by_an_uncommitted_change_stands_without_counting_itself() {
+    let without_three = three().without(NodeId(3)).unwrap();
+    let mut node = node_with_config(3, &[1, 2, 3], without_three);
     node.handle(Time::ZERO, Input::Tick);
+    let now = node.next_deadline();
+    node.handle(now, Input::Tick);
+    let asked: Vec<NodeId> = drain_unsynced(&mut node)
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(m) if matches!(m.body, PeerBody::RequestVote { .. }) => Some(m.to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, ids(&[1, 2]));
+    let grant = |from, term, pre| {
+        Input::Peer(PeerMessage {
+            from: NodeId(from),
+            to: NodeId(3),
+            term: Term(term),
+            body: PeerBody::VoteResponse { pre, granted: true },
+        })
+    };
+    node.handle(now, grant(1, 2, true));
+    assert_eq!(node.role(), Role::PreCandidate, "counted itself");
+    node.handle(now, grant(2, 2, true));
+    assert_eq!(node.role(), Role::Candidate);
+    node.handle(now, grant(1, 2, false));
+    assert_eq!(node.role(), Role::Candidate, "counted itself");
+    node.handle(now, grant(2, 2, false));
+    assert!(node.is_leader());
+}
+
+/// A removed node that never learnt of its removal is held off by the leader-alive rule: a
+/// voter that hears its leader refuses its pre-vote and its vote, and keeps its term, however
+/// up to date the removed node's log is.
+#[test]
+fn a_removed_node_is_held_off_while_a_leader_is_heard() {
+    let without_four = Membership::bootstrap(ids(&[1, 2, 3]));
+    let mut node = node_with_config(1, &[1, 2, 3], without_four);
+    let heartbeat = PeerBody::AppendEntries {
+        prev: pos(1, 2),
+        entries: Vec::new(),
+        commit: LogIndex(2),
+    };
+    node.handle(Time::ZERO, peer(2, 1, heartbeat));
     drain_unsynced(&mut node);
     for pre in [true, false] {
         let ask = PeerBody::RequestVote {
@@ -377,10 +422,42 @@ fn vote_requests_from_non_voters_are_dropped() {
             last: pos(9, 9),
             transfer: false,
         };
-        node.handle(Time::ZERO, peer(4, 5, ask));
-        assert_eq!(drain_unsynced(&mut node), vec![], "pre {pre}");
-        assert_eq!(node.term(), Term(1));
+        node.handle(Time::from_millis(100), peer(4, 5, ask));
+        let refused = send(
+            4,
+            1,
+            PeerBody::VoteResponse {
+                pre,
+                granted: false,
+            },
+        );
+        assert_eq!(drain_unsynced(&mut node), vec![refused], "pre {pre}");
+        assert_eq!((node.term(), node.leader()), (Term(1), Some(NodeId(2))));
     }
+}
+
+/// A vote request from a voter this node does not know yet (its configuration lags) is
+/// answered: refusing it could leave the newer configuration without a leader.
+#[test]
+fn a_vote_request_from_outside_the_configuration_is_answered() {
+    let mut node = fresh_node_of_three();
+    node.handle(Time::ZERO, Input::Tick);
+    drain_unsynced(&mut node);
+    let ask = PeerBody::RequestVote {
+        pre: true,
+        last: pos(9, 9),
+        transfer: false,
+    };
+    node.handle(Time::ZERO, peer(9, 1, ask));
+    let granted = send(
+        9,
+        1,
+        PeerBody::VoteResponse {
+            pre: true,
+            granted: true,
+        },
+    );
+    assert_eq!(drain_unsynced(&mut node), vec![granted]);
 }
 
 /// What only a leader sends is taken from a node outside this node's configuration (it may
@@ -563,4 +640,104 @@ fn an_installed_snapshot_brings_its_configuration() {
     drain_unsynced(&mut node);
     assert_eq!(node.commit_index(), LogIndex(5));
     assert_eq!(node.membership(), &grown);
+}
+
+/// A node outside its own configuration names no leader to a client: the one it last heard of
+/// may be long gone, and a stale hint sent clients back and forth between removed nodes.
+#[test]
+fn a_removed_node_names_no_leader() {
+    let without_three = three().without(NodeId(3)).unwrap();
+    let mut node = node_with_config(3, &[1, 2, 3], without_three);
+    let heartbeat = PeerBody::AppendEntries {
+        prev: pos(1, 2),
+        entries: Vec::new(),
+        commit: LogIndex(2),
+    };
+    node.handle(
+        Time::ZERO,
+        Input::Peer(PeerMessage {
+            from: NodeId(1),
+            to: NodeId(3),
+            term: Term(1),
+            body: heartbeat,
+        }),
+    );
+    drain_unsynced(&mut node);
+    assert_eq!(node.leader(), Some(NodeId(1)));
+    node.handle(Time::ZERO, keep_alive(7));
+    let effects = drain_unsynced(&mut node);
+    assert_eq!(
+        replies(&effects),
+        vec![(7, Err(Rejection::NotLeader { hint: None }))]
+    );
+}
+
+/// A sole voter elects itself at once, before its new term and vote are durable: it sends its
+/// learners nothing until its first entry is durable (and its term with it). Otherwise a crash
+/// could make it leader of the same term again with a different log, and a learner would keep
+/// an entry of that term the leader never had (the simulator found this).
+#[test]
+fn a_sole_voter_says_nothing_to_its_learners_until_its_term_is_durable() {
+    let solo = Membership::bootstrap([NodeId(1)])
+        .with_learner(NodeId(2), "h:2".into())
+        .unwrap();
+    let recovered = Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            voted_for: Some(NodeId(1)),
+        },
+        snapshot: None,
+        entries: vec![membership_entry(1, 1, solo)],
+    };
+    let mut node = Node::new(Config::single(NodeId(1)), recovered).unwrap();
+    node.handle(Time::ZERO, Input::Tick);
+    node.handle(Time::ZERO, Input::Tick);
+    let effects = drain_unsynced(&mut node);
+    assert!(node.is_leader());
+    assert_eq!(node.term(), Term(2));
+    let sends = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send(_)))
+            .count()
+    };
+    assert_eq!(sends(&effects), 0, "spoke before its term was durable");
+    node.handle(Time::ZERO, Input::Persisted(pos(2, 2)));
+    let effects = drain_unsynced(&mut node);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Send(m)
+            if m.to == NodeId(2) && matches!(m.body, PeerBody::AppendEntries { .. }))),
+        "{effects:?}"
+    );
+}
+
+/// A learner names its leader to clients only while it hears from it: after an election
+/// time-out of silence (it never stands, so nothing else forgets the leader) it names none.
+#[test]
+fn a_learner_stops_naming_a_leader_it_no_longer_hears() {
+    let with_learner = three().with_learner(NodeId(4), "h:4".into()).unwrap();
+    let mut node = node_with_config(4, &[1, 2, 3, 4], with_learner);
+    let heartbeat = PeerBody::AppendEntries {
+        prev: pos(1, 2),
+        entries: Vec::new(),
+        commit: LogIndex(2),
+    };
+    let from_leader = Input::Peer(PeerMessage {
+        from: NodeId(1),
+        to: NodeId(4),
+        term: Term(1),
+        body: heartbeat,
+    });
+    node.handle(Time::ZERO, from_leader);
+    drain_unsynced(&mut node);
+    let hint_at = |node: &mut Node, ms| {
+        node.handle(Time::from_millis(ms), keep_alive(7));
+        replies(&drain_unsynced(node))
+    };
+    let named = Err(Rejection::NotLeader {
+        hint: Some(NodeId(1)),
+    });
+    assert_eq!(hint_at(&mut node, 299), vec![(7, named)]);
+    let none = Err(Rejection::NotLeader { hint: None });
+    assert_eq!(hint_at(&mut node, 300), vec![(7, none)]);
 }

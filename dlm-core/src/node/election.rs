@@ -52,10 +52,9 @@ impl Node {
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
-        // Only a voter's vote counts, in the configuration this node has now.
+        // Only voters' votes count, in the configuration this node has now.
         let config = &self.members.current;
-        let (quorum, voter) = (config.quorum(), config.is_voter(from));
-        if !granted || !voter || !count_vote(&mut self.role, self.term, quorum, from, term, pre) {
+        if !granted || !count_vote(&mut self.role, self.term, config, from, term, pre) {
             return;
         }
         if pre {
@@ -68,13 +67,13 @@ impl Node {
     /// The election time-out passed without word from a leader: ask whether an election could
     /// succeed before disturbing anyone with a new term.
     pub(super) fn start_pre_vote(&mut self) {
-        let config = &self.members.current;
-        if !config.is_voter(self.cfg.id) {
-            // A learner, or a removed node: it never stands, so it can never disturb anyone.
+        if !self.may_stand() {
+            // A learner, or a node whose removal has committed: it never stands, so it can
+            // never disturb anyone.
             self.reset_election_deadline();
             return;
         }
-        if config.is_sole_voter(self.cfg.id) {
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.start_election(false);
             return;
         }
@@ -99,8 +98,19 @@ impl Node {
         voters.filter(|id| *id != me).collect()
     }
 
+    /// Whether this node may stand for election: it votes in the configuration in force, or
+    /// that configuration removed it but has not committed yet as far as it knows. Such a node
+    /// may hold entries the remaining voters lack (it led, appended its own removal, and
+    /// crashed): they cannot win without its vote, which it refuses them for being behind, so
+    /// it must be able to win in their stead (counting only their votes), finish the change and
+    /// then step down. A learner never stands.
+    fn may_stand(&self) -> bool {
+        let (config, me) = (&self.members.current, self.cfg.id);
+        config.is_voter(me) || (!config.contains(me) && !self.members.committed(self.commit))
+    }
+
     pub(super) fn start_election(&mut self, transfer: bool) {
-        if !self.members.current.is_voter(self.cfg.id) {
+        if !self.may_stand() {
             return;
         }
         self.term = self.term.next();
@@ -108,7 +118,7 @@ impl Node {
         self.role = RoleState::standing(self.cfg.id, false);
         self.persist_hard_state();
         self.reset_election_deadline();
-        if self.members.current.quorum() <= 1 {
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.become_leader();
             return;
         }
@@ -136,7 +146,11 @@ impl Node {
             .map(|m| (m.id, Progress::new(last, now)))
             .collect();
         let timers = LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay);
-        self.role = RoleState::Leader(Box::new(Leader::new(progress, timers, now, last)));
+        let mut leader = Leader::new(progress, timers, now, last);
+        // Other voters' votes come only after this node's vote request, which waits for its
+        // term and vote to be durable; a sole voter's own vote has no such wait.
+        leader.quiet = self.members.current.is_sole_voter(self.cfg.id);
+        self.role = RoleState::Leader(Box::new(leader));
         self.timers.lead(now + self.cfg.heartbeat_interval);
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);

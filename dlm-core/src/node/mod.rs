@@ -342,6 +342,15 @@ impl Node {
         }
         self.durable = position.index.min(self.log.last().index);
         self.maybe_commit();
+        // A leader elected by its own vote alone speaks once its term is durable (see
+        // `Leader::quiet`): its first entry is, and it was persisted after the term.
+        let durable = self.durable;
+        if let Some(leader) = self.role.leader_mut() {
+            if leader.quiet && durable >= leader.term_start {
+                leader.quiet = false;
+                self.broadcast_heartbeat();
+            }
+        }
     }
 
     /// Removes the log from `index` on; what was durable there is no longer this log's.

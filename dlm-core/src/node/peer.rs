@@ -11,16 +11,13 @@ impl Node {
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
             return;
         }
-        let config = &self.members.current;
-        // What only a leader sends is taken from a sender outside the configuration too: this
-        // node's configuration may lag behind a leader added since (or it is joining). Anything
-        // else from an outsider is dropped.
-        if !config.contains(msg.from) && !msg.body.is_from_leader() {
-            return;
-        }
-        // A removed node that never learnt it was removed must not disturb the cluster: its
-        // vote requests are dropped, whatever term they carry.
-        if matches!(msg.body, PeerBody::RequestVote { .. }) && !config.is_voter(msg.from) {
+        // Requests (what a leader sends, and vote requests) are taken from a sender outside
+        // the configuration too: this node's configuration may lag behind a leader or a voter
+        // added since (or it is joining), and refusing such a voter's vote request could leave
+        // the cluster without a leader. Only answers to what it never asked are dropped. A
+        // removed node that does not know it is held off by pre-vote and the leader-alive rule.
+        let request = msg.body.is_from_leader() || matches!(msg.body, PeerBody::RequestVote { .. });
+        if !request && !self.members.current.contains(msg.from) {
             return;
         }
         if let PeerBody::RequestVote {

@@ -139,17 +139,29 @@ impl Node {
     }
 
     /// Once the configuration in force has committed, a leader stops replicating to members it
-    /// removed, and a leader that removed itself lets go: it hands over to the most caught-up
-    /// voter if one answers, and steps down otherwise, or once that hand-over runs out.
+    /// removed. Called after a heartbeat went out, so that a removed member has been sent the
+    /// commit index that tells it its removal is final (and it stops standing for election).
+    pub(super) fn forget_removed_members(&mut self) {
+        if !self.members.committed(self.commit) {
+            return;
+        }
+        let config = &self.members.current;
+        if let Some(leader) = self.role.leader_mut() {
+            leader.progress.retain(|id, _| config.contains(*id));
+        }
+    }
+
+    /// Once the configuration in force has committed, a leader that removed itself lets go: it
+    /// hands over to the most caught-up voter if one answers, and steps down otherwise, or once
+    /// that hand-over runs out.
     pub(super) fn settle_membership(&mut self) {
         if !self.members.committed(self.commit) {
             return;
         }
         let config = &self.members.current;
-        let Some(leader) = self.role.leader_mut() else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
-        leader.progress.retain(|id, _| config.contains(*id));
         if config.is_voter(self.cfg.id) || leader.transfer.is_some() {
             return;
         }

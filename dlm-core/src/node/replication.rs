@@ -41,8 +41,10 @@ impl Node {
         }
         let from = leader.flushed.next();
         leader.flushed = last;
-        for (peer, p) in &mut leader.progress {
-            sender.replicate(*peer, p);
+        if !leader.quiet {
+            for (peer, p) in &mut leader.progress {
+                sender.replicate(*peer, p);
+            }
         }
         let entries: Vec<Entry> = sender.log.range(from, last).cloned().collect();
         sender.out.push(Effect::Persist(Persist::Entries(entries)));
@@ -50,7 +52,7 @@ impl Node {
 
     /// Sends `peer` as many AppendEntries as its progress allows.
     pub(super) fn replicate(&mut self, peer: NodeId) {
-        if let Some((leader, mut sender)) = self.leader_parts() {
+        if let Some((leader, mut sender)) = self.leader_parts().filter(|(l, _)| !l.quiet) {
             if let Some(p) = leader.progress.get_mut(&peer) {
                 sender.replicate(peer, p);
             }
@@ -59,7 +61,7 @@ impl Node {
 
     /// Heartbeat: every follower hears from the leader, and lost messages are recovered.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        if let Some((leader, mut sender)) = self.leader_parts() {
+        if let Some((leader, mut sender)) = self.leader_parts().filter(|(l, _)| !l.quiet) {
             for (peer, p) in &mut leader.progress {
                 sender.heartbeat(*peer, p);
             }

@@ -126,6 +126,7 @@ impl Node {
                 return;
             }
             self.broadcast_heartbeat();
+            self.forget_removed_members();
             if let Some(mut handover) = self.handover() {
                 handover.repeat_request();
                 handover.consider();
