@@ -741,3 +741,37 @@ fn a_learner_stops_naming_a_leader_it_no_longer_hears() {
     let none = Err(Rejection::NotLeader { hint: None });
     assert_eq!(hint_at(&mut node, 300), vec![(7, none)]);
 }
+
+/// A leader keeps sending a removed member its heartbeat until the first one after the removal
+/// commits (which carries the commit index, so the member learns it is out), then forgets it.
+#[test]
+fn a_removed_member_hears_one_heartbeat_after_the_commit_then_nothing() {
+    let (mut node, now) = ready_leader_of_three();
+    admin(&mut node, now, 1, Op::Remove { id: NodeId(3) });
+    node.handle(now, Input::Persisted(pos(1, 2)));
+    node.handle(now, accepted(2, 2));
+    drain_unsynced(&mut node);
+    assert_eq!(node.commit_index(), LogIndex(2));
+    let to_three = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(m) if m.to == NodeId(3) => Some(m.body.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        let t = node.next_deadline();
+        node.handle(t, accepted(2, 2));
+        node.handle(t, Input::Tick);
+        heard.push(to_three(&drain_unsynced(&mut node)));
+    }
+    assert!(
+        matches!(heard[0].as_slice(), [PeerBody::AppendEntries { commit, .. }] if *commit == LogIndex(2)),
+        "{heard:?}"
+    );
+    assert!(heard[1..].iter().all(Vec::is_empty), "{heard:?}");
+    assert!(node.is_leader());
+}
