@@ -28,6 +28,10 @@ struct Args {
     /// between none and 20 ms).
     #[arg(long)]
     disk_us: Option<u64>,
+    /// Membership changes among the faults: start with three voters, the other nodes outside,
+    /// and add, promote and remove members (the leader too) during the chaos phase.
+    #[arg(long)]
+    membership: bool,
     /// Events to show for a violation.
     #[arg(long, default_value_t = 40)]
     history: usize,
@@ -50,8 +54,14 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut seeds, mut steps, mut ops, mut violations) = (0u64, 0u64, 0u64, 0u64);
     let mut revoked = 0u64;
+    let (mut reconfigured, mut leaders_removed) = (0u64, 0u64);
     for seed in args.seeds.clone() {
+        let faults = dlm::sim::Faults {
+            membership: args.membership,
+            ..Default::default()
+        };
         let cfg = SimConfig {
+            faults,
             history: args.history,
             snapshot_every: args.snapshot_every,
             log_retain: (args.snapshot_every / 10).max(1),
@@ -65,7 +75,19 @@ fn main() -> ExitCode {
                 steps += summary.steps;
                 ops += summary.client_ops;
                 revoked += summary.revoked;
-                if !args.quiet {
+                reconfigured += summary.reconfigured;
+                leaders_removed += summary.leaders_removed;
+                if !args.quiet && args.membership {
+                    println!(
+                        "seed {seed}: fingerprint {:016x} steps {} client ops {} revoked {} reconfigured {} leaders removed {}",
+                        summary.fingerprint,
+                        summary.steps,
+                        summary.client_ops,
+                        summary.revoked,
+                        summary.reconfigured,
+                        summary.leaders_removed
+                    );
+                } else if !args.quiet {
                     println!(
                         "seed {seed}: fingerprint {:016x} steps {} client ops {} revoked {}",
                         summary.fingerprint, summary.steps, summary.client_ops, summary.revoked
@@ -75,10 +97,13 @@ fn main() -> ExitCode {
             Err(violation) => {
                 violations += 1;
                 println!("VIOLATION {violation}");
-                let disk = args
+                let mut disk = args
                     .disk_us
                     .map(|us| format!(" --disk-us {us}"))
                     .unwrap_or_default();
+                if args.membership {
+                    disk.push_str(" --membership");
+                }
                 println!(
                     "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {} --snapshot-every {}{disk}",
                     seed + 1,
@@ -94,9 +119,15 @@ fn main() -> ExitCode {
         "wall {secs:.2} s, {:.0} client ops/s",
         ops as f64 / secs.max(1e-9)
     );
-    println!(
-        "seeds: {seeds}, steps: {steps}, client ops: {ops}, grants revoked: {revoked}, violations: {violations}"
-    );
+    if args.membership {
+        println!(
+            "seeds: {seeds}, steps: {steps}, client ops: {ops}, grants revoked: {revoked}, membership changes: {reconfigured}, leaders removed: {leaders_removed}, violations: {violations}"
+        );
+    } else {
+        println!(
+            "seeds: {seeds}, steps: {steps}, client ops: {ops}, grants revoked: {revoked}, violations: {violations}"
+        );
+    }
     if violations > 0 {
         ExitCode::FAILURE
     } else {

@@ -2,6 +2,7 @@
 //! time-based decisions (expiry, wait time-outs) are made by the leader and proposed as commands,
 //! because the state machine has no clock.
 
+use crate::membership::Membership;
 use crate::names::LockName;
 use crate::protocol::ClientRequest;
 use crate::types::{ClientId, FencingToken, LogIndex, LogPosition, Seq, Term};
@@ -41,6 +42,18 @@ pub enum Command {
     ExpireSession {
         /// The client.
         client: ClientId,
+    },
+    /// The cluster's configuration from this entry on. It takes effect on each node when
+    /// appended, not when committed (single-server changes, see `ARCHITECTURE.md`); applying it
+    /// records it in the replicated state (and so in snapshots) and answers the operator's
+    /// request `(client, seq)` that asked for it.
+    Membership {
+        /// The new configuration.
+        config: Membership,
+        /// Who asked.
+        client: ClientId,
+        /// Which request asked.
+        seq: Seq,
     },
 }
 

@@ -48,7 +48,11 @@ impl Default for Limits {
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every member of the cluster, this node included. Static for now.
+    /// The voters the cluster starts with: its configuration until a
+    /// [`crate::Command::Membership`] in the log or a snapshot replaces it (membership then
+    /// changes at run time, one server at a time; see [`crate::Membership`]). A node that is not
+    /// among them starts outside the cluster: it never stands for election, and waits for a
+    /// leader to add it (as a learner) and send it the log.
     pub members: Vec<NodeId>,
     /// Seed of the election-jitter generator. Give each node its own.
     pub seed: u64,
@@ -85,6 +89,10 @@ pub struct Config {
     /// is applied: members may have different caps without their state machines diverging. A
     /// grant made under another leader keeps its lease, which keep-alives renew as it was given.
     pub lease_cap: Option<Duration>,
+    /// A learner is promoted to voter only if its log is known to match the leader's within
+    /// this many entries of the leader's last index, so that a new voter does not leave the
+    /// cluster waiting while it catches up.
+    pub promote_max_lag: u64,
     /// Client limits.
     pub limits: Limits,
 }
@@ -113,6 +121,7 @@ impl Config {
             lock_delay: Duration::ZERO,
             session_ttl: Duration::from_secs(600),
             lease_cap: None,
+            promote_max_lag: 1_000,
             limits: Limits::default(),
         }
     }
@@ -126,9 +135,6 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.members.is_empty() {
             return Err(ConfigError::NoMembers);
-        }
-        if !self.members.contains(&self.id) {
-            return Err(ConfigError::NotAMember(self.id));
         }
         let mut sorted = self.members.clone();
         sorted.sort();
@@ -172,17 +178,18 @@ impl Config {
         Ok(())
     }
 
-    /// How many votes make a majority.
+    /// How many votes make a majority of the start-up voters (the node counts from the
+    /// configuration in force: [`crate::Node::membership`]).
     pub fn quorum(&self) -> usize {
         self.members.len() / 2 + 1
     }
 
-    /// Position of this node among the members ordered by id (0 = lowest id).
+    /// Position of this node among the start-up voters ordered by id (0 = lowest id).
     pub fn rank(&self) -> usize {
         self.members.iter().filter(|m| **m < self.id).count()
     }
 
-    /// The other members.
+    /// The other start-up voters.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |m| *m != self.id)
     }
@@ -195,9 +202,6 @@ pub enum ConfigError {
     /// `members` is empty.
     #[error("the cluster has no members")]
     NoMembers,
-    /// `id` is not in `members`.
-    #[error("node {0} is not a member of the cluster")]
-    NotAMember(NodeId),
     /// A member is listed twice.
     #[error("a member is listed twice")]
     DuplicateMember,

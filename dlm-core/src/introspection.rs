@@ -5,8 +5,9 @@
 //! at most [`MAX_LISTED`] waiters or locks per row (with the full count beside). Its `next` is
 //! the `after` of the following page; `None` means this was the last.
 
+use crate::membership::Membership;
 use crate::names::LockName;
-use crate::types::{ClientId, FencingToken};
+use crate::types::{ClientId, FencingToken, LogIndex, NodeId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -80,4 +81,23 @@ pub struct SessionsPage {
     pub sessions: Vec<SessionInfo>,
     /// Ask again with this as `after` for more; `None`: there are no more.
     pub next: Option<ClientId>,
+}
+
+/// The answer to [`crate::Op::Members`]: the leader's configuration and its followers' progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersInfo {
+    /// The leader that answered.
+    pub leader: NodeId,
+    /// The latest configuration in its log (the one in force).
+    pub config: Membership,
+    /// The index of that configuration's entry; 0 for the configuration the cluster started
+    /// with.
+    pub index: LogIndex,
+    /// Whether that entry has committed (if not, no other change is accepted yet).
+    pub committed: bool,
+    /// The leader's last log index.
+    pub last_index: LogIndex,
+    /// How far each other member's log is known to match the leader's, in id order (a member
+    /// just removed is listed until the leader's first heartbeat after the removal commits).
+    pub matched: Vec<(NodeId, LogIndex)>,
 }

@@ -24,6 +24,7 @@ pub mod command;
 mod config;
 pub mod introspection;
 mod log;
+pub mod membership;
 pub mod message;
 mod names;
 mod node;
@@ -40,7 +41,8 @@ pub mod sim;
 
 pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
-pub use introspection::{HolderInfo, LockInfo, LocksPage, SessionInfo, SessionsPage};
+pub use introspection::{HolderInfo, LockInfo, LocksPage, MembersInfo, SessionInfo, SessionsPage};
+pub use membership::{Member, Membership, MembershipRejection};
 pub use names::{FileName, LockName};
 pub use node::{
     Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot,

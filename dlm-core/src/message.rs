@@ -89,6 +89,18 @@ pub enum PeerBody {
 }
 
 impl PeerBody {
+    /// Whether only a leader sends this (in its term): replication, snapshot chunks, a
+    /// read-index round, a transfer.
+    pub fn is_from_leader(&self) -> bool {
+        matches!(
+            self,
+            PeerBody::AppendEntries { .. }
+                | PeerBody::InstallSnapshot { .. }
+                | PeerBody::TimeoutNow
+                | PeerBody::ReadIndex { .. }
+        )
+    }
+
     /// Whether sending this tells the receiver something about the sender's storage: an
     /// accepted append, a vote or a vote request (the candidate's own vote), a snapshot answer.
     /// Such a message must not leave before the persists that precede it are durable, or a

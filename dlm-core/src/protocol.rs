@@ -1,6 +1,7 @@
 //! What clients send and receive. These types go on the wire (serde + postcard) unchanged.
 
-use crate::introspection::{LocksPage, SessionsPage};
+use crate::introspection::{LocksPage, MembersInfo, SessionsPage};
+use crate::membership::{Membership, MembershipRejection};
 use crate::names::{FileName, LockName};
 use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
 use serde::{Deserialize, Serialize};
@@ -122,6 +123,36 @@ pub enum Op {
         /// The lock.
         lock: LockName,
     },
+    /// Add node `id`, reachable at `addr`, as a learner: it receives the log and snapshots but
+    /// neither votes nor counts towards a commit. Answered [`Reply::Reconfigured`] once the new
+    /// configuration commits. Refused ([`Rejection::Membership`]) while another change is
+    /// uncommitted, before the leader has committed an entry of its term, or if `id` is
+    /// already a member. Not cached: a retry after success is refused as already a member.
+    /// Admin only when the transport authenticates.
+    AddLearner {
+        /// The new node.
+        id: NodeId,
+        /// Its address, for the transports.
+        addr: String,
+    },
+    /// Make learner `id` a voter; refused unless its log is within
+    /// [`crate::Config::promote_max_lag`] entries of the leader's (and as
+    /// [`Op::AddLearner`]). Admin only when the transport authenticates.
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Remove member `id` (voter or learner); the last voter cannot be removed. A leader that
+    /// removes itself hands over and steps down once the change commits. Admin only when the
+    /// transport authenticates.
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+    /// The configuration as the leader has it (the latest appended), whether it has
+    /// committed, and how far each member's log matches. Linearizable like [`Op::Locks`];
+    /// admin only when the transport authenticates.
+    Members,
 }
 
 impl Op {
@@ -130,7 +161,14 @@ impl Op {
     pub fn is_cached(&self) -> bool {
         !matches!(
             self,
-            Op::Read { .. } | Op::Status | Op::Locks { .. } | Op::Sessions { .. }
+            Op::Read { .. }
+                | Op::Status
+                | Op::Locks { .. }
+                | Op::Sessions { .. }
+                | Op::Members
+                | Op::AddLearner { .. }
+                | Op::Promote { .. }
+                | Op::Remove { .. }
         )
     }
 
@@ -140,14 +178,28 @@ impl Op {
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Op::Locks { .. } | Op::Sessions { .. } | Op::Revoke { .. }
+            Op::Locks { .. }
+                | Op::Sessions { .. }
+                | Op::Revoke { .. }
+                | Op::AddLearner { .. }
+                | Op::Promote { .. }
+                | Op::Remove { .. }
+                | Op::Members
+        )
+    }
+
+    /// Whether this op changes the cluster's configuration (one server at a time).
+    pub fn is_membership_change(&self) -> bool {
+        matches!(
+            self,
+            Op::AddLearner { .. } | Op::Promote { .. } | Op::Remove { .. }
         )
     }
 
     /// Whether this op is answered from the leader's state machine by read-index, without a log
     /// entry. Introspection never needs a session; a file read does (see [`Op::Read`]).
     pub fn is_query(&self) -> bool {
-        matches!(self, Op::Locks { .. } | Op::Sessions { .. })
+        matches!(self, Op::Locks { .. } | Op::Sessions { .. } | Op::Members)
     }
 }
 
@@ -211,6 +263,10 @@ pub enum Reply {
         /// The grant's token; appends under it are refused from now on.
         token: FencingToken,
     },
+    /// A membership change committed: the configuration it made.
+    Reconfigured(Membership),
+    /// The answer to [`Op::Members`].
+    Members(MembersInfo),
 }
 
 /// What became of an acquire that a [`Op::Cancel`] undid.
@@ -375,6 +431,9 @@ pub enum Rejection {
     /// secret; why, in words.
     #[error("not authorized: {0}")]
     NotAuthorized(String),
+    /// A membership change ([`Op::is_membership_change`]) was refused; why.
+    #[error("membership change refused: {0}")]
+    Membership(MembershipRejection),
 }
 
 impl Rejection {

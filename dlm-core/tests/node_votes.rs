@@ -656,9 +656,10 @@ fn a_leader_hearing_nobody_steps_down_exactly_an_election_time_out_after_it_bega
     );
 }
 
-/// Guards the first check of `on_peer` (`msg.to != self.cfg.id || msg.from == self.cfg.id ||
-/// !self.cfg.members.contains(&msg.from)`): a message addressed to another node, one claiming
-/// to come from this node, and one from a non-member are all dropped, whatever term they carry.
+/// Guards the first checks of `on_peer`: a message addressed to another node, one claiming to
+/// come from this node, and one from a non-member that only a leader would not send (a leader
+/// outside the configuration is followed: see `node_membership.rs`) are all dropped, whatever
+/// term they carry.
 #[test]
 fn messages_not_for_this_node_or_not_from_a_member_are_dropped() {
     let heartbeat = || PeerBody::AppendEntries {
@@ -683,7 +684,7 @@ fn messages_not_for_this_node_or_not_from_a_member_are_dropped() {
             from: NodeId(9),
             to: NodeId(1),
             term: Term(5),
-            body: heartbeat(),
+            body: PeerBody::ReadIndexAck { round: 1 },
         },
     ];
     for msg in misaddressed {

@@ -50,6 +50,27 @@ fn sweep_five_nodes_all_faults() {
     }
 }
 
+/// Membership changes among the faults (start with three voters of five nodes; add, promote,
+/// remove, the leader too, crashes right after): no invariant breaks, and the runs did change
+/// the membership, the leader's own included.
+#[test]
+fn sweep_five_nodes_membership_changes() {
+    let (mut changes, mut leaders_removed) = (0, 0);
+    for seed in 300..324 {
+        let mut cfg = short(seed, 5);
+        cfg.faults.membership = true;
+        match run_checked(cfg) {
+            Ok(summary) => {
+                changes += summary.reconfigured;
+                leaders_removed += summary.leaders_removed;
+            }
+            Err(v) => panic!("{v}"),
+        }
+    }
+    assert!(changes >= 24, "only {changes} changes committed");
+    assert!(leaders_removed > 0, "no leader removed itself");
+}
+
 #[test]
 fn single_node_all_faults() {
     for seed in 200..204 {

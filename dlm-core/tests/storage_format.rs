@@ -11,8 +11,9 @@ use dlm_core::runtime::STORAGE_FORMAT;
 use dlm_core::*;
 use std::time::Duration;
 
-/// The checksum of the sample encodings, for each storage format.
-const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42)];
+/// The checksum of the sample encodings, for each storage format (1: before membership
+/// changes; its samples had no `Command::Membership`).
+const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42), (2, 0x3ae14050)];
 
 fn request(client: u128, seq: u64, op: Op) -> Command {
     Command::Client(ClientRequest {
@@ -87,6 +88,13 @@ fn commands() -> Vec<Command> {
         },
         Command::ExpireSession {
             client: ClientId(3),
+        },
+        Command::Membership {
+            config: Membership::bootstrap([NodeId(1), NodeId(2), NodeId(3)])
+                .with_learner(NodeId(4), "node4:7001".into())
+                .unwrap(),
+            client: ClientId(9),
+            seq: Seq(2),
         },
     ]
 }

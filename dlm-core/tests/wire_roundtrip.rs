@@ -64,7 +64,22 @@ fn ops() -> Vec<Op> {
             limit: 1,
         },
         Op::Revoke { lock: "l".into() },
+        Op::AddLearner {
+            id: NodeId(4),
+            addr: "10.0.0.4:7400".into(),
+        },
+        Op::Promote { id: NodeId(4) },
+        Op::Remove {
+            id: NodeId(u64::MAX),
+        },
+        Op::Members,
     ]
+}
+
+fn three_and_a_learner() -> Membership {
+    Membership::bootstrap([NodeId(1), NodeId(2), NodeId(3)])
+        .with_learner(NodeId(4), "h:4".into())
+        .unwrap()
 }
 
 fn op_kind(op: &Op) -> u8 {
@@ -79,6 +94,10 @@ fn op_kind(op: &Op) -> u8 {
         Op::Locks { .. } => 7,
         Op::Sessions { .. } => 8,
         Op::Revoke { .. } => 9,
+        Op::AddLearner { .. } => 10,
+        Op::Promote { .. } => 11,
+        Op::Remove { .. } => 12,
+        Op::Members => 13,
     }
 }
 
@@ -176,6 +195,26 @@ fn results() -> Vec<Result<Reply, Rejection>> {
         }),
         Err(Rejection::NotHeld),
         Err(Rejection::NotAuthorized("who".into())),
+        Ok(Reply::Reconfigured(three_and_a_learner())),
+        Ok(Reply::Members(MembersInfo {
+            leader: NodeId(1),
+            config: three_and_a_learner(),
+            index: LogIndex(12),
+            committed: false,
+            last_index: LogIndex(14),
+            matched: vec![(NodeId(2), LogIndex(14)), (NodeId(4), LogIndex(3))],
+        })),
+        Err(Rejection::Membership(
+            MembershipRejection::ChangeInProgress {
+                index: LogIndex(12),
+            },
+        )),
+        Err(Rejection::Membership(MembershipRejection::NotCaughtUp {
+            id: NodeId(4),
+            matched: LogIndex(3),
+            last: LogIndex(2000),
+            max_lag: 1000,
+        })),
     ]
 }
 
@@ -192,6 +231,8 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Reply::Locks(_) => 7,
             Reply::Sessions(_) => 8,
             Reply::Revoked { .. } => 9,
+            Reply::Reconfigured(_) => 33,
+            Reply::Members(_) => 34,
         },
         Err(rejection) => match rejection {
             Rejection::Busy => 10,
@@ -217,6 +258,7 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Rejection::Revoked { .. } => 30,
             Rejection::NotHeld => 31,
             Rejection::NotAuthorized(_) => 32,
+            Rejection::Membership(_) => 35,
             // Rejection is non-exhaustive for users; a new kind must be added above and to
             // the samples.
             other => panic!("a rejection this test does not know: {other:?}"),
@@ -241,6 +283,11 @@ fn commands() -> Vec<Command> {
         Command::ExpireSession {
             client: ClientId(1 << 100),
         },
+        Command::Membership {
+            config: three_and_a_learner(),
+            client: ClientId(7),
+            seq: Seq(2),
+        },
     ];
     commands.extend(ops().into_iter().enumerate().map(|(i, op)| {
         Command::Client(ClientRequest {
@@ -261,6 +308,7 @@ fn command_kind(c: &Command) -> u8 {
         Command::LiftDelay { .. } => 3,
         Command::CancelWait { .. } => 4,
         Command::ExpireSession { .. } => 5,
+        Command::Membership { .. } => 6,
     }
 }
 
@@ -346,7 +394,7 @@ fn all_kinds<T>(values: &[T], kind: impl Fn(&T) -> u8) -> BTreeSet<u8> {
 #[test]
 fn every_client_request_round_trips() {
     let ops = ops();
-    assert_eq!(all_kinds(&ops, op_kind).len(), 10);
+    assert_eq!(all_kinds(&ops, op_kind).len(), 14);
     for (i, op) in ops.into_iter().enumerate() {
         round_trip(&ClientRequest {
             client: ClientId(0xdead_beef << 64 | i as u128),
@@ -360,7 +408,7 @@ fn every_client_request_round_trips() {
 #[test]
 fn every_client_response_round_trips() {
     let results = results();
-    assert_eq!(all_kinds(&results, result_kind).len(), 33);
+    assert_eq!(all_kinds(&results, result_kind).len(), 36);
     for (i, result) in results.into_iter().enumerate() {
         round_trip(&ClientResponse {
             client: ClientId(i as u128),
@@ -372,7 +420,7 @@ fn every_client_response_round_trips() {
 
 #[test]
 fn every_entry_and_peer_message_round_trips() {
-    assert_eq!(all_kinds(&commands(), command_kind).len(), 6);
+    assert_eq!(all_kinds(&commands(), command_kind).len(), 7);
     for entry in entries() {
         round_trip(&entry);
     }

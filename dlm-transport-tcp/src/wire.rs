@@ -19,7 +19,10 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// `Reply::Cancelled` says what it found), which a version-2 peer would decode wrongly.
 /// Version 4 added the operators' requests (`Op::Locks`, `Op::Sessions`, `Op::Revoke`), the
 /// revoked grants in `Reply::KeptAlive`, and the caller role [`HelloRole::Admin`].
-pub const PROTOCOL_VERSION: u16 = 4;
+/// Version 5 added membership changes: `Command::Membership` in replicated entries, the ops
+/// `AddLearner`, `Promote`, `Remove` and `Members`, their replies, and
+/// `Rejection::Membership`.
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.

@@ -87,6 +87,7 @@ impl Node {
         }
         self.serve_reads();
         self.maybe_snapshot();
+        self.settle_membership();
     }
 }
 

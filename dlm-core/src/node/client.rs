@@ -132,7 +132,11 @@ impl Node {
             self.reply(conn, client, seq, Ok(Reply::Status(status)));
             return;
         }
-        let hint = self.leader();
+        if request.op.is_membership_change() && self.is_leader() {
+            self.on_membership_change(conn, request);
+            return;
+        }
+        let hint = self.client_hint();
         let RoleState::Leader(leader) = &mut self.role else {
             self.reply(conn, client, seq, Err(Rejection::NotLeader { hint }));
             return;
@@ -150,6 +154,25 @@ impl Node {
         if let Some(request) = admission.admit(conn, request) {
             self.propose(Command::Client(request));
         }
+    }
+}
+
+impl Node {
+    /// The leader named to a client this node cannot serve. A node outside its own
+    /// configuration (removed, or not yet added) is sent nothing, so the leader it last heard of
+    /// may be long gone: it names none. Nor does a learner that has not heard from its leader
+    /// for an election time-out (a voter would have stood by then, forgetting it). Otherwise a
+    /// client could be sent back and forth between nodes that each name a stale leader, and
+    /// never reach the real one.
+    fn client_hint(&self) -> Option<crate::types::NodeId> {
+        let config = &self.members.current;
+        if !config.contains(self.cfg.id) {
+            return None;
+        }
+        let stale = self.role.followed().is_some_and(|heard| {
+            !config.is_voter(self.cfg.id) && self.now >= heard.at + self.cfg.election_timeout
+        });
+        self.leader().filter(|_| !stale)
     }
 }
 

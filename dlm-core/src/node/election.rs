@@ -52,8 +52,9 @@ impl Node {
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, term: Term, pre: bool, granted: bool) {
-        let quorum = self.cfg.quorum();
-        if !granted || !count_vote(&mut self.role, self.term, quorum, from, term, pre) {
+        // Only voters' votes count, in the configuration this node has now.
+        let config = &self.members.current;
+        if !granted || !count_vote(&mut self.role, self.term, config, from, term, pre) {
             return;
         }
         if pre {
@@ -66,7 +67,13 @@ impl Node {
     /// The election time-out passed without word from a leader: ask whether an election could
     /// succeed before disturbing anyone with a new term.
     pub(super) fn start_pre_vote(&mut self) {
-        if self.cfg.members.len() == 1 {
+        if !self.may_stand() {
+            // A learner, or a node whose removal has committed: it never stands, so it can
+            // never disturb anyone.
+            self.reset_election_deadline();
+            return;
+        }
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.start_election(false);
             return;
         }
@@ -74,7 +81,7 @@ impl Node {
         self.reset_election_deadline();
         let last = self.log.last();
         let term = self.term.next();
-        for peer in self.cfg.peers() {
+        for peer in self.other_voters() {
             let body = PeerBody::RequestVote {
                 pre: true,
                 last,
@@ -84,18 +91,39 @@ impl Node {
         }
     }
 
+    /// The voters of the configuration in force, this node left out.
+    fn other_voters(&self) -> Vec<NodeId> {
+        let me = self.cfg.id;
+        let voters = self.members.current.voters().iter().map(|m| m.id);
+        voters.filter(|id| *id != me).collect()
+    }
+
+    /// Whether this node may stand for election: it votes in the configuration in force, or
+    /// that configuration removed it but has not committed yet as far as it knows. Such a node
+    /// may hold entries the remaining voters lack (it led, appended its own removal, and
+    /// crashed): they cannot win without its vote, which it refuses them for being behind, so
+    /// it must be able to win in their stead (counting only their votes), finish the change and
+    /// then step down. A learner never stands.
+    fn may_stand(&self) -> bool {
+        let (config, me) = (&self.members.current, self.cfg.id);
+        config.is_voter(me) || (!config.contains(me) && !self.members.committed(self.commit))
+    }
+
     pub(super) fn start_election(&mut self, transfer: bool) {
+        if !self.may_stand() {
+            return;
+        }
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id);
         self.role = RoleState::standing(self.cfg.id, false);
         self.persist_hard_state();
         self.reset_election_deadline();
-        if self.cfg.quorum() <= 1 {
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.become_leader();
             return;
         }
         let last = self.log.last();
-        for peer in self.cfg.peers() {
+        for peer in self.other_voters() {
             let body = PeerBody::RequestVote {
                 pre: false,
                 last,
@@ -108,13 +136,21 @@ impl Node {
     fn become_leader(&mut self) {
         let last = self.log.last().index;
         let now = self.now;
+        // Every other member, learners included: they receive the log but do not vote.
+        let me = self.cfg.id;
         let progress = self
-            .cfg
-            .peers()
-            .map(|peer| (peer, Progress::new(last, now)))
+            .members
+            .current
+            .members()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id, Progress::new(last, now)))
             .collect();
         let timers = LeaderTimers::rebuild(&self.sm, now, self.cfg.lock_delay);
-        self.role = RoleState::Leader(Box::new(Leader::new(progress, timers, now, last)));
+        let mut leader = Leader::new(progress, timers, now, last);
+        // Other voters' votes come only after this node's vote request, which waits for its
+        // term and vote to be durable; a sole voter's own vote has no such wait.
+        leader.quiet = self.members.current.is_sole_voter(self.cfg.id);
+        self.role = RoleState::Leader(Box::new(leader));
         self.timers.lead(now + self.cfg.heartbeat_interval);
         // Entries of earlier terms commit only through an entry of this term.
         self.propose(Command::Noop);
@@ -168,7 +204,7 @@ impl Node {
     /// Arms the election deadline of a node that does not lead (which has no other deadline):
     /// an election time-out, plus this node's stagger by rank, plus random jitter.
     pub(super) fn reset_election_deadline(&mut self) {
-        if self.cfg.members.len() == 1 {
+        if self.members.current.is_sole_voter(self.cfg.id) {
             self.timers.follow(self.now);
             return;
         }
@@ -177,7 +213,9 @@ impl Node {
             0 => 0,
             n => self.rng.next_u64() % n,
         };
-        let stagger = self.cfg.election_stagger * u32::try_from(self.cfg.rank()).unwrap_or(0);
+        // The lowest-id preference ranks the voters of the configuration in force.
+        let rank = self.members.current.rank(self.cfg.id);
+        let stagger = self.cfg.election_stagger * u32::try_from(rank).unwrap_or(0);
         let timeout = self.cfg.election_timeout + stagger + std::time::Duration::from_nanos(jitter);
         self.timers.follow(self.now + timeout);
     }
@@ -193,12 +231,17 @@ impl Node {
             return true;
         }
         let now = self.now;
-        let heard = 1 + leader
-            .progress
-            .values()
-            .filter(|p| now.saturating_since(p.last_heard) < window)
-            .count();
-        if heard >= self.cfg.quorum() {
+        let config = &self.members.current;
+        let me = usize::from(config.is_voter(self.cfg.id));
+        let heard = me
+            + leader
+                .progress
+                .iter()
+                .filter(|(id, p)| {
+                    config.is_voter(**id) && now.saturating_since(p.last_heard) < window
+                })
+                .count();
+        if heard >= config.quorum() {
             return true;
         }
         let term = self.term;

@@ -8,11 +8,13 @@ mod effects;
 mod election;
 mod follower_log;
 mod leader_timers;
+mod members;
 mod output;
 mod peer;
 mod progress;
 mod queries;
 mod read_index;
+mod reconfigure;
 mod replication;
 mod role;
 mod sender;
@@ -28,9 +30,11 @@ pub use read_index::MAX_QUERIES_IN_FLIGHT;
 use crate::command::{Command, Entry};
 use crate::config::{Config, ConfigError};
 use crate::log::Log;
+use crate::membership::Membership;
 use crate::protocol::{NodeStatus, Rejection, Role};
 use crate::state_machine::{Outcome, Rules, StateMachine};
 use crate::types::{ClientId, ConnId, LogIndex, LogPosition, NodeId, Seq, Term, Time};
+use members::Members;
 use output::Output;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -112,6 +116,8 @@ pub struct Node {
     commit: LogIndex,
     applied: LogIndex,
     sm: StateMachine,
+    /// The configuration in force: the latest in the log, else the applied one.
+    members: Members,
     snapshot: Option<Arc<Snapshot>>,
     /// A snapshot being received: from whom, in which term, which one, its size, the bytes so
     /// far. Keyed by sender and term too: two leaders' snapshots of the same index hold the same
@@ -145,6 +151,8 @@ impl Node {
             None => (StateMachine::new(), LogPosition::default(), None),
         };
         let log = Log::new(base, recovered.entries);
+        let bootstrap = Membership::bootstrap(cfg.members.iter().copied());
+        let members = Members::recover(bootstrap, &log, &sm);
         let rules = Rules {
             limits: cfg.limits.clone(),
             lock_delay: !cfg.lock_delay.is_zero(),
@@ -161,6 +169,7 @@ impl Node {
             commit: base.index,
             applied: base.index,
             sm,
+            members,
             snapshot,
             incoming_snapshot: None,
             timers: Timers::default(),
@@ -258,9 +267,22 @@ impl Node {
         &self.sm
     }
 
-    /// Its configuration.
+    /// Its configuration. Its `members` are only the voters the cluster started with; the
+    /// configuration in force is [`Node::membership`].
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The cluster's configuration as this node has it: the latest in its log (a configuration
+    /// takes effect when appended), else the one in its snapshot, else the one it started with.
+    pub fn membership(&self) -> &Membership {
+        &self.members.current
+    }
+
+    /// The log index of [`Node::membership`]'s entry; 0 if it is not from the log (the
+    /// start-up configuration).
+    pub fn membership_index(&self) -> LogIndex {
+        self.members.index()
     }
 
     /// What `Op::Status` answers.
@@ -321,11 +343,21 @@ impl Node {
         }
         self.durable = position.index.min(self.log.last().index);
         self.maybe_commit();
+        // A leader elected by its own vote alone speaks once its term is durable (see
+        // `Leader::quiet`): its first entry is, and it was persisted after the term.
+        let durable = self.durable;
+        if let Some(leader) = self.role.leader_mut() {
+            if leader.quiet && durable >= leader.term_start {
+                leader.quiet = false;
+                self.broadcast_heartbeat();
+            }
+        }
     }
 
     /// Removes the log from `index` on; what was durable there is no longer this log's.
     fn truncate_log_from(&mut self, index: LogIndex) {
         follower_log::truncate_from(&mut self.log, &mut self.durable, index);
+        self.members.refresh(&self.log, &self.sm, index);
     }
 
     /// Appends a command to the leader's log; it goes out at the next flush.
@@ -335,6 +367,8 @@ impl Node {
             index: self.log.last().index.next(),
             command,
         };
+        // A configuration takes effect when appended, at the leader as everywhere.
+        self.members.note(&entry);
         self.log.push(entry);
     }
 }

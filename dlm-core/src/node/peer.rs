@@ -8,8 +8,16 @@ use crate::message::{AppendOutcome, PeerBody, PeerMessage};
 impl Node {
     /// Dispatches a peer message after the term rules common to all of them.
     pub(super) fn on_peer(&mut self, msg: PeerMessage) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
-        {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        // Requests (what a leader sends, and vote requests) are taken from a sender outside
+        // the configuration too: this node's configuration may lag behind a leader or a voter
+        // added since (or it is joining), and refusing such a voter's vote request could leave
+        // the cluster without a leader. Only answers to what it never asked are dropped. A
+        // removed node that does not know it is held off by pre-vote and the leader-alive rule.
+        let request = msg.body.is_from_leader() || matches!(msg.body, PeerBody::RequestVote { .. });
+        if !request && !self.members.current.contains(msg.from) {
             return;
         }
         if let PeerBody::RequestVote {
@@ -29,13 +37,7 @@ impl Node {
             }
         );
         if msg.term > self.term && !granted_pre_vote {
-            let from_leader = matches!(
-                msg.body,
-                PeerBody::AppendEntries { .. }
-                    | PeerBody::InstallSnapshot { .. }
-                    | PeerBody::TimeoutNow
-                    | PeerBody::ReadIndex { .. }
-            );
+            let from_leader = msg.body.is_from_leader();
             self.become_follower(msg.term, from_leader.then_some(msg.from));
         } else if msg.term < self.term {
             self.answer_stale(msg);

@@ -5,14 +5,16 @@
 //! read costs one round trip to the followers instead of a log entry and a sync on a majority.
 
 use super::leader_timers::LeaderTimers;
+use super::members::Members;
 use super::output::Output;
 use super::progress::{reached_by_quorum, Progress};
 use super::queries::answer_read;
 use super::role::RoleState;
 use super::Node;
 use crate::config::Config;
+use crate::introspection::MembersInfo;
 use crate::message::PeerBody;
-use crate::protocol::Op;
+use crate::protocol::{Op, Reply};
 use crate::state_machine::StateMachine;
 use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term, Time};
 use std::collections::{BTreeMap, VecDeque};
@@ -84,6 +86,11 @@ impl Reads {
 /// output.
 pub(super) struct ReadRounds<'a> {
     pub cfg: &'a Config,
+    /// The configuration in force: its voters confirm rounds.
+    pub members: &'a Members,
+    /// The commit index and the last index, for [`Op::Members`].
+    pub commit: LogIndex,
+    pub last: LogIndex,
     pub term: Term,
     pub now: Time,
     pub applied: LogIndex,
@@ -107,7 +114,8 @@ impl ReadRounds<'_> {
         self.reads
             .in_round
             .extend(reads.into_iter().map(|r| (round, r)));
-        for peer in self.followers.keys() {
+        let config = &self.members.current;
+        for peer in self.followers.keys().filter(|id| config.is_voter(**id)) {
             let body = PeerBody::ReadIndex { round };
             self.out.send(self.cfg.id, *peer, self.term, body);
         }
@@ -127,14 +135,19 @@ impl ReadRounds<'_> {
         if self.reads.in_round.is_empty() {
             return;
         }
-        // The highest round confirmed by a majority, this leader included.
+        // The highest round confirmed by a majority of the voters, this leader included
+        // unless it is removing itself.
+        let config = &self.members.current;
         let mut rounds: Vec<u64> = self
             .followers
             .keys()
+            .filter(|id| config.is_voter(**id))
             .map(|id| self.reads.acked.get(id).copied().unwrap_or(0))
             .collect();
-        rounds.push(self.reads.round);
-        let Some(confirmed) = reached_by_quorum(rounds, self.cfg.quorum()) else {
+        if config.is_voter(self.cfg.id) {
+            rounds.push(self.reads.round);
+        }
+        let Some(confirmed) = reached_by_quorum(rounds, config.quorum()) else {
             return;
         };
         let applied = self.applied;
@@ -147,8 +160,29 @@ impl ReadRounds<'_> {
             let Some((_, read)) = self.reads.in_round.pop_front() else {
                 break;
             };
-            let answer = answer_read(self.cfg, self.sm, self.timers, self.now, &read.op);
+            let answer = match read.op {
+                Op::Members => Ok(Reply::Members(self.members_info())),
+                _ => answer_read(self.cfg, self.sm, self.timers, self.now, &read.op),
+            };
             self.out.reply(read.conn, read.client, read.seq, answer);
+        }
+    }
+}
+
+impl ReadRounds<'_> {
+    /// What [`Op::Members`] answers: the configuration in force and each follower's match.
+    fn members_info(&self) -> MembersInfo {
+        MembersInfo {
+            leader: self.cfg.id,
+            config: self.members.current.clone(),
+            index: self.members.index(),
+            committed: self.members.committed(self.commit),
+            last_index: self.last,
+            matched: self
+                .followers
+                .iter()
+                .map(|(id, p)| (*id, p.matched))
+                .collect(),
         }
     }
 }
@@ -161,6 +195,9 @@ impl Node {
         };
         Some(ReadRounds {
             cfg: &self.cfg,
+            members: &self.members,
+            commit: self.commit,
+            last: self.log.last().index,
             term: self.term,
             now: self.now,
             applied: self.applied,

@@ -1,6 +1,7 @@
 //! Exact-effect tests of the leader's read-index rounds: one call, the whole list of effects.
 
 use super::*;
+use crate::membership::Membership;
 use crate::names::FileName;
 use crate::node::Effect;
 use crate::protocol::{ClientResponse, Rejection};
@@ -58,13 +59,29 @@ fn with_rounds(
     applied: u64,
     f: impl FnOnce(&mut ReadRounds<'_>),
 ) -> Vec<Effect> {
+    let three = Membership::bootstrap([ME, NodeId(2), NodeId(3)]);
+    with_rounds_in(three, reads, applied, f)
+}
+
+/// As [`with_rounds`], under the configuration `config` (followers 2 and 3 have progress
+/// whatever it says).
+fn with_rounds_in(
+    config: Membership,
+    reads: &mut Reads,
+    applied: u64,
+    f: impl FnOnce(&mut ReadRounds<'_>),
+) -> Vec<Effect> {
     let cfg = Config::new(ME, [ME, NodeId(2), NodeId(3)]);
     let sm = StateMachine::new();
     let followers = followers();
     let timers = LeaderTimers::default();
     let mut out = Output::default();
+    let members = Members::recover(config, &crate::log::Log::default(), &sm);
     let mut rounds = ReadRounds {
         cfg: &cfg,
+        members: &members,
+        commit: LogIndex(applied),
+        last: LogIndex(applied),
         term: TERM,
         now: Time::ZERO,
         applied: LogIndex(applied),
@@ -145,4 +162,35 @@ fn a_late_ack_never_lowers_what_a_follower_confirmed() {
     with_rounds(&mut reads, 5, |r| r.on_ack(NodeId(2), 1));
     with_rounds(&mut reads, 5, |r| r.on_ack(NodeId(2), 0));
     assert_eq!(reads.acked.get(&NodeId(2)), Some(&1));
+}
+
+/// Under voters 1 and 2 with 3 a learner: the learner is not asked, its ack confirms nothing,
+/// and the voter's does.
+#[test]
+fn a_learner_is_not_asked_and_its_ack_confirms_nothing() {
+    let config = Membership::bootstrap([ME, NodeId(2)])
+        .with_learner(NodeId(3), "h:3".into())
+        .unwrap();
+    let mut reads = Reads::default();
+    reads.unsent.push(read(1, 5));
+    let effects = with_rounds_in(config.clone(), &mut reads, 5, |r| r.start_round());
+    assert_eq!(effects, [ask(2, 1)]);
+    let learner = with_rounds_in(config.clone(), &mut reads, 5, |r| r.on_ack(NodeId(3), 1));
+    assert!(learner.is_empty(), "a learner's ack made a majority");
+    let voter = with_rounds_in(config, &mut reads, 5, |r| r.on_ack(NodeId(2), 1));
+    assert_eq!(voter, [answered(1)]);
+}
+
+/// A leader that is removing itself (voters 2 and 3 only) does not count its own round: both
+/// voters must ack.
+#[test]
+fn a_leader_outside_the_voters_needs_a_majority_of_them() {
+    let config = Membership::bootstrap([NodeId(2), NodeId(3)]);
+    let mut reads = Reads::default();
+    reads.unsent.push(read(1, 5));
+    with_rounds_in(config.clone(), &mut reads, 5, |r| r.start_round());
+    let one = with_rounds_in(config.clone(), &mut reads, 5, |r| r.on_ack(NodeId(2), 1));
+    assert!(one.is_empty(), "counted itself");
+    let both = with_rounds_in(config, &mut reads, 5, |r| r.on_ack(NodeId(3), 1));
+    assert_eq!(both, [answered(1)]);
 }

@@ -41,8 +41,10 @@ impl Node {
         }
         let from = leader.flushed.next();
         leader.flushed = last;
-        for (peer, p) in &mut leader.progress {
-            sender.replicate(*peer, p);
+        if !leader.quiet {
+            for (peer, p) in &mut leader.progress {
+                sender.replicate(*peer, p);
+            }
         }
         let entries: Vec<Entry> = sender.log.range(from, last).cloned().collect();
         sender.out.push(Effect::Persist(Persist::Entries(entries)));
@@ -50,7 +52,7 @@ impl Node {
 
     /// Sends `peer` as many AppendEntries as its progress allows.
     pub(super) fn replicate(&mut self, peer: NodeId) {
-        if let Some((leader, mut sender)) = self.leader_parts() {
+        if let Some((leader, mut sender)) = self.leader_parts().filter(|(l, _)| !l.quiet) {
             if let Some(p) = leader.progress.get_mut(&peer) {
                 sender.replicate(peer, p);
             }
@@ -59,7 +61,7 @@ impl Node {
 
     /// Heartbeat: every follower hears from the leader, and lost messages are recovered.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        if let Some((leader, mut sender)) = self.leader_parts() {
+        if let Some((leader, mut sender)) = self.leader_parts().filter(|(l, _)| !l.quiet) {
             for (peer, p) in &mut leader.progress {
                 sender.heartbeat(*peer, p);
             }
@@ -80,6 +82,7 @@ impl Node {
             out: &mut self.out,
         };
         let (prev_index, outcome) = follower_log.append(prev, entries);
+        self.members.refresh(&self.log, &self.sm, prev.index.next());
         if let AppendOutcome::Accepted { match_index } = outcome {
             let commit = commit.min(match_index);
             if commit > self.commit {
@@ -134,9 +137,18 @@ impl Node {
         let Some(leader) = self.role.leader() else {
             return;
         };
-        let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
-        matched.push(self.durable.min(leader.flushed));
-        let Some(candidate) = reached_by_quorum(matched, self.cfg.quorum()) else {
+        // Only voters count, this leader among them unless it is removing itself.
+        let config = &self.members.current;
+        let mut matched: Vec<LogIndex> = leader
+            .progress
+            .iter()
+            .filter(|(id, _)| config.is_voter(**id))
+            .map(|(_, p)| p.matched)
+            .collect();
+        if config.is_voter(self.cfg.id) {
+            matched.push(self.durable.min(leader.flushed));
+        }
+        let Some(candidate) = reached_by_quorum(matched, config.quorum()) else {
             return;
         };
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {

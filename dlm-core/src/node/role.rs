@@ -30,6 +30,11 @@ pub(super) struct Leader {
     pub reads: Reads,
     /// No transfer to the preferred leader starts before this (one just ran out).
     pub no_transfer_before: Time,
+    /// Elected by its own vote alone (the only voter), whose term and vote may not be durable
+    /// yet: it sends its learners nothing until its first entry is, or a crash could make it
+    /// leader of the same term again with another log, and a learner would keep entries of
+    /// that term that were never the leader's.
+    pub quiet: bool,
 }
 
 impl Leader {
@@ -51,6 +56,7 @@ impl Leader {
             term_start: last.next(),
             reads: Reads::default(),
             no_transfer_before: Time::ZERO,
+            quiet: false,
         }
     }
 }

@@ -92,6 +92,8 @@ impl Node {
             self.log.reset(last);
             self.durable = self.durable.min(last.index.prev());
         }
+        // The snapshot's configuration, unless the log kept a later one.
+        self.members.rescan(&self.log, &self.sm);
         self.commit = last.index;
         self.applied = last.index;
         let snapshot = Arc::new(Snapshot { last, data: buffer });

@@ -114,6 +114,11 @@ impl Node {
         if let Some(mut handover) = self.handover() {
             handover.give_up_if_due();
         }
+        // A removed leader whose hand-over ran out steps down now.
+        self.settle_membership();
+        if !self.is_leader() {
+            return;
+        }
         if self.timers.is_due(Deadline::Heartbeat, now) {
             self.timers
                 .arm(Deadline::Heartbeat, now + self.cfg.heartbeat_interval);
@@ -121,6 +126,7 @@ impl Node {
                 return;
             }
             self.broadcast_heartbeat();
+            self.forget_removed_members();
             if let Some(mut handover) = self.handover() {
                 handover.repeat_request();
                 handover.consider();

@@ -7,6 +7,7 @@ use super::role::{Leader, RoleState};
 use super::timers::{Deadline, Timers};
 use super::Node;
 use crate::config::Config;
+use crate::membership::Membership;
 use crate::message::PeerBody;
 use crate::types::{LogIndex, NodeId, Term, Time};
 
@@ -28,6 +29,8 @@ pub(super) struct Transfer {
 /// A leader's hand-overs, borrowed from its node: its state, its deadlines and the output.
 pub(super) struct Handover<'a> {
     pub cfg: &'a Config,
+    /// The configuration in force: only its voters can take over.
+    pub members: &'a Membership,
     pub term: Term,
     pub now: Time,
     /// The last index of the leader's log: a successor must hold all of it.
@@ -55,6 +58,7 @@ impl Handover<'_> {
             .iter()
             .filter(|(id, p)| {
                 **id < self.cfg.id
+                    && self.members.is_voter(**id)
                     && p.matched == self.last
                     && self.now.saturating_since(p.last_heard) < fresh
             })
@@ -80,7 +84,11 @@ impl Handover<'_> {
             .leader
             .progress
             .iter()
-            .filter(|(_, p)| p.snapshot.is_none() && now.saturating_since(p.last_heard) < window)
+            .filter(|(id, p)| {
+                self.members.is_voter(**id)
+                    && p.snapshot.is_none()
+                    && now.saturating_since(p.last_heard) < window
+            })
             .max_by_key(|(id, p)| {
                 let heard_lately = now.saturating_since(p.last_heard) < fresh;
                 (heard_lately, p.matched, std::cmp::Reverse(**id))
@@ -149,6 +157,7 @@ impl Node {
         };
         Some(Handover {
             cfg: &self.cfg,
+            members: &self.members.current,
             term: self.term,
             now: self.now,
             last: self.log.last().index,

@@ -45,10 +45,28 @@ fn at(
     timers: &mut Timers,
     f: impl FnOnce(&mut Handover<'_>),
 ) -> Vec<Effect> {
+    at_in(
+        Membership::bootstrap((1..=5).map(NodeId)),
+        now,
+        leader,
+        timers,
+        f,
+    )
+}
+
+/// As [`at`], under the configuration `config`.
+fn at_in(
+    config: Membership,
+    now: u64,
+    leader: &mut Leader,
+    timers: &mut Timers,
+    f: impl FnOnce(&mut Handover<'_>),
+) -> Vec<Effect> {
     let cfg = Config::new(ME, (1..=5).map(NodeId));
     let mut out = Output::default();
     let mut handover = Handover {
         cfg: &cfg,
+        members: &config,
         term: TERM,
         now: ms(now),
         last: LAST,
@@ -164,4 +182,22 @@ fn a_transfer_that_ran_out_is_given_up_and_not_retried_for_ten_timeouts() {
     assert!(l.transfer.is_none());
     assert!(!timers.locks_paused());
     assert_eq!(l.no_transfer_before, ms(4_250));
+}
+
+/// The lowest-id preference and a planned hand-over look at voters only: node 1, lower and
+/// caught up, is a learner, so node 2 is chosen.
+#[test]
+fn a_learner_is_never_chosen_as_successor() {
+    let config = Membership::bootstrap((2..=5).map(NodeId))
+        .with_learner(NodeId(1), "h:1".into())
+        .unwrap();
+    let mut l = leader([(1, 20, 900), (2, 20, 900)]);
+    let mut timers = Timers::default();
+    assert_eq!(
+        at_in(config.clone(), 950, &mut l, &mut timers, |h| h.consider()),
+        [timeout_now(2)]
+    );
+    let mut l = leader([(1, 20, 940), (2, 12, 900)]);
+    at_in(config, 950, &mut l, &mut timers, |h| h.hand_over());
+    assert!(l.transfer.is_some_and(|t| t.to == NodeId(2)));
 }

@@ -7,6 +7,7 @@ use super::output::Output;
 use super::role::RoleState;
 use super::{HardState, Persist};
 use crate::config::Config;
+use crate::membership::Membership;
 use crate::message::PeerBody;
 use crate::types::{LogPosition, NodeId, Term, Time};
 
@@ -83,11 +84,13 @@ impl Ballot<'_> {
 
 /// Counts a granted vote from `from` for the round of a (pre-)candidate in `term`. A pre-vote is
 /// answered in the term the pre-candidate would stand in, so its round is `term.next()`.
-/// Returns whether the votes now make a quorum; answers to another round or role are ignored.
+/// Returns whether the votes of `config`'s voters now make its quorum: only voters count, the
+/// candidate's own vote included only if it is one (a node whose uncommitted configuration
+/// removed it stands without counting itself). Answers to another round or role are ignored.
 pub(super) fn count_vote(
     role: &mut RoleState,
     term: Term,
-    quorum: usize,
+    config: &Membership,
     from: NodeId,
     answer_term: Term,
     pre: bool,
@@ -97,7 +100,7 @@ pub(super) fn count_vote(
         return false;
     };
     votes.insert(from);
-    votes.len() >= quorum
+    votes.iter().filter(|id| config.is_voter(**id)).count() >= config.quorum()
 }
 
 #[cfg(test)]

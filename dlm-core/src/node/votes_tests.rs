@@ -1,6 +1,7 @@
 //! Exact-effect tests of vote decisions: one call, the whole list of effects.
 
 use super::*;
+use crate::membership::Membership;
 use crate::message::PeerMessage;
 use crate::node::Effect;
 use crate::types::LogIndex;
@@ -162,20 +163,81 @@ fn a_vote_for_a_less_up_to_date_log_is_refused() {
 
 #[test]
 fn votes_count_only_for_the_round_and_role_they_answer() {
+    let three = Membership::bootstrap([NodeId(1), ME, CANDIDATE]);
+    let five = Membership::bootstrap([NodeId(1), ME, CANDIDATE, NodeId(8), NodeId(9)]);
     let mut pre = RoleState::standing(ME, true);
     // A pre-vote round is answered in the next term.
-    assert!(!count_vote(&mut pre, TERM, 2, CANDIDATE, TERM, true));
-    assert!(!count_vote(&mut pre, TERM, 2, CANDIDATE, Term(5), false));
-    assert!(count_vote(&mut pre, TERM, 2, CANDIDATE, Term(5), true));
+    assert!(!count_vote(&mut pre, TERM, &three, CANDIDATE, TERM, true));
+    assert!(!count_vote(
+        &mut pre,
+        TERM,
+        &three,
+        CANDIDATE,
+        Term(5),
+        false
+    ));
+    assert!(count_vote(&mut pre, TERM, &three, CANDIDATE, Term(5), true));
 
     let mut candidate = RoleState::standing(ME, false);
-    assert!(!count_vote(&mut candidate, TERM, 3, CANDIDATE, TERM, false));
+    assert!(!count_vote(
+        &mut candidate,
+        TERM,
+        &five,
+        CANDIDATE,
+        TERM,
+        false
+    ));
     // The same voter twice is one vote.
-    assert!(!count_vote(&mut candidate, TERM, 3, CANDIDATE, TERM, false));
-    assert!(count_vote(&mut candidate, TERM, 3, NodeId(1), TERM, false));
+    assert!(!count_vote(
+        &mut candidate,
+        TERM,
+        &five,
+        CANDIDATE,
+        TERM,
+        false
+    ));
+    assert!(count_vote(
+        &mut candidate,
+        TERM,
+        &five,
+        NodeId(1),
+        TERM,
+        false
+    ));
     let votes = candidate.votes_mut(false).map(|v| v.clone());
     assert_eq!(votes, Some(BTreeSet::from([NodeId(1), ME, CANDIDATE])));
 
     let mut follower = RoleState::follower(None, Time::ZERO);
-    assert!(!count_vote(&mut follower, TERM, 1, CANDIDATE, TERM, false));
+    assert!(!count_vote(
+        &mut follower,
+        TERM,
+        &three,
+        CANDIDATE,
+        TERM,
+        false
+    ));
+}
+
+/// A candidate that its own (uncommitted) configuration removed does not count itself: under
+/// voters 1 and 3 it needs both their votes, where its own and one would do otherwise.
+#[test]
+fn a_candidate_outside_the_voters_does_not_count_itself() {
+    let without_me = Membership::bootstrap([NodeId(1), CANDIDATE]);
+    let mut candidate = RoleState::standing(ME, false);
+    assert!(!count_vote(
+        &mut candidate,
+        TERM,
+        &without_me,
+        NodeId(1),
+        TERM,
+        false
+    ));
+    assert!(count_vote(
+        &mut candidate,
+        TERM,
+        &without_me,
+        CANDIDATE,
+        TERM,
+        false
+    ));
 }

@@ -23,6 +23,11 @@ pub struct Faults {
     /// Largest clock-rate skew of a node, in parts per million (each node's clock runs at a rate
     /// within `1 ± skew`).
     pub max_skew_ppm: u64,
+    /// Membership changes among the faults: the cluster starts with at most three voters (the
+    /// other nodes outside it), and an operator adds learners, promotes them and removes
+    /// members (the leader included), at times crashing the leader just after. Off by default,
+    /// so runs without it replay as before.
+    pub membership: bool,
 }
 
 impl Default for Faults {
@@ -36,6 +41,7 @@ impl Default for Faults {
             pauses: true,
             client_crashes: true,
             max_skew_ppm: 20_000,
+            membership: false,
         }
     }
 }
@@ -52,6 +58,7 @@ impl Faults {
             pauses: false,
             client_crashes: false,
             max_skew_ppm: 0,
+            membership: false,
         }
     }
 }

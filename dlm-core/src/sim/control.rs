@@ -11,6 +11,8 @@ impl Sim {
             steps: self.steps,
             client_ops: self.clients.iter().map(SimClient::ops).sum(),
             revoked: self.checker.revoked_grants() as u64,
+            reconfigured: self.checker.reconfigurations() as u64,
+            leaders_removed: self.leaders_removed,
         }
     }
 

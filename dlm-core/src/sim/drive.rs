@@ -165,6 +165,9 @@ impl Sim {
                 }
                 self.net.send_peer(self.now, self.chaos, msg, &mut self.rng)
             }
+            Effect::Reply { conn, response } if conn == super::membership::OPERATOR_CONN => {
+                self.operator_answer(idx, &response);
+            }
             Effect::Reply { conn, response } => {
                 if matches!(response.result, Ok(Reply::Granted { .. })) {
                     self.nodes[idx].grants_sent += 1;

@@ -28,6 +28,7 @@ mod drive;
 mod durable;
 pub mod invariants;
 mod liveness;
+mod membership;
 mod net;
 mod phases;
 mod report;
@@ -113,6 +114,10 @@ pub struct Sim {
     /// Whether a leader of the newest term has been seen since the heal (a snapshot at the
     /// bound would miss one that is handing over at that very moment).
     led_since_heal: bool,
+    /// The operator's requests so far (membership faults); the next one takes the next seq.
+    admin_seq: u64,
+    /// Removals the operator asked of the node they named, while it led.
+    leaders_removed: u64,
 }
 
 /// A stalled leader (node index) and the one client (index) left on its side of a partition.
@@ -127,10 +132,16 @@ impl Sim {
     pub fn new(cfg: SimConfig) -> Result<Sim, Violation> {
         let mut rng = SimRng::new(cfg.seed);
         let ids: Vec<NodeId> = (1..=cfg.nodes as u64).map(NodeId).collect();
+        // With membership faults, the cluster starts with (at most) three voters; the other
+        // nodes start outside it and wait to be added.
+        let voters: Vec<NodeId> = match cfg.faults.membership {
+            true => ids.iter().copied().take(3).collect(),
+            false => ids.clone(),
+        };
         let skew = cfg.faults.max_skew_ppm as i64;
         let mut nodes = Vec::new();
         for id in &ids {
-            let mut c = Config::new(*id, ids.clone());
+            let mut c = Config::new(*id, voters.clone());
             c.seed = rng.next_u64();
             c.snapshot_every = cfg.snapshot_every;
             c.log_retain = cfg.log_retain;
@@ -171,7 +182,7 @@ impl Sim {
         let heal_end = chaos_end + u64::try_from(cfg.heal.as_nanos()).unwrap_or(u64::MAX);
         let net = Net::new(&cfg.faults, cfg.nodes, &mut rng);
         let mut sim = Sim {
-            checker: Checker::new(cfg.nodes),
+            checker: Checker::with_members(cfg.nodes, crate::Membership::bootstrap(voters)),
             history: VecDeque::new(),
             rng,
             now: 0,
@@ -189,6 +200,8 @@ impl Sim {
             stranded: None,
             newest_leader: (Term(0), 0),
             led_since_heal: false,
+            admin_seq: 0,
+            leaders_removed: 0,
             cfg,
         };
         for i in 0..sim.nodes.len() {

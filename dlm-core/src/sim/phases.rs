@@ -9,6 +9,10 @@ impl Sim {
         self.next_fault = self.now + 50_000_000 + self.rng.below(400_000_000);
         let f = self.cfg.faults.clone();
         let n = self.nodes.len();
+        // Drawn only when on, so that runs without membership faults replay as before.
+        if f.membership && self.rng.chance(0.3) {
+            return self.membership_fault();
+        }
         let target = self.rng.below(n as u64) as usize;
         match self.rng.below(9) {
             0 => {
@@ -97,7 +101,18 @@ impl Sim {
             return Err(self.violation(("liveness", format!("leaders after heal: {leaders:?}"))));
         }
         let commit = self.node(leaders[0]).map(Node::commit_index);
+        // Only the members of the configuration in force must have caught up: a node outside
+        // it (removed, or never added) is sent nothing.
+        let config = self.node(leaders[0]).map(|n| n.membership().clone());
+        let outside = |i: usize| {
+            config
+                .as_ref()
+                .is_some_and(|c| !c.contains(crate::types::NodeId(i as u64 + 1)))
+        };
         for i in 0..self.nodes.len() {
+            if outside(i) {
+                continue;
+            }
             let Some(node) = self.node(i) else {
                 return Err(self.violation(("liveness", format!("node {} down", i + 1))));
             };

@@ -51,6 +51,10 @@ pub struct Summary {
     pub client_ops: u64,
     /// Grants taken away by an operator's revoke (as the checker saw them).
     pub revoked: u64,
+    /// Membership changes committed (the configurations the checker saw committed).
+    pub reconfigured: u64,
+    /// Of those, how many removed a node that led when it was asked.
+    pub leaders_removed: u64,
 }
 
 pub(super) fn fold(h: &mut u64, v: u64) {

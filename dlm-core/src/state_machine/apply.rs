@@ -33,6 +33,18 @@ impl StateMachine {
                 }
             }
             Command::ExpireSession { client } => self.expire_session(*client, rules, out),
+            Command::Membership {
+                config,
+                client,
+                seq,
+            } => {
+                // The node adopted it when it was appended; this is the committed record, and
+                // the operator's answer. It opens no session and is not cached: a retry is
+                // checked again against the configuration it then finds.
+                self.membership = Some(config.clone());
+                let answer = Ok(Reply::Reconfigured(config.clone()));
+                out.push(reply(*client, *seq, answer));
+            }
         }
     }
 
@@ -136,9 +148,14 @@ impl StateMachine {
             } => self.append(client, lock, *token, file, data, limits, out),
             Op::Read { file, offset } => self.read(file, *offset, limits),
             Op::Revoke { lock } => self.revoke(lock, out),
-            Op::Status | Op::Locks { .. } | Op::Sessions { .. } => {
-                Err(Rejection::Invalid("not a replicated operation".into()))
-            }
+            // Membership changes travel as `Command::Membership`, never as a client command.
+            Op::Status
+            | Op::Locks { .. }
+            | Op::Sessions { .. }
+            | Op::Members
+            | Op::AddLearner { .. }
+            | Op::Promote { .. }
+            | Op::Remove { .. } => Err(Rejection::Invalid("not a replicated operation".into())),
         })
     }
 

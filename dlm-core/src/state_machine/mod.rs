@@ -20,6 +20,7 @@ pub use lock_table::{Holder, LockState, Waiter};
 pub use session::{Session, Slot, Slots};
 pub(crate) use validate::{bad_lease, check_request};
 
+use crate::membership::Membership;
 use crate::names::{FileName, LockName};
 use crate::protocol::ClientResponse;
 use crate::types::{ClientId, FencingToken, Seq};
@@ -112,6 +113,10 @@ pub struct StateMachine {
     files: HashMap<FileName, GuardedFile, DetHasher>,
     /// The last token granted; the next grant takes the one after it.
     last_token: FencingToken,
+    /// The configuration of the last applied `Command::Membership`; none before the first
+    /// (the cluster still runs on its bootstrap configuration). Kept here so that snapshots
+    /// carry it.
+    membership: Option<Membership>,
 }
 
 impl StateMachine {
@@ -158,6 +163,11 @@ impl StateMachine {
         self.sessions.iter()
     }
 
+    /// The configuration as of the last applied entry, if any entry changed it.
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
+    }
+
     /// The last fencing token granted.
     pub fn last_token(&self) -> FencingToken {
         self.last_token
@@ -174,9 +184,14 @@ impl StateMachine {
         postcard::to_allocvec(self)
     }
 
-    /// Restores a state serialised by [`StateMachine::to_bytes`].
+    /// Restores a state serialised by [`StateMachine::to_bytes`], or by a version from before
+    /// membership changes (whose snapshots lack the configuration: it is then the start-up one).
     pub fn from_bytes(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
-        let mut sm: StateMachine = postcard::from_bytes(bytes)?;
+        let mut sm = postcard::from_bytes(bytes).or_else(|error| {
+            postcard::from_bytes::<Unconfigured>(bytes)
+                .map(StateMachine::from)
+                .map_err(|_| error)
+        })?;
         sm.share_names();
         Ok(sm)
     }
@@ -196,11 +211,35 @@ impl StateMachine {
     }
 }
 
+/// The state as serialised before membership changes: the same fields, without the
+/// configuration. A snapshot of that version ends where this does, so the current layout
+/// fails on it (one byte short) and this one reads it.
+#[derive(Serialize, Deserialize)]
+struct Unconfigured {
+    locks: LockTable,
+    sessions: Sessions,
+    files: HashMap<FileName, GuardedFile, DetHasher>,
+    last_token: FencingToken,
+}
+
+impl From<Unconfigured> for StateMachine {
+    fn from(old: Unconfigured) -> StateMachine {
+        StateMachine {
+            locks: old.locks,
+            sessions: old.sessions,
+            files: old.files,
+            last_token: old.last_token,
+            membership: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::command::Command;
     use crate::protocol::{ClientRequest, Op};
+    use crate::types::{ClientId, NodeId, Seq};
 
     /// A decoded state shares each held lock's name between the table and the session, as the
     /// state it was encoded from did.
@@ -233,5 +272,48 @@ mod tests {
         let decoded = StateMachine::from_bytes(&bytes).expect("decodes");
         assert_eq!(decoded, sm);
         assert!(shared(&decoded));
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            limits: Default::default(),
+            lock_delay: false,
+        }
+    }
+
+    /// A snapshot written before membership changes still restores, with no configuration.
+    #[test]
+    fn a_snapshot_from_before_membership_changes_restores() {
+        let mut sm = StateMachine::new();
+        let acquire = ClientRequest {
+            client: ClientId(7),
+            seq: Seq(1),
+            acked_below: Seq(1),
+            op: Op::Acquire {
+                lock: "a".into(),
+                lease: Duration::from_secs(1),
+                wait: None,
+            },
+        };
+        sm.apply(&Command::Client(acquire), &rules(), &mut Vec::new());
+        let old = Unconfigured {
+            locks: sm.locks.clone(),
+            sessions: sm.sessions.clone(),
+            files: sm.files.clone(),
+            last_token: sm.last_token,
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        assert_eq!(StateMachine::from_bytes(&bytes), Ok(sm.clone()));
+
+        let config = Membership::bootstrap([NodeId(1), NodeId(2)]);
+        let change = Command::Membership {
+            config: config.clone(),
+            client: ClientId(9),
+            seq: Seq(1),
+        };
+        sm.apply(&change, &rules(), &mut Vec::new());
+        let restored = StateMachine::from_bytes(&sm.to_bytes().unwrap()).unwrap();
+        assert_eq!(restored.membership(), Some(&config));
+        assert!(StateMachine::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     }
 }

@@ -104,7 +104,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             tokio::select! {
                 biased;
                 _ = &mut *stop, if leaving.is_none() => {
-                    if !self.node.is_leader() || self.node.config().members.len() == 1 {
+                    if !self.node.is_leader() || self.node.membership().voters().len() <= 1 {
                         return self.stop().await;
                     }
                     self.node.handle(self.now(), Input::HandOver);

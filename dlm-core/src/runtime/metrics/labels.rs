@@ -17,11 +17,13 @@ pub(crate) enum OpKind {
     Locks,
     Sessions,
     Revoke,
+    /// Membership changes and the members query.
+    Members,
     Unknown,
 }
 
 impl OpKind {
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 12;
 
     pub(crate) const ALL: [OpKind; OpKind::COUNT] = [
         OpKind::Acquire,
@@ -34,6 +36,7 @@ impl OpKind {
         OpKind::Locks,
         OpKind::Sessions,
         OpKind::Revoke,
+        OpKind::Members,
         OpKind::Unknown,
     ];
 
@@ -49,6 +52,9 @@ impl OpKind {
             Op::Locks { .. } => OpKind::Locks,
             Op::Sessions { .. } => OpKind::Sessions,
             Op::Revoke { .. } => OpKind::Revoke,
+            Op::AddLearner { .. } | Op::Promote { .. } | Op::Remove { .. } | Op::Members => {
+                OpKind::Members
+            }
         }
     }
 
@@ -65,6 +71,7 @@ impl OpKind {
             Reply::Locks(_) => OpKind::Locks,
             Reply::Sessions(_) => OpKind::Sessions,
             Reply::Revoked { .. } => OpKind::Revoke,
+            Reply::Reconfigured(_) | Reply::Members(_) => OpKind::Members,
         }
     }
 
@@ -80,6 +87,7 @@ impl OpKind {
             OpKind::Locks => "locks",
             OpKind::Sessions => "sessions",
             OpKind::Revoke => "revoke",
+            OpKind::Members => "members",
             OpKind::Unknown => "unknown",
         }
     }
@@ -90,7 +98,7 @@ impl OpKind {
 }
 
 /// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
-pub(crate) const OUTCOMES: [&str; 24] = [
+pub(crate) const OUTCOMES: [&str; 25] = [
     "ok",
     "busy",
     "timed_out",
@@ -115,6 +123,7 @@ pub(crate) const OUTCOMES: [&str; 24] = [
     "revoked",
     "not_held",
     "not_authorized",
+    "membership",
 ];
 
 /// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
@@ -148,6 +157,7 @@ pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
         Rejection::Revoked { .. } => 21,
         Rejection::NotHeld => 22,
         Rejection::NotAuthorized(_) => 23,
+        Rejection::Membership(_) => 24,
     }
 }
 

@@ -14,8 +14,16 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-/// The storage format this build writes and reads.
-pub const STORAGE_FORMAT: u32 = 1;
+/// The storage format this build writes. 2: snapshots carry the cluster's configuration and
+/// the log may hold membership changes.
+pub const STORAGE_FORMAT: u32 = 2;
+
+/// Older formats this build reads: 1, whose snapshots lack the configuration
+/// (`StateMachine::from_bytes` reads that layout too) and whose commands are all still
+/// decoded as they were. A directory of one is marked as of [`STORAGE_FORMAT`] before anything
+/// is written to it, so that the build that wrote it refuses it from then on instead of
+/// misreading the newer data.
+const READS: [u32; 1] = [1];
 
 const FORMAT_FILE: &str = "FORMAT";
 /// The files and directories that only a directory with data holds.
@@ -30,6 +38,9 @@ pub(super) fn check_or_record(dir: &Path) -> Result<(), StorageError> {
             let found = parse(&text);
             if found == Some(STORAGE_FORMAT) {
                 return Ok(());
+            }
+            if found.is_some_and(|f| READS.contains(&f)) {
+                return record(dir);
             }
             Err(StorageError::Format {
                 dir: dir.to_path_buf(),
@@ -98,6 +109,16 @@ mod tests {
             check_or_record(dir.path()),
             Err(StorageError::Format { found: None, .. })
         ));
+    }
+
+    #[test]
+    fn an_older_format_this_build_reads_is_marked_as_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hardstate"), b"old bytes").unwrap();
+        fs::write(dir.path().join(FORMAT_FILE), "dlm storage format 1\n").unwrap();
+        check_or_record(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap();
+        assert_eq!(text, format!("dlm storage format {STORAGE_FORMAT}\n"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod answers;
 mod files;
+mod membership;
 mod per_node;
 mod revokes;
 
@@ -63,9 +64,19 @@ pub struct Checker {
     /// Overlapping lease windows whose older grant may yet turn out revoked: that grant's token,
     /// and the first overlap's report.
     unexplained_overlaps: HashMap<FencingToken, String>,
+    /// The committed configurations in log order, the start-up one first (at index 0).
+    configs: Vec<(LogIndex, crate::Membership)>,
 }
 
 impl Checker {
+    /// A checker for `nodes` nodes whose cluster starts with the configuration `start`.
+    pub fn with_members(nodes: usize, start: crate::Membership) -> Checker {
+        Checker {
+            configs: vec![(LogIndex(0), start)],
+            ..Checker::new(nodes)
+        }
+    }
+
     /// A checker for `nodes` nodes.
     pub fn new(nodes: usize) -> Checker {
         Checker {
@@ -97,6 +108,7 @@ impl Checker {
     pub fn check_node(&mut self, idx: usize, node: &Node) -> Result<(), Broken> {
         self.election_safety(node)?;
         self.log_matching(idx, node)?;
+        self.configuration_in_force(node)?;
         self.leader_completeness(node)?;
         if self.state_checked[idx] == Some(node.applied_index()) {
             return Ok(());

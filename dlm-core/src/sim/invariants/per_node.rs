@@ -102,7 +102,8 @@ impl Checker {
                             term: entry.term,
                             command: entry.command.clone(),
                             seen_in,
-                        })
+                        });
+                        self.one_change_at_a_time(i, &entry.command)?;
                     }
                     // A gap: an earlier index was compacted away everywhere we looked; the
                     // digest is recorded once some node shows it.
