@@ -200,6 +200,24 @@ fn refused_changes_say_why() {
     );
 }
 
+/// A learner that never answered is not promoted, however short the log: with the default
+/// bound (1,000 entries) a fresh cluster's log is always "close", and a voter that never runs
+/// (a mistyped address) would leave two voters unable to commit anything, its removal included.
+#[test]
+fn a_learner_that_never_answered_is_not_promoted() {
+    let mut h = Harness::leader(Config::single(NodeId(1)));
+    h.request(9, req(ADMIN, 1, add_learner(2)));
+    assert!(h.node.membership().is_learner(NodeId(2)));
+    let results = h.request_results(9, req(ADMIN, 2, Op::Promote { id: NodeId(2) }));
+    assert!(
+        matches!(results.as_slice(),
+            [Err(Rejection::Membership(MembershipRejection::NotCaughtUp { matched, .. }))]
+                if *matched == LogIndex(0)),
+        "{results:?}"
+    );
+    assert!(!h.node.membership().is_voter(NodeId(2)));
+}
+
 /// A learner is promoted only once its log is within `promote_max_lag` of the leader's.
 #[test]
 fn a_learner_is_promoted_only_once_caught_up() {

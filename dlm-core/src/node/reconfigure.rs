@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::membership::{Membership, MembershipRejection};
 use crate::protocol::{ClientRequest, Op, Rejection};
 use crate::state_machine::check_request;
-use crate::types::{ConnId, LogIndex};
+use crate::types::{ConnId, LogIndex, Time};
 
 /// A leader deciding on a membership change, borrowed from its node.
 pub(super) struct Reconfiguration<'a> {
@@ -23,6 +23,8 @@ pub(super) struct Reconfiguration<'a> {
     pub commit: LogIndex,
     /// The leader's last index: a learner is promoted only within a bound of it.
     pub last: LogIndex,
+    /// The node's time: a learner is promoted only if heard from lately.
+    pub now: Time,
     pub leader: &'a mut Leader,
     pub out: &'a mut Output,
 }
@@ -74,13 +76,19 @@ impl Reconfiguration<'_> {
             Op::AddLearner { id, addr } => config.with_learner(*id, addr.clone()),
             Op::Promote { id } => {
                 if config.is_learner(*id) {
-                    let matched = self
-                        .leader
-                        .progress
-                        .get(id)
-                        .map_or(LogIndex(0), |p| p.matched);
+                    let progress = self.leader.progress.get(id);
+                    let matched = progress.map_or(LogIndex(0), |p| p.matched);
                     let max_lag = self.cfg.promote_max_lag;
-                    if self.last.0.saturating_sub(matched.0) > max_lag {
+                    // A new voter that never answers takes a majority's worth of tolerance away
+                    // (with two voters, everything stops until it runs), so it must hold the
+                    // entry that made it a learner, and have been heard within an election
+                    // time-out: a short log alone would let a mistyped address through.
+                    let holds_config = matched >= self.members.index();
+                    let heard = progress.is_some_and(|p| {
+                        self.now.saturating_since(p.last_heard) <= self.cfg.election_timeout
+                    });
+                    let behind = self.last.0.saturating_sub(matched.0) > max_lag;
+                    if behind || !holds_config || !heard {
                         return Err(MembershipRejection::NotCaughtUp {
                             id: *id,
                             matched,
@@ -109,6 +117,7 @@ impl Node {
             members: &self.members,
             commit: self.commit,
             last: self.log.last().index,
+            now: self.now,
             leader,
             out: &mut self.out,
         };

@@ -73,6 +73,17 @@ fn decide(
     commit: u64,
     request: ClientRequest,
 ) -> (Option<Membership>, Vec<Effect>) {
+    decide_at(Time::from_millis(100), members, leader, commit, request)
+}
+
+/// As [`decide`], at time `now` (the followers were last heard at 0).
+fn decide_at(
+    now: Time,
+    members: &Members,
+    leader: &mut Leader,
+    commit: u64,
+    request: ClientRequest,
+) -> (Option<Membership>, Vec<Effect>) {
     let mut cfg = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
     cfg.promote_max_lag = 3;
     let mut out = Output::default();
@@ -81,6 +92,7 @@ fn decide(
         members,
         commit: LogIndex(commit),
         last: LogIndex(9),
+        now,
         leader,
         out: &mut out,
     };
@@ -165,6 +177,38 @@ fn a_learner_too_far_behind_is_not_promoted() {
     assert_eq!(effects, membership(1, behind));
     let mut l = leader(6);
     let (proposed, _) = decide(&m, &mut l, 5, change(2, Op::Promote { id: NodeId(4) }));
+    assert_eq!(proposed, config.promoted(NodeId(4)).ok());
+}
+
+/// A learner within the lag bound is still not promoted while it lacks the entry that made it a
+/// learner (at 8 here: it never answered since), nor once silent for over an election
+/// time-out (300 ms): either way the new voter might never answer.
+#[test]
+fn a_learner_that_lacks_its_configuration_or_went_silent_is_not_promoted() {
+    let config = three().with_learner(NodeId(4), "h:4".into()).unwrap();
+    let promote = |seq| change(seq, Op::Promote { id: NodeId(4) });
+    let m = members(config.clone(), Some(8));
+    let (proposed, effects) = decide(&m, &mut leader(7), 8, promote(1));
+    assert_eq!(proposed, None);
+    let lacking = MembershipRejection::NotCaughtUp {
+        id: NodeId(4),
+        matched: LogIndex(7),
+        last: LogIndex(9),
+        max_lag: 3,
+    };
+    assert_eq!(effects, membership(1, lacking));
+    let (proposed, _) = decide(&m, &mut leader(8), 8, promote(2));
+    assert_eq!(proposed, config.promoted(NodeId(4)).ok());
+
+    let silent = Time::from_millis(301);
+    let (proposed, effects) = decide_at(silent, &m, &mut leader(8), 8, promote(3));
+    assert_eq!(proposed, None);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Reply { response, .. }]
+            if matches!(response.result, Err(Rejection::Membership(MembershipRejection::NotCaughtUp { .. })))),
+        "{effects:?}"
+    );
+    let (proposed, _) = decide_at(Time::from_millis(300), &m, &mut leader(8), 8, promote(4));
     assert_eq!(proposed, config.promoted(NodeId(4)).ok());
 }
 
