@@ -107,3 +107,25 @@ impl std::fmt::Display for LossReason {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LossReason;
+
+    /// `dlm lock` prints the reason to whoever watches the command: each says its own thing.
+    #[test]
+    fn each_loss_reason_says_what_happened() {
+        let all = [
+            LossReason::Revoked,
+            LossReason::NotListed,
+            LossReason::LeaseRanOut,
+            LossReason::SessionExpired,
+        ];
+        let texts: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert!(texts[0].contains("revoked"), "{texts:?}");
+        assert!(texts[2].contains("keep-alive"), "{texts:?}");
+        assert!(texts[3].contains("session"), "{texts:?}");
+        let distinct: std::collections::BTreeSet<&String> = texts.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "{texts:?}");
+    }
+}

@@ -218,6 +218,18 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_by_the_transport_is_counted_under_its_op() {
+        let m = metering();
+        let op = Op::Locks {
+            prefix: String::new(),
+            after: None,
+            limit: 1,
+        };
+        m.refused(&op, Rejection::NotAuthorized("no".into()));
+        assert_eq!(m.counters.answers(OpKind::Locks, "not_authorized"), 1);
+    }
+
+    #[test]
     fn the_pending_table_starts_again_when_full() {
         let mut m = metering();
         for seq in 0..MAX_PENDING as u64 {

@@ -122,6 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn a_format_file_that_cannot_be_read_is_an_io_error_not_a_missing_format() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hardstate"), b"old bytes").unwrap();
+        fs::create_dir(dir.path().join(FORMAT_FILE)).unwrap();
+        assert!(matches!(
+            check_or_record(dir.path()),
+            Err(StorageError::Io { .. })
+        ));
+    }
+
+    #[test]
     fn data_without_a_recorded_format_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("hardstate"), b"old bytes").unwrap();
