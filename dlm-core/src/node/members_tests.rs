@@ -70,6 +70,28 @@ fn with_the_log_compacted_the_applied_configuration_is_in_force() {
     assert_eq!((m.current.clone(), m.at), (four(), None));
 }
 
+/// A configuration in the log after the snapshot is newer than the one the snapshot applied,
+/// so it is the one in force (at restart, or after installing a snapshot that keeps a tail).
+#[test]
+fn a_configuration_after_the_snapshot_wins_over_the_applied_one() {
+    let mut sm = StateMachine::new();
+    let rules = Rules {
+        limits: Default::default(),
+        lock_delay: false,
+    };
+    sm.apply(&entry(1, 1, Some(four())).command, &rules, &mut Vec::new());
+    let log = Log::new(
+        pos(1, 1),
+        [
+            entry(1, 2, None),
+            entry(2, 3, Some(three())),
+            entry(2, 4, None),
+        ],
+    );
+    let m = Members::recover(Membership::default(), &log, &sm);
+    assert_eq!((m.current.clone(), m.at), (three(), Some(pos(2, 3))));
+}
+
 /// Appending looks at the new entries only; a truncation that takes the configuration's entry
 /// goes back to the one before it.
 #[test]
