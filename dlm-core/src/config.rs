@@ -91,7 +91,8 @@ pub struct Config {
     pub lease_cap: Option<Duration>,
     /// A learner is promoted to voter only if its log is known to match the leader's within
     /// this many entries of the leader's last index, so that a new voter does not leave the
-    /// cluster waiting while it catches up.
+    /// cluster waiting while it catches up (and in any case only if it holds the entry that
+    /// made it a learner and was heard within an election time-out).
     pub promote_max_lag: u64,
     /// Client limits.
     pub limits: Limits,
