@@ -226,6 +226,11 @@ impl ClientCore {
             (Op::Revoke { .. }, Reply::Revoked { client, token }) => {
                 Ok(Done::Revoked { client, token })
             }
+            (
+                Op::AddLearner { .. } | Op::Promote { .. } | Op::Remove { .. },
+                Reply::Reconfigured(config),
+            ) => Ok(Done::Reconfigured(config)),
+            (Op::Members, Reply::Members(info)) => Ok(Done::Members(info)),
             (_, other) => Err(ClientError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),

@@ -2,7 +2,8 @@
 //! request it has numbered.
 
 use super::error::NodeCause;
-use crate::introspection::{LocksPage, SessionsPage};
+use crate::introspection::{LocksPage, MembersInfo, SessionsPage};
+use crate::membership::Membership;
 use crate::names::{FileName, LockName};
 use crate::protocol::{NodeStatus, Op};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
@@ -95,6 +96,47 @@ pub enum CallOp {
         /// The lock.
         lock: LockName,
     },
+    /// A membership change, or the configuration in force. Admin only where the cluster
+    /// authenticates.
+    Membership(MembershipCall),
+}
+
+/// The membership calls (see [`Op::AddLearner`], [`Op::Promote`], [`Op::Remove`],
+/// [`Op::Members`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipCall {
+    /// Add `id`, reachable at `addr`, as a learner.
+    AddLearner {
+        /// The new member.
+        id: NodeId,
+        /// Where the transports reach it.
+        addr: String,
+    },
+    /// Make learner `id` a voter.
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Take `id` out of the configuration.
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+    /// The configuration in force, and how far each member has caught up.
+    Members,
+}
+
+impl MembershipCall {
+    /// The protocol operation that makes this call.
+    pub(super) fn into_op(self) -> Op {
+        match self {
+            MembershipCall::AddLearner { id, addr } => Op::AddLearner { id, addr },
+            MembershipCall::Promote { id } => Op::Promote { id },
+            MembershipCall::Remove { id } => Op::Remove { id },
+            MembershipCall::Members => Op::Members,
+        }
+    }
 }
 
 /// A call's successful outcome.
@@ -137,6 +179,10 @@ pub enum Done {
         /// Its token, now refused.
         token: FencingToken,
     },
+    /// The configuration a membership change made, once applied.
+    Reconfigured(Membership),
+    /// The configuration in force, from the leader.
+    Members(MembersInfo),
 }
 
 /// The lock `op` is about, for the ops that are about one lock's grant (acquire, release,

@@ -35,7 +35,7 @@ mod route;
 mod timers;
 mod withdraw;
 
-pub use call::{CallId, CallOp, Done, Wait};
+pub use call::{CallId, CallOp, Done, MembershipCall, Wait};
 pub use config::{ClientConfig, DriftBound};
 pub use error::{ClientError, NodeCause, Unreachable};
 pub use events::{ClientEvent, ClientOutput, LossReason};
@@ -239,6 +239,7 @@ impl ClientCore {
                 (Op::Sessions { after, limit }, reach, Time::MAX, None)
             }
             CallOp::Revoke { lock } => (Op::Revoke { lock }, reach, Time::MAX, None),
+            CallOp::Membership(call) => (call.into_op(), reach, Time::MAX, None),
         };
         let deferred = matches!(op, Op::Acquire { .. }) && self.withdrawing(op_lock(&op));
         let seq = self.number(Purpose::Call(call), op, give_up_at);

@@ -1,10 +1,12 @@
-//! The operators' calls: list locks and sessions, revoke a grant, see every member. Where the
-//! cluster authenticates, the first three need a connection that proved the admin secret;
-//! otherwise they fail with [`ClientError`] carrying [`crate::Rejection::NotAuthorized`].
+//! The operators' calls: list locks and sessions, revoke a grant, see every member, change the
+//! membership. Where the cluster authenticates, all but `members` need a connection that
+//! proved the admin secret; otherwise they fail with [`ClientError`] carrying
+//! [`crate::Rejection::NotAuthorized`].
 
 use super::{unexpected, Client};
-use crate::client::{CallOp, ClientError, Done};
-use crate::introspection::{LockInfo, LocksPage, SessionInfo, SessionsPage, MAX_PAGE};
+use crate::client::{CallOp, ClientError, Done, MembershipCall};
+use crate::introspection::{LockInfo, LocksPage, MembersInfo, SessionInfo, SessionsPage, MAX_PAGE};
+use crate::membership::Membership;
 use crate::names::LockName;
 use crate::protocol::NodeStatus;
 use crate::runtime::transport::ClientTransport;
@@ -94,5 +96,55 @@ impl<T: ClientTransport> Client<T> {
     /// members`: who leads, in which term, how far each has committed and applied.
     pub async fn members(&self) -> Vec<(NodeId, Result<NodeStatus, ClientError>)> {
         self.cluster_status().await
+    }
+
+    /// The configuration in force at the leader (voters, learners, their addresses), whether
+    /// it has committed, and how far each member's log is known to match the leader's.
+    /// Linearizable, as [`Client::locks_page`].
+    pub async fn membership(&self) -> Result<MembersInfo, ClientError> {
+        match self
+            .call(CallOp::Membership(MembershipCall::Members))
+            .await?
+        {
+            (Done::Members(info), _) => Ok(info),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// Adds node `id`, reachable at `addr`, as a learner: it receives the log and snapshots
+    /// but neither votes nor counts towards a commit until [`Client::promote`]d. Resolves with
+    /// the new configuration once it is applied. Refusals are typed
+    /// ([`crate::Rejection::Membership`]): a change already in progress, an id already a
+    /// member, a leader not ready yet. A change is not deduplicated across a lost answer: a
+    /// retry then finds it done and is refused as `AlreadyMember`; check [`Client::membership`].
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<Membership, ClientError> {
+        let addr = addr.into();
+        self.reconfigure(MembershipCall::AddLearner { id, addr })
+            .await
+    }
+
+    /// Makes learner `id` a voter, once it holds the entry that made it a learner, was heard
+    /// within an election time-out and is within `Config::promote_max_lag` of the leader's log
+    /// (else `NotCaughtUp`). See [`Client::add_learner`] on refusals and retries.
+    pub async fn promote(&self, id: NodeId) -> Result<Membership, ClientError> {
+        self.reconfigure(MembershipCall::Promote { id }).await
+    }
+
+    /// Takes `id` out of the configuration (a leader removing itself hands over once the
+    /// change commits). The last voter cannot be removed (`LastVoter`). See
+    /// [`Client::add_learner`] on refusals and retries.
+    pub async fn remove(&self, id: NodeId) -> Result<Membership, ClientError> {
+        self.reconfigure(MembershipCall::Remove { id }).await
+    }
+
+    async fn reconfigure(&self, call: MembershipCall) -> Result<Membership, ClientError> {
+        match self.call(CallOp::Membership(call)).await? {
+            (Done::Reconfigured(config), _) => Ok(config),
+            (other, _) => Err(unexpected(&other)),
+        }
     }
 }
