@@ -137,3 +137,43 @@ async fn operators_list_and_revoke_with_the_admin_secret_only() {
     assert!(out.status.success(), "{out:?}");
     server.shutdown().await.unwrap();
 }
+
+/// `dlm members` shows the configuration in force; `members add`, `promote` and `remove`
+/// change it, and a refused change says why (here a learner that never answered: nothing
+/// listens at its address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_listed_added_refused_promotion_and_removed() {
+    let server = dlm::Server::builder()
+        .id(1)
+        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let nodes = format!("1={}", server.local_addr().unwrap());
+    let cluster = ["--nodes", nodes.as_str()];
+    let out = output(dlm(&[&["members"][..], &cluster].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("configuration: voters 1; learners none"),
+        "{out:?}"
+    );
+
+    let add = ["members", "add", "2", "127.0.0.1:9"];
+    let out = output(dlm(&[&add[..], &cluster].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("voters 1; learners 2=127.0.0.1:9"),
+        "{out:?}"
+    );
+    let promote = ["members", "promote", "2"];
+    let out = output(dlm(&[&promote[..], &cluster].concat())).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("has not caught up"), "{out:?}");
+    let remove = ["members", "remove", "2"];
+    let out = output(dlm(&[&remove[..], &cluster].concat())).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("voters 1; learners none"),
+        "{out:?}"
+    );
+    server.shutdown().await.unwrap();
+}

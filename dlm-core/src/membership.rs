@@ -178,9 +178,14 @@ pub enum MembershipRejection {
         /// The node.
         id: NodeId,
     },
-    /// Learner `id` is too far behind to be promoted: its log matches the leader's up to
-    /// `matched`, the leader's ends at `last`, and at most `max_lag` entries may be missing.
-    #[error("learner {id} is behind: matched {matched} of {last} (at most {max_lag} may lag)")]
+    /// Learner `id` is not caught up enough to be promoted: its log matches the leader's up to
+    /// `matched` and the leader's ends at `last`; it must hold the entry that made it a
+    /// learner, have answered within an election time-out, and miss at most `max_lag` entries.
+    #[error(
+        "learner {id} has not caught up: its log matches to {matched} of {last} (it must hold \
+         the entry that added it, have answered within an election time-out, and lag at most \
+         {max_lag} entries)"
+    )]
     NotCaughtUp {
         /// The learner.
         id: NodeId,

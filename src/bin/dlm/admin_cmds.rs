@@ -1,42 +1,11 @@
-//! The operators' subcommands: members, locks, sessions, revoke. Where the nodes authenticate,
-//! `locks`, `sessions` and `revoke` need `--admin-secret-file`.
+//! The operators' subcommands: locks, sessions, revoke. Where the nodes authenticate, they
+//! need `--admin-secret-file`.
 
-use crate::addr;
 use crate::client_cmds::ClusterArgs;
 use clap::Args;
 use dlm::introspection::{LockInfo, SessionInfo, MAX_PAGE};
 use std::future::Future;
 use std::time::Duration;
-
-/// `dlm members`: one line per configured member, as it sees itself.
-pub async fn members(args: ClusterArgs) -> Result<i32, String> {
-    let nodes = addr::resolve_all(&args.nodes.0).await?;
-    let deadline = Duration::from_millis(args.timeout_ms.min(2_000));
-    let client = dlm::connect_tcp_with(nodes.clone(), args.access()?, |c| c.deadline = deadline);
-    println!(
-        "{:<4} {:<22} {:<12} {:>6} {:>6} {:>10} {:>10}",
-        "ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"
-    );
-    let mut unreachable = 0;
-    for ((id, addr), (_, answer)) in nodes.iter().zip(client.members().await) {
-        match answer {
-            Ok(s) => println!(
-                "{id:<4} {:<22} {:<12} {:>6} {:>6} {:>10} {:>10}",
-                addr.to_string(),
-                format!("{:?}", s.role),
-                s.term.to_string(),
-                s.leader.map_or("-".to_string(), |l| l.to_string()),
-                s.commit.to_string(),
-                s.applied.to_string()
-            ),
-            Err(e) => {
-                unreachable += 1;
-                println!("{id:<4} {:<22} unreachable: {e}", addr.to_string());
-            }
-        }
-    }
-    Ok(i32::from(unreachable > 0))
-}
 
 /// `dlm locks`.
 #[derive(Args, Debug)]

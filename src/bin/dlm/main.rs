@@ -7,7 +7,7 @@
 //! dlm lock jobs -- sh -c 'echo "token $DLM_FENCING_TOKEN"'
 //! dlm append jobs journal "hello"
 //! dlm read journal
-//! dlm members
+//! dlm members                      # and: dlm members add 4 node4:7001, promote 4, remove 1
 //! dlm locks jobs/ && dlm sessions && dlm revoke jobs   # --admin-secret-file where nodes authenticate
 //! ```
 
@@ -15,6 +15,7 @@ mod addr;
 mod admin_cmds;
 mod client_cmds;
 mod lock_cmd;
+mod members_cmd;
 mod server_cmd;
 mod server_config;
 
@@ -42,8 +43,12 @@ enum Command {
     Append(client_cmds::AppendArgs),
     /// Print a guarded file.
     Read(client_cmds::ReadArgs),
-    /// The members, one line each: address, role, term, leader, commit and applied index.
-    Members(client_cmds::ClusterArgs),
+    /// The members, one line each (address, role, term, leader, commit and applied index),
+    /// and the configuration in force; `members add ID ADDR`, `members promote ID` and
+    /// `members remove ID` change it, one server at a time (admin only where the nodes
+    /// authenticate).
+    #[command(args_conflicts_with_subcommands = true)]
+    Members(members_cmd::MembersArgs),
     /// The locks that are held, queued for or delayed (optionally those starting with PREFIX):
     /// holder session, fencing token, lease left, number of waiters. Admin only where the
     /// nodes authenticate.
@@ -83,7 +88,7 @@ fn main() {
             Command::Lock(args) => lock_cmd::run(args).await,
             Command::Append(args) => client_cmds::append(args).await,
             Command::Read(args) => client_cmds::read(args).await,
-            Command::Members(args) => admin_cmds::members(args).await,
+            Command::Members(args) => members_cmd::run(args).await,
             Command::Locks(args) => admin_cmds::locks(args).await,
             Command::Sessions(args) => admin_cmds::sessions(args).await,
             Command::Revoke(args) => admin_cmds::revoke(args).await,
