@@ -376,3 +376,20 @@ async fn tls_from_the_flags_serves_certified_clients_and_tells_the_others_why() 
         .collect();
     assert_eq!(garbage.len(), 1, "{log}");
 }
+
+/// An unknown subcommand or flag is refused by name, with the usage, and runs nothing.
+#[tokio::test]
+async fn unknown_subcommands_and_flags_are_refused_by_name() {
+    let out = output(dlm(&["frobnicate"])).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("unrecognized subcommand 'frobnicate'"),
+        "{out:?}"
+    );
+    let out = output(dlm(&["status", "--frob", "1"])).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("unexpected argument '--frob'"),
+        "{out:?}"
+    );
+}
