@@ -3,33 +3,15 @@
 //! set-ups with a clear message and a non-zero status; TLS from the flags on both sides.
 #![cfg(all(feature = "cli", unix))]
 
+mod cli_support;
+
 #[path = "../dlm-transport-tcp/tests/common/pki.rs"]
 mod pki;
 
+use cli_support::{dlm, output, text};
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-fn dlm(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlm"));
-    cmd.args(args)
-        .env_remove("DLM_NODES")
-        .env_remove("DLM_SECRET_FILE")
-        .env_remove("DLM_CLUSTER_ID")
-        .env_remove("DLM_TLS_CA")
-        .env_remove("DLM_TLS_CERT")
-        .env_remove("DLM_TLS_KEY")
-        .env_remove("DLM_TLS_SERVER_NAME")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `cmd` off the async runtime, so that the node in this process keeps serving.
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("dlm did not run"))
-        .await
-        .unwrap()
-}
 
 async fn lone_node() -> (dlm::Server, String) {
     let server = dlm::Server::builder()
@@ -39,10 +21,6 @@ async fn lone_node() -> (dlm::Server, String) {
         .unwrap();
     let nodes = format!("1={}", server.local_addr().unwrap());
     (server, nodes)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

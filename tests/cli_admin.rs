@@ -3,34 +3,15 @@
 //! instead of the admin one, a lock nobody holds) fails with the reason and a non-zero status.
 #![cfg(all(feature = "cli", unix))]
 
+mod cli_support;
+
+use cli_support::{dlm, output, text};
 use dlm::{ClientError, ClusterAccess, ClusterSecret, Rejection, DEFAULT_CLUSTER_ID};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 const CLIENT: &str = "the cli test's client secret";
 const ADMIN: &str = "the cli test's admin secret!";
-
-fn dlm(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlm"));
-    cmd.args(args)
-        .env_remove("DLM_NODES")
-        .env_remove("DLM_SECRET_FILE")
-        .env_remove("DLM_ADMIN_SECRET_FILE")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `cmd` off the async runtime, so that the node in this process keeps serving.
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("dlm did not run"))
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn write_secret(dir: &Path, name: &str, secret: &str) -> String {
     let path = dir.join(name);
