@@ -107,14 +107,20 @@ impl FileStorage {
     fn write_atomic<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
         let mut bytes = Vec::new();
         encode_into(value, &mut bytes)?;
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.dir)
+        replace_file(&self.dir, name, &bytes)
     }
+}
+
+/// Replaces `dir/name` with `bytes` atomically: a temporary file, fsync, rename, directory
+/// fsync. A crash leaves the old file or the new one, never a torn one.
+pub(super) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)
 }
 
 /// Reads a file holding exactly one record; `None` if it does not exist.

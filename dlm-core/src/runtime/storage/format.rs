@@ -8,10 +8,9 @@
 //! and the protocol's `ClientRequest`), `HardState` or `Snapshot` (and so `StateMachine`);
 //! `tests/storage_format.rs` fails on such a change until it does.
 
-use super::wal::sync_dir;
-use super::{io_err, StorageError};
+use super::file::replace_file;
+use super::StorageError;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 /// The storage format this build writes. 2: snapshots carry the cluster's configuration and
@@ -69,13 +68,8 @@ fn parse(text: &str) -> Option<u32> {
 }
 
 fn record(dir: &Path) -> Result<(), StorageError> {
-    let path = dir.join(FORMAT_FILE);
-    let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
-    let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    writeln!(file, "dlm storage format {STORAGE_FORMAT}").map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)
+    let text = format!("dlm storage format {STORAGE_FORMAT}\n");
+    replace_file(dir, FORMAT_FILE, text.as_bytes())
 }
 
 #[cfg(test)]
