@@ -83,7 +83,9 @@ impl Reconfiguration<'_> {
                     // (with two voters, everything stops until it runs), so it must hold the
                     // entry that made it a learner, and have been heard within an election
                     // time-out: a short log alone would let a mistyped address through.
-                    let holds_config = matched >= self.members.index();
+                    // (Its entry's index is 0 when the configuration came from a snapshot;
+                    // a learner that has answered holds at least the leader's first entry.)
+                    let holds_config = matched >= self.members.index() && matched > LogIndex(0);
                     let heard = progress.is_some_and(|p| {
                         self.now.saturating_since(p.last_heard) <= self.cfg.election_timeout
                     });

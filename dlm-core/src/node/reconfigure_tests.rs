@@ -212,6 +212,37 @@ fn a_learner_that_lacks_its_configuration_or_went_silent_is_not_promoted() {
     assert_eq!(proposed, config.promoted(NodeId(4)).ok());
 }
 
+/// A learner whose configuration came from a snapshot (its entry's index unknown: 0) is not
+/// promoted while its log matches nothing, however generous the lag bound.
+#[test]
+fn a_learner_that_matches_nothing_is_not_promoted_after_a_snapshot() {
+    let config = three().with_learner(NodeId(4), "h:4".into()).unwrap();
+    let m = members(config, None);
+    let mut cfg = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+    cfg.promote_max_lag = 1_000;
+    let mut l = leader(0);
+    let mut out = Output::default();
+    let mut reconfiguration = Reconfiguration {
+        cfg: &cfg,
+        members: &m,
+        commit: LogIndex(5),
+        last: LogIndex(9),
+        now: Time::from_millis(100),
+        leader: &mut l,
+        out: &mut out,
+    };
+    let proposed = reconfiguration.decide(CONN, &change(1, Op::Promote { id: NodeId(4) }));
+    assert_eq!(proposed, None);
+    let effects: Vec<Effect> = std::iter::from_fn(|| out.pop()).collect();
+    let unmatched = MembershipRejection::NotCaughtUp {
+        id: NodeId(4),
+        matched: LogIndex(0),
+        last: LogIndex(9),
+        max_lag: 1_000,
+    };
+    assert_eq!(effects, membership(1, unmatched));
+}
+
 /// A retry of a change already proposed proposes nothing again; its newest connection waits.
 #[test]
 fn a_retry_of_a_proposed_change_only_moves_the_connection() {
