@@ -267,12 +267,13 @@ fn granting_a_queued_acquire_replaces_its_waiting_slot() {
     assert_eq!(only.slots.len(), 1);
     assert_eq!(sm.session(ClientId(2)), Some(&only));
     assert_eq!(
-        sm.lock("a").and_then(|s| s.holder.clone()),
+        sm.lock("a").and_then(|s| s.holder().cloned()),
         Some(Holder {
             client: ClientId(2),
             token: FencingToken(2),
             lease: LEASE,
             renewals: 0,
+            mode: Mode::Exclusive,
         })
     );
 }
