@@ -258,6 +258,10 @@ fn granting_a_queued_acquire_replaces_its_waiting_slot() {
         out,
         vec![
             touched(1),
+            Outcome::Ended {
+                lock: "a".into(),
+                token: FencingToken(1),
+            },
             outcome_granted("a", 2),
             reply(2, 1, granted(2)),
             reply(1, 2, Ok(Reply::Released)),

@@ -440,7 +440,7 @@ fn all_kinds<T>(values: &[T], kind: impl Fn(&T) -> u8) -> BTreeSet<u8> {
 #[test]
 fn every_client_request_round_trips() {
     let ops = ops();
-    assert_eq!(all_kinds(&ops, op_kind).len(), 14);
+    assert_eq!(all_kinds(&ops, op_kind).len(), 15);
     for (i, op) in ops.into_iter().enumerate() {
         round_trip(&ClientRequest {
             client: ClientId(0xdead_beef << 64 | i as u128),
@@ -454,7 +454,7 @@ fn every_client_request_round_trips() {
 #[test]
 fn every_client_response_round_trips() {
     let results = results();
-    assert_eq!(all_kinds(&results, result_kind).len(), 36);
+    assert_eq!(all_kinds(&results, result_kind).len(), 38);
     for (i, result) in results.into_iter().enumerate() {
         round_trip(&ClientResponse {
             client: ClientId(i as u128),
