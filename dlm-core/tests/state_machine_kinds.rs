@@ -221,9 +221,9 @@ fn a_writer_leaving_the_head_of_the_queue_lets_the_readers_behind_it_in() {
         out,
         vec![
             touched(2),
+            reply(2, 1, Err(Rejection::Cancelled)),
             g,
             a,
-            reply(2, 1, Err(Rejection::Cancelled)),
             reply(2, 2, Ok(Reply::Cancelled(Withdrawn::Waiting))),
         ]
     );
@@ -577,4 +577,43 @@ fn introspection_lists_every_holder_with_its_mode() {
         ]
     );
     assert_eq!(row.waiters, vec![ClientId(3)]);
+}
+
+/// A grant is its holder's alone: another reader presenting it (to release or append) is
+/// refused, and the grant stands.
+#[test]
+fn a_readers_token_is_no_use_to_another_reader() {
+    let mut sm = StateMachine::new();
+    call(&mut sm, 1, 1, acquire("rw", Mode::Read, None));
+    call(&mut sm, 2, 1, acquire("rw", Mode::Read, None));
+    let out = call(&mut sm, 2, 2, release("rw", 1));
+    assert_eq!(answer(&out, 2), Some(Err(Rejection::NotHolder)));
+    assert_eq!(
+        holders(&sm, "rw"),
+        vec![(1, 1, Mode::Read), (2, 2, Mode::Read)]
+    );
+}
+
+/// A revoke of a read-held lock ends its oldest reader's grant, and a writer waiting for the
+/// readers is granted once the last is revoked.
+#[test]
+fn revokes_end_the_readers_oldest_first_then_the_writer_is_granted() {
+    let mut sm = StateMachine::new();
+    call(&mut sm, 1, 1, acquire("rw", Mode::Read, None));
+    call(&mut sm, 2, 1, acquire("rw", Mode::Read, None));
+    call(&mut sm, 3, 1, acquire("rw", Mode::Write, FOREVER));
+    let revoke = || Op::Revoke { lock: "rw".into() };
+    let out = call(&mut sm, 9, 1, revoke());
+    let revoked = |client, token| {
+        Some(Ok(Reply::Revoked {
+            client: ClientId(client),
+            token: FencingToken(token),
+        }))
+    };
+    assert_eq!(answer(&out, 9), revoked(1, 1));
+    assert_eq!(answer(&out, 3), None);
+    let out = call(&mut sm, 9, 2, revoke());
+    assert_eq!(answer(&out, 9), revoked(2, 2));
+    assert_eq!(answer(&out, 3), Some(granted(3)));
+    assert_eq!(holders(&sm, "rw"), vec![(3, 3, Mode::Write)]);
 }

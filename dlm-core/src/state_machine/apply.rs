@@ -28,9 +28,8 @@ impl StateMachine {
                 self.grant_next(lock, out);
             }
             Command::CancelWait { lock, client, seq } => {
-                if self.remove_waiter(lock, *client, Some(*seq), out).is_some() {
-                    self.answer(*client, *seq, Err(Rejection::TimedOut), true, out);
-                }
+                let timed_out = Some(Rejection::TimedOut);
+                self.remove_waiter(lock, *client, Some(*seq), timed_out, out);
             }
             Command::ExpireSession { client } => self.expire_session(*client, rules, out),
             Command::Membership {

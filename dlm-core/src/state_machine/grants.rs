@@ -32,9 +32,8 @@ impl StateMachine {
         match session.slots.get(&acquire) {
             Some(Slot::Waiting(queued)) => {
                 let queued = queued.clone();
-                if let Some(waiting) = self.remove_waiter(&queued, client, Some(acquire), out) {
-                    self.answer(client, waiting, Err(Rejection::Cancelled), true, out);
-                }
+                let cancelled = Some(Rejection::Cancelled);
+                self.remove_waiter(&queued, client, Some(acquire), cancelled, out);
                 Withdrawn::Waiting
             }
             Some(Slot::Done(Ok(Reply::Granted { token, .. }))) => {
@@ -144,7 +143,9 @@ impl StateMachine {
         let state = self.locks.get(lock);
         match state.and_then(|s| s.holder_with(token)) {
             Some(h) if h.client == client => return Ok(h.mode),
-            _ => {}
+            // Another holder's current grant (a fellow reader's, say): not stale, not ours.
+            Some(_) => return Err(Rejection::NotHolder),
+            None => {}
         }
         let revoked = |s: &super::Session| s.was_revoked(lock, token);
         if self.sessions.get(&client).is_some_and(revoked) {
@@ -196,19 +197,21 @@ impl StateMachine {
         }
         for slot in session.slots.values() {
             if let Slot::Waiting(lock) = slot {
-                self.remove_waiter(lock, client, None, out);
+                self.remove_waiter(lock, client, None, None, out);
             }
         }
     }
 
-    /// Takes `client`'s waiter (for `seq`, if given) out of `lock`'s queue; returns its seq.
-    /// A writer leaving the head of the queue may let the readers behind it in: they are
-    /// granted in the same entry.
+    /// Takes `client`'s waiter (for `seq`, if given) out of `lock`'s queue, answering it
+    /// `refusal` if given; returns its seq. A writer leaving the head of the queue may let the
+    /// readers behind it in: they are granted in the same entry, after the leaver's answer (so
+    /// answers come out in queue order).
     pub(super) fn remove_waiter(
         &mut self,
         lock: &LockName,
         client: ClientId,
         seq: Option<Seq>,
+        refusal: Option<Rejection>,
         out: &mut Vec<Outcome>,
     ) -> Option<Seq> {
         let state = self.locks.get_mut(lock)?;
@@ -217,7 +220,11 @@ impl StateMachine {
             .iter()
             .position(|w| w.client == client && seq.is_none_or(|s| s == w.seq))?;
         let waiter = state.waiters.remove(at)?;
-        if state.is_idle() {
+        let idle = state.is_idle();
+        if let Some(refusal) = refusal {
+            self.answer(client, waiter.seq, Err(refusal), true, out);
+        }
+        if idle {
             // Nothing was held or armed: the lock leaves quietly.
             self.locks.remove(lock);
         } else if at == 0 {
