@@ -137,6 +137,13 @@ async fn readers_run_together_a_writer_waits_and_a_semaphore_counts() {
     assert!(!out.status.success(), "{out:?}");
     assert!(text(&out.stderr).contains("permit"), "{out:?}");
 
+    // `dlm locks` lists every grant, one line each, with its mode.
+    let out = output(dlm(&["locks", "--nodes", &nodes])).await;
+    assert!(out.status.success(), "{out:?}");
+    let listing = text(&out.stdout);
+    assert_eq!(listing.matches("(1 of 2)").count(), 2, "{listing}");
+    assert_eq!(listing.matches("(read)").count(), 1, "{listing}");
+
     std::fs::write(dir.path().join("go"), b"").unwrap();
     for child in [reader, first, second] {
         let out = finish(child).await;
