@@ -5,7 +5,7 @@
 
 mod runtime_support;
 
-use dlm_core::runtime::{spawn_server, MemStorage, ServerOptions, Storage, StorageError};
+use dlm_core::runtime::{spawn_server, MemStorage, ServerOptions, Stopped, Storage, StorageError};
 use dlm_core::*;
 use runtime_support::Net;
 use std::sync::{Arc, Mutex};
@@ -71,4 +71,37 @@ async fn under_a_paused_clock_syncs_stay_on_the_blocking_pool() {
     for name in seen {
         assert_ne!(name.as_deref(), Some("dlm-sync-1"));
     }
+}
+
+/// Memory storage that says it blocks and panics in its first persist.
+struct Panicking(MemStorage);
+
+impl Storage for Panicking {
+    fn recover(&mut self) -> Result<Recovered, StorageError> {
+        self.0.recover()
+    }
+
+    fn persist(&mut self, _batch: Vec<Persist>) -> Result<(), StorageError> {
+        panic!("the disk caught fire (a test's panic)");
+    }
+}
+
+#[tokio::test]
+async fn a_sync_that_panics_stops_the_node_and_releases_the_storage() {
+    let net = Net::new(1);
+    let cfg = Config::new(NodeId(1), [NodeId(1)]);
+    let storage = Panicking(MemStorage::new());
+    let node = spawn_server(cfg, storage, net.node(NodeId(1)), ServerOptions::default())
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node did not stop");
+    assert!(
+        matches!(&stopped, Stopped::Failed(m) if m.contains("sync thread")),
+        "{stopped:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), node.kill())
+        .await
+        .expect("the storage was never released");
 }
