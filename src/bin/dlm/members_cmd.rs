@@ -1,6 +1,8 @@
 //! `dlm members`: how each member sees itself and the configuration in force; `dlm members
 //! add|promote|remove` change it, one server at a time, and `dlm members replace` does the
-//! three steps of replacing a node (each skipped when already done, so it can be rerun). Changes need `--admin-secret-file`
+//! three steps of replacing a node (each skipped when already done, so it can be rerun). A
+//! change the leader cannot take yet (just elected, or the previous change not committed) is
+//! asked again for up to 10 s. Changes need `--admin-secret-file`
 //! where the nodes authenticate.
 
 use crate::addr;
@@ -102,10 +104,26 @@ enum Op {
 async fn change(cluster: ClusterArgs, id: u64, op: Op) -> Result<i32, String> {
     let client = cluster.connect(Duration::from_secs(10)).await?;
     let id = NodeId(id);
-    let (verb, result) = match op {
-        Op::Add(addr) => ("add", client.add_learner(id, addr).await),
-        Op::Promote => ("promote", client.promote(id).await),
-        Op::Remove => ("remove", client.remove(id).await),
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // A leader just elected, or a change still committing, is asked again (for a while): the
+    // refusal says "not yet", not "no".
+    let (verb, result) = loop {
+        let (verb, result) = match &op {
+            Op::Add(addr) => ("add", client.add_learner(id, addr.clone()).await),
+            Op::Promote => ("promote", client.promote(id).await),
+            Op::Remove => ("remove", client.remove(id).await),
+        };
+        let not_yet = matches!(
+            &result,
+            Err(dlm::ClientError::Rejected(dlm::Rejection::Membership(
+                dlm::MembershipRejection::LeaderNotReady
+                    | dlm::MembershipRejection::ChangeInProgress { .. }
+            )))
+        );
+        if !not_yet || tokio::time::Instant::now() >= deadline {
+            break (verb, result);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let config = result.map_err(|e| format!("cannot {verb} node {id}: {e}"))?;
     println!("{}", configuration(&config));
