@@ -113,6 +113,11 @@ impl TcpTransport {
         self.peers.set(id, addr.into());
     }
 
+    /// Where the link to peer `id` dials, if there is one.
+    pub fn peer_addr(&self, id: NodeId) -> Option<PeerAddr> {
+        self.peers.table().links.get(&id).map(|l| l.addr.clone())
+    }
+
     /// The peers it has a link to, in id order.
     pub fn linked_peers(&self) -> Vec<NodeId> {
         let mut ids: Vec<NodeId> = self.peers.table().links.keys().copied().collect();

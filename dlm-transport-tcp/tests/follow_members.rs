@@ -3,7 +3,7 @@
 
 use dlm_core::runtime::Transport;
 use dlm_core::{Membership, NodeId};
-use dlm_transport_tcp::{TcpConfig, TcpTransport};
+use dlm_transport_tcp::{PeerAddr, TcpConfig, TcpTransport};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ async fn links_follow_the_configuration() {
         .with_learner(NodeId(4), "127.0.0.1:10".into())
         .unwrap();
     transport.members_changed(&config);
+    assert_eq!(transport.peer_addr(NodeId(2)), Some(discard.into()));
+    let four: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    assert_eq!(transport.peer_addr(NodeId(4)), Some(four.into()));
     assert_eq!(
         transport.linked_peers(),
         [NodeId(2), NodeId(3), NodeId(4)],
@@ -34,4 +37,29 @@ async fn links_follow_the_configuration() {
     transport.members_changed(&config);
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(transport.linked_peers(), [NodeId(2), NodeId(4)]);
+}
+
+/// The configuration's address wins over the start-up one (a restarted node whose flags are
+/// stale), and a host name is kept as one, resolved at every dial.
+#[tokio::test(start_paused = true)]
+async fn the_configurations_address_wins_over_the_flags() {
+    let mut cfg = TcpConfig::new(NodeId(1), "127.0.0.1:0".parse().unwrap(), 7);
+    let stale: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    cfg.peers.insert(NodeId(2), stale.into());
+    let transport = TcpTransport::bind(cfg).await.unwrap();
+    let config = Membership::bootstrap([NodeId(1), NodeId(2), NodeId(3)]).addressed(
+        &[
+            (NodeId(2), "127.0.0.1:12".to_string()),
+            (NodeId(3), "node3:7001".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    transport.members_changed(&config);
+    let moved: SocketAddr = "127.0.0.1:12".parse().unwrap();
+    assert_eq!(transport.peer_addr(NodeId(2)), Some(moved.into()));
+    assert_eq!(
+        transport.peer_addr(NodeId(3)),
+        Some(PeerAddr::Host("node3:7001".into()))
+    );
 }
