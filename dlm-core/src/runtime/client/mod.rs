@@ -21,11 +21,13 @@
 mod actor;
 mod admin;
 mod guard;
+mod replace;
 
 pub use crate::client::{
     ClientConfig, ClientError, DriftBound, LossReason, NodeCause, Unreachable,
 };
 pub use guard::LockGuard;
+pub use replace::{ReplaceError, ReplaceStep, REPLACE_CATCH_UP};
 
 use super::transport::ClientTransport;
 use crate::client::{CallId, CallOp, ClientCore, Done, Wait};

@@ -19,6 +19,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     /// once, persists gather for the next sync, and a sync starts if none is under way.
     pub(super) async fn execute(&mut self) -> Result<(), ServerError> {
         loop {
+            self.tell_members();
             while let Some(effect) = self.node.poll_effect() {
                 if let Effect::Persist(persist) = &effect {
                     self.metering.persisting(persist, || self.now());
@@ -149,6 +150,18 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         Ok(())
     }
 
+    /// Tells the transport the configuration in force whenever it differs from what it was
+    /// told last (the first time at start, after recovery), so that it dials new members and
+    /// lets go of removed ones.
+    fn tell_members(&mut self) {
+        let members = self.node.membership();
+        if self.members_told.as_ref() != Some(members) {
+            tracing::info!(voters = ?ids(members.voters()), learners = ?ids(members.learners()), "configuration in force");
+            self.transport.members_changed(members);
+            self.members_told = Some(members.clone());
+        }
+    }
+
     /// Publishes the status and logs role, term and leader changes.
     fn report(&mut self) {
         let now = Seen {
@@ -190,4 +203,9 @@ pub(super) async fn join_sync<S>(
         Some(task) => task.await,
         None => std::future::pending().await,
     }
+}
+
+/// The ids of `members`, for a log line.
+fn ids(members: &[crate::membership::Member]) -> Vec<u64> {
+    members.iter().map(|m| m.id.get()).collect()
 }

@@ -191,6 +191,7 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         holds_storage,
         metering,
         gauge_requests,
+        members_told: None,
     };
     let asked = Arc::new(AtomicBool::new(false));
     let (report_stop, stopped) = watch::channel(None);
@@ -244,4 +245,6 @@ struct Driver<S, T> {
     metering: Metering,
     /// Scrapes asking for what only the driver can count.
     gauge_requests: mpsc::Receiver<GaugeRequest>,
+    /// The configuration the transport was last told of ([`Transport::members_changed`]).
+    members_told: Option<crate::membership::Membership>,
 }
