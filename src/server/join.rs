@@ -4,6 +4,7 @@
 //! be added as a learner at this node's address, and catch up by snapshot and log; optionally
 //! ask to be promoted once caught up.
 
+use super::join_record::JoinRecord;
 use super::{ClusterAccess, Server, ServerBuilder, StartError};
 use dlm_core::runtime::{Client, ReplaceError};
 use dlm_core::{Config, Membership, NodeId};
@@ -64,7 +65,8 @@ pub enum JoinError {
 
 impl ServerBuilder {
     /// [`ServerBuilder::serve_tcp`] for a node joining through a member: bind, find the
-    /// leader and the configuration, start outside it, then be added (and promoted if asked).
+    /// leader and the configuration, record its voters in the data directory, start outside
+    /// the configuration, then be added (and promoted if asked).
     pub(super) async fn serve_joining(
         self,
         listen: SocketAddr,
@@ -83,32 +85,110 @@ impl ServerBuilder {
         let me = self.advertised(addr).ok_or(JoinError::NoAddress)?;
         let deadline = Instant::now() + join.within;
         let (client, config) = discover(&join, &self.access(), deadline).await?;
-        // The cluster's voters are the start-up configuration: this node is not among them (on
-        // a first start), so it never stands; a configuration recovered from its data wins.
-        let mut cfg = Config::new(id, config.voters().iter().map(|m| m.id));
-        cfg.addresses = config
-            .members()
-            .filter(|m| !m.addr.is_empty())
-            .map(|m| (m.id, m.addr.clone()))
-            .collect();
-        cfg.addresses.insert(id, me.clone());
-        let cfg = self.tuned(cfg)?;
+        // Recorded before the first start, so that no later start of this directory can
+        // begin from its flags alone (see `join_record`).
+        let record = JoinRecord::of(&config);
+        if let Some(dir) = &self.data_dir {
+            record.write(dir)?;
+        }
+        let cfg = self.joined_config(id, &record, Some(&me))?;
         tracing::info!(node = %id, addr = %me, via = %join.via, "joining");
         let server = self.start(cfg, transport, Some(addr)).await?;
-        let joined = async {
-            client.ensure_learner(id, &me, deadline).await?;
-            if join.promote {
-                client.ensure_voter(id, deadline, join.within).await?;
-            }
-            Ok::<(), ReplaceError>(())
-        };
-        if let Err(e) = joined.await {
+        if let Err(e) = ensure_member(&client, id, &me, &join, deadline).await {
             let _ = server.shutdown().await;
             return Err(JoinError::from(e).into());
         }
         tracing::info!(node = %id, promoted = join.promote, "joined");
         Ok(server)
     }
+
+    /// [`ServerBuilder::serve_tcp`] for a data directory that joined a cluster before: start at
+    /// once from the recorded voters (a configuration in the log wins), whatever the flags.
+    /// With [`ServerBuilder::join`], the membership the join asked for is then made sure of in
+    /// the background (it is already there unless the first join was cut short), within the
+    /// join's bound; a failure is logged, the node keeps running.
+    pub(super) async fn serve_rejoining(
+        self,
+        listen: SocketAddr,
+        record: JoinRecord,
+    ) -> Result<Server, StartError> {
+        let id = self.id.ok_or(StartError::MissingId)?;
+        if !self.peers.is_empty() {
+            tracing::warn!(
+                node = %id,
+                "this data directory joined a cluster: its members come from there, the peers given are not used"
+            );
+        }
+        let transport = self.bind_tcp(id, listen).await?;
+        let addr = transport.local_addr();
+        let me = self.advertised(addr);
+        if self.join.is_some() && me.is_none() {
+            return Err(JoinError::NoAddress.into());
+        }
+        let cfg = self.joined_config(id, &record, me.as_deref())?;
+        let follow_up = self
+            .join
+            .clone()
+            .zip(me)
+            .map(|(join, me)| (join, me, self.access()));
+        tracing::info!(node = %id, voters = ?record.voters.keys().collect::<Vec<_>>(), "starting as a node that joined its cluster");
+        let server = self.start(cfg, transport, Some(addr)).await?;
+        if let Some((join, me, access)) = follow_up {
+            tokio::spawn(async move {
+                let deadline = Instant::now() + join.within;
+                let made_sure = async {
+                    let (client, _) = discover(&join, &access, deadline).await?;
+                    ensure_member(&client, id, &me, &join, deadline).await?;
+                    Ok::<(), JoinError>(())
+                };
+                match made_sure.await {
+                    Ok(()) => {
+                        tracing::info!(node = %id, "membership asked for at the join is in place")
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %id, "could not make sure of this node's membership: {e}")
+                    }
+                }
+            });
+        }
+        Ok(server)
+    }
+
+    /// The start-up configuration of a node that joined: the recorded voters (this node is
+    /// not among them on a first start, so it never stands), with their addresses and its own.
+    fn joined_config(
+        &self,
+        id: NodeId,
+        record: &JoinRecord,
+        me: Option<&str>,
+    ) -> Result<Config, StartError> {
+        let mut cfg = Config::new(id, record.voters.keys().copied());
+        cfg.addresses = record
+            .voters
+            .iter()
+            .filter(|(_, addr)| !addr.is_empty())
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        if let Some(me) = me {
+            cfg.addresses.insert(id, me.to_string());
+        }
+        self.tuned(cfg)
+    }
+}
+
+/// Makes sure node `id` is a member at `me`, and a voter if the join asked for it.
+async fn ensure_member(
+    client: &Client<TcpClient>,
+    id: NodeId,
+    me: &str,
+    join: &Join,
+    deadline: Instant,
+) -> Result<(), ReplaceError> {
+    client.ensure_learner(id, me, deadline).await?;
+    if join.promote {
+        client.ensure_voter(id, deadline, join.within).await?;
+    }
+    Ok(())
 }
 
 /// A client of the cluster that the member at `join.via` belongs to, and its configuration

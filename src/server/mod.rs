@@ -4,6 +4,8 @@
 mod connect;
 #[cfg(feature = "tcp")]
 mod join;
+#[cfg(feature = "tcp")]
+mod join_record;
 
 #[cfg(feature = "mem")]
 pub use connect::{connect_mem, connect_mem_with};
@@ -280,8 +282,12 @@ impl ServerBuilder {
     /// the configuration (it never stands for election there), asks to be added as a learner
     /// at its own address (see [`ServerBuilder::advertise`]), and catches up by snapshot and
     /// log. Starting fails with [`StartError::Join`] if no leader answers within
-    /// [`JOIN_WITHIN`] or the cluster refuses. Safe to repeat: a node already a member at that
-    /// address is not added again. A node that was given peers cannot join.
+    /// [`JOIN_WITHIN`] or the cluster refuses. A node that was given peers cannot join.
+    ///
+    /// The voters found are recorded in the data directory before the first start, and every
+    /// later start of that directory begins from them at once, with or without `join` (with
+    /// it, the membership asked for is made sure of in the background): a restart never waits
+    /// for a leader, and never begins as a cluster of one.
     #[cfg(feature = "tcp")]
     pub fn join(mut self, host_port: impl Into<String>) -> Self {
         self.join = Some(join::Join {
@@ -412,6 +418,11 @@ impl ServerBuilder {
     /// [`ServerBuilder::join`], joins the cluster too.
     #[cfg(feature = "tcp")]
     pub async fn serve_tcp(self, listen: SocketAddr) -> Result<Server, StartError> {
+        if let Some(dir) = &self.data_dir {
+            if let Some(record) = join_record::JoinRecord::read(dir)? {
+                return self.serve_rejoining(listen, record).await;
+            }
+        }
         if let Some(join) = self.join.clone() {
             return self.serve_joining(listen, join).await;
         }
