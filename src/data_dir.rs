@@ -83,7 +83,9 @@ pub(crate) fn claim(dir: &Path, owner: Owner) -> Result<(), DataDirError> {
                 })
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => record(dir, &path, owner),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_durably(dir, IDENTITY_FILE, &render(owner))
+        }
         Err(source) => Err(DataDirError::Io { path, source }),
     }
 }
@@ -124,19 +126,20 @@ fn parse(text: &str) -> Result<Owner, String> {
     }
 }
 
-/// Writes the identity durably: a temporary file, synced, renamed over, and the directory
-/// synced, so that a crash leaves either no file or the whole of it.
-fn record(dir: &Path, path: &Path, owner: Owner) -> Result<(), DataDirError> {
+/// Writes `text` to `<dir>/<name>` durably: a temporary file, synced, renamed over, and the
+/// directory synced, so that a crash leaves either no file or the whole of it.
+pub(crate) fn write_durably(dir: &Path, name: &str, text: &str) -> Result<(), DataDirError> {
+    let path = dir.join(name);
     let io = |source| DataDirError::Io {
-        path: path.to_path_buf(),
+        path: path.clone(),
         source,
     };
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(render(owner).as_bytes()).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
     #[cfg(unix)]
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

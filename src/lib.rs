@@ -46,7 +46,8 @@ mod server;
 pub use data_dir::DataDirError;
 #[cfg(feature = "tokio")]
 pub use dlm_core::runtime::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, Unreachable,
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, ReplaceError,
+    ReplaceStep, Unreachable, REPLACE_CATCH_UP,
 };
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;
@@ -55,7 +56,7 @@ pub use dlm_transport_tcp::{ClientCerts, ClientTls, NodeTls, TlsIdentity, TlsRoo
 #[cfg(feature = "mem")]
 pub use server::{connect_mem, connect_mem_with};
 #[cfg(feature = "tcp")]
-pub use server::{connect_tcp, connect_tcp_with, ClusterAccess};
+pub use server::{connect_tcp, connect_tcp_with, ClusterAccess, JoinError, JOIN_WITHIN};
 #[cfg(feature = "tokio")]
 pub use server::{Server, ServerBuilder, StartError, DEFAULT_CLUSTER_ID};
 

@@ -133,8 +133,9 @@ async fn members_are_listed_added_refused_promotion_and_removed() {
     let cluster = ["--nodes", nodes.as_str()];
     let out = output(dlm(&[&["members"][..], &cluster].concat())).await;
     assert!(out.status.success(), "{out:?}");
+    // The node's own address is in the configuration it started with.
     assert!(
-        text(&out.stdout).contains("configuration: voters 1; learners none"),
+        text(&out.stdout).contains(&format!("configuration: voters {nodes}; learners none")),
         "{out:?}"
     );
 
@@ -142,18 +143,32 @@ async fn members_are_listed_added_refused_promotion_and_removed() {
     let out = output(dlm(&[&add[..], &cluster].concat())).await;
     assert!(out.status.success(), "{out:?}");
     assert!(
-        text(&out.stdout).contains("voters 1; learners 2=127.0.0.1:9"),
+        text(&out.stdout).contains(&format!("voters {nodes}; learners 2=127.0.0.1:9")),
         "{out:?}"
     );
     let promote = ["members", "promote", "2"];
     let out = output(dlm(&[&promote[..], &cluster].concat())).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("has not caught up"), "{out:?}");
+    // A replacement whose new node never answers stops at the promotion, typed; the learner
+    // it added stays, and a rerun finds it added.
+    let replace = [
+        "members",
+        "replace",
+        "1",
+        "2",
+        "127.0.0.1:9",
+        "--catch-up-secs",
+        "1",
+    ];
+    let out = output(dlm(&[&replace[..], &cluster].concat())).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("did not catch up"), "{out:?}");
     let remove = ["members", "remove", "2"];
     let out = output(dlm(&[&remove[..], &cluster].concat())).await;
     assert!(out.status.success(), "{out:?}");
     assert!(
-        text(&out.stdout).contains("voters 1; learners none"),
+        text(&out.stdout).contains(&format!("voters {nodes}; learners none")),
         "{out:?}"
     );
     server.shutdown().await.unwrap();

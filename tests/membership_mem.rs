@@ -110,3 +110,42 @@ async fn a_fourth_node_joins_as_a_learner_is_promoted_and_the_first_is_removed()
         server.shutdown().await.unwrap();
     }
 }
+
+/// A replacement that stops half-way (the new node is not running yet, so it never catches
+/// up) leaves it a learner and says so, typed; run again once the node runs, it skips the add
+/// and finishes.
+#[tokio::test(start_paused = true)]
+async fn a_replacement_that_stopped_half_way_is_finished_by_running_it_again() {
+    let net = MemNetwork::new(12);
+    let mut servers = support::serve_mem(&net, &[1, 2, 3]).await;
+    support::wait_until_settled(&servers, Duration::from_secs(10)).await;
+    let admin = client(&net, &[1, 2, 3, 4], 1);
+    let stopped = admin
+        .replace_within(NodeId(3), NodeId(4), "node4", Duration::from_secs(2))
+        .await;
+    assert!(
+        matches!(
+            stopped,
+            Err(dlm::ReplaceError::NotCaughtUp { id: NodeId(4), .. })
+        ),
+        "{stopped:?}"
+    );
+    let info = admin.membership().await.unwrap();
+    assert!(info.config.is_learner(NodeId(4)) && info.config.is_voter(NodeId(3)));
+
+    let mut builder = Server::builder().id(4);
+    for peer in [1, 2, 3] {
+        builder = builder.member(peer);
+    }
+    servers.insert(4, builder.serve_mem(&net).await.unwrap());
+    let config = admin
+        .replace_within(NodeId(3), NodeId(4), "node4", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let voters: Vec<u64> = config.voters().iter().map(|m| m.id.get()).collect();
+    assert_eq!(voters, [1, 2, 4]);
+    assert!(config.learners().is_empty());
+    for server in servers.into_values() {
+        server.shutdown().await.unwrap();
+    }
+}

@@ -2,6 +2,7 @@
 //! defaults suited to a LAN cluster.
 
 use crate::types::NodeId;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Limits on what clients may ask for. Each has a typed refusal.
@@ -54,6 +55,12 @@ pub struct Config {
     /// among them starts outside the cluster: it never stands for election, and waits for a
     /// leader to add it (as a learner) and send it the log.
     pub members: Vec<NodeId>,
+    /// Where start-up members listen, in the transport's form (the core never reads it):
+    /// filled into the start-up configuration, so that [`crate::Node::membership`] lists
+    /// usable addresses and the first membership change writes them into the log. An id
+    /// missing here has an empty address there. A configuration recovered from the log or a
+    /// snapshot carries its own addresses and wins over these.
+    pub addresses: BTreeMap<NodeId, String>,
     /// Seed of the election-jitter generator. Give each node its own.
     pub seed: u64,
     /// How often a leader sends heartbeats.
@@ -107,6 +114,7 @@ impl Config {
         Config {
             id,
             members,
+            addresses: BTreeMap::new(),
             seed: id.get(),
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(300),

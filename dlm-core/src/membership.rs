@@ -7,6 +7,7 @@
 
 use crate::types::{LogIndex, NodeId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One member: its id and an address that the core never interprets (a transport dials it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -42,6 +43,19 @@ impl Membership {
             voters,
             learners: Vec::new(),
         }
+    }
+
+    /// This configuration with the address of each member listed in `addresses` whose own
+    /// address is empty filled in (the start-up configuration, from start-up flags).
+    pub fn addressed(mut self, addresses: &BTreeMap<NodeId, String>) -> Membership {
+        for member in self.voters.iter_mut().chain(self.learners.iter_mut()) {
+            if member.addr.is_empty() {
+                if let Some(addr) = addresses.get(&member.id) {
+                    member.addr.clone_from(addr);
+                }
+            }
+        }
+        self
     }
 
     /// The voters, in id order.
@@ -212,6 +226,25 @@ mod tests {
         assert_eq!(ids(m.voters()), [1, 2, 3]);
         assert!(m.learners().is_empty());
         assert_eq!((m.quorum(), m.rank(NodeId(3))), (2, 2));
+    }
+
+    #[test]
+    fn addresses_fill_only_empty_ones() {
+        let m = Membership::bootstrap([NodeId(1), NodeId(2)])
+            .with_learner(NodeId(3), "given:3".into())
+            .unwrap();
+        let flags = BTreeMap::from([
+            (NodeId(1), "flag:1".to_string()),
+            (NodeId(3), "flag:3".to_string()),
+            (NodeId(9), "flag:9".to_string()),
+        ]);
+        let m = m.addressed(&flags);
+        let addr = |id| m.member(NodeId(id)).map(|m| m.addr.as_str());
+        assert_eq!(
+            (addr(1), addr(2), addr(3)),
+            (Some("flag:1"), Some(""), Some("given:3"))
+        );
+        assert!(!m.contains(NodeId(9)));
     }
 
     #[test]

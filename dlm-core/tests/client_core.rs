@@ -210,6 +210,7 @@ fn a_status_call_stays_on_its_node_through_failures() {
         commit: LogIndex(9),
         applied: LogIndex(9),
         last_index: LogIndex(10),
+        leader_addr: String::new(),
     };
     let now = h.now;
     assert_eq!(

@@ -160,11 +160,17 @@ fn refused_changes_say_why() {
     let (mut node, now) = leader_with_learner_four();
     let cases = [
         (
-            add_learner(2),
+            Op::AddLearner {
+                id: NodeId(2),
+                addr: "h:2".into(),
+            },
             MembershipRejection::AlreadyMember { id: NodeId(2) },
         ),
         (
-            add_learner(4),
+            Op::AddLearner {
+                id: NodeId(4),
+                addr: "elsewhere".into(),
+            },
             MembershipRejection::AlreadyMember { id: NodeId(4) },
         ),
         (

@@ -110,6 +110,7 @@ impl Scripted {
                 commit: LogIndex(0),
                 applied: LogIndex(0),
                 last_index: LogIndex(0),
+                leader_addr: String::new(),
             })),
             other => Err(Rejection::Invalid(format!("not scripted: {other:?}"))),
         }

@@ -157,6 +157,7 @@ fn results() -> Vec<Result<Reply, Rejection>> {
             commit: LogIndex(10),
             applied: LogIndex(9),
             last_index: LogIndex(12),
+            leader_addr: "10.0.0.1:7001".into(),
         })),
         Ok(Reply::Locks(LocksPage {
             locks: vec![LockInfo {

@@ -34,6 +34,7 @@ mod config;
 mod error;
 mod handshake;
 mod kernel;
+mod links;
 mod liveness;
 mod peer;
 mod queue;

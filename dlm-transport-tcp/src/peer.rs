@@ -51,6 +51,8 @@ impl LinkSettings {
 
 /// A peer's queue and the task that drains it; dropping the link stops the task.
 pub(crate) struct PeerLink {
+    /// Where it dials.
+    pub(crate) addr: PeerAddr,
     pub(crate) queue: Arc<OutQueue>,
     /// Whether a connection is up (handshake done, not yet ended), for metrics.
     pub(crate) up: Arc<AtomicBool>,
@@ -65,8 +67,13 @@ impl PeerLink {
         queue: Arc<OutQueue>,
     ) -> PeerLink {
         let up = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(peer, addr, settings, queue.clone(), up.clone()));
-        PeerLink { queue, up, task }
+        let task = tokio::spawn(run(peer, addr.clone(), settings, queue.clone(), up.clone()));
+        PeerLink {
+            addr,
+            queue,
+            up,
+            task,
+        }
     }
 }
 

@@ -3,17 +3,16 @@
 use crate::address::PeerAddr;
 use crate::config::TcpConfig;
 use crate::error::TcpError;
-use crate::peer::{LinkSettings, PeerLink};
-use crate::queue::OutQueue;
+use crate::links::Links;
+use crate::peer::LinkSettings;
 use crate::server::{accept_loop, Shared};
 use crate::wire::encode_frame;
 use async_trait::async_trait;
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::{Incoming, PeerLinkState, Transport};
-use dlm_core::{ClientResponse, ConnId, NodeId};
-use std::collections::HashMap;
+use dlm_core::{ClientResponse, ConnId, Membership, NodeId};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -45,9 +44,7 @@ pub struct TcpTransport {
     incoming: mpsc::Receiver<Incoming>,
     local_addr: SocketAddr,
     accept: JoinHandle<()>,
-    peers: Mutex<HashMap<NodeId, PeerLink>>,
-    settings: LinkSettings,
-    peer_queue_frames: usize,
+    peers: Links,
 }
 
 impl TcpTransport {
@@ -73,25 +70,25 @@ impl TcpTransport {
         let (tx, rx) = mpsc::channel(INCOMING_CAPACITY);
         let shared = Arc::new(Shared::new(&config, tx));
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        let settings = LinkSettings {
+            me: config.id,
+            cluster_id: config.cluster_id,
+            secret: config.member_secret(),
+            backoff_min: config.backoff_min,
+            backoff_max: config.backoff_max,
+            connect_timeout: config.connect_timeout,
+            handshake_timeout: config.handshake_timeout,
+            live: config.liveness(),
+            #[cfg(feature = "tls")]
+            tls: config.tls.as_ref().and_then(|tls| tls.dial.clone()),
+        };
+        let peers = Links::new(settings, config.peer_queue_frames, shared.queue_bytes);
         let transport = TcpTransport {
             shared,
             incoming: rx,
             local_addr,
             accept,
-            peers: Mutex::new(HashMap::new()),
-            settings: LinkSettings {
-                me: config.id,
-                cluster_id: config.cluster_id,
-                secret: config.member_secret(),
-                backoff_min: config.backoff_min,
-                backoff_max: config.backoff_max,
-                connect_timeout: config.connect_timeout,
-                handshake_timeout: config.handshake_timeout,
-                live: config.liveness(),
-                #[cfg(feature = "tls")]
-                tls: config.tls.as_ref().and_then(|tls| tls.dial.clone()),
-            },
-            peer_queue_frames: config.peer_queue_frames,
+            peers,
         };
         for (id, addr) in config.peers {
             transport.set_peer(id, addr);
@@ -110,31 +107,27 @@ impl TcpTransport {
         self.shared.id
     }
 
-    fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, PeerLink>> {
-        self.peers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Adds a peer, or moves it to a new address (its queued messages are kept). A host name
     /// ([`PeerAddr::Host`]) is resolved at every dial.
     pub fn set_peer(&self, id: NodeId, addr: impl Into<PeerAddr>) {
-        let addr = addr.into();
-        if id == self.shared.id {
-            return;
-        }
-        let mut peers = self.peers();
-        let queue = match peers.remove(&id) {
-            Some(old) => old.queue.clone(),
-            None => Arc::new(OutQueue::new(
-                self.peer_queue_frames,
-                self.shared.queue_bytes,
-            )),
-        };
-        peers.insert(id, PeerLink::start(id, addr, self.settings.clone(), queue));
+        self.peers.set(id, addr.into());
+    }
+
+    /// Where the link to peer `id` dials, if there is one.
+    pub fn peer_addr(&self, id: NodeId) -> Option<PeerAddr> {
+        self.peers.table().links.get(&id).map(|l| l.addr.clone())
+    }
+
+    /// The peers it has a link to, in id order.
+    pub fn linked_peers(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.peers.table().links.keys().copied().collect();
+        ids.sort();
+        ids
     }
 
     /// The outbound queue of peer `id`, if it is known.
     pub fn peer_stats(&self, id: NodeId) -> Option<PeerStats> {
-        self.peers().get(&id).map(|link| PeerStats {
+        self.peers.table().links.get(&id).map(|link| PeerStats {
             queued: link.queue.len(),
             dropped: link.queue.dropped(),
         })
@@ -163,7 +156,7 @@ impl Transport for TcpTransport {
                 return;
             }
         };
-        match self.peers().get(&to) {
+        match self.peers.table().links.get(&to) {
             Some(link) => link.queue.push_drop_oldest(frame),
             None => {
                 tracing::warn!(node = %self.shared.id, peer = %to, "message to an unknown peer dropped")
@@ -193,12 +186,21 @@ impl Transport for TcpTransport {
     }
 
     fn peer_links(&self) -> Vec<PeerLinkState> {
-        self.peers()
+        self.peers
+            .table()
+            .links
             .iter()
             .map(|(id, link)| {
                 let up = link.up.load(std::sync::atomic::Ordering::Relaxed);
                 PeerLinkState::new(*id, up, link.queue.len(), link.queue.dropped())
             })
             .collect()
+    }
+
+    /// Dials members of the configuration it has no link to yet (at their address; one with
+    /// an empty address keeps the start-up one) and drops the links to former members a few
+    /// seconds later, once the leader's last messages to them have gone.
+    fn members_changed(&self, members: &Membership) {
+        self.peers.follow(members);
     }
 }

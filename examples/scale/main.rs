@@ -4,6 +4,8 @@
 //! ```sh
 //! # snapshot size, take / send / install, and recovery of 100,000 locks + 1 M entries
 //! cargo run --release --example scale -- recovery --locks 100000 --entries 1000000
+//! # a learner added at run time catching up from a snapshot of 100,000 held locks
+//! cargo run --release --example scale -- learner --locks 100000 --entries 10000
 //! # RSS of a spawned node at 10,000 sessions each holding a lock, then 30 s of keep-alives
 //! cargo run --release --example scale -- sessions --spawn 1 --sessions 10000 --hold-secs 30
 //! ```
@@ -12,6 +14,7 @@
 mod support;
 
 mod driven;
+mod learner;
 mod pair;
 mod recovery;
 mod sessions;
@@ -33,6 +36,9 @@ enum Mode {
     /// Spawned server processes with many sessions each holding a lock: their RSS, and the
     /// keep-alive traffic (log entries, the leader's CPU, bytes on the wire).
     Sessions(sessions::Args),
+    /// A learner added at run time catching up from a large snapshot and a log tail: time
+    /// and bytes (in process, on real files).
+    Learner(learner::Args),
 }
 
 fn main() {
@@ -40,6 +46,7 @@ fn main() {
     let result = match Args::parse().mode {
         Mode::Recovery(args) => recovery::run(args),
         Mode::Sessions(args) => sessions::run(args),
+        Mode::Learner(args) => learner::run(args),
     };
     if let Err(e) = result {
         eprintln!("scale: {e}");

@@ -177,7 +177,7 @@ fn no_snapshots() -> Config {
 }
 
 /// Hands `requests` to the node in batches, a millisecond apart (so no lease runs out).
-fn feed(node: &mut Driven, requests: impl Iterator<Item = ClientRequest>) -> Result<(), Error> {
+pub fn feed(node: &mut Driven, requests: impl Iterator<Item = ClientRequest>) -> Result<(), Error> {
     let mut requests = requests.peekable();
     while requests.peek().is_some() {
         node.requests(requests.by_ref().take(BATCH))?;
@@ -322,7 +322,7 @@ fn apply_alone(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -71,11 +71,15 @@ impl LeaderTimers {
             .map(|seen| now.saturating_since(*seen))
     }
 
-    /// Starts or restarts the lease of a grant.
+    /// Starts or restarts the lease of a grant. A restart (a renewal) leaves the old heap entry
+    /// behind, so it may compact: holders that only renew never forget a lock, and would
+    /// otherwise keep an entry per renewal for a whole lease.
     pub fn arm_lease(&mut self, lock: LockName, token: FencingToken, deadline: Time) {
         self.heap
             .push(Reverse((deadline, Timer::Lease(lock.clone(), token))));
-        self.leases.insert((lock, token), deadline);
+        if self.leases.insert((lock, token), deadline).is_some() {
+            self.compact();
+        }
     }
 
     /// Renews every lease `client` holds, from `now`.
@@ -281,7 +285,7 @@ mod tests {
 
     /// `live` armed timers (up to 50 of them waits and 50 lock-delays, the rest leases on
     /// distinct locks) plus a lease on lock "x", and lock "l0"'s lease renewed `renewals` times
-    /// (each renewal leaves a stale heap entry behind).
+    /// (each renewal leaves a stale heap entry behind), without compacting.
     fn armed(live: usize, renewals: usize) -> LeaderTimers {
         let mut timers = LeaderTimers::default();
         let extra = (live.saturating_sub(1) / 2).min(50);
@@ -294,8 +298,13 @@ mod tests {
             timers.arm_delay(lock(1_000 + i), Time::from_millis(10));
         }
         timers.arm_lease("x".into(), FencingToken(2), Time::from_millis(10));
+        // The stale entries go straight onto the heap: renewing through arm_lease would
+        // compact as it goes.
         for r in 0..renewals {
-            timers.arm_lease(lock(0), FencingToken(1), Time::from_millis(11 + r as u64));
+            let due = Time::from_millis(11 + r as u64);
+            let lease = Timer::Lease(lock(0), FencingToken(1));
+            timers.heap.push(Reverse((due, lease)));
+            timers.leases.insert((lock(0), FencingToken(1)), due);
         }
         timers
     }
@@ -327,6 +336,23 @@ mod tests {
             599
         );
         assert_eq!((past_bound.waits.len(), past_bound.delays.len()), (50, 50));
+    }
+
+    /// Renewals alone (no lock ever forgotten) keep the heap within the bound too.
+    #[test]
+    fn renewals_alone_compact_the_heap_past_the_bound() {
+        // 500 leases, 50 waits, 50 delays and x's lease: 601 live.
+        let mut timers = armed(600, 0);
+        let mut compacted = false;
+        for r in 0..10_000u64 {
+            let i = (r % 500) as usize;
+            let before = timers.heap.len();
+            timers.arm_lease(lock(i), FencingToken(1), Time::from_millis(20 + r));
+            compacted |= timers.heap.len() < before;
+            assert!(timers.heap.len() <= 2 * 601 + 1_024, "renewal {r}");
+        }
+        assert!(compacted);
+        assert_eq!(timers.leases.len(), 501);
     }
 
     /// A lease forgotten compacts too; so does a lock's delay; a lease of another grant of

@@ -151,7 +151,8 @@ impl Node {
             None => (StateMachine::new(), LogPosition::default(), None),
         };
         let log = Log::new(base, recovered.entries);
-        let bootstrap = Membership::bootstrap(cfg.members.iter().copied());
+        let bootstrap =
+            Membership::bootstrap(cfg.members.iter().copied()).addressed(&cfg.addresses);
         let members = Members::recover(bootstrap, &log, &sm);
         let rules = Rules {
             limits: cfg.limits.clone(),
@@ -295,6 +296,11 @@ impl Node {
             commit: self.commit,
             applied: self.applied,
             last_index: self.log.last().index,
+            leader_addr: self
+                .leader()
+                .and_then(|leader| self.members.current.member(leader))
+                .map(|m| m.addr.clone())
+                .unwrap_or_default(),
         }
     }
 

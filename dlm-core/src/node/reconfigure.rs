@@ -49,9 +49,14 @@ impl Reconfiguration<'_> {
         let next = check_request(&request.op, &self.cfg.limits)
             .and_then(|()| self.next(&request.op).map_err(Rejection::Membership));
         match next {
-            Ok(next) => {
+            Ok(Change::Propose(next)) => {
                 self.leader.waiting.insert((client, seq), conn);
                 Some(next)
+            }
+            Ok(Change::Done(config)) => {
+                let answer = Ok(crate::protocol::Reply::Reconfigured(config));
+                self.out.reply(conn, client, seq, answer);
+                None
             }
             Err(refusal) => {
                 self.out.reply(conn, client, seq, Err(refusal));
@@ -61,7 +66,7 @@ impl Reconfiguration<'_> {
     }
 
     /// The configuration `op` makes of the one in force, if it may be proposed now.
-    fn next(&self, op: &Op) -> Result<Membership, MembershipRejection> {
+    fn next(&self, op: &Op) -> Result<Change, MembershipRejection> {
         // Until an entry of this term commits, a change of an earlier leader may still be
         // pending elsewhere; two changes from one configuration could lose their overlap.
         if self.commit < self.leader.term_start {
@@ -72,7 +77,12 @@ impl Reconfiguration<'_> {
             return Err(MembershipRejection::ChangeInProgress { index });
         }
         let config = &self.members.current;
-        match op {
+        let next = match op {
+            // Asked again once done (a join that timed out and retries, say): it is done, and
+            // the configuration in force has committed (checked above), so say so.
+            Op::AddLearner { id, addr } if config.member(*id).is_some_and(|m| m.addr == *addr) => {
+                return Ok(Change::Done(config.clone()));
+            }
             Op::AddLearner { id, addr } => config.with_learner(*id, addr.clone()),
             Op::Promote { id } => {
                 if config.is_learner(*id) {
@@ -104,8 +114,17 @@ impl Reconfiguration<'_> {
             Op::Remove { id } => config.without(*id),
             // Only changes are routed here.
             _ => Ok(config.clone()),
-        }
+        };
+        next.map(Change::Propose)
     }
+}
+
+/// What a leader makes of a change it may decide on.
+enum Change {
+    /// Propose this configuration.
+    Propose(Membership),
+    /// Nothing to do: the configuration in force (committed) already is what was asked.
+    Done(Membership),
 }
 
 impl Node {

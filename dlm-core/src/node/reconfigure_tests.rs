@@ -279,3 +279,35 @@ fn an_empty_or_oversized_address_is_refused() {
     assert_eq!(proposed, None);
     assert_eq!(effects, refused(1, Err(Rejection::BadName { max: 256 })));
 }
+
+/// An add asked again once done (same id, same address) is answered with the configuration
+/// in force, not refused, so a join that timed out may retry; another address is refused.
+#[test]
+fn a_repeated_add_is_answered_once_done() {
+    let with_four = three().with_learner(NodeId(4), "h:4".into()).unwrap();
+    let mut l = leader(9);
+    let done = members(with_four.clone(), Some(5));
+    let (proposed, effects) = decide(&done, &mut l, 5, change(2, add_four()));
+    assert_eq!(proposed, None);
+    assert_eq!(
+        effects,
+        refused(
+            2,
+            Ok(crate::protocol::Reply::Reconfigured(with_four.clone()))
+        )
+    );
+    assert!(l.waiting.is_empty());
+    let elsewhere = Op::AddLearner {
+        id: NodeId(4),
+        addr: "h:44".into(),
+    };
+    let (proposed, effects) = decide(&done, &mut l, 5, change(3, elsewhere));
+    assert_eq!(proposed, None);
+    assert_eq!(
+        effects,
+        membership(3, MembershipRejection::AlreadyMember { id: NodeId(4) })
+    );
+    // Not yet committed: the one-change rule answers first.
+    let (_, effects) = decide(&done, &mut l, 4, change(4, add_four()));
+    assert_eq!(effects, membership(4, MembershipRejection::LeaderNotReady));
+}

@@ -108,4 +108,7 @@ pub struct NodeStatus {
     pub applied: LogIndex,
     /// Its last log index.
     pub last_index: LogIndex,
+    /// Where the leader it knows of listens, as its configuration says (empty when unknown),
+    /// so that a node joining through any member can find the leader.
+    pub leader_addr: String,
 }

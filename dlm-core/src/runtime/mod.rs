@@ -25,7 +25,8 @@ pub mod storage;
 mod transport;
 
 pub use client::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, Unreachable,
+    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, ReplaceError,
+    ReplaceStep, Unreachable, REPLACE_CATCH_UP,
 };
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions, PROBE_TARGET};
 pub use files::{escape_file_name, FileMirror};

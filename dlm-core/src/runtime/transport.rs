@@ -1,6 +1,7 @@
 //! The seams between the runtime and a network: [`Transport`] for a node, [`ClientTransport`] for
 //! a client. dlm-transport-mem and dlm-transport-tcp implement both.
 
+use crate::membership::Membership;
 use crate::message::PeerMessage;
 use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection};
 use crate::types::{ConnId, NodeId};
@@ -96,6 +97,15 @@ pub trait Transport: Send + 'static {
     /// allocate). A transport without links to speak of keeps the default: none.
     fn peer_links(&self) -> Vec<PeerLinkState> {
         Vec::new()
+    }
+
+    /// The node's configuration in force changed (and once at start, after recovery): a
+    /// transport that dials its peers connects to members it does not know yet at their
+    /// address (an empty one means "as given at start-up") and lets go of ids no longer in
+    /// it. Called before the effects of the input that changed it are executed, so the first
+    /// message to a new member finds its link. A transport without links keeps the default.
+    fn members_changed(&self, members: &Membership) {
+        let _ = members;
     }
 }
 

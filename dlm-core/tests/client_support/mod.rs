@@ -333,6 +333,7 @@ pub fn status(id: u64, role: Role, leader: Option<u64>) -> Result<Reply, Rejecti
         commit: LogIndex(9),
         applied: LogIndex(9),
         last_index: LogIndex(9),
+        leader_addr: String::new(),
     }))
 }
 

@@ -1,5 +1,8 @@
 //! `dlm members`: how each member sees itself and the configuration in force; `dlm members
-//! add|promote|remove` change it, one server at a time. Changes need `--admin-secret-file`
+//! add|promote|remove` change it, one server at a time, and `dlm members replace` does the
+//! three steps of replacing a node (each skipped when already done, so it can be rerun). A
+//! change the leader cannot take yet (just elected, or the previous change not committed) is
+//! asked again for up to 10 s. Changes need `--admin-secret-file`
 //! where the nodes authenticate.
 
 use crate::addr;
@@ -44,6 +47,22 @@ pub enum Change {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Replace member OLD by node NEW_ID at NEW_ADDR: add it as a learner, promote it once
+    /// caught up, remove OLD. Safe to run again after a failure: steps already done are
+    /// skipped.
+    Replace {
+        /// The member to replace.
+        old: u64,
+        /// The new node's id.
+        new_id: u64,
+        /// Where the nodes reach the new node (HOST:PORT).
+        new_addr: String,
+        /// How long to wait for the new node to catch up, in seconds.
+        #[arg(long, default_value_t = 60)]
+        catch_up_secs: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
 }
 
 /// Runs `dlm members` or one of its changes.
@@ -56,6 +75,22 @@ pub async fn run(args: MembersArgs) -> Result<i32, String> {
         Some(Change::Add { id, addr, cluster }) => change(cluster, id, Op::Add(addr)).await,
         Some(Change::Promote { id, cluster }) => change(cluster, id, Op::Promote).await,
         Some(Change::Remove { id, cluster }) => change(cluster, id, Op::Remove).await,
+        Some(Change::Replace {
+            old,
+            new_id,
+            new_addr,
+            catch_up_secs,
+            cluster,
+        }) => {
+            let client = cluster.connect(Duration::from_secs(10)).await?;
+            let catch_up = Duration::from_secs(catch_up_secs);
+            let config = client
+                .replace_within(NodeId(old), NodeId(new_id), new_addr, catch_up)
+                .await
+                .map_err(|e| format!("cannot replace node {old} by node {new_id}: {e}"))?;
+            println!("{}", configuration(&config));
+            Ok(0)
+        }
     }
 }
 
@@ -69,10 +104,26 @@ enum Op {
 async fn change(cluster: ClusterArgs, id: u64, op: Op) -> Result<i32, String> {
     let client = cluster.connect(Duration::from_secs(10)).await?;
     let id = NodeId(id);
-    let (verb, result) = match op {
-        Op::Add(addr) => ("add", client.add_learner(id, addr).await),
-        Op::Promote => ("promote", client.promote(id).await),
-        Op::Remove => ("remove", client.remove(id).await),
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // A leader just elected, or a change still committing, is asked again (for a while): the
+    // refusal says "not yet", not "no".
+    let (verb, result) = loop {
+        let (verb, result) = match &op {
+            Op::Add(addr) => ("add", client.add_learner(id, addr.clone()).await),
+            Op::Promote => ("promote", client.promote(id).await),
+            Op::Remove => ("remove", client.remove(id).await),
+        };
+        let not_yet = matches!(
+            &result,
+            Err(dlm::ClientError::Rejected(dlm::Rejection::Membership(
+                dlm::MembershipRejection::LeaderNotReady
+                    | dlm::MembershipRejection::ChangeInProgress { .. }
+            )))
+        );
+        if !not_yet || tokio::time::Instant::now() >= deadline {
+            break (verb, result);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let config = result.map_err(|e| format!("cannot {verb} node {id}: {e}"))?;
     println!("{}", configuration(&config));

@@ -77,6 +77,18 @@ pub async fn run(args: ServerArgs) -> Result<i32, String> {
     if let Some(files) = &args.tls {
         builder = builder.tls(node_tls(files)?);
     }
+    if let Some(at) = &args.advertise {
+        builder = builder.advertise(at.clone());
+    }
+    if let Some(via) = &args.join {
+        if !args.peers.is_empty() {
+            return Err("give either --peer or --join, not both".into());
+        }
+        builder = builder.join(via.clone());
+        if args.promote {
+            builder = builder.promote_after_join(dlm::JOIN_WITHIN);
+        }
+    }
     let server = builder
         .serve_tcp(listen)
         .await

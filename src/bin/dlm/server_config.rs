@@ -8,7 +8,7 @@
 //! data_dir = "/var/lib/dlm"
 //! # optional: cluster_id, election_ms, heartbeat_ms, lock_delay_ms, lease_ms,
 //! # secret_file, peer_secret_file, admin_secret_file, metrics = "127.0.0.1:9464",
-//! # tls_cert, tls_key, tls_ca, tls_optional_client_cert
+//! # tls_cert, tls_key, tls_ca, tls_optional_client_cert, advertise, join, promote
 //! ```
 
 use crate::addr::{self, Member};
@@ -25,7 +25,8 @@ pub struct ServerArgs {
     /// A TOML file with any of these settings (`id`, `listen`, `peers = ["2=host:port", ...]`,
     /// `data_dir`, `cluster_id`, `election_ms`, `heartbeat_ms`, `lock_delay_ms`, `lease_ms`,
     /// `secret_file`, `peer_secret_file`, `admin_secret_file`, `metrics`, `tls_cert`, `tls_key`,
-    /// `tls_ca`, `tls_optional_client_cert`); a flag given as well wins.
+    /// `tls_ca`, `tls_optional_client_cert`, `advertise`, `join`, `promote`); a flag given as
+    /// well wins.
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
     config: Option<PathBuf>,
@@ -96,6 +97,20 @@ pub struct ServerArgs {
     #[arg(long, requires = "tls_ca")]
     #[serde(default)]
     tls_optional_client_cert: bool,
+    /// Where the other members and clients reach this node, as HOST:PORT [default: the
+    /// --listen address, unless it is a wildcard such as 0.0.0.0]. It goes into the cluster's
+    /// configuration.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Join a running cluster through the member at HOST:PORT instead of naming peers: start
+    /// outside the configuration, ask to be added as a learner at the --advertise address,
+    /// and catch up. Safe to keep on later starts (a member is not added again).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "peers")]
+    join: Option<String>,
+    /// With --join: also ask to be promoted to voter once caught up, and serve only then.
+    #[arg(long, requires = "join")]
+    #[serde(default)]
+    promote: bool,
 }
 
 impl ServerArgs {
@@ -137,6 +152,9 @@ pub struct Settings {
     pub metrics: Option<String>,
     pub admin_secret_file: Option<PathBuf>,
     pub tls: Option<TlsFiles>,
+    pub advertise: Option<String>,
+    pub join: Option<String>,
+    pub promote: bool,
 }
 
 /// The TLS files of a node.
@@ -215,6 +233,9 @@ fn merge(flags: ServerArgs, file: ServerArgs) -> Result<Settings, String> {
             flags.tls_ca.or(file.tls_ca),
             flags.tls_optional_client_cert || file.tls_optional_client_cert,
         )?,
+        advertise: flags.advertise.or(file.advertise),
+        join: flags.join.or(file.join),
+        promote: flags.promote || file.promote,
     })
 }
 

@@ -23,12 +23,14 @@ mod actor;
 mod admin;
 mod guard;
 mod kinds;
+mod replace;
 
 pub use crate::client::{
     ClientConfig, ClientError, DriftBound, LossReason, NodeCause, Unreachable,
 };
 pub use guard::LockGuard;
 pub use kinds::{RwLock, Semaphore};
+pub use replace::{ReplaceError, ReplaceStep, REPLACE_CATCH_UP};
 
 use super::transport::ClientTransport;
 use crate::client::{CallId, CallOp, ClientCore, Done, Wait};

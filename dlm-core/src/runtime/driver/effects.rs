@@ -1,37 +1,25 @@
 //! Carrying out the node's effects: sends and replies at once, persists gathered by the
-//! [`crate::PersistQueue`] into syncs (on a blocking thread for a storage that blocks), and the status
+//! [`crate::PersistQueue`] into syncs (on the node's sync thread for a storage that blocks), and the status
 //! after each batch. Apart from the loop, so that the durability bookkeeping reads whole.
 
 use super::probe;
 use super::run_loop::time_since;
+use super::sync_thread::{SyncTask, SyncThread, Synced};
 use super::{Driver, Seen, ServerError};
 use crate::node::{Effect, Input};
 use crate::protocol::Role;
-use crate::runtime::storage::{Storage, StorageError};
+use crate::runtime::storage::Storage;
 use crate::runtime::transport::Transport;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-/// A sync running on a blocking thread; it hands the storage back with its result.
-pub(super) type SyncTask<S> = JoinHandle<Synced<S>>;
-
-/// What a sync task hands back.
-pub(super) struct Synced<S> {
-    storage: S,
-    result: Result<(), StorageError>,
-    /// Dropped after `storage` (fields drop in order), also when the driver is gone and the
-    /// task's output is dropped on its thread: then
-    /// [`ServerHandle::kill`](super::ServerHandle::kill) may return.
-    _holds_storage: mpsc::Sender<()>,
-}
+use tokio::sync::oneshot;
 
 impl<S: Storage, T: Transport> Driver<S, T> {
     /// Drains the node's effects through the persist queue: what need not wait goes out at
     /// once, persists gather for the next sync, and a sync starts if none is under way.
     pub(super) async fn execute(&mut self) -> Result<(), ServerError> {
         loop {
+            self.tell_members();
             while let Some(effect) = self.node.poll_effect() {
                 if let Effect::Persist(persist) = &effect {
                     self.metering.persisting(persist, || self.now());
@@ -67,17 +55,22 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         let counters = Arc::clone(&self.metering.counters);
         probe::sync(self.node.id(), false);
         if storage.blocking() {
-            let holds_storage = self.holds_storage.clone();
-            self.syncing = Some(tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let result = storage.persist(batch);
-                counters.sync.observe(started.elapsed());
-                Synced {
-                    storage,
-                    result,
-                    _holds_storage: holds_storage,
+            if self.sync_thread.is_none() {
+                let name = format!("dlm-sync-{}", self.node.id());
+                let thread = SyncThread::start(name)
+                    .map_err(|e| ServerError::Task(format!("sync thread not started: {e}")))?;
+                self.sync_thread = Some(thread);
+            }
+            let Some(thread) = &self.sync_thread else {
+                return Err(ServerError::Task("no sync thread".into()));
+            };
+            match thread.submit(storage, batch, counters, self.holds_storage.clone()) {
+                Ok(task) => self.syncing = Some(task),
+                Err(storage) => {
+                    self.storage = Some(storage);
+                    return Err(ServerError::Task("the sync thread has stopped".into()));
                 }
-            }));
+            }
             return Ok(false);
         }
         let started = Instant::now();
@@ -124,9 +117,10 @@ impl<S: Storage, T: Transport> Driver<S, T> {
     /// Puts the storage back from a finished sync task and passes on its result.
     pub(super) fn take_back(
         &mut self,
-        joined: Result<Synced<S>, tokio::task::JoinError>,
+        joined: Result<Synced<S>, oneshot::error::RecvError>,
     ) -> Result<(), ServerError> {
-        let synced = joined.map_err(|e| ServerError::Task(e.to_string()))?;
+        let synced =
+            joined.map_err(|_| ServerError::Task("the sync thread stopped mid-sync".into()))?;
         self.storage = Some(synced.storage);
         synced.result.map_err(ServerError::from)
     }
@@ -154,6 +148,18 @@ impl<S: Storage, T: Transport> Driver<S, T> {
             }
         }
         Ok(())
+    }
+
+    /// Tells the transport the configuration in force whenever it differs from what it was
+    /// told last (the first time at start, after recovery), so that it dials new members and
+    /// lets go of removed ones.
+    fn tell_members(&mut self) {
+        let members = self.node.membership();
+        if self.members_told.as_ref() != Some(members) {
+            tracing::info!(voters = ?ids(members.voters()), learners = ?ids(members.learners()), "configuration in force");
+            self.transport.members_changed(members);
+            self.members_told = Some(members.clone());
+        }
     }
 
     /// Publishes the status and logs role, term and leader changes.
@@ -192,9 +198,14 @@ impl<S: Storage, T: Transport> Driver<S, T> {
 /// Waits for the sync under way; never resolves without one (the select guards on it).
 pub(super) async fn join_sync<S>(
     syncing: &mut Option<SyncTask<S>>,
-) -> Result<Synced<S>, tokio::task::JoinError> {
+) -> Result<Synced<S>, oneshot::error::RecvError> {
     match syncing {
         Some(task) => task.await,
         None => std::future::pending().await,
     }
+}
+
+/// The ids of `members`, for a log line.
+fn ids(members: &[crate::membership::Member]) -> Vec<u64> {
+    members.iter().map(|m| m.id.get()).collect()
 }

@@ -5,6 +5,7 @@ mod effects;
 mod metering;
 mod probe;
 mod run_loop;
+mod sync_thread;
 
 use super::files::FileMirror;
 use super::metrics::{Counters, GaugeRequest, MetricsReader};
@@ -15,12 +16,12 @@ use crate::config::Config;
 use crate::node::{Node, NodeError};
 use crate::persist_queue::PersistQueue;
 use crate::protocol::{NodeStatus, Role};
-use effects::SyncTask;
 use metering::Metering;
 pub use probe::PROBE_TARGET;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use sync_thread::{SyncTask, SyncThread};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -186,9 +187,11 @@ pub async fn spawn_server<S: Storage, T: Transport>(
         seen: Seen::default(),
         queue: PersistQueue::default(),
         syncing: None,
+        sync_thread: None,
         holds_storage,
         metering,
         gauge_requests,
+        members_told: None,
     };
     let asked = Arc::new(AtomicBool::new(false));
     let (report_stop, stopped) = watch::channel(None);
@@ -228,6 +231,8 @@ struct Driver<S, T> {
     queue: PersistQueue,
     /// The sync under way, for a storage that blocks.
     syncing: Option<SyncTask<S>>,
+    /// Where a storage that blocks syncs, started at its first sync.
+    sync_thread: Option<SyncThread<S>>,
     /// Held by whatever holds the storage (a clone goes with each sync), for
     /// [`ServerHandle::kill`].
     holds_storage: mpsc::Sender<()>,
@@ -240,4 +245,6 @@ struct Driver<S, T> {
     metering: Metering,
     /// Scrapes asking for what only the driver can count.
     gauge_requests: mpsc::Receiver<GaugeRequest>,
+    /// The configuration the transport was last told of ([`Transport::members_changed`]).
+    members_told: Option<crate::membership::Membership>,
 }

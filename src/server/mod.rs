@@ -1,5 +1,20 @@
 //! The embedding API: start a node with a builder, connect a client with one call.
 
+#[cfg(any(feature = "tcp", feature = "mem"))]
+mod connect;
+#[cfg(feature = "tcp")]
+mod join;
+#[cfg(feature = "tcp")]
+mod join_record;
+
+#[cfg(feature = "mem")]
+pub use connect::{connect_mem, connect_mem_with};
+#[cfg(feature = "tcp")]
+pub use connect::{connect_tcp, connect_tcp_with, ClusterAccess};
+
+#[cfg(feature = "tcp")]
+pub use join::{JoinError, JOIN_WITHIN};
+
 use crate::data_dir::{self, DataDirError, Owner};
 use dlm_core::runtime::{
     spawn_server, FileStorage, MemStorage, ServerError, ServerHandle, ServerOptions, StorageError,
@@ -46,6 +61,10 @@ pub enum StartError {
     #[cfg(feature = "metrics")]
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsBindError),
+    /// Joining a running cluster failed (see [`ServerBuilder::join`]).
+    #[cfg(feature = "tcp")]
+    #[error(transparent)]
+    Join(#[from] JoinError),
     /// The same peer id was given two different addresses.
     #[error("peer {id} is given two addresses, {first} and {second}: every member needs one id")]
     ConflictingPeer {
@@ -97,6 +116,11 @@ pub struct ServerBuilder {
     #[cfg(feature = "tls")]
     tls: Option<dlm_transport_tcp::NodeTls>,
     tuning: Vec<Tuning>,
+    /// Where others reach this node, if not where it listens (see [`ServerBuilder::advertise`]).
+    advertise: Option<String>,
+    /// A member to ask to be added through, for a node joining a running cluster.
+    #[cfg(feature = "tcp")]
+    join: Option<join::Join>,
 }
 
 #[derive(Debug)]
@@ -245,6 +269,46 @@ impl ServerBuilder {
         self
     }
 
+    /// Where the other members and clients reach this node, as `host:port` (TCP only; default:
+    /// the address it listens on, unless that is a wildcard such as `0.0.0.0`, which nobody
+    /// can dial). It goes into the cluster's configuration, which the others dial.
+    pub fn advertise(mut self, host_port: impl Into<String>) -> Self {
+        self.advertise = Some(host_port.into());
+        self
+    }
+
+    /// Join a running cluster through the member listening at `host_port` (TCP only), instead
+    /// of being given the peers: the node finds the leader through that member, starts outside
+    /// the configuration (it never stands for election there), asks to be added as a learner
+    /// at its own address (see [`ServerBuilder::advertise`]), and catches up by snapshot and
+    /// log. Starting fails with [`StartError::Join`] if no leader answers within
+    /// [`JOIN_WITHIN`] or the cluster refuses. A node that was given peers cannot join.
+    ///
+    /// The voters found are recorded in the data directory before the first start, and every
+    /// later start of that directory begins from them at once, with or without `join` (with
+    /// it, the membership asked for is made sure of in the background): a restart never waits
+    /// for a leader, and never begins as a cluster of one.
+    #[cfg(feature = "tcp")]
+    pub fn join(mut self, host_port: impl Into<String>) -> Self {
+        self.join = Some(join::Join {
+            via: host_port.into(),
+            promote: false,
+            within: JOIN_WITHIN,
+        });
+        self
+    }
+
+    /// With [`ServerBuilder::join`]: also ask to be promoted to voter once caught up, and
+    /// start only then (within `within` in all).
+    #[cfg(feature = "tcp")]
+    pub fn promote_after_join(mut self, within: Duration) -> Self {
+        if let Some(join) = &mut self.join {
+            join.promote = true;
+            join.within = within;
+        }
+        self
+    }
+
     /// Seed of the election jitter (default: the node id).
     pub fn seed(mut self, seed: u64) -> Self {
         self.tuning.push(Tuning::Seed(seed));
@@ -269,6 +333,16 @@ impl ServerBuilder {
         }
         let members = self.peers.keys().copied().chain([id]);
         let mut cfg = Config::new(id, members);
+        cfg.addresses = self
+            .peers
+            .iter()
+            .filter_map(|(id, at)| Some((*id, at.as_ref()?.to_string())))
+            .collect();
+        self.tuned(cfg)
+    }
+
+    /// `cfg` with this builder's tuning, checked.
+    fn tuned(&self, mut cfg: Config) -> Result<Config, StartError> {
         for tuning in &self.tuning {
             match *tuning {
                 Tuning::Election(d) => cfg.election_timeout = d,
@@ -340,16 +414,37 @@ impl ServerBuilder {
         Ok(handle)
     }
 
-    /// Starts the node, listening for peers and clients on `listen` (port 0 picks one).
+    /// Starts the node, listening for peers and clients on `listen` (port 0 picks one); with
+    /// [`ServerBuilder::join`], joins the cluster too.
     #[cfg(feature = "tcp")]
     pub async fn serve_tcp(self, listen: SocketAddr) -> Result<Server, StartError> {
-        use dlm_transport_tcp::{TcpConfig, TcpTransport};
+        if let Some(dir) = &self.data_dir {
+            if let Some(record) = join_record::JoinRecord::read(dir)? {
+                return self.serve_rejoining(listen, record).await;
+            }
+        }
+        if let Some(join) = self.join.clone() {
+            return self.serve_joining(listen, join).await;
+        }
         let cfg = self.config()?;
-        let mut tcp = TcpConfig::new(
-            cfg.id,
-            listen,
-            self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID),
-        );
+        let transport = self.bind_tcp(cfg.id, listen).await?;
+        let addr = transport.local_addr();
+        let mut cfg = cfg;
+        if let Some(me) = self.advertised(addr) {
+            cfg.addresses.insert(cfg.id, me);
+        }
+        self.start(cfg, transport, Some(addr)).await
+    }
+
+    /// The TCP transport of node `id`, listening on `listen`, linked to the peers given.
+    #[cfg(feature = "tcp")]
+    async fn bind_tcp(
+        &self,
+        id: NodeId,
+        listen: SocketAddr,
+    ) -> Result<dlm_transport_tcp::TcpTransport, StartError> {
+        use dlm_transport_tcp::{TcpConfig, TcpTransport};
+        let mut tcp = TcpConfig::new(id, listen, self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID));
         tcp.secret = self.secret.clone();
         tcp.peer_secret = self.peer_secret.clone();
         tcp.admin_secret = self.admin_secret.clone();
@@ -368,9 +463,27 @@ impl ServerBuilder {
                 Some((*id, at))
             })
             .collect();
-        let transport = TcpTransport::bind(tcp).await?;
-        let addr = transport.local_addr();
-        self.start(cfg, transport, Some(addr)).await
+        Ok(TcpTransport::bind(tcp).await?)
+    }
+
+    /// How this node's own client reaches the cluster (for joining): its secrets.
+    #[cfg(feature = "tcp")]
+    fn access(&self) -> ClusterAccess {
+        let mut access = ClusterAccess::new(self.cluster_id.unwrap_or(DEFAULT_CLUSTER_ID));
+        access.secret = self.secret.clone();
+        access.admin_secret = self.admin_secret.clone();
+        access
+    }
+
+    /// Where others reach this node listening on `listen`: the advertised address, else the
+    /// listening one unless it is a wildcard.
+    #[cfg(feature = "tcp")]
+    fn advertised(&self, listen: SocketAddr) -> Option<String> {
+        match &self.advertise {
+            Some(at) => Some(at.clone()),
+            None if listen.ip().is_unspecified() => None,
+            None => Some(listen.to_string()),
+        }
     }
 
     /// Starts the node on an in-memory network (tests, benches, demos).
@@ -449,130 +562,4 @@ impl Server {
     pub async fn kill(self) {
         self.handle.kill().await
     }
-}
-
-/// A client of a TCP cluster: `nodes` are the members and where they listen.
-#[cfg(feature = "tcp")]
-pub fn connect_tcp(
-    nodes: impl IntoIterator<Item = (u64, SocketAddr)>,
-) -> dlm_core::runtime::Client<dlm_transport_tcp::TcpClient> {
-    connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {})
-}
-
-/// Which cluster a TCP client joins: its id and, if its nodes have them, its secret and its
-/// TLS settings. A bare cluster id converts into one with neither.
-#[cfg(feature = "tcp")]
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ClusterAccess {
-    /// The cluster's id.
-    pub id: u64,
-    /// The cluster's shared secret, if its nodes require one.
-    pub secret: Option<dlm_transport_tcp::ClusterSecret>,
-    /// The cluster's admin secret, for an operator's client: proved instead of `secret`, it
-    /// allows the admin requests (locks, sessions, revoke).
-    pub admin_secret: Option<dlm_transport_tcp::ClusterSecret>,
-    /// TLS to the nodes, if they serve it (feature `tls`).
-    #[cfg(feature = "tls")]
-    pub tls: Option<dlm_transport_tcp::ClientTls>,
-}
-
-#[cfg(feature = "tcp")]
-impl ClusterAccess {
-    /// The cluster `id`, without a secret or TLS.
-    pub fn new(id: u64) -> ClusterAccess {
-        ClusterAccess {
-            id,
-            secret: None,
-            admin_secret: None,
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-
-    /// With the cluster's shared secret.
-    pub fn secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
-        self.secret = Some(secret);
-        self
-    }
-
-    /// With the cluster's admin secret (for operators; see [`ServerBuilder::admin_secret`]).
-    pub fn admin_secret(mut self, secret: dlm_transport_tcp::ClusterSecret) -> ClusterAccess {
-        self.admin_secret = Some(secret);
-        self
-    }
-
-    /// Over TLS (feature `tls`): the client checks each node's certificate against the CA in
-    /// `tls`, and presents its own if `tls` has one (for nodes that require mutual TLS).
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self, tls: dlm_transport_tcp::ClientTls) -> ClusterAccess {
-        self.tls = Some(tls);
-        self
-    }
-}
-
-#[cfg(feature = "tcp")]
-impl From<u64> for ClusterAccess {
-    fn from(id: u64) -> ClusterAccess {
-        ClusterAccess::new(id)
-    }
-}
-
-/// Like [`connect_tcp`], with a cluster (an id, or a [`ClusterAccess`] with its secret) and a
-/// chance to adjust the client's settings.
-///
-/// ```no_run
-/// # fn run(secret: dlm::ClusterSecret) -> Result<(), Box<dyn std::error::Error>> {
-/// use dlm::{connect_tcp_with, ClusterAccess, DEFAULT_CLUSTER_ID};
-/// let nodes = [(1, "127.0.0.1:7001".parse()?)];
-/// let plain = connect_tcp_with(nodes, DEFAULT_CLUSTER_ID, |_| {});
-/// let access = ClusterAccess::new(DEFAULT_CLUSTER_ID).secret(secret);
-/// let guarded = connect_tcp_with(nodes, access, |cfg| cfg.lease = std::time::Duration::from_secs(5));
-/// # let _ = (plain, guarded);
-/// # Ok(()) }
-/// ```
-#[cfg(feature = "tcp")]
-pub fn connect_tcp_with(
-    nodes: impl IntoIterator<Item = (u64, SocketAddr)>,
-    cluster: impl Into<ClusterAccess>,
-    tune: impl FnOnce(&mut dlm_core::runtime::ClientConfig),
-) -> dlm_core::runtime::Client<dlm_transport_tcp::TcpClient> {
-    use dlm_transport_tcp::{TcpClient, TcpClientConfig};
-    let cluster = cluster.into();
-    let nodes: std::collections::HashMap<NodeId, SocketAddr> =
-        nodes.into_iter().map(|(id, a)| (NodeId(id), a)).collect();
-    let mut cfg = dlm_core::runtime::ClientConfig::new(nodes.keys().copied());
-    cfg.nodes.sort();
-    tune(&mut cfg);
-    let mut tcp = TcpClientConfig::new(cluster.id, nodes);
-    tcp.secret = cluster.secret;
-    tcp.admin_secret = cluster.admin_secret;
-    #[cfg(feature = "tls")]
-    {
-        tcp.tls = cluster.tls;
-    }
-    let transport = TcpClient::new(tcp);
-    dlm_core::runtime::Client::new(transport, cfg)
-}
-
-/// A client on an in-memory network of the nodes `members`.
-#[cfg(feature = "mem")]
-pub fn connect_mem(
-    network: &dlm_transport_mem::MemNetwork,
-    members: impl IntoIterator<Item = u64>,
-) -> dlm_core::runtime::Client<dlm_transport_mem::MemClient> {
-    connect_mem_with(network, members, |_| {})
-}
-
-/// Like [`connect_mem`], with a chance to adjust the client's settings (lease, deadlines,
-/// back-off), as [`connect_tcp_with`] gives over TCP.
-#[cfg(feature = "mem")]
-pub fn connect_mem_with(
-    network: &dlm_transport_mem::MemNetwork,
-    members: impl IntoIterator<Item = u64>,
-    configure: impl FnOnce(&mut dlm_core::runtime::ClientConfig),
-) -> dlm_core::runtime::Client<dlm_transport_mem::MemClient> {
-    let mut cfg = dlm_core::runtime::ClientConfig::new(members.into_iter().map(NodeId));
-    configure(&mut cfg);
-    dlm_core::runtime::Client::new(network.client(), cfg)
 }
