@@ -11,13 +11,18 @@
 //! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 16 --secs 8 --metrics
 //! # the same over mutual TLS, with certificates made at start
 //! cargo run --release --example loadgen -- --spawn 3 --tls --clients 16 --locks 16 --secs 10
+//! # readers sharing one read-write lock; then exclusive and semaphore hand-offs, same cluster
+//! cargo run --release --example loadgen -- --spawn 3 --clients 16 --locks 1 --kind shared
+//! cargo run --release --example loadgen -- --spawn 3 --clients 8 --locks 4 --kind exclusive,semaphore:4
 //! ```
 //!
 //! With `--spawn`, the servers' CPU time (user + system, from `/proc`) over the measured
 //! seconds is reported too: per cycle, and in cores, in all and by node.
 //!
-//! Client `i` uses lock `i % locks`. A token violation is a grant whose token is not greater than
-//! the last one seen on that lock. A progress line goes to stderr every `--progress-secs`.
+//! Client `i` uses lock `i % locks` (with `--kind semaphore:N`, semaphore `i % (locks / N)`, so
+//! that as many hold at once as in an exclusive phase). A token violation is a grant whose
+//! token is not greater than the last one seen on that lock (exclusive phases only: shared
+//! grants overlap, so their tokens may be seen out of order). A progress line goes to stderr every `--progress-secs`.
 //! Exits non-zero on a token violation, when no cycle completed, or when errors outnumber
 //! completed cycles (a dead or failing cluster is not a result).
 
@@ -51,6 +56,10 @@ struct Args {
     /// Locks; client i uses lock i % locks.
     #[arg(long, default_value_t = 1)]
     locks: usize,
+    /// What each cycle takes: `exclusive`, `shared` (a reader's grant) or `semaphore:N` (a
+    /// permit); several, comma-separated, run one after the other against the same cluster.
+    #[arg(long, default_value = "exclusive", value_parser = support::kind::parse_kinds)]
+    kind: support::kind::Kinds,
     /// Measured seconds (after the warm-up).
     #[arg(long, default_value_t = 10)]
     secs: u64,
@@ -216,20 +225,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         Some(floor)
     };
-    let result = load(&args, &nodes, access, floor, &servers).await;
+    let mut result = Ok(());
+    for kind in args.kind.0.clone() {
+        if args.kind.0.len() > 1 && !args.json {
+            println!("--kind {kind}:");
+        }
+        result = load(&args, kind, &nodes, access.clone(), floor, &servers).await;
+        if result.is_err() {
+            break;
+        }
+    }
     drop(cluster);
     result
 }
 
 async fn load(
     args: &Args,
+    kind: support::kind::Kind,
     nodes: &[(u64, SocketAddr)],
     mut access: dlm::ClusterAccess,
     floor: Option<Floor>,
     servers: &Servers,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(args.lease_ms);
-    let locks = args.locks.max(1);
+    let locks = kind.names(args.locks);
+    if args.append_bytes > 0 && !kind.is_exclusive() {
+        return Err(format!("--append-bytes needs an exclusive grant, not --kind {kind}").into());
+    }
     if let Some(path) = &args.secret_file {
         access = access.secret(support::read_secret_file(path)?);
     }
@@ -270,7 +292,7 @@ async fn load(
         let append_bytes = args.append_bytes;
         let reads = args.reads;
         tasks.push(tokio::spawn(async move {
-            let lock = format!("lock-{lock_index}");
+            let lock = format!("{kind}-{lock_index}");
             let file = format!("lock-{lock_index}.log");
             let mut local = Totals::default();
             let mut line = 0u64;
@@ -286,11 +308,9 @@ async fn load(
                     if reads {
                         return client.read(file.as_str()).await.map(|_| ());
                     }
-                    let guard = client
-                        .lock_timeout(lock.as_str(), Duration::from_secs(10))
-                        .await?;
+                    let guard = kind.take(&client, &lock, Duration::from_secs(10)).await?;
                     let token = guard.token().get();
-                    {
+                    if kind.is_exclusive() {
                         let mut last = last_tokens.lock().unwrap_or_else(|e| e.into_inner());
                         let previous = last.insert(lock_index, token);
                         if previous.is_some_and(|p| p >= token) {
@@ -385,10 +405,11 @@ async fn load(
     let scrape_bytes = scrapes.bytes.load(Ordering::Relaxed) / scrapes_ok.max(1);
     let appends = usize::from(args.append_bytes > 0);
     let floor_rate = floor
-        .filter(|_| !args.reads)
+        .filter(|_| !args.reads && kind.is_exclusive())
         .and_then(|f| f.cycles_per_sec(args.clients, locks, appends));
     if args.json {
         let out = serde_json::json!({
+            "kind": kind.to_string(),
             "clients": args.clients, "locks": locks, "secs": args.secs, "append_bytes": args.append_bytes,
             "reads": args.reads, "tls": args.tls,
             "cycles": t.cycles, "cycles_per_sec": rate,

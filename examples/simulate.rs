@@ -32,6 +32,10 @@ struct Args {
     /// and add, promote and remove members (the leader too) during the chaos phase.
     #[arg(long)]
     membership: bool,
+    /// Every lock exclusive, as before lock kinds (to replay that workload's seeds); by
+    /// default the locks are exclusive, read-write and semaphores (`sim::client::mode_of`).
+    #[arg(long)]
+    exclusive_only: bool,
     /// Events to show for a violation.
     #[arg(long, default_value_t = 40)]
     history: usize,
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             snapshot_every: args.snapshot_every,
             log_retain: (args.snapshot_every / 10).max(1),
             disk_latency: args.disk_us.map(Duration::from_micros),
+            kinds: !args.exclusive_only,
             ..SimConfig::new(seed, args.nodes, args.clients)
         };
         let result = run_checked(cfg);
@@ -103,6 +108,9 @@ fn main() -> ExitCode {
                     .unwrap_or_default();
                 if args.membership {
                     disk.push_str(" --membership");
+                }
+                if args.exclusive_only {
+                    disk.push_str(" --exclusive-only");
                 }
                 println!(
                     "replay: cargo run --release --example simulate --features sim -- --seeds {seed}..{} --nodes {} --clients {} --snapshot-every {}{disk}",

@@ -40,7 +40,7 @@ async fn an_operator_lists_and_revokes_and_the_old_holder_is_fenced() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let held = row.holder.clone().unwrap();
+    let held = row.holder().cloned().unwrap();
     assert_eq!((held.client, held.token), (holder.id(), old));
     assert!(held.lease_left.is_some_and(|left| left <= held.lease));
     assert_eq!(row.waiters, vec![waiter.id()]);

@@ -86,10 +86,7 @@ async fn only_the_admin_secret_allows_admin_requests() {
     let operator = client(&members, None, Some(ADMIN));
     let locks = operator.locks("").await.unwrap();
     assert_eq!(locks.len(), 1);
-    assert_eq!(
-        locks[0].holder.as_ref().map(|h| h.token),
-        Some(guard.token())
-    );
+    assert_eq!(locks[0].holder().map(|h| h.token), Some(guard.token()));
     assert_eq!(
         operator.revoke("l").await.unwrap(),
         (user.id(), guard.token())

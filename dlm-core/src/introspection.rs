@@ -7,6 +7,7 @@
 
 use crate::membership::Membership;
 use crate::names::LockName;
+use crate::protocol::{LockKind, Mode};
 use crate::types::{ClientId, FencingToken, LogIndex, NodeId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -24,8 +25,13 @@ pub const MAX_LISTED: usize = 8;
 pub struct LockInfo {
     /// The lock.
     pub lock: LockName,
-    /// Its grant, if it has one.
-    pub holder: Option<HolderInfo>,
+    /// What kind of lock it is.
+    pub kind: LockKind,
+    /// Its current grants, oldest first (at most [`MAX_LISTED`] of them; `holding` counts
+    /// them all): one at most for an exclusive lock or a writer.
+    pub holders: Vec<HolderInfo>,
+    /// How many grants it has in all.
+    pub holding: u64,
     /// The first [`MAX_LISTED`] waiters, in queue order.
     pub waiters: Vec<ClientId>,
     /// How many wait in all.
@@ -34,11 +40,20 @@ pub struct LockInfo {
     pub delayed: bool,
 }
 
+impl LockInfo {
+    /// The oldest current grant (the only one of an exclusive lock), if any.
+    pub fn holder(&self) -> Option<&HolderInfo> {
+        self.holders.first()
+    }
+}
+
 /// A lock's current grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderInfo {
     /// Who holds it.
     pub client: ClientId,
+    /// The mode it was granted in.
+    pub mode: Mode,
     /// The grant's fencing token.
     pub token: FencingToken,
     /// The lease the grant runs under.

@@ -50,7 +50,8 @@ pub use node::{
 };
 pub use persist_queue::{Backlog, PersistQueue, SyncDone};
 pub use protocol::{
-    ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role, Withdrawn,
+    AcquireParts, ClientRequest, ClientResponse, LockKind, Mode, NodeStatus, Op, Rejection, Reply,
+    Role, Withdrawn,
 };
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,

@@ -42,7 +42,7 @@ fn a_lock_listing_is_a_read_that_opens_no_session() {
     assert!(!any_persist(&effects), "introspection went into the log");
     assert_eq!(h.entries.len(), entries);
     let page = page(results(&effects));
-    let holder = page.locks[0].holder.clone().unwrap();
+    let holder = page.locks[0].holder().cloned().unwrap();
     assert_eq!(
         (holder.client, holder.token),
         (ClientId(1), FencingToken(1))
@@ -109,7 +109,7 @@ fn a_revoke_goes_through_the_log_and_fences_the_old_holder() {
     );
     let page = page(h.request_results(2, req(ADMIN, 2, locks("a", 1))));
     assert_eq!(
-        page.locks[0].holder.as_ref().map(|h| h.token),
+        page.locks[0].holder().map(|h| h.token),
         Some(FencingToken(2))
     );
 }

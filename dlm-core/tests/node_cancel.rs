@@ -57,7 +57,7 @@ fn a_granted_acquire_is_released_and_the_next_waiter_granted() {
             )
         ]
     );
-    let holder = h.node.state_machine().lock("a").unwrap().holder.clone();
+    let holder = h.node.state_machine().lock("a").unwrap().holder().cloned();
     assert_eq!(holder.map(|h| h.client), Some(ClientId(3)));
 }
 
@@ -78,7 +78,7 @@ fn an_acquire_that_arrives_after_its_cancel_is_never_applied() {
         .node
         .state_machine()
         .lock("a")
-        .is_none_or(|l| l.holder.is_none()));
+        .is_none_or(|l| l.holder().is_none()));
 }
 
 /// A cancel names its acquire: one that arrives late, after the client gave up on that acquire
@@ -114,7 +114,7 @@ fn a_grant_already_given_back_is_left_alone() {
         replies(&effects),
         vec![(1, Ok(Reply::Cancelled(Withdrawn::Nothing)))]
     );
-    let holder = h.node.state_machine().lock("a").unwrap().holder.clone();
+    let holder = h.node.state_machine().lock("a").unwrap().holder().cloned();
     assert_eq!(holder.map(|h| h.token), Some(FencingToken(2)));
 }
 

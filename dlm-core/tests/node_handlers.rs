@@ -42,8 +42,8 @@ fn acquire_on_fresh_leader_persists_then_replies_granted() {
         .state_machine()
         .lock("a")
         .unwrap()
-        .holder
-        .clone()
+        .holder()
+        .cloned()
         .unwrap();
     assert_eq!(
         (holder.client, holder.token),
@@ -513,7 +513,7 @@ fn follower_with_a_tighter_cap_applies_the_leaders_committed_acquire() {
         .node
         .state_machine()
         .lock("a")
-        .and_then(|state| state.holder.clone());
+        .and_then(|state| state.holder().cloned());
     let holder = holder.map(|holder| (holder.client, holder.token, holder.lease));
     assert_eq!(holder, Some((ClientId(7), FencingToken(1), LEASE)));
     let mut expected = StateMachine::new();

@@ -13,7 +13,7 @@ fn single() -> Config {
 
 fn holder(h: &Harness, lock: &str) -> Option<(ClientId, FencingToken)> {
     let state = h.node.state_machine().lock(lock)?;
-    state.holder.as_ref().map(|x| (x.client, x.token))
+    state.holder().map(|x| (x.client, x.token))
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn lock_delay_keeps_an_expired_lock_ungranted_until_it_passes() {
     let effects = h.advance_to(start + LEASE);
     assert!(replies(&effects).is_empty(), "{effects:?}");
     let state = h.node.state_machine().lock("a").unwrap();
-    assert!(state.delayed && state.holder.is_none());
+    assert!(state.delayed && state.holder().is_none());
     // A try-lock is refused during the delay.
     assert_eq!(
         h.request_results(3, req(3, 1, acquire("a", None))),

@@ -52,7 +52,7 @@ fn revoke(lock: &str) -> Op {
 }
 
 fn holder(sm: &StateMachine, lock: &str) -> Option<(ClientId, FencingToken)> {
-    let h = sm.lock(lock)?.holder.as_ref()?;
+    let h = sm.lock(lock)?.holder()?;
     Some((h.client, h.token))
 }
 
@@ -76,6 +76,10 @@ fn a_revoke_grants_the_next_waiter_under_a_newer_token() {
         vec![
             Outcome::Touched {
                 client: ClientId(ADMIN)
+            },
+            Outcome::Ended {
+                lock: "a".into(),
+                token: FencingToken(1),
             },
             Outcome::Granted {
                 lock: "a".into(),
@@ -315,9 +319,10 @@ fn a_lock_row_shows_holder_lease_and_waiters() {
     });
     let row = &page.locks[0];
     assert_eq!(
-        row.holder,
+        row.holder().cloned(),
         Some(HolderInfo {
             client: ClientId(1),
+            mode: Mode::Exclusive,
             token: FencingToken(1),
             lease: LEASE,
             lease_left: Some(left),

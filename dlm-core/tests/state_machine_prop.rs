@@ -7,7 +7,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 const CLIENTS: u8 = 4;
-const LOCKS: [&str; 2] = ["a", "b"];
+const LOCKS: [&str; 3] = ["a", "b", "c"];
+/// The modes an acquire picks from: any mode on any name, so that names change kind as they
+/// leave the table and mismatched modes are refused.
+const MODES: [Mode; 5] = [
+    Mode::Exclusive,
+    Mode::Read,
+    Mode::Write,
+    Mode::Permit { permits: 2 },
+    Mode::Permit { permits: 3 },
+];
 const FILES: [&str; 2] = ["f", "g"];
 
 #[derive(Clone, Debug)]
@@ -16,6 +25,7 @@ enum Action {
         client: u8,
         lock: u8,
         wait: bool,
+        mode: u8,
     },
     Release {
         client: u8,
@@ -46,6 +56,7 @@ enum Action {
     Expire {
         lock: u8,
         stale: bool,
+        which: u8,
     },
     LiftDelay {
         lock: u8,
@@ -66,8 +77,8 @@ fn action() -> impl Strategy<Value = Action> {
     let l = 0..LOCKS.len() as u8;
     let f = 0..FILES.len() as u8;
     prop_oneof![
-        4 => (c.clone(), l.clone(), any::<bool>())
-            .prop_map(|(client, lock, wait)| Action::Acquire { client, lock, wait }),
+        4 => (c.clone(), l.clone(), any::<bool>(), 0..MODES.len() as u8)
+            .prop_map(|(client, lock, wait, mode)| Action::Acquire { client, lock, wait, mode }),
         3 => (c.clone(), l.clone(), prop::bool::weighted(0.8), any::<u8>()).prop_map(
             |(client, lock, right, wrong)| Action::Release { client, lock, right, wrong }
         ),
@@ -79,7 +90,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => c.clone().prop_map(|client| Action::KeepAlive { client }),
         1 => (c.clone(), f, any::<u8>())
             .prop_map(|(client, file, offset)| Action::Read { client, file, offset }),
-        2 => (l.clone(), any::<bool>()).prop_map(|(lock, stale)| Action::Expire { lock, stale }),
+        2 => (l.clone(), any::<bool>(), any::<u8>())
+            .prop_map(|(lock, stale, which)| Action::Expire { lock, stale, which }),
         1 => l.prop_map(|lock| Action::LiftDelay { lock }),
         1 => any::<u8>().prop_map(|pick| Action::CancelWait { pick }),
         1 => c.prop_map(|client| Action::ExpireSession { client }),
@@ -128,9 +140,9 @@ impl Model {
     /// The token `client` would present for `lock`: its grant if it holds it, else the newest
     /// token granted (which is not its own).
     fn token(&self, sm: &StateMachine, client: ClientId, lock: &str) -> FencingToken {
-        match sm.lock(lock).and_then(|s| s.holder.as_ref()) {
-            Some(h) if h.client == client => h.token,
-            _ => FencingToken(self.last_granted),
+        match sm.lock(lock).and_then(|s| s.holder_of(client)) {
+            Some(h) => h.token,
+            None => FencingToken(self.last_granted),
         }
     }
 }
@@ -151,16 +163,15 @@ fn rules(lock_delay: bool) -> Rules {
 fn build(model: &mut Model, sm: &StateMachine, a: &Action) -> (Command, Option<ClientRequest>) {
     let lease = Duration::from_secs(1);
     let op = match *a {
-        Action::Acquire { client, lock, wait } => {
+        Action::Acquire {
+            client,
+            lock,
+            wait,
+            mode,
+        } => {
             let wait = wait.then_some(Duration::from_secs(5));
-            (
-                client,
-                Op::Acquire {
-                    lock: LOCKS[lock as usize].into(),
-                    lease,
-                    wait,
-                },
-            )
+            let lock = LOCKS[lock as usize].into();
+            (client, Op::acquire(lock, lease, wait, MODES[mode as usize]))
         }
         Action::Release {
             client,
@@ -241,9 +252,13 @@ fn build(model: &mut Model, sm: &StateMachine, a: &Action) -> (Command, Option<C
                 },
             )
         }
-        Action::Expire { lock, stale } => {
+        Action::Expire { lock, stale, which } => {
             let name = LOCKS[lock as usize];
-            let (token, renewals) = match sm.lock(name).and_then(|s| s.holder.as_ref()) {
+            let holder = sm.lock(name).and_then(|s| {
+                let at = which as usize % s.holders.len().max(1);
+                s.holders.get(at)
+            });
+            let (token, renewals) = match holder {
                 Some(h) if stale => (h.token, h.renewals + 1),
                 Some(h) => (h.token, h.renewals),
                 None => (FencingToken(model.last_granted), 0),
@@ -303,7 +318,21 @@ fn check_invariants(sm: &StateMachine, model: &Model) {
     let mut holders = 0;
     for (name, state) in sm.locks() {
         assert!(!state.is_idle(), "idle lock {name} left in the table");
-        if let Some(h) = &state.holder {
+        let exclusive = state.holders.iter().any(|h| h.mode.is_exclusive());
+        assert!(!exclusive || state.holders.len() == 1, "{name}: {state:?}");
+        if let LockKind::Semaphore { permits } = state.kind {
+            assert!(state.holders.len() <= permits as usize, "{name}: {state:?}");
+        }
+        let modes = state.holders.iter().map(|h| h.mode);
+        let mut modes = modes.chain(state.waiters.iter().map(|w| w.mode));
+        assert!(modes.all(|m| m.kind() == state.kind), "{name}: {state:?}");
+        // Maximal: whenever a grant ends, every waiter the holders then admit is granted.
+        assert!(
+            state.delayed || state.waiters.front().is_none_or(|w| !state.admits(w.mode)),
+            "{name}: a waiter could be granted: {state:?}"
+        );
+        assert!(state.holders.windows(2).all(|w| w[0].token < w[1].token));
+        for h in &state.holders {
             holders += 1;
             let session = sm.session(h.client).expect("holder has a session");
             assert!(
@@ -347,16 +376,13 @@ fn step(sm: &mut StateMachine, model: &mut Model, rules: &Rules, a: &Action) {
     {
         let current = before
             .lock(lock)
-            .and_then(|s| s.holder.as_ref())
-            .is_some_and(|h| h.token == *token && h.renewals == *renewals);
+            .and_then(|s| s.holder_with(*token))
+            .is_some_and(|h| h.renewals == *renewals);
         if !current {
             assert_eq!(*sm, before, "stale expiry changed the state");
             assert!(out.is_empty());
         } else {
-            assert!(sm
-                .lock(lock)
-                .and_then(|s| s.holder.as_ref())
-                .is_none_or(|h| h.token != *token));
+            assert!(sm.lock(lock).and_then(|s| s.holder_with(*token)).is_none());
         }
     }
     if let Command::ExpireSession { client } = &command {
@@ -377,10 +403,7 @@ fn step(sm: &mut StateMachine, model: &mut Model, rules: &Rules, a: &Action) {
             .sent
             .iter()
             .find(|r| (r.client, r.seq) == key)
-            .and_then(|r| match &r.op {
-                Op::Acquire { lock, .. } => Some(lock.clone()),
-                _ => None,
-            })
+            .and_then(|r| r.op.as_acquire().map(|a| a.lock.clone()))
     };
     for outcome in &out {
         match outcome {
@@ -521,7 +544,7 @@ fn expire_session_releases_locks_to_waiters() {
         &mut out,
     );
     assert!(sm.session(ClientId(1)).is_none());
-    let holder = sm.lock("a").unwrap().holder.clone().unwrap();
+    let holder = sm.lock("a").unwrap().holder().cloned().unwrap();
     assert_eq!(
         (holder.client, holder.token),
         (ClientId(2), FencingToken(2))

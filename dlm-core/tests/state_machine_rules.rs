@@ -258,6 +258,10 @@ fn granting_a_queued_acquire_replaces_its_waiting_slot() {
         out,
         vec![
             touched(1),
+            Outcome::Ended {
+                lock: "a".into(),
+                token: FencingToken(1),
+            },
             outcome_granted("a", 2),
             reply(2, 1, granted(2)),
             reply(1, 2, Ok(Reply::Released)),
@@ -267,12 +271,13 @@ fn granting_a_queued_acquire_replaces_its_waiting_slot() {
     assert_eq!(only.slots.len(), 1);
     assert_eq!(sm.session(ClientId(2)), Some(&only));
     assert_eq!(
-        sm.lock("a").and_then(|s| s.holder.clone()),
+        sm.lock("a").and_then(|s| s.holder().cloned()),
         Some(Holder {
             client: ClientId(2),
             token: FencingToken(2),
             lease: LEASE,
             renewals: 0,
+            mode: Mode::Exclusive,
         })
     );
 }

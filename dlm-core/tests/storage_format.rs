@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// The checksum of the sample encodings, for each storage format (1: before membership
 /// changes; its samples had no `Command::Membership`).
-const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42), (2, 0x3ae14050)];
+/// 3: lock kinds; its samples add shared and semaphore acquires.
+const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42), (2, 0x3ae14050), (3, 0x3e71c707)];
 
 fn request(client: u128, seq: u64, op: Op) -> Command {
     Command::Client(ClientRequest {
@@ -32,6 +33,15 @@ fn acquire(lock: &str, wait: Option<u64>) -> Op {
     }
 }
 
+fn acquire_as(lock: &str, wait: Option<u64>, mode: Mode) -> Op {
+    Op::AcquireAs {
+        lock: LockName::from(lock),
+        lease: Duration::from_secs(10),
+        wait: wait.map(Duration::from_secs),
+        mode,
+    }
+}
+
 /// One of every command, as the log holds them.
 fn commands() -> Vec<Command> {
     vec![
@@ -39,6 +49,10 @@ fn commands() -> Vec<Command> {
         request(1, 1, acquire("a", None)),
         request(2, 1, acquire("a", Some(30))),
         request(3, 1, acquire("b", Some(30))),
+        request(4, 1, acquire_as("r", Some(30), Mode::Read)),
+        request(5, 1, acquire_as("r", Some(30), Mode::Write)),
+        request(6, 1, acquire_as("r", Some(30), Mode::Read)),
+        request(7, 1, acquire_as("s", None, Mode::Permit { permits: 2 })),
         request(
             1,
             2,

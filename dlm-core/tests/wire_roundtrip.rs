@@ -73,6 +73,30 @@ fn ops() -> Vec<Op> {
             id: NodeId(u64::MAX),
         },
         Op::Members,
+        Op::AcquireAs {
+            lock: "rw".into(),
+            lease: Duration::from_secs(1),
+            wait: Some(Duration::from_secs(2)),
+            mode: Mode::Read,
+        },
+        Op::AcquireAs {
+            lock: "rw".into(),
+            lease: Duration::from_secs(1),
+            wait: None,
+            mode: Mode::Write,
+        },
+        Op::AcquireAs {
+            lock: "sem".into(),
+            lease: Duration::from_secs(1),
+            wait: None,
+            mode: Mode::Permit { permits: u32::MAX },
+        },
+        Op::AcquireAs {
+            lock: "x".into(),
+            lease: Duration::from_secs(1),
+            wait: None,
+            mode: Mode::Exclusive,
+        },
     ]
 }
 
@@ -98,6 +122,7 @@ fn op_kind(op: &Op) -> u8 {
         Op::Promote { .. } => 11,
         Op::Remove { .. } => 12,
         Op::Members => 13,
+        Op::AcquireAs { .. } => 14,
     }
 }
 
@@ -137,12 +162,24 @@ fn results() -> Vec<Result<Reply, Rejection>> {
         Ok(Reply::Locks(LocksPage {
             locks: vec![LockInfo {
                 lock: "a".into(),
-                holder: Some(HolderInfo {
-                    client: ClientId(1),
-                    token: FencingToken(4),
-                    lease: d,
-                    lease_left: Some(d / 2),
-                }),
+                kind: LockKind::Semaphore { permits: 3 },
+                holders: vec![
+                    HolderInfo {
+                        client: ClientId(1),
+                        mode: Mode::Permit { permits: 3 },
+                        token: FencingToken(4),
+                        lease: d,
+                        lease_left: Some(d / 2),
+                    },
+                    HolderInfo {
+                        client: ClientId(5),
+                        mode: Mode::Permit { permits: 3 },
+                        token: FencingToken(6),
+                        lease: d,
+                        lease_left: None,
+                    },
+                ],
+                holding: 2,
                 waiters: vec![ClientId(2)],
                 waiting: 3,
                 delayed: false,
@@ -195,6 +232,13 @@ fn results() -> Vec<Result<Reply, Rejection>> {
             token: FencingToken(8),
         }),
         Err(Rejection::NotHeld),
+        Err(Rejection::WrongKind {
+            kind: LockKind::Shared,
+        }),
+        Err(Rejection::WrongKind {
+            kind: LockKind::Semaphore { permits: 2 },
+        }),
+        Err(Rejection::NotExclusive),
         Err(Rejection::NotAuthorized("who".into())),
         Ok(Reply::Reconfigured(three_and_a_learner())),
         Ok(Reply::Members(MembersInfo {
@@ -260,6 +304,8 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Rejection::NotHeld => 31,
             Rejection::NotAuthorized(_) => 32,
             Rejection::Membership(_) => 35,
+            Rejection::WrongKind { .. } => 36,
+            Rejection::NotExclusive => 37,
             // Rejection is non-exhaustive for users; a new kind must be added above and to
             // the samples.
             other => panic!("a rejection this test does not know: {other:?}"),
@@ -395,7 +441,7 @@ fn all_kinds<T>(values: &[T], kind: impl Fn(&T) -> u8) -> BTreeSet<u8> {
 #[test]
 fn every_client_request_round_trips() {
     let ops = ops();
-    assert_eq!(all_kinds(&ops, op_kind).len(), 14);
+    assert_eq!(all_kinds(&ops, op_kind).len(), 15);
     for (i, op) in ops.into_iter().enumerate() {
         round_trip(&ClientRequest {
             client: ClientId(0xdead_beef << 64 | i as u128),
@@ -409,7 +455,7 @@ fn every_client_request_round_trips() {
 #[test]
 fn every_client_response_round_trips() {
     let results = results();
-    assert_eq!(all_kinds(&results, result_kind).len(), 36);
+    assert_eq!(all_kinds(&results, result_kind).len(), 38);
     for (i, result) in results.into_iter().enumerate() {
         round_trip(&ClientResponse {
             client: ClientId(i as u128),

@@ -24,7 +24,10 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// `Rejection::Membership`.
 /// Version 6 added `NodeStatus::leader_addr`, so that a node joining through any member can
 /// follow the way to the leader (a version-5 peer would decode the status wrongly).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// Version 7 added lock kinds: `Op::AcquireAs` (shared locks and semaphores), the rejections
+/// `WrongKind` and `NotExclusive`, and several holders with their modes in `Op::Locks` pages
+/// (`LockInfo::holders`), which a version-6 peer would decode wrongly.
+pub const PROTOCOL_VERSION: u16 = 7;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod failover;
 pub mod floor;
+pub mod kind;
 pub mod netfault;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -111,10 +111,10 @@ impl ClientCore {
         let sent = first_sent.unwrap_or(self.now);
         match purpose {
             Purpose::Call(call) => {
-                if let (Op::Acquire { lock, .. }, Err(Rejection::AlreadyHeld { token })) =
-                    (&op, &result)
+                if let (Some(acquire), Err(Rejection::AlreadyHeld { token })) =
+                    (op.as_acquire(), &result)
                 {
-                    if self.retry_after_stray_grant(seq, lock, *token) {
+                    if self.retry_after_stray_grant(seq, acquire.lock, *token) {
                         return;
                     }
                 }
@@ -162,9 +162,10 @@ impl ClientCore {
         token: FencingToken,
     ) -> bool {
         let stray = !self.held.contains(lock)
-            && !self.requests.iter().any(|(s, r)| {
-                *s != seq && matches!(&r.op, Op::Acquire { lock: l, .. } if l == lock)
-            });
+            && !self
+                .requests
+                .iter()
+                .any(|(s, r)| *s != seq && r.op.as_acquire().is_some_and(|a| a.lock == lock));
         let Some(r) = self
             .requests
             .get_mut(&seq)
@@ -192,7 +193,10 @@ impl ClientCore {
             Err(rejection) => return Some(Err(rejection.into())),
         };
         Some(match (op, reply) {
-            (Op::Acquire { lock, .. }, Reply::Granted { token, lease }) => {
+            (
+                Op::Acquire { lock, .. } | Op::AcquireAs { lock, .. },
+                Reply::Granted { token, lease },
+            ) => {
                 // The lease runs from the grant, which came no earlier than the first send;
                 // after a long wait that bound says little, so a keep-alive sent now
                 // confirms the grant before it is handed out (or finds it gone).

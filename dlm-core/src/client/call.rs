@@ -5,7 +5,7 @@ use super::error::NodeCause;
 use crate::introspection::{LocksPage, MembersInfo, SessionsPage};
 use crate::membership::Membership;
 use crate::names::{FileName, LockName};
-use crate::protocol::{NodeStatus, Op};
+use crate::protocol::{Mode, NodeStatus, Op};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,12 +36,15 @@ pub enum Wait {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallOp {
-    /// Take `lock` under the configured lease.
+    /// Take `lock` in `mode` under the configured lease.
     Acquire {
         /// The lock.
         lock: LockName,
         /// How long to queue.
         wait: Wait,
+        /// Which grant: [`Mode::Exclusive`] for a plain lock, a reader's or writer's grant of
+        /// a shared lock, or a semaphore's permit.
+        mode: Mode,
     },
     /// Give back the grant `token` of `lock`. Abandoning this call does not stop it.
     Release {
@@ -189,8 +192,8 @@ pub enum Done {
 /// cancel; an append names its lock only to be checked against it).
 pub(super) fn op_lock(op: &Op) -> Option<&LockName> {
     match op {
-        Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => Some(lock),
-        _ => None,
+        Op::Release { lock, .. } | Op::Cancel { lock, .. } => Some(lock),
+        _ => op.as_acquire().map(|a| a.lock),
     }
 }
 
@@ -318,7 +321,7 @@ impl Request {
     }
 
     pub(super) fn waits(&self) -> bool {
-        matches!(self.op, Op::Acquire { wait: Some(_), .. })
+        self.op.as_acquire().is_some_and(|a| a.wait.is_some())
     }
 
     pub(super) fn call(&self) -> Option<CallId> {

@@ -122,9 +122,9 @@ impl ClientCore {
     pub(super) fn tracks(&self, lock: &LockName, token: FencingToken) -> bool {
         self.held.has(lock, token)
             || self.requests.values().any(|r| match &r.op {
-                Op::Acquire { lock: l, .. } | Op::Cancel { lock: l, .. } => l == lock,
+                Op::Cancel { lock: l, .. } => l == lock,
                 Op::Release { lock: l, token: t } => l == lock && *t == token,
-                _ => false,
+                op => op.as_acquire().is_some_and(|a| a.lock == lock),
             })
     }
 }

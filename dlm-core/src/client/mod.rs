@@ -11,9 +11,10 @@
 //!
 //! ```
 //! use dlm_core::client::{CallId, CallOp, ClientConfig, ClientCore, ClientEvent, ClientOutput, Wait};
+//! use dlm_core::Mode;
 //! use dlm_core::{NodeId, Time};
 //! let mut core = ClientCore::new(ClientConfig::new([NodeId(1)]), 7);
-//! let op = CallOp::Acquire { lock: "orders".into(), wait: Wait::Forever };
+//! let op = CallOp::Acquire { lock: "orders".into(), wait: Wait::Forever, mode: Mode::Exclusive };
 //! core.handle(Time::ZERO, ClientEvent::Start { call: CallId(1), op });
 //! while let Some(output) = core.poll_output() {
 //!     // Send: hand the request to the transport, feed its answer back as ClientEvent::Answer
@@ -190,7 +191,7 @@ impl ClientCore {
         let now = self.now;
         let reach = now + self.cfg.deadline;
         let (op, give_up_at, contact_by, pinned) = match op {
-            CallOp::Acquire { lock, wait } => {
+            CallOp::Acquire { lock, wait, mode } => {
                 let (wait, give_up_at, contact_by) = match wait {
                     Wait::Try => (None, reach, Time::MAX),
                     Wait::For(d) => (Some(d), now + d, reach),
@@ -198,7 +199,7 @@ impl ClientCore {
                 };
                 let lease = self.cfg.lease;
                 (
-                    Op::Acquire { lock, lease, wait },
+                    Op::acquire(lock, lease, wait, mode),
                     give_up_at,
                     contact_by,
                     None,
@@ -241,7 +242,7 @@ impl ClientCore {
             CallOp::Revoke { lock } => (Op::Revoke { lock }, reach, Time::MAX, None),
             CallOp::Membership(call) => (call.into_op(), reach, Time::MAX, None),
         };
-        let deferred = matches!(op, Op::Acquire { .. }) && self.withdrawing(op_lock(&op));
+        let deferred = op.as_acquire().is_some() && self.withdrawing(op_lock(&op));
         let seq = self.number(Purpose::Call(call), op, give_up_at);
         self.calls.insert(call, seq);
         if let Some(r) = self.requests.get_mut(&seq) {

@@ -24,9 +24,9 @@ impl ClientCore {
         let Some(r) = self.requests.get_mut(&seq) else {
             return;
         };
-        match (&r.op, r.first_sent) {
-            (Op::Acquire { lock, .. }, Some(_)) if matches!(r.purpose, Purpose::Call(_)) => {
-                let lock = lock.clone();
+        match (r.op.as_acquire(), r.first_sent) {
+            (Some(acquire), Some(_)) if matches!(r.purpose, Purpose::Call(_)) => {
+                let lock = acquire.lock.clone();
                 r.purpose = Purpose::Abandoned;
                 r.at = None;
                 r.deferred = false;

@@ -57,6 +57,7 @@ impl OutcomeRouter<'_> {
             Outcome::Renewed { client } => leader.timers.renew(self.sm, client, now),
             Outcome::Touched { client } => leader.timers.touch(client, now),
             Outcome::Freed { lock } => leader.timers.forget_lock(&lock),
+            Outcome::Ended { lock, token } => leader.timers.forget_lease(lock, token),
             Outcome::Appended { .. } => {}
         }
     }

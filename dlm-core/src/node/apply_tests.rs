@@ -118,17 +118,34 @@ fn the_leader_arms_leases_waits_and_delays_from_now() {
 }
 
 #[test]
-fn an_answer_or_a_freed_lock_disarms_its_timers() {
+fn an_answer_an_ended_grant_or_a_freed_lock_disarms_its_timers() {
     let mut leader = leader();
     leader.timers.arm_wait("a".into(), ClientId(5), Seq(2), NOW);
     leader.timers.arm_lease("a".into(), FencingToken(1), NOW);
+    leader.timers.arm_lease("a".into(), FencingToken(2), NOW);
     leader.timers.arm_delay("a".into(), NOW);
     route(
         Some(&mut leader),
         vec![
             Outcome::Reply(answer(2)),
-            Outcome::Freed { lock: "a".into() },
+            Outcome::Ended {
+                lock: "a".into(),
+                token: FencingToken(2),
+            },
         ],
+    );
+    // One grant of a shared lock ended: the other's lease stays.
+    assert_eq!(
+        leader.timers.lease_of(&"a".into()),
+        Some((FencingToken(1), NOW))
+    );
+    let ended = Outcome::Ended {
+        lock: "a".into(),
+        token: FencingToken(1),
+    };
+    route(
+        Some(&mut leader),
+        vec![ended, Outcome::Freed { lock: "a".into() }],
     );
     assert_eq!(leader.timers.wait_of(ClientId(5), Seq(2)), None);
     assert_eq!(leader.timers.lease_of(&"a".into()), None);

@@ -80,8 +80,8 @@ impl Admission<'_> {
         // the dedup cache, so that a retry still gets its first answer, and never at apply, so
         // that members with different caps cannot diverge. Keep-alives carry no lease: they renew
         // the lease granted at acquire, which must not be shortened under its holder.
-        if let (Op::Acquire { lease, .. }, Some(cap)) = (&request.op, self.cfg.lease_cap) {
-            if *lease > cap && !self.unapplied_in_log(&request) {
+        if let (Some(acquire), Some(cap)) = (request.op.as_acquire(), self.cfg.lease_cap) {
+            if acquire.lease > cap && !self.unapplied_in_log(&request) {
                 let refusal = bad_lease(&self.cfg.limits, Some(cap));
                 self.out.reply(conn, client, seq, Err(refusal));
                 return None;

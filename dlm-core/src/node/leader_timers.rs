@@ -16,7 +16,7 @@ use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
-    Lease(LockName),
+    Lease(LockName, FencingToken),
     Wait(ClientId, Seq),
     Delay(LockName),
 }
@@ -24,7 +24,8 @@ enum Timer {
 /// The leader's timers.
 #[derive(Debug, Default)]
 pub(crate) struct LeaderTimers {
-    leases: HashMap<LockName, (FencingToken, Time), DetHasher>,
+    /// Each grant's lease deadline, by lock and token (a shared lock has several grants).
+    leases: HashMap<(LockName, FencingToken), Time, DetHasher>,
     waits: HashMap<(ClientId, Seq), (LockName, Time), DetHasher>,
     delays: HashMap<LockName, Time, DetHasher>,
     heap: BinaryHeap<Reverse<(Time, Timer)>>,
@@ -41,7 +42,7 @@ impl LeaderTimers {
             ..LeaderTimers::default()
         };
         for (lock, state) in sm.locks() {
-            if let Some(holder) = &state.holder {
+            for holder in &state.holders {
                 timers.arm_lease(lock.clone(), holder.token, now + holder.lease);
             }
             if state.delayed {
@@ -59,8 +60,8 @@ impl LeaderTimers {
 
     /// How long the lease of grant `token` of `lock` has left at `now`, if it has a timer.
     pub fn lease_left(&self, lock: &LockName, token: FencingToken, now: Time) -> Option<Duration> {
-        let (armed, deadline) = self.leases.get(lock)?;
-        (*armed == token).then(|| deadline.saturating_since(now))
+        let deadline = self.leases.get(&(lock.clone(), token))?;
+        Some(deadline.saturating_since(now))
     }
 
     /// How long since `client` was last heard from, if it has been.
@@ -75,8 +76,8 @@ impl LeaderTimers {
     /// otherwise keep an entry per renewal for a whole lease.
     pub fn arm_lease(&mut self, lock: LockName, token: FencingToken, deadline: Time) {
         self.heap
-            .push(Reverse((deadline, Timer::Lease(lock.clone()))));
-        if self.leases.insert(lock, (token, deadline)).is_some() {
+            .push(Reverse((deadline, Timer::Lease(lock.clone(), token))));
+        if self.leases.insert((lock, token), deadline).is_some() {
             self.compact();
         }
     }
@@ -87,7 +88,7 @@ impl LeaderTimers {
             return;
         };
         for lock in &session.held {
-            if let Some(holder) = sm.lock(lock).and_then(|s| s.holder.as_ref()) {
+            if let Some(holder) = sm.lock(lock).and_then(|s| s.holder_of(client)) {
                 self.arm_lease(lock.clone(), holder.token, now + holder.lease);
             }
         }
@@ -117,11 +118,17 @@ impl LeaderTimers {
         }
     }
 
-    /// Drops the lease and delay timers of a lock that left the table.
+    /// Drops the lease of a grant that ended.
+    pub fn forget_lease(&mut self, lock: LockName, token: FencingToken) {
+        if self.leases.remove(&(lock, token)).is_some() {
+            self.compact();
+        }
+    }
+
+    /// Drops the delay timer of a lock that left the table (its grants' leases went as each
+    /// grant ended).
     pub fn forget_lock(&mut self, lock: &LockName) {
-        let lease = self.leases.remove(lock).is_some();
-        let delay = self.delays.remove(lock).is_some();
-        if lease || delay {
+        if self.delays.remove(lock).is_some() {
             self.compact();
         }
     }
@@ -136,7 +143,7 @@ impl LeaderTimers {
         let leases = self
             .leases
             .iter()
-            .map(|(lock, (_, due))| Reverse((*due, Timer::Lease(lock.clone()))));
+            .map(|((lock, token), due)| Reverse((*due, Timer::Lease(lock.clone(), *token))));
         let waits = self
             .waits
             .iter()
@@ -175,22 +182,20 @@ impl LeaderTimers {
                 break;
             };
             match timer {
-                Timer::Lease(lock) => {
+                Timer::Lease(lock, token) => {
                     // Only the newest arming of this lease counts.
-                    if self.leases.get(&lock).is_none_or(|(_, d)| *d != due) {
+                    let key = (lock, token);
+                    if self.leases.get(&key) != Some(&due) {
                         continue;
                     }
-                    let Some((token, _)) = self.leases.remove(&lock) else {
-                        continue;
-                    };
-                    if let Some(holder) = sm.lock(&lock).and_then(|s| s.holder.as_ref()) {
-                        if holder.token == token {
-                            out.push(Command::Expire {
-                                lock,
-                                token,
-                                renewals: holder.renewals,
-                            });
-                        }
+                    self.leases.remove(&key);
+                    let (lock, token) = key;
+                    if let Some(holder) = sm.lock(&lock).and_then(|s| s.holder_with(token)) {
+                        out.push(Command::Expire {
+                            lock,
+                            token,
+                            renewals: holder.renewals,
+                        });
                     }
                 }
                 Timer::Wait(client, seq) => {
@@ -248,8 +253,13 @@ impl LeaderTimers {
 /// What is armed, for tests of the code that arms it.
 #[cfg(test)]
 impl LeaderTimers {
+    /// The lease armed on `lock` (of its newest grant, if it has several).
     pub fn lease_of(&self, lock: &LockName) -> Option<(FencingToken, Time)> {
-        self.leases.get(lock).copied()
+        self.leases
+            .iter()
+            .filter(|((l, _), _)| l == lock)
+            .map(|((_, token), due)| (*token, *due))
+            .max()
     }
 
     pub fn wait_of(&self, client: ClientId, seq: Seq) -> Option<Time> {
@@ -292,8 +302,9 @@ mod tests {
         // compact as it goes.
         for r in 0..renewals {
             let due = Time::from_millis(11 + r as u64);
-            timers.heap.push(Reverse((due, Timer::Lease(lock(0)))));
-            timers.leases.insert(lock(0), (FencingToken(1), due));
+            let lease = Timer::Lease(lock(0), FencingToken(1));
+            timers.heap.push(Reverse((due, lease)));
+            timers.leases.insert((lock(0), FencingToken(1)), due);
         }
         timers
     }
@@ -301,17 +312,17 @@ mod tests {
     /// The heap is rebuilt from the live timers once it holds more than twice as many entries
     /// as are live, plus 1,024 (so renewals cannot grow it without bound), and not before.
     #[test]
-    fn forgetting_a_lock_compacts_the_heap_only_past_the_bound() {
+    fn forgetting_a_lease_compacts_the_heap_only_past_the_bound() {
         // After "x" is forgotten 600 are live: the bound is 2 x 600 + 1,024 = 2,224 entries.
         let mut at_bound = armed(600, 1_623);
         assert_eq!(at_bound.heap.len(), 2_224);
-        at_bound.forget_lock(&"x".into());
+        at_bound.forget_lease("x".into(), FencingToken(2));
         assert_eq!(at_bound.heap.len(), 2_224, "compacted at the bound");
 
         let mut past_bound = armed(600, 1_624);
-        past_bound.forget_lock(&"x".into());
+        past_bound.forget_lease("x".into(), FencingToken(2));
         assert_eq!(past_bound.heap.len(), 600, "not compacted past the bound");
-        assert!(!past_bound.leases.contains_key(&LockName::from("x")));
+        assert!(past_bound.lease_of(&"x".into()).is_none());
         // What is left is what is live: l0 at its last renewal, the others at 10 ms.
         let due: Vec<Time> = past_bound.heap.iter().map(|Reverse((t, _))| *t).collect();
         assert_eq!(
@@ -344,15 +355,21 @@ mod tests {
         assert_eq!(timers.leases.len(), 501);
     }
 
-    /// A lock with only a lease (no delay) is forgotten and compacts too; so is a delay alone.
+    /// A lease forgotten compacts too; so does a lock's delay; a lease of another grant of
+    /// the same lock stays armed.
     #[test]
     fn a_lease_or_a_delay_alone_is_enough_to_compact() {
         let mut lease_only = armed(0, 1_100);
-        lease_only.forget_lock(&lock(0));
-        assert_eq!(lease_only.heap.len(), 1, "only x's lease is live");
+        lease_only.arm_lease(lock(0), FencingToken(5), Time::from_millis(40));
+        lease_only.forget_lease(lock(0), FencingToken(1));
+        assert_eq!(lease_only.heap.len(), 2, "x's lease and l0's other grant's");
+        assert_eq!(
+            lease_only.lease_of(&lock(0)),
+            Some((FencingToken(5), Time::from_millis(40)))
+        );
 
         let mut delay_only = armed(0, 1_100);
-        delay_only.leases.remove(&lock(0));
+        delay_only.leases.remove(&(lock(0), FencingToken(1)));
         delay_only.arm_delay(lock(7), Time::from_millis(50));
         delay_only.forget_lock(&lock(7));
         assert!(delay_only.delays.is_empty());

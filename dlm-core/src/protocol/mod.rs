@@ -1,8 +1,10 @@
 //! What clients send and receive. These types go on the wire (serde + postcard) unchanged.
 
+mod kinds;
 mod rejection;
 mod reply;
 
+pub use kinds::{LockKind, Mode};
 pub use rejection::Rejection;
 pub use reply::{NodeStatus, Reply, Role, Withdrawn};
 
@@ -157,9 +159,78 @@ pub enum Op {
     /// committed, and how far each member's log matches. Linearizable like [`Op::Locks`];
     /// admin only when the transport authenticates.
     Members,
+    /// Take `lock` in `mode`: a reader's or writer's grant of a read-write lock, or one permit
+    /// of a semaphore (see [`Mode`]); `Mode::Exclusive` is [`Op::Acquire`]. Queues, times out,
+    /// is cancelled, renewed and revoked as [`Op::Acquire`] is, in the same FIFO queue: a
+    /// waiting writer holds back the readers behind it, and the readers at the head of the
+    /// queue are granted together, in one entry, as soon as no writer holds the lock. Every
+    /// grant has its own lease and token. Refused with [`Rejection::WrongKind`] if the name
+    /// exists as another kind (or a semaphore of another size).
+    AcquireAs {
+        /// The lock.
+        lock: LockName,
+        /// How long the grant lasts without a keep-alive.
+        lease: Duration,
+        /// How long to queue; `None` for a try-lock.
+        wait: Option<Duration>,
+        /// Which grant is wanted.
+        mode: Mode,
+    },
+}
+
+/// The parts of an acquire, whichever op carries it ([`Op::as_acquire`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcquireParts<'a> {
+    /// The lock.
+    pub lock: &'a LockName,
+    /// The lease asked for.
+    pub lease: Duration,
+    /// How long it may queue; `None` for a try-lock.
+    pub wait: Option<Duration>,
+    /// The grant wanted.
+    pub mode: Mode,
 }
 
 impl Op {
+    /// The acquire this op is, if it is one ([`Op::Acquire`] or [`Op::AcquireAs`]), so that
+    /// the rules about acquires are written once for both.
+    pub fn as_acquire(&self) -> Option<AcquireParts<'_>> {
+        match self {
+            Op::Acquire { lock, lease, wait } => Some(AcquireParts {
+                lock,
+                lease: *lease,
+                wait: *wait,
+                mode: Mode::Exclusive,
+            }),
+            Op::AcquireAs {
+                lock,
+                lease,
+                wait,
+                mode,
+            } => Some(AcquireParts {
+                lock,
+                lease: *lease,
+                wait: *wait,
+                mode: *mode,
+            }),
+            _ => None,
+        }
+    }
+
+    /// An acquire of `lock` in `mode`: [`Op::Acquire`] for [`Mode::Exclusive`] (the op every
+    /// version understands), [`Op::AcquireAs`] for the others.
+    pub fn acquire(lock: LockName, lease: Duration, wait: Option<Duration>, mode: Mode) -> Op {
+        match mode {
+            Mode::Exclusive => Op::Acquire { lock, lease, wait },
+            mode => Op::AcquireAs {
+                lock,
+                lease,
+                wait,
+                mode,
+            },
+        }
+    }
+
     /// Whether answers to this op are kept in the dedup cache. Reads and status are idempotent and
     /// their answers can be large, so they are simply executed again on a retry.
     pub fn is_cached(&self) -> bool {

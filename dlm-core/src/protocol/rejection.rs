@@ -1,5 +1,6 @@
 //! Why a request was refused: one typed reason per refusal.
 
+use super::LockKind;
 use crate::membership::MembershipRejection;
 use crate::names::LockName;
 use crate::types::{FencingToken, NodeId};
@@ -123,6 +124,17 @@ pub enum Rejection {
     /// A membership change ([`Op::is_membership_change`](super::Op::is_membership_change)) was refused; why.
     #[error("membership change refused: {0}")]
     Membership(MembershipRejection),
+    /// The acquire's mode does not fit the kind the lock has while it exists (a read of an
+    /// exclusive lock, a permit of a semaphore of another size...): `kind` is what it is.
+    #[error("lock is {kind}")]
+    WrongKind {
+        /// The lock's kind.
+        kind: LockKind,
+    },
+    /// An append under a grant that does not exclude other holders (a reader's grant or a
+    /// semaphore permit): only an exclusive or writer's grant guards a file.
+    #[error("appending needs an exclusive grant")]
+    NotExclusive,
 }
 
 impl Rejection {

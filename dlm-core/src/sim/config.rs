@@ -74,6 +74,10 @@ pub struct SimConfig {
     pub clients: usize,
     /// Locks the clients compete for.
     pub locks: usize,
+    /// Whether the locks are of every kind ([`crate::sim::client::mode_of`]: exclusive,
+    /// read-write, semaphore of 2, by name), or all exclusive (the workload before lock kinds,
+    /// to replay its seeds).
+    pub kinds: bool,
     /// Length of the chaos phase (virtual time).
     pub chaos: Duration,
     /// Length of the heal phase, with faults off, at the end of which everything must be settled.
@@ -99,6 +103,7 @@ impl SimConfig {
             nodes,
             clients,
             locks: 3,
+            kinds: true,
             chaos: Duration::from_secs(10),
             heal: Duration::from_secs(20),
             faults: Faults::default(),

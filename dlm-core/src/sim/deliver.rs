@@ -46,12 +46,17 @@ impl Sim {
                         .send_request(self.now, self.chaos, node, i, request, &mut self.rng);
                     Ok(())
                 }
-                Event::Confirmed { lock, token, until } => self
+                Event::Confirmed {
+                    lock,
+                    token,
+                    mode,
+                    until,
+                } => self
                     .checker
                     .token_granted_once(id, &lock, token)
                     .and_then(|()| {
                         self.checker
-                            .lease_confirmed(i, &lock, token, self.now, until)
+                            .lease_confirmed(i, &lock, (token, mode), self.now, until)
                     }),
                 Event::Dropped { lock, revoked } => {
                     self.checker.lease_dropped(i, &lock, self.now);

@@ -101,8 +101,8 @@ impl Sim {
             }
             let holder = newest
                 .and_then(|n| n.state_machine().lock(lock))
-                .and_then(|l| l.holder.as_ref());
-            if let Some(h) = holder.filter(|h| h.client == *session) {
+                .and_then(|l| l.holder_of(*session));
+            if let Some(h) = holder {
                 let c = &clients[*client];
                 if c.alive && c.id() == *session && !c.claims(lock, h.token) {
                     broken = Some((

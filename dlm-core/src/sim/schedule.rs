@@ -116,7 +116,8 @@ impl Sim {
     fn client_wake(&mut self, i: usize) -> Result<(), Violation> {
         let quiet = !self.chaos && self.now >= self.chaos_end + QUIESCE;
         let mut events = Vec::new();
-        self.clients[i].wake(self.now, quiet, self.cfg.locks, &mut self.rng, &mut events);
+        let workload = (self.cfg.locks, self.cfg.kinds);
+        self.clients[i].wake(self.now, quiet, workload, &mut self.rng, &mut events);
         self.client_events(i, events)
     }
 }

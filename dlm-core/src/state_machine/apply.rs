@@ -2,7 +2,7 @@
 //! cannot be carried out gets a typed refusal, and leaves the state as it was.
 
 use super::validate::check_request;
-use super::{Outcome, Rules, Slot, StateMachine};
+use super::{Outcome, Rules, Sessions, Slot, StateMachine};
 use crate::command::Command;
 use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply};
 use crate::types::{ClientId, Seq};
@@ -28,9 +28,8 @@ impl StateMachine {
                 self.grant_next(lock, out);
             }
             Command::CancelWait { lock, client, seq } => {
-                if self.remove_waiter(lock, *client, Some(*seq)).is_some() {
-                    self.answer(*client, *seq, Err(Rejection::TimedOut), true, out);
-                }
+                let timed_out = Some(Rejection::TimedOut);
+                self.remove_waiter(lock, *client, Some(*seq), timed_out, out);
             }
             Command::ExpireSession { client } => self.expire_session(*client, rules, out),
             Command::Membership {
@@ -112,10 +111,12 @@ impl StateMachine {
         match answer {
             Some(answer) => self.answer(client, seq, answer, cached, out),
             None => {
-                if let (Some(session), Op::Acquire { lock, .. }) =
-                    (self.sessions.get_mut(&client), op)
+                if let (Some(session), Some(acquire)) =
+                    (self.sessions.get_mut(&client), op.as_acquire())
                 {
-                    session.slots.insert(seq, Slot::Waiting(lock.clone()));
+                    session
+                        .slots
+                        .insert(seq, Slot::Waiting(acquire.lock.clone()));
                 }
             }
         }
@@ -132,8 +133,9 @@ impl StateMachine {
     ) -> Option<Answer> {
         let limits = &rules.limits;
         Some(match op {
-            Op::Acquire { lock, lease, wait } => {
-                return self.acquire(client, seq, lock, *lease, *wait, limits, out)
+            Op::Acquire { .. } | Op::AcquireAs { .. } => {
+                let acquire = op.as_acquire()?;
+                return self.acquire(client, seq, acquire, limits, out);
             }
             Op::Release { lock, token } => self.release(client, lock, *token, out),
             Op::Cancel { lock, seq: acquire } => Ok(Reply::Cancelled(
@@ -168,13 +170,26 @@ impl StateMachine {
         cached: bool,
         out: &mut Vec<Outcome>,
     ) {
-        if cached {
-            if let Some(session) = self.sessions.get_mut(&client) {
-                session.slots.insert(seq, Slot::Done(answer.clone()));
-            }
-        }
-        out.push(reply(client, seq, answer));
+        record_answer(&mut self.sessions, client, seq, answer, cached, out);
     }
+}
+
+/// Records the answer to `(client, seq)` in its session (when cached) and reports it; for
+/// callers that hold a borrow of another part of the state machine.
+pub(super) fn record_answer(
+    sessions: &mut Sessions,
+    client: ClientId,
+    seq: Seq,
+    answer: Answer,
+    cached: bool,
+    out: &mut Vec<Outcome>,
+) {
+    if cached {
+        if let Some(session) = sessions.get_mut(&client) {
+            session.slots.insert(seq, Slot::Done(answer.clone()));
+        }
+    }
+    out.push(reply(client, seq, answer));
 }
 
 fn reply(client: ClientId, seq: Seq, result: Answer) -> Outcome {

@@ -31,7 +31,9 @@ impl StateMachine {
         limits: &Limits,
         out: &mut Vec<Outcome>,
     ) -> Answer {
-        self.check_holder(lock, client, token)?;
+        if !self.check_holder(lock, client, token)?.is_exclusive() {
+            return Err(Rejection::NotExclusive);
+        }
         if let Some(existing) = self.files.get(file) {
             if existing.guard != *lock {
                 return Err(Rejection::WrongLock {

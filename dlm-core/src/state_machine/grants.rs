@@ -1,11 +1,17 @@
 //! Grants and their ends: acquire (at once or queued), release, withdrawal of an acquire,
-//! expiry of a lease or a session, and the one path by which a lock gets a holder.
+//! expiry of a lease or a session, and the one path by which a lock gets holders.
+//!
+//! Every kind of lock goes through the same code: one FIFO queue per name across modes, and
+//! [`LockState::admits`] deciding whether the head may join the current holders. A grant that
+//! ends grants the queue's head, and the waiters behind it for as long as the holders admit
+//! them (the readers after a writer, one waiter per freed permit): never more, so a release
+//! wakes no herd.
 
-use super::apply::Answer;
+use super::apply::{record_answer, Answer};
 use super::{Holder, LockState, Outcome, Rules, Sessions, Slot, StateMachine, Waiter};
 use crate::config::Limits;
 use crate::names::LockName;
-use crate::protocol::{Rejection, Reply, Withdrawn};
+use crate::protocol::{AcquireParts, Mode, Rejection, Reply, Withdrawn};
 use crate::types::{ClientId, FencingToken, Seq};
 use std::time::Duration;
 
@@ -26,9 +32,8 @@ impl StateMachine {
         match session.slots.get(&acquire) {
             Some(Slot::Waiting(queued)) => {
                 let queued = queued.clone();
-                if let Some(waiting) = self.remove_waiter(&queued, client, Some(acquire)) {
-                    self.answer(client, waiting, Err(Rejection::Cancelled), true, out);
-                }
+                let cancelled = Some(Rejection::Cancelled);
+                self.remove_waiter(&queued, client, Some(acquire), cancelled, out);
                 Withdrawn::Waiting
             }
             Some(Slot::Done(Ok(Reply::Granted { token, .. }))) => {
@@ -50,40 +55,43 @@ impl StateMachine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// An acquire: granted at once, refused, or queued (`None`).
     pub(super) fn acquire(
         &mut self,
         client: ClientId,
         seq: Seq,
-        lock: &LockName,
-        lease: Duration,
-        wait: Option<Duration>,
+        acquire: AcquireParts<'_>,
         limits: &Limits,
         out: &mut Vec<Outcome>,
     ) -> Option<Answer> {
-        let state = self.locks.entry(lock.clone()).or_default();
-        if let Some(holder) = &state.holder {
-            if holder.client == client {
-                let token = holder.token;
-                return Some(Err(Rejection::AlreadyHeld { token }));
-            }
+        let AcquireParts {
+            lock,
+            lease,
+            wait,
+            mode,
+        } = acquire;
+        let state = self
+            .locks
+            .entry(lock.clone())
+            .or_insert_with(|| LockState::new(mode.kind()));
+        // A new entry has the acquire's kind, so none of the refusals below leaves an empty
+        // entry behind: each needs a lock that was there already.
+        if state.kind != mode.kind() {
+            return Some(Err(Rejection::WrongKind { kind: state.kind }));
+        }
+        if let Some(holder) = state.holder_of(client) {
+            return Some(Err(Rejection::AlreadyHeld {
+                token: holder.token,
+            }));
         }
         if state.waiter_position(client).is_some() {
             return Some(Err(Rejection::AlreadyWaiting));
         }
-        if state.is_idle() {
-            let token = grant(
-                &mut self.last_token,
-                &mut self.sessions,
-                state,
-                lock,
-                client,
-                lease,
-                out,
-            );
+        if state.grants_at_once(mode) {
+            let (sessions, last_token) = (&mut self.sessions, &mut self.last_token);
+            let token = grant(last_token, sessions, state, lock, client, lease, mode, out);
             return Some(Ok(Reply::Granted { token, lease }));
         }
-        // Not free, so not idle: no empty entry is left behind by the refusals below.
         let wait = match wait {
             None => return Some(Err(Rejection::Busy)),
             Some(wait) if wait.is_zero() => return Some(Err(Rejection::TimedOut)),
@@ -99,6 +107,7 @@ impl StateMachine {
             seq,
             lease,
             wait,
+            mode,
         });
         out.push(Outcome::Queued {
             lock: lock.clone(),
@@ -117,31 +126,34 @@ impl StateMachine {
         out: &mut Vec<Outcome>,
     ) -> Answer {
         self.check_holder(lock, client, token)?;
-        if let Some(state) = self.locks.get_mut(lock) {
-            state.holder = None;
-        }
-        if let Some(session) = self.sessions.get_mut(&client) {
-            session.remove_held(lock);
+        if let Some(holder) = self.take_holder(lock, |h| h.token == token) {
+            self.ended(lock, &holder, out);
         }
         self.grant_next(lock, out);
         Ok(Reply::Released)
     }
 
-    /// The grant `(client, token)` is the current grant of `lock`.
+    /// The grant `(client, token)` is a current grant of `lock`; its mode if so.
     pub(super) fn check_holder(
         &self,
         lock: &LockName,
         client: ClientId,
         token: FencingToken,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Mode, Rejection> {
+        let state = self.locks.get(lock);
+        match state.and_then(|s| s.holder_with(token)) {
+            Some(h) if h.client == client => return Ok(h.mode),
+            // Another holder's current grant (a fellow reader's, say): not stale, not ours.
+            Some(_) => return Err(Rejection::NotHolder),
+            None => {}
+        }
         let revoked = |s: &super::Session| s.was_revoked(lock, token);
-        match self.locks.get(lock).and_then(|s| s.holder.as_ref()) {
-            Some(h) if h.client == client && h.token == token => Ok(()),
-            _ if self.sessions.get(&client).is_some_and(revoked) => {
-                Err(Rejection::Revoked { token })
-            }
+        if self.sessions.get(&client).is_some_and(revoked) {
+            return Err(Rejection::Revoked { token });
+        }
+        match state.and_then(LockState::newest_token) {
             // A later grant exists: the presented one was lost (expired, or released before).
-            Some(h) if token < h.token => Err(Rejection::StaleToken { presented: token }),
+            Some(newest) if token < newest => Err(Rejection::StaleToken { presented: token }),
             _ => Err(Rejection::NotHolder),
         }
     }
@@ -154,22 +166,17 @@ impl StateMachine {
         rules: &Rules,
         out: &mut Vec<Outcome>,
     ) {
-        let Some(state) = self.locks.get_mut(lock) else {
-            return;
-        };
-        let Some(holder) = state
-            .holder
-            .take_if(|h| h.token == token && renewals.is_none_or(|r| r == h.renewals))
-        else {
+        let current = |h: &Holder| h.token == token && renewals.is_none_or(|r| r == h.renewals);
+        let Some(holder) = self.take_holder(lock, current) else {
             return;
         };
         if rules.lock_delay {
-            state.delayed = true;
+            if let Some(state) = self.locks.get_mut(lock) {
+                state.delayed = true;
+            }
             out.push(Outcome::Delayed { lock: lock.clone() });
         }
-        if let Some(session) = self.sessions.get_mut(&holder.client) {
-            session.remove_held(lock);
-        }
+        self.ended(lock, &holder, out);
         self.grant_next(lock, out);
     }
 
@@ -183,29 +190,29 @@ impl StateMachine {
             return;
         };
         for lock in &session.held {
-            if let Some(token) = self
-                .locks
-                .get(lock)
-                .and_then(|s| s.holder.as_ref())
-                .filter(|h| h.client == client)
-                .map(|h| h.token)
-            {
+            let held = self.locks.get(lock).and_then(|s| s.holder_of(client));
+            if let Some(token) = held.map(|h| h.token) {
                 self.expire(lock, token, None, rules, out);
             }
         }
         for slot in session.slots.values() {
             if let Slot::Waiting(lock) = slot {
-                self.remove_waiter(lock, client, None);
+                self.remove_waiter(lock, client, None, None, out);
             }
         }
     }
 
-    /// Takes `client`'s waiter (for `seq`, if given) out of `lock`'s queue; returns its seq.
+    /// Takes `client`'s waiter (for `seq`, if given) out of `lock`'s queue, answering it
+    /// `refusal` if given; returns its seq. A writer leaving the head of the queue may let the
+    /// readers behind it in: they are granted in the same entry, after the leaver's answer (so
+    /// answers come out in queue order).
     pub(super) fn remove_waiter(
         &mut self,
         lock: &LockName,
         client: ClientId,
         seq: Option<Seq>,
+        refusal: Option<Rejection>,
+        out: &mut Vec<Outcome>,
     ) -> Option<Seq> {
         let state = self.locks.get_mut(lock)?;
         let at = state
@@ -213,30 +220,44 @@ impl StateMachine {
             .iter()
             .position(|w| w.client == client && seq.is_none_or(|s| s == w.seq))?;
         let waiter = state.waiters.remove(at)?;
-        if state.is_idle() {
+        let idle = state.is_idle();
+        if let Some(refusal) = refusal {
+            self.answer(client, waiter.seq, Err(refusal), true, out);
+        }
+        if idle {
+            // Nothing was held or armed: the lock leaves quietly.
             self.locks.remove(lock);
+        } else if at == 0 {
+            self.grant_next(lock, out);
         }
         Some(waiter.seq)
     }
 
-    /// Grants `lock` to the head of its queue if it is free, and drops it from the table if idle.
+    /// Grants `lock` to the head of its queue, and to each waiter after it, for as long as the
+    /// holders admit them and the lock is not delayed; drops the lock from the table if idle.
     pub(super) fn grant_next(&mut self, lock: &LockName, out: &mut Vec<Outcome>) {
-        let Some(state) = self.locks.get_mut(lock) else {
+        let (locks, sessions, last_token) =
+            (&mut self.locks, &mut self.sessions, &mut self.last_token);
+        let Some(state) = locks.get_mut(lock) else {
             return;
         };
-        if state.holder.is_none() && !state.delayed {
-            if let Some(waiter) = state.waiters.pop_front() {
-                let lease = waiter.lease;
-                let client = waiter.client;
-                let (sessions, last_token) = (&mut self.sessions, &mut self.last_token);
-                let token = grant(last_token, sessions, state, lock, client, lease, out);
-                let granted = Ok(Reply::Granted { token, lease });
-                self.answer(waiter.client, waiter.seq, granted, true, out);
-                return;
-            }
+        while !state.delayed && state.waiters.front().is_some_and(|w| state.admits(w.mode)) {
+            let Some(waiter) = state.waiters.pop_front() else {
+                break;
+            };
+            let Waiter {
+                client,
+                seq,
+                lease,
+                mode,
+                ..
+            } = waiter;
+            let token = grant(last_token, sessions, state, lock, client, lease, mode, out);
+            let granted = Ok(Reply::Granted { token, lease });
+            record_answer(sessions, client, seq, granted, true, out);
         }
         if state.is_idle() {
-            self.locks.remove(lock);
+            locks.remove(lock);
             out.push(Outcome::Freed { lock: lock.clone() });
         }
     }
@@ -255,7 +276,10 @@ impl StateMachine {
         // session until the client's next request.
         let mut held = Vec::with_capacity(session.held.len());
         for lock in &session.held {
-            if let Some(holder) = self.locks.get_mut(lock).and_then(|s| s.holder.as_mut()) {
+            let Some(state) = self.locks.get_mut(lock) else {
+                continue;
+            };
+            if let Some(holder) = state.holders.iter_mut().find(|h| h.client == client) {
                 holder.renewals += 1;
                 held.push((lock.clone(), holder.token));
             }
@@ -265,11 +289,35 @@ impl StateMachine {
             revoked: session.revoked.clone(),
         }
     }
+
+    /// Takes the first holder of `lock` that `which` picks out of its holders.
+    pub(super) fn take_holder(
+        &mut self,
+        lock: &LockName,
+        which: impl Fn(&Holder) -> bool,
+    ) -> Option<Holder> {
+        let holders = &mut self.locks.get_mut(lock)?.holders;
+        let at = holders.iter().position(which)?;
+        Some(holders.remove(at))
+    }
+
+    /// Records the end of `holder`'s grant of `lock` in its session and for the leader's
+    /// timers. The caller grants the queue afterwards.
+    pub(super) fn ended(&mut self, lock: &LockName, holder: &Holder, out: &mut Vec<Outcome>) {
+        if let Some(session) = self.sessions.get_mut(&holder.client) {
+            session.remove_held(lock);
+        }
+        out.push(Outcome::Ended {
+            lock: lock.clone(),
+            token: holder.token,
+        });
+    }
 }
 
-/// Makes `client` the holder of `lock` (whose `state` has none) under the next token: the one way
-/// a lock is granted, at once or from the queue. It takes the state machine's parts apart, so
-/// that the caller's borrow of the lock's entry serves (no second lookup).
+/// Makes `client` a holder of `lock` (whose `state` admits it) under the next token: the one
+/// way a lock is granted, at once or from the queue. It takes the state machine's parts apart,
+/// so that the caller's borrow of the lock's entry serves (no second lookup).
+#[allow(clippy::too_many_arguments)]
 fn grant(
     last_token: &mut FencingToken,
     sessions: &mut Sessions,
@@ -277,15 +325,21 @@ fn grant(
     lock: &LockName,
     client: ClientId,
     lease: Duration,
+    mode: Mode,
     out: &mut Vec<Outcome>,
 ) -> FencingToken {
     *last_token = last_token.next();
     let token = *last_token;
-    state.holder = Some(Holder {
+    if state.holders.capacity() == 0 {
+        // Most locks have one holder at a time: room for one, not the four a first push makes.
+        state.holders.reserve_exact(1);
+    }
+    state.holders.push(Holder {
         client,
         token,
         lease,
         renewals: 0,
+        mode,
     });
     if let Some(session) = sessions.get_mut(&client) {
         session.add_held(lock);

@@ -41,22 +41,30 @@ impl StateMachine {
             let Some(state) = self.locks.get(*name) else {
                 continue;
             };
-            let holder = state.holder.as_ref().map(|h| HolderInfo {
-                client: h.client,
-                token: h.token,
-                lease: h.lease,
-                lease_left: lease_left(name, h.token),
-            });
+            let holders: Vec<HolderInfo> = state
+                .holders
+                .iter()
+                .take(MAX_LISTED)
+                .map(|h| HolderInfo {
+                    client: h.client,
+                    mode: h.mode,
+                    token: h.token,
+                    lease: h.lease,
+                    lease_left: lease_left(name, h.token),
+                })
+                .collect();
             let waiters: Vec<ClientId> = state
                 .waiters
                 .iter()
                 .take(MAX_LISTED)
                 .map(|w| w.client)
                 .collect();
-            bytes += ROW_OVERHEAD + name.len() + 16 * waiters.len();
+            bytes += ROW_OVERHEAD + name.len() + 16 * waiters.len() + 48 * holders.len();
             page.locks.push(LockInfo {
                 lock: (*name).clone(),
-                holder,
+                kind: state.kind,
+                holders,
+                holding: state.holders.len() as u64,
                 waiters,
                 waiting: state.waiters.len() as u64,
                 delayed: state.delayed,

@@ -10,6 +10,7 @@ mod apply;
 mod files;
 mod grants;
 mod introspect;
+mod legacy;
 mod lock_table;
 mod revoke;
 mod session;
@@ -89,6 +90,14 @@ pub enum Outcome {
         offset: u64,
         /// The bytes.
         data: Vec<u8>,
+    },
+    /// The grant `token` of `lock` ended (released, expired, revoked or withdrawn); the leader
+    /// drops its lease.
+    Ended {
+        /// The lock.
+        lock: LockName,
+        /// The grant.
+        token: FencingToken,
     },
 }
 
@@ -179,19 +188,19 @@ impl StateMachine {
         self.sessions.get(&client)?.slots.get(&seq)
     }
 
-    /// Serialises the whole state (for a snapshot).
+    /// Serialises the whole state (for a snapshot), after a prefix naming its layout.
     pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_allocvec(self)
+        postcard::to_extend(self, legacy::MAGIC.to_vec())
     }
 
     /// Restores a state serialised by [`StateMachine::to_bytes`], or by a version from before
-    /// membership changes (whose snapshots lack the configuration: it is then the start-up one).
+    /// lock kinds (storage formats 1 and 2: every lock exclusive; format 1 also lacks the
+    /// configuration, which is then the start-up one).
     pub fn from_bytes(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
-        let mut sm = postcard::from_bytes(bytes).or_else(|error| {
-            postcard::from_bytes::<Unconfigured>(bytes)
-                .map(StateMachine::from)
-                .map_err(|_| error)
-        })?;
+        let mut sm = match bytes.strip_prefix(&legacy::MAGIC[..]) {
+            Some(current) => postcard::from_bytes(current)?,
+            None => legacy::decode(bytes)?,
+        };
         sm.share_names();
         Ok(sm)
     }
@@ -207,29 +216,6 @@ impl StateMachine {
                     *name = key.clone();
                 }
             }
-        }
-    }
-}
-
-/// The state as serialised before membership changes: the same fields, without the
-/// configuration. A snapshot of that version ends where this does, so the current layout
-/// fails on it (one byte short) and this one reads it.
-#[derive(Serialize, Deserialize)]
-struct Unconfigured {
-    locks: LockTable,
-    sessions: Sessions,
-    files: HashMap<FileName, GuardedFile, DetHasher>,
-    last_token: FencingToken,
-}
-
-impl From<Unconfigured> for StateMachine {
-    fn from(old: Unconfigured) -> StateMachine {
-        StateMachine {
-            locks: old.locks,
-            sessions: old.sessions,
-            files: old.files,
-            last_token: old.last_token,
-            membership: None,
         }
     }
 }
@@ -296,8 +282,8 @@ mod tests {
             },
         };
         sm.apply(&Command::Client(acquire), &rules(), &mut Vec::new());
-        let old = Unconfigured {
-            locks: sm.locks.clone(),
+        let old = legacy::Format1 {
+            locks: legacy::old_locks(&sm.locks),
             sessions: sm.sessions.clone(),
             files: sm.files.clone(),
             last_token: sm.last_token,
@@ -315,5 +301,60 @@ mod tests {
         let restored = StateMachine::from_bytes(&sm.to_bytes().unwrap()).unwrap();
         assert_eq!(restored.membership(), Some(&config));
         assert!(StateMachine::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn request(client: u128, seq: u64, op: Op) -> Command {
+        Command::Client(ClientRequest {
+            client: ClientId(client),
+            seq: Seq(seq),
+            acked_below: Seq(1),
+            op,
+        })
+    }
+
+    /// A format-2 snapshot (exclusive locks, one optional holder, waiters without a mode)
+    /// restores as the same state with every lock exclusive; a current one keeps its kinds.
+    #[test]
+    fn a_snapshot_from_before_lock_kinds_restores_as_exclusive_locks() {
+        let mut sm = StateMachine::new();
+        let acquire = |lock: &str, wait| Op::Acquire {
+            lock: lock.into(),
+            lease: Duration::from_secs(1),
+            wait,
+        };
+        let mut out = Vec::new();
+        sm.apply(&request(1, 1, acquire("a", None)), &rules(), &mut out);
+        let waiting = Some(Duration::from_secs(5));
+        sm.apply(&request(2, 1, acquire("a", waiting)), &rules(), &mut out);
+        let config = Membership::bootstrap([NodeId(1)]);
+        let change = Command::Membership {
+            config,
+            client: ClientId(9),
+            seq: Seq(1),
+        };
+        sm.apply(&change, &rules(), &mut out);
+        let old = legacy::Format2 {
+            locks: legacy::old_locks(&sm.locks),
+            sessions: sm.sessions.clone(),
+            files: sm.files.clone(),
+            last_token: sm.last_token,
+            membership: sm.membership.clone(),
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        assert_eq!(StateMachine::from_bytes(&bytes), Ok(sm.clone()));
+
+        let read = Op::AcquireAs {
+            lock: "r".into(),
+            lease: Duration::from_secs(1),
+            wait: None,
+            mode: crate::protocol::Mode::Read,
+        };
+        sm.apply(&request(3, 1, read), &rules(), &mut out);
+        let restored = StateMachine::from_bytes(&sm.to_bytes().unwrap()).unwrap();
+        assert_eq!(restored, sm);
+        assert_eq!(
+            restored.lock("r").map(|l| l.kind),
+            Some(crate::protocol::LockKind::Shared)
+        );
     }
 }

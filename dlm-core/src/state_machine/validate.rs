@@ -3,7 +3,7 @@
 //! is total on its own.
 
 use crate::config::Limits;
-use crate::protocol::{Op, Rejection};
+use crate::protocol::{Mode, Op, Rejection};
 use std::time::Duration;
 
 /// Checks a lock or file name against the limits.
@@ -39,10 +39,18 @@ fn check_limit(limit: u32) -> Result<(), Rejection> {
 /// machine is total on its own.
 pub(crate) fn check_request(op: &Op, limits: &Limits) -> Result<(), Rejection> {
     match op {
-        Op::Acquire { lock, lease, .. } => {
-            check_name(lock.len(), limits)?;
-            if *lease < limits.min_lease || *lease > limits.max_lease {
+        Op::Acquire { .. } | Op::AcquireAs { .. } => {
+            let Some(acquire) = op.as_acquire() else {
+                return Ok(());
+            };
+            check_name(acquire.lock.len(), limits)?;
+            if acquire.lease < limits.min_lease || acquire.lease > limits.max_lease {
                 return Err(bad_lease(limits, None));
+            }
+            if acquire.mode == (Mode::Permit { permits: 0 }) {
+                return Err(Rejection::Invalid(
+                    "a semaphore needs at least one permit".into(),
+                ));
             }
             Ok(())
         }

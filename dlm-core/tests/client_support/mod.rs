@@ -7,8 +7,8 @@ use dlm_core::client::{
     DriftBound, LossReason, NodeCause, Wait,
 };
 use dlm_core::{
-    ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, LogIndex, NodeId,
-    NodeStatus, Op, Rejection, Reply, Role, Seq, Term, Time,
+    ClientId, ClientRequest, ClientResponse, FencingToken, FileName, LockName, LogIndex, Mode,
+    NodeId, NodeStatus, Op, Rejection, Reply, Role, Seq, Term, Time,
 };
 use std::time::Duration;
 
@@ -168,6 +168,7 @@ pub fn try_acquire(name: &str) -> CallOp {
     CallOp::Acquire {
         lock: lock(name),
         wait: Wait::Try,
+        mode: Mode::Exclusive,
     }
 }
 
@@ -175,6 +176,7 @@ pub fn acquire(name: &str, wait: Wait) -> CallOp {
     CallOp::Acquire {
         lock: lock(name),
         wait,
+        mode: Mode::Exclusive,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::client_cmds::ClusterArgs;
 use clap::Args;
 use dlm::introspection::{LockInfo, SessionInfo, MAX_PAGE};
+use dlm::Mode;
 use std::future::Future;
 use std::time::Duration;
 
@@ -36,20 +37,36 @@ pub async fn locks(args: LocksArgs) -> Result<i32, String> {
         Ok((page.locks, page.next))
     };
     print_pages(args.limit, fetch, |lock: &LockInfo| {
-        let (holder, token, left) = match &lock.holder {
-            Some(h) => (
-                format!("{:032x}", h.client.0),
-                h.token.to_string(),
-                h.lease_left.map_or("-".into(), |d| format!("{d:.1?}")),
-            ),
-            None if lock.delayed => ("(lock-delay)".into(), "-".into(), "-".into()),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "{:<32} {holder:<32} {token:>8} {left:>10} {}",
-            lock.lock.as_str(),
-            lock.waiting
-        );
+        // One line per grant listed (a shared lock or a semaphore may have several), with
+        // the mode after the holder when it is not the plain exclusive one.
+        let mut rows: Vec<(String, String, String)> = lock
+            .holders
+            .iter()
+            .map(|h| {
+                let mode = match h.mode {
+                    Mode::Exclusive => String::new(),
+                    Mode::Read => " (read)".into(),
+                    Mode::Write => " (write)".into(),
+                    Mode::Permit { permits } => format!(" (1 of {permits})"),
+                };
+                (
+                    format!("{:032x}{mode}", h.client.0),
+                    h.token.to_string(),
+                    h.lease_left.map_or("-".into(), |d| format!("{d:.1?}")),
+                )
+            })
+            .collect();
+        if rows.is_empty() {
+            let holder = if lock.delayed { "(lock-delay)" } else { "-" };
+            rows.push((holder.into(), "-".into(), "-".into()));
+        }
+        for (holder, token, left) in rows {
+            println!(
+                "{:<32} {holder:<32} {token:>8} {left:>10} {}",
+                lock.lock.as_str(),
+                lock.waiting
+            );
+        }
     })
     .await
 }

@@ -4,9 +4,14 @@
 //! lease alive while it runs; if the lock is lost anyway (the cluster unreachable for a lease)
 //! the command gets SIGTERM, then SIGKILL after a grace period, because it must not go on
 //! believing it holds the lock.
+//!
+//! `--read` and `--write` take a read-write lock's shared or exclusive grant, `--permits N` one
+//! permit of a semaphore of N: several readers, or N permit holders, run their commands at once,
+//! each with its own token. `DLM_LOCK_MODE` tells the command which it got.
 
 use crate::client_cmds::ClusterArgs;
 use clap::Args;
+use dlm::Mode;
 use std::process::ExitStatus;
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -20,6 +25,16 @@ pub struct LockArgs {
     cluster: ClusterArgs,
     /// The lock.
     lock: String,
+    /// A reader's grant of a read-write lock: shared with other readers, never with a writer.
+    #[arg(long, group = "mode")]
+    read: bool,
+    /// A writer's grant of a read-write lock: alone, after the readers that came before it.
+    #[arg(long, group = "mode")]
+    write: bool,
+    /// One permit of a semaphore of N permits (the name's first acquire fixes N; another N is
+    /// refused while anyone holds or waits for it).
+    #[arg(long, group = "mode", value_name = "N")]
+    permits: Option<u32>,
     /// Lease in milliseconds, renewed every third of it while the command runs.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
@@ -44,10 +59,30 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
         .cluster
         .connect(Duration::from_millis(args.lease_ms))
         .await?;
-    let guard = client
-        .lock_timeout(args.lock.as_str(), Duration::from_millis(args.wait_ms))
-        .await
-        .map_err(|e| format!("cannot take {}: {e}", args.lock))?;
+    let wait = Duration::from_millis(args.wait_ms);
+    let name = args.lock.as_str();
+    let mode = if args.read {
+        Mode::Read
+    } else if args.write {
+        Mode::Write
+    } else if let Some(permits) = args.permits {
+        Mode::Permit { permits }
+    } else {
+        Mode::Exclusive
+    };
+    let guard = match mode {
+        Mode::Read => client.rwlock(name).read_timeout(wait).await,
+        Mode::Write => client.rwlock(name).write_timeout(wait).await,
+        Mode::Permit { permits } => client.semaphore(name, permits).acquire_timeout(wait).await,
+        _ => client.lock_timeout(name, wait).await,
+    }
+    .map_err(|e| format!("cannot take {name} ({mode}): {e}"))?;
+    let mode_name = match mode {
+        Mode::Read => "read",
+        Mode::Write => "write",
+        Mode::Permit { .. } => "permit",
+        _ => "exclusive",
+    };
     let mut command = Command::new(program);
     // Its own process group, so that stopping it stops what it started too (a shell's
     // children), and a Ctrl-C reaches it through us, after which we release the lock.
@@ -57,6 +92,7 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
         .args(rest)
         .env("DLM_FENCING_TOKEN", guard.token().get().to_string())
         .env("DLM_LOCK", &args.lock)
+        .env("DLM_LOCK_MODE", mode_name)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;

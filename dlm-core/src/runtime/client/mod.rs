@@ -7,7 +7,8 @@
 //! Every call may be dropped or wrapped in a time-out at any point, and leaves the service as
 //! if it had never been made, or had completed (and, for an acquire, been undone):
 //!
-//! - a dropped `lock`, `lock_timeout` or `try_lock` is withdrawn from the lock's queue; if it
+//! - a dropped `lock`, `lock_timeout` or `try_lock` (or a shared lock's or a semaphore's
+//!   acquire, [`RwLock`], [`Semaphore`]) is withdrawn from the lock's queue; if it
 //!   was granted meanwhile, the grant is given back at once, in the same log entry as the
 //!   withdrawal, and the next waiter gets the lock;
 //! - a dropped `release` carries on in the background;
@@ -21,18 +22,20 @@
 mod actor;
 mod admin;
 mod guard;
+mod kinds;
 mod replace;
 
 pub use crate::client::{
     ClientConfig, ClientError, DriftBound, LossReason, NodeCause, Unreachable,
 };
 pub use guard::LockGuard;
+pub use kinds::{RwLock, Semaphore};
 pub use replace::{ReplaceError, ReplaceStep, REPLACE_CATCH_UP};
 
 use super::transport::ClientTransport;
 use crate::client::{CallId, CallOp, ClientCore, Done, Wait};
 use crate::names::{FileName, LockName};
-use crate::protocol::NodeStatus;
+use crate::protocol::{Mode, NodeStatus};
 use crate::types::{ClientId, NodeId};
 use actor::{Actor, Answer, Clock, Command};
 use std::collections::HashMap;
@@ -198,12 +201,13 @@ impl<T: ClientTransport> Client<T> {
     /// Waits for `lock` without limit, in FIFO order. Fails with [`ClientError::Unavailable`]
     /// only if no leader can be reached for [`ClientConfig::deadline`].
     pub async fn lock(&self, lock: impl Into<LockName>) -> Result<LockGuard<T>, ClientError> {
-        self.acquire(lock.into(), Wait::Forever).await
+        self.acquire(lock.into(), Wait::Forever, Mode::Exclusive)
+            .await
     }
 
     /// Takes `lock` if it is free, else fails with [`ClientError::Busy`].
     pub async fn try_lock(&self, lock: impl Into<LockName>) -> Result<LockGuard<T>, ClientError> {
-        self.acquire(lock.into(), Wait::Try).await
+        self.acquire(lock.into(), Wait::Try, Mode::Exclusive).await
     }
 
     /// Waits at most `wait` for `lock` (the whole call, reaching the service included), else
@@ -214,13 +218,21 @@ impl<T: ClientTransport> Client<T> {
         lock: impl Into<LockName>,
         wait: Duration,
     ) -> Result<LockGuard<T>, ClientError> {
-        self.acquire(lock.into(), Wait::For(wait)).await
+        self.acquire(lock.into(), Wait::For(wait), Mode::Exclusive)
+            .await
     }
 
-    async fn acquire(&self, lock: LockName, wait: Wait) -> Result<LockGuard<T>, ClientError> {
+    /// Takes `lock` in `mode`, waiting as `wait` says: every kind's acquire.
+    async fn acquire(
+        &self,
+        lock: LockName,
+        wait: Wait,
+        mode: Mode,
+    ) -> Result<LockGuard<T>, ClientError> {
         let op = CallOp::Acquire {
             lock: lock.clone(),
             wait,
+            mode,
         };
         match self.call(op).await? {
             (Done::Granted { .. }, Some(held)) => Ok(LockGuard::new(self.clone(), lock, held)),

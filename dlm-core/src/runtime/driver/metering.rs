@@ -110,7 +110,7 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         let sm = self.node.state_machine();
         let (mut held_locks, mut waiting_acquires) = (0, 0);
         for (_, lock) in sm.locks() {
-            held_locks += usize::from(lock.holder.is_some());
+            held_locks += usize::from(!lock.holders.is_empty());
             waiting_acquires += lock.waiters.len();
         }
         StateGauges {

@@ -42,7 +42,7 @@ impl OpKind {
 
     pub(crate) fn of(op: &Op) -> OpKind {
         match op {
-            Op::Acquire { .. } => OpKind::Acquire,
+            Op::Acquire { .. } | Op::AcquireAs { .. } => OpKind::Acquire,
             Op::Release { .. } => OpKind::Release,
             Op::Cancel { .. } => OpKind::Cancel,
             Op::KeepAlive => OpKind::KeepAlive,
@@ -98,7 +98,7 @@ impl OpKind {
 }
 
 /// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
-pub(crate) const OUTCOMES: [&str; 25] = [
+pub(crate) const OUTCOMES: [&str; 27] = [
     "ok",
     "busy",
     "timed_out",
@@ -124,6 +124,8 @@ pub(crate) const OUTCOMES: [&str; 25] = [
     "not_held",
     "not_authorized",
     "membership",
+    "wrong_kind",
+    "not_exclusive",
 ];
 
 /// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
@@ -158,6 +160,8 @@ pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
         Rejection::NotHeld => 22,
         Rejection::NotAuthorized(_) => 23,
         Rejection::Membership(_) => 24,
+        Rejection::WrongKind { .. } => 25,
+        Rejection::NotExclusive => 26,
     }
 }
 

@@ -14,15 +14,18 @@ use std::fs;
 use std::path::Path;
 
 /// The storage format this build writes. 2: snapshots carry the cluster's configuration and
-/// the log may hold membership changes.
-pub const STORAGE_FORMAT: u32 = 2;
+/// the log may hold membership changes. 3: lock kinds: a lock in a snapshot has a kind,
+/// several holders and waiters with modes, the snapshot starts with a prefix naming its
+/// layout, and the log may hold `Op::AcquireAs`.
+pub const STORAGE_FORMAT: u32 = 3;
 
-/// Older formats this build reads: 1, whose snapshots lack the configuration
-/// (`StateMachine::from_bytes` reads that layout too) and whose commands are all still
-/// decoded as they were. A directory of one is marked as of [`STORAGE_FORMAT`] before anything
+/// Older formats this build reads: 1, whose snapshots lack the configuration, and 2, whose
+/// locks are all exclusive (`StateMachine::from_bytes` reads both layouts, told apart from the
+/// current one by its prefix); their commands are all still decoded as they were (a new op
+/// was added at the end). A directory of one is marked as of [`STORAGE_FORMAT`] before anything
 /// is written to it, so that the build that wrote it refuses it from then on instead of
 /// misreading the newer data.
-const READS: [u32; 1] = [1];
+const READS: [u32; 2] = [1, 2];
 
 const FORMAT_FILE: &str = "FORMAT";
 /// The files and directories that only a directory with data holds.

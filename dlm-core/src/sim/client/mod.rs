@@ -8,6 +8,7 @@ use super::clock::Skew;
 use super::rng::SimRng;
 use crate::client::{CallId, CallOp, ClientConfig, ClientCore, ClientEvent, DriftBound, Wait};
 use crate::names::{FileName, LockName};
+use crate::protocol::Mode;
 use crate::types::{ClientId, FencingToken, NodeId};
 use std::time::Duration;
 
@@ -21,12 +22,37 @@ const DEADLINE: Duration = Duration::from_secs(5);
 const ABANDON_ONE_IN: u64 = 6;
 /// One call in this many (of a client holding nothing) is an operator's revoke of a random lock.
 const REVOKE_ONE_IN: u64 = 25;
+/// One acquire in this many asks for a mode drawn at random rather than the name's own, so that
+/// acquires of the wrong kind (or a semaphore of the wrong size) meet their refusal, and a name
+/// that left the table may come back as another kind.
+const ODD_MODE_ONE_IN: u64 = 30;
+
+/// The mode a simulated user asks for lock number `i` in (with `kinds`; else exclusive): `l0`,
+/// `l3`... are exclusive, `l1`, `l4`... read-write (one acquire in three a writer's), `l2`,
+/// `l5`... semaphores of 2 permits.
+pub fn mode_of(i: u64, kinds: bool, rng: &mut SimRng) -> Mode {
+    if !kinds {
+        return Mode::Exclusive;
+    }
+    let i = if rng.below(ODD_MODE_ONE_IN) == 0 {
+        rng.below(4)
+    } else {
+        i % 3
+    };
+    match i {
+        0 => Mode::Exclusive,
+        1 if rng.below(3) == 0 => Mode::Write,
+        1 => Mode::Read,
+        2 => Mode::Permit { permits: 2 },
+        _ => Mode::Permit { permits: 3 },
+    }
+}
 
 /// The user's side of a call in flight.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Calling {
-    /// An acquire of `lock`.
-    Acquire(LockName),
+    /// An acquire of `lock` in a mode.
+    Acquire(LockName, Mode),
     /// An append of `data` to `file`.
     Append {
         /// The file.
@@ -49,6 +75,8 @@ pub struct Holding {
     pub lock: LockName,
     /// Its token.
     pub token: FencingToken,
+    /// The mode it was granted in: only an exclusive grant appends, the others read.
+    pub mode: Mode,
     /// Until when (true time) it may act as holder.
     pub safe_until: u64,
     /// Appends left before releasing.
@@ -65,12 +93,14 @@ pub enum Event {
         /// The request.
         request: crate::protocol::ClientRequest,
     },
-    /// The client holds `lock` with `token` until `until` (true time).
+    /// The client holds `lock` with `token` in `mode` until `until` (true time).
     Confirmed {
         /// The lock.
         lock: LockName,
         /// The token.
         token: FencingToken,
+        /// The grant's mode.
+        mode: Mode,
         /// Safe until (true time).
         until: u64,
     },
@@ -196,7 +226,7 @@ impl SimClient {
         &mut self,
         now: u64,
         quiet: bool,
-        locks: usize,
+        workload: (usize, bool),
         rng: &mut SimRng,
         events: &mut Vec<Event>,
     ) {
@@ -211,7 +241,7 @@ impl SimClient {
             if now >= abandon_at {
                 self.calling = None;
                 self.core.handle(local, ClientEvent::Abandon(call));
-                if let Calling::Acquire(lock) = what {
+                if let Calling::Acquire(lock, _) = what {
                     let session = self.core.session();
                     events.push(Event::Abandoned { lock, session });
                 }
@@ -225,7 +255,7 @@ impl SimClient {
         if quiet && self.holding.is_none() {
             return;
         }
-        let (op, what) = self.next_call(now, locks, rng, events);
+        let (op, what) = self.next_call(now, workload, rng, events);
         let call = CallId(self.next_call);
         self.next_call += 1;
         let abandon_at = if rng.below(ABANDON_ONE_IN) == 0 {
@@ -242,12 +272,22 @@ impl SimClient {
     fn next_call(
         &mut self,
         now: u64,
-        locks: usize,
+        (locks, kinds): (usize, bool),
         rng: &mut SimRng,
         events: &mut Vec<Event>,
     ) -> (CallOp, Calling) {
         if let Some(h) = &mut self.holding {
             let (lock, token) = (h.lock.clone(), h.token);
+            if now < h.safe_until && h.appends_left > 0 && !h.mode.is_exclusive() {
+                // A reader or a permit holder reads what the writers wrote while it holds.
+                h.appends_left -= 1;
+                let file = FileName::new(format!("f{}", lock.as_str()));
+                let op = CallOp::Read {
+                    file: file.clone(),
+                    offset: 0,
+                };
+                return (op, Calling::Read(file));
+            }
             if now < h.safe_until && h.appends_left > 0 {
                 h.appends_left -= 1;
                 let file = FileName::new(format!("f{}", lock.as_str()));
@@ -268,7 +308,8 @@ impl SimClient {
             });
             return (CallOp::Release { lock, token }, Calling::Release);
         }
-        let lock = LockName::new(format!("l{}", rng.below(locks as u64)));
+        let i = rng.below(locks as u64);
+        let lock = LockName::new(format!("l{i}"));
         if rng.below(REVOKE_ONE_IN) == 0 {
             let op = CallOp::Revoke { lock: lock.clone() };
             return (op, Calling::Revoke(lock));
@@ -287,11 +328,13 @@ impl SimClient {
             1 => Wait::Forever,
             _ => Wait::For(Duration::from_millis(50 + rng.below(2_000))),
         };
+        let mode = mode_of(i, kinds, rng);
         let op = CallOp::Acquire {
             lock: lock.clone(),
             wait,
+            mode,
         };
-        (op, Calling::Acquire(lock))
+        (op, Calling::Acquire(lock, mode))
     }
 
     /// Feeds an answer from node index `node`, at true time `now`.
@@ -316,7 +359,7 @@ impl SimClient {
         self.holding
             .as_ref()
             .is_some_and(|h| h.lock == *lock && h.token == token)
-            || matches!(&self.calling, Some((_, Calling::Acquire(l), _, _)) if l == lock)
+            || matches!(&self.calling, Some((_, Calling::Acquire(l, _), _, _)) if l == lock)
             || self.core.held().any(|(l, t, _)| l == lock && t == token)
     }
 }

@@ -27,7 +27,13 @@ impl SimClient {
                         if h.lock == lock && h.token == token {
                             let until = self.skew.true_of(safe_until);
                             h.safe_until = h.safe_until.max(until);
-                            events.push(Event::Confirmed { lock, token, until });
+                            let mode = h.mode;
+                            events.push(Event::Confirmed {
+                                lock,
+                                token,
+                                mode,
+                                until,
+                            });
                         }
                     }
                 }
@@ -69,7 +75,7 @@ impl SimClient {
         self.wake_at = now + rng.below(20_000_000);
         match (what, result) {
             (
-                Calling::Acquire(_),
+                Calling::Acquire(_, mode),
                 Ok(Done::Granted {
                     lock,
                     token,
@@ -80,12 +86,21 @@ impl SimClient {
                 self.holding = Some(Holding {
                     lock: lock.clone(),
                     token,
+                    mode,
                     safe_until: until,
                     appends_left: 1 + rng.below(4) as u32,
                 });
-                events.push(Event::Confirmed { lock, token, until });
+                events.push(Event::Confirmed {
+                    lock,
+                    token,
+                    mode,
+                    until,
+                });
             }
-            (Calling::Acquire(lock), Err(ClientError::TimedOut | ClientError::Unavailable(_))) => {
+            (
+                Calling::Acquire(lock, _),
+                Err(ClientError::TimedOut | ClientError::Unavailable(_)),
+            ) => {
                 // An acquire the client gave up on (timed out, unreachable) may have been granted
                 // at the very end: the core withdraws it as it would an abandoned one, and the
                 // same bound applies. (A refusal from the service, like Busy, left nothing.)

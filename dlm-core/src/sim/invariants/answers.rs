@@ -4,7 +4,7 @@
 
 use super::{Broken, Checker};
 use crate::names::LockName;
-use crate::protocol::{Rejection, Reply};
+use crate::protocol::{Mode, Rejection, Reply};
 use crate::types::{ClientId, FencingToken, Seq};
 
 /// A client's claim on a lock in true time, for the clock-honest lease check.
@@ -12,6 +12,7 @@ use crate::types::{ClientId, FencingToken, Seq};
 pub(super) struct Window {
     client: usize,
     token: FencingToken,
+    mode: Mode,
     start: u64,
     end: u64,
 }
@@ -69,14 +70,15 @@ impl Checker {
         Ok(())
     }
 
-    /// Clock-honest leases: client `client` is safe on `lock` until `until` (true time), from
-    /// `now`. No two clients' safe windows on one lock overlap, unless an operator revoked the
-    /// older of the two grants (see [`Checker::overlap_revoked`]).
+    /// Clock-honest leases: client `client` is safe on `lock` in `mode` until `until` (true
+    /// time), from `now`. No two clients' safe windows on one lock overlap, unless both are
+    /// readers' or both permits of one semaphore (and then no more permits than it has), or an
+    /// operator revoked the older of the two grants (see [`Checker::overlap_revoked`]).
     pub fn lease_confirmed(
         &mut self,
         client: usize,
         lock: &LockName,
-        token: FencingToken,
+        (token, mode): (FencingToken, Mode),
         now: u64,
         until: u64,
     ) -> Result<(), Broken> {
@@ -92,12 +94,33 @@ impl Checker {
             .filter(|w| w.client != client && w.end > now)
             .cloned()
             .collect();
-        for other in overlapping {
-            let detail = format!(
-                "{lock:?}: client {} token {token} safe from {now} while client {} token {} is safe until {}",
-                client, other.client, other.token, other.end
-            );
-            self.overlap_revoked(lock, other.token, token, detail)?;
+        let shares = |other: Mode| match (mode, other) {
+            (Mode::Read, Mode::Read) => true,
+            (Mode::Permit { permits: a }, Mode::Permit { permits: b }) => a == b,
+            _ => false,
+        };
+        let detail = |other: &Window| {
+            format!(
+                "{lock:?}: client {client} token {token} ({mode}) safe from {now} while client {} token {} ({}) is safe until {}",
+                other.client, other.token, other.mode, other.end
+            )
+        };
+        for other in overlapping.iter().filter(|w| !shares(w.mode)) {
+            self.overlap_revoked(lock, other.token, token, detail(other))?;
+        }
+        if let Mode::Permit { permits } = mode {
+            // Permits out beside this one, not counting revoked grants (their holders are told
+            // late by design): all of them plus this one must fit.
+            let mut sharing: Vec<&Window> = overlapping
+                .iter()
+                .filter(|w| shares(w.mode) && !self.revoked.contains(&w.token))
+                .collect();
+            if sharing.len() >= permits as usize {
+                sharing.sort_by_key(|w| w.token);
+                let oldest = sharing[0];
+                let detail = format!("{} beside {} other permits", detail(oldest), sharing.len());
+                self.overlap_revoked(lock, oldest.token, token, detail)?;
+            }
         }
         let windows = self.windows.entry(lock.clone()).or_default();
         if let Some(w) = windows
@@ -111,6 +134,7 @@ impl Checker {
         windows.push(Window {
             client,
             token,
+            mode,
             start: now,
             end: until,
         });

@@ -34,7 +34,7 @@ impl Checker {
             }
         }
         self.append_not_revoked(idx, data, token)?;
-        if let Some(seen) = self.holder_tokens[idx].get(&lock) {
+        if let Some((seen, _)) = self.holder_tokens[idx].get(&lock) {
             if *seen > token {
                 return Err((
                     "append_fenced",

@@ -37,7 +37,8 @@ pub struct Checker {
     /// Every grant a client was told of: token → (client id, lock).
     grants: HashMap<FencingToken, (ClientId, LockName)>,
     /// Per node, per lock: the highest holder token seen since the node last started.
-    holder_tokens: Vec<HashMap<LockName, FencingToken>>,
+    /// Per node and lock: the newest token seen, and the grants held at the last check.
+    holder_tokens: Vec<HashMap<LockName, (FencingToken, Vec<FencingToken>)>>,
     /// Per node, per file: the token of the last append applied since the node last started.
     file_tokens: Vec<HashMap<FileName, FencingToken>>,
     /// First answer of every `(client, seq)`.

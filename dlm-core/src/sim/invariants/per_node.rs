@@ -5,6 +5,7 @@
 use super::{Broken, Checker};
 use crate::command::Command;
 use crate::node::Node;
+use crate::protocol::LockKind;
 use crate::types::{LogIndex, Term};
 use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
@@ -42,7 +43,8 @@ fn sm_digest(node: &Node) -> u64 {
     let locks = sm.locks().map(|(lock, state)| {
         item_hash((
             lock,
-            state.holder.as_ref().map(|h| h.token),
+            state.newest_token(),
+            state.holders.len(),
             state.waiters.len(),
         ))
     });
@@ -187,36 +189,93 @@ impl Checker {
     pub fn tokens_grow_per_lock(&mut self, idx: usize, node: &Node) -> Result<(), Broken> {
         let seen = &mut self.holder_tokens[idx];
         for (lock, state) in node.state_machine().locks() {
-            let Some(holder) = &state.holder else {
+            if state.holders.is_empty() {
                 continue;
-            };
-            if holder.token > node.state_machine().last_token() {
-                return Err(("token_unique", format!("{lock:?} token above the counter")));
             }
-            let prev = seen.entry(lock.clone()).or_insert(holder.token);
-            if holder.token < *prev {
-                return Err((
-                    "token_grows_per_lock",
-                    format!(
-                        "node {} {lock:?}: {} after {}",
-                        node.id(),
-                        holder.token,
-                        prev
-                    ),
-                ));
+            let (newest, held) = seen.entry(lock.clone()).or_default();
+            for holder in &state.holders {
+                if holder.token > node.state_machine().last_token() {
+                    return Err(("token_unique", format!("{lock:?} token above the counter")));
+                }
+                // A grant seen before may still stand; a grant not seen before must be newer
+                // than every grant of the lock seen so far.
+                if holder.token <= *newest && !held.contains(&holder.token) {
+                    return Err((
+                        "token_grows_per_lock",
+                        format!(
+                            "node {} {lock:?}: {} after {}",
+                            node.id(),
+                            holder.token,
+                            newest
+                        ),
+                    ));
+                }
             }
-            *prev = holder.token;
+            held.clear();
+            held.extend(state.holders.iter().map(|h| h.token));
+            *newest = (*newest).max(state.newest_token().unwrap_or_default());
         }
         Ok(())
     }
 
-    /// A lock has at most one holder, and the holder's session agrees it holds it.
+    /// A lock's holders fit its kind (a writer or an exclusive holder alone, at most `permits`
+    /// permits, modes of the lock's kind), its queue's head waits only for a reason (the
+    /// holders do not admit it, or the lock is delayed: no lost wake-up), and each session
+    /// that believes it holds a lock is one of its holders.
     pub fn holders_consistent(&mut self, node: &Node) -> Result<(), Broken> {
         let sm = node.state_machine();
+        for (lock, state) in sm.locks() {
+            let exclusive = state.holders.iter().any(|h| h.mode.is_exclusive());
+            if exclusive && state.holders.len() > 1 {
+                return Err((
+                    "one_holder",
+                    format!(
+                        "node {}: {lock:?} has an exclusive grant beside others: {:?}",
+                        node.id(),
+                        state.holders
+                    ),
+                ));
+            }
+            if let LockKind::Semaphore { permits } = state.kind {
+                if state.holders.len() > permits as usize {
+                    return Err((
+                        "permits_bounded",
+                        format!(
+                            "node {}: {lock:?} has {} holders of {permits} permits",
+                            node.id(),
+                            state.holders.len()
+                        ),
+                    ));
+                }
+            }
+            let modes = state.holders.iter().map(|h| h.mode);
+            if let Some(mode) = modes
+                .chain(state.waiters.iter().map(|w| w.mode))
+                .find(|m| m.kind() != state.kind)
+            {
+                return Err((
+                    "one_kind",
+                    format!(
+                        "node {}: {lock:?} is {} but has a {mode} grant or waiter",
+                        node.id(),
+                        state.kind
+                    ),
+                ));
+            }
+            if !state.delayed && state.waiters.front().is_some_and(|w| state.admits(w.mode)) {
+                return Err((
+                    "no_stuck_waiter",
+                    format!(
+                        "node {}: {lock:?}'s first waiter could be granted",
+                        node.id()
+                    ),
+                ));
+            }
+        }
         for (client, session) in sm.sessions() {
             for lock in &session.held {
-                let holder = sm.lock(lock).and_then(|s| s.holder.as_ref());
-                if holder.is_none_or(|h| h.client != *client) {
+                let holder = sm.lock(lock).and_then(|s| s.holder_of(*client));
+                if holder.is_none() {
                     return Err((
                         "one_holder",
                         format!("node {}: {client:?} thinks it holds {lock:?}", node.id()),

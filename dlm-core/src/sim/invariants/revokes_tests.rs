@@ -2,6 +2,7 @@
 //! check refuses an append applied after its grant's revoke.
 
 use super::*;
+use crate::protocol::Mode;
 
 const T1: FencingToken = FencingToken(1);
 const T2: FencingToken = FencingToken(2);
@@ -12,8 +13,8 @@ fn lock() -> LockName {
 
 /// Client 0 holds `lock` under T1 until 100; client 1 is then told it holds it under T2 from 50.
 fn overlap(checker: &mut Checker) -> Result<(), Broken> {
-    checker.lease_confirmed(0, &lock(), T1, 0, 100)?;
-    checker.lease_confirmed(1, &lock(), T2, 50, 150)
+    checker.lease_confirmed(0, &lock(), (T1, Mode::Exclusive), 0, 100)?;
+    checker.lease_confirmed(1, &lock(), (T2, Mode::Exclusive), 50, 150)
 }
 
 #[test]
