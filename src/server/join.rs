@@ -45,8 +45,8 @@ pub enum JoinError {
     /// Start-up peers were given as well: a joining node learns the members from the cluster.
     #[error("give either the peers or a member to join through, not both")]
     PeersAndJoin,
-    /// Joining over TLS is not supported yet.
-    #[error("joining a cluster over TLS is not supported yet: start the node with its peers")]
+    /// Over TLS, the node has no CA to verify the members it joins with.
+    #[error("joining a cluster over TLS needs the CA that verifies its members (NodeTls::mutual, --tls-ca)")]
     Tls,
     /// No member was reached through the given address in time (or none knew a leader).
     #[error("no leader found through {via} within {waited:?}: {last}")]
@@ -76,15 +76,12 @@ impl ServerBuilder {
         if !self.peers.is_empty() {
             return Err(JoinError::PeersAndJoin.into());
         }
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            return Err(JoinError::Tls.into());
-        }
+        let access = self.join_access()?;
         let transport = self.bind_tcp(id, listen).await?;
         let addr = transport.local_addr();
         let me = self.advertised(addr).ok_or(JoinError::NoAddress)?;
         let deadline = Instant::now() + join.within;
-        let (client, config) = discover(&join, &self.access(), deadline).await?;
+        let (client, config) = discover(&join, &access, deadline).await?;
         // Recorded before the first start, so that no later start of this directory can
         // begin from its flags alone (see `join_record`).
         let record = JoinRecord::of(&config);
@@ -154,6 +151,18 @@ impl ServerBuilder {
         Ok(server)
     }
 
+    /// How this node's own client reaches the cluster it joins: its secrets, and over TLS the
+    /// node's CA and certificate, as it dials its peers.
+    fn join_access(&self) -> Result<ClusterAccess, JoinError> {
+        #[allow(unused_mut)]
+        let mut access = self.access();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            access = access.tls(tls.member_client().ok_or(JoinError::Tls)?);
+        }
+        Ok(access)
+    }
+
     /// The start-up configuration of a node that joined: the recorded voters (this node is
     /// not among them on a first start, so it never stands), with their addresses and its own.
     fn joined_config(
@@ -216,13 +225,15 @@ pub(crate) async fn discover(
 }
 
 /// One attempt: the entry point's status names the leader and where it listens; the leader
-/// answers the configuration, whose members become the client's nodes.
+/// answers the configuration, whose members become the client's nodes. Each node is dialed
+/// by the host it is known by, which TLS checks in its certificate.
 async fn try_discover(
     via: &str,
     access: &ClusterAccess,
 ) -> Result<(Client<TcpClient>, Membership), String> {
     let entry = resolve(via).await?;
-    let probe = client([(ENTRY_POINT, entry)], access);
+    let mut hosts = HashMap::from([(ENTRY_POINT, host_of(via))]);
+    let probe = client([(ENTRY_POINT, entry)], access, &hosts);
     let status = probe
         .status(ENTRY_POINT)
         .await
@@ -231,34 +242,69 @@ async fn try_discover(
         .leader
         .ok_or_else(|| format!("{via} knows no leader yet"))?;
     let mut nodes = HashMap::from([(status.id, entry)]);
+    hosts = HashMap::from([(status.id, host_of(via))]);
     if leader != status.id {
         let at = resolve(&status.leader_addr)
             .await
             .map_err(|e| format!("leader {leader}: {e}"))?;
         nodes.insert(leader, at);
+        hosts.insert(leader, host_of(&status.leader_addr));
     }
-    let info = client(nodes.clone(), access)
+    let info = client(nodes.clone(), access, &hosts)
         .membership()
         .await
         .map_err(|e| format!("asking for the configuration: {e}"))?;
     for member in info.config.members() {
         if let Ok(at) = resolve(&member.addr).await {
             nodes.entry(member.id).or_insert(at);
+            hosts
+                .entry(member.id)
+                .or_insert_with(|| host_of(&member.addr));
         }
     }
-    Ok((client(nodes, access), info.config))
+    Ok((client(nodes, access, &hosts), info.config))
 }
 
 /// A client of `nodes`, with time-outs short enough to try again within the join's bound.
 fn client(
     nodes: impl IntoIterator<Item = (NodeId, SocketAddr)>,
     access: &ClusterAccess,
+    hosts: &HashMap<NodeId, &str>,
 ) -> Client<TcpClient> {
     let nodes = nodes.into_iter().map(|(id, at)| (id.get(), at));
-    crate::connect_tcp_with(nodes, access.clone(), |cfg| {
+    crate::connect_tcp_with(nodes, named(access, hosts), |cfg| {
         cfg.deadline = Duration::from_secs(5);
         cfg.attempt_timeout = Duration::from_secs(1);
     })
+}
+
+/// `access`, with TLS checking each node's certificate for the host name it is known by (an
+/// IP address is checked as such without being told).
+fn named(access: &ClusterAccess, hosts: &HashMap<NodeId, &str>) -> ClusterAccess {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &access.tls {
+        let mut tls = tls.clone();
+        for (id, host) in hosts {
+            if host.parse::<std::net::IpAddr>().is_err() {
+                // A host that is no valid name cannot be checked: the IP address is instead.
+                if let Ok(by_name) = tls.clone().node_name(*id, host) {
+                    tls = by_name;
+                }
+            }
+        }
+        return access.clone().tls(tls);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = hosts;
+    access.clone()
+}
+
+/// The host part of `host:port` (`[v6]:port` too).
+fn host_of(host_port: &str) -> &str {
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The first address `host_port` resolves to.

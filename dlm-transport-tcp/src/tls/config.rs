@@ -213,6 +213,16 @@ pub struct ClientTls {
     node_names: HashMap<NodeId, ServerName<'static>>,
 }
 
+impl NodeTls {
+    /// A client's TLS that dials like this node dials its peers: it verifies nodes with the
+    /// node's CA and presents the node's certificate where asked (a node's own client, when it
+    /// joins a cluster). None without a CA, as there is nothing to verify nodes with.
+    pub fn member_client(&self) -> Option<ClientTls> {
+        let dial = self.dial.as_ref()?;
+        Some(ClientTls::with_config(ClientConfig::clone(dial)))
+    }
+}
+
 impl ClientTls {
     /// Verifies nodes against `ca`; presents no certificate of its own.
     pub fn new(ca: TlsRoots) -> Result<ClientTls, TlsConfigError> {
