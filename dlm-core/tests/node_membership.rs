@@ -598,6 +598,29 @@ fn the_members_query_shows_the_configuration_and_progress() {
     assert_eq!(replies(&effects), vec![(9, Ok(Reply::Members(info)))]);
 }
 
+/// An add asked again once done is answered only after a read round confirms this node still
+/// leads (a deposed leader must not report a change a newer leader undid), proposing nothing;
+/// a follower's acknowledgement completes the round.
+#[test]
+fn a_repeated_add_is_answered_after_a_round_confirms_the_leader() {
+    let (mut node, now) = leader_with_learner_four();
+    let effects = admin(&mut node, now, 2, add_learner(4));
+    assert!(results(&effects).is_empty(), "answered before a round");
+    assert!(!any_persist(&effects));
+    let rounds = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Send(m) if matches!(m.body, PeerBody::ReadIndex { .. })))
+        .count();
+    assert!(rounds > 0, "no read round started: {effects:?}");
+    node.handle(now, peer(2, 1, PeerBody::ReadIndexAck { round: 1 }));
+    let effects = drain_unsynced(&mut node);
+    let config = three().with_learner(NodeId(4), "h:4".into()).unwrap();
+    assert_eq!(
+        replies(&effects),
+        vec![(9, Ok(Reply::Reconfigured(config)))]
+    );
+}
+
 /// The lowest-id preference ranks the voters of the configuration in force: node 3, once 1
 /// and 2 are gone, staggers its election as the lowest id.
 #[test]

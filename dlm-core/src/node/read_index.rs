@@ -13,8 +13,9 @@ use super::role::RoleState;
 use super::Node;
 use crate::config::Config;
 use crate::introspection::MembersInfo;
+use crate::membership::MembershipRejection;
 use crate::message::PeerBody;
-use crate::protocol::{Op, Reply};
+use crate::protocol::{Op, Rejection, Reply};
 use crate::state_machine::StateMachine;
 use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Term, Time};
 use std::collections::{BTreeMap, VecDeque};
@@ -162,6 +163,7 @@ impl ReadRounds<'_> {
             };
             let answer = match read.op {
                 Op::Members => Ok(Reply::Members(self.members_info())),
+                Op::AddLearner { id, addr } => self.repeated_add(id, &addr),
                 _ => answer_read(self.cfg, self.sm, self.timers, self.now, &read.op),
             };
             self.out.reply(read.conn, read.client, read.seq, answer);
@@ -170,6 +172,21 @@ impl ReadRounds<'_> {
 }
 
 impl ReadRounds<'_> {
+    /// What an add asked again once done answers after its round: the configuration in force
+    /// if it still has the member at that address. If it changed meanwhile, the operator is
+    /// told to ask again, and the next ask is decided afresh.
+    fn repeated_add(&self, id: NodeId, addr: &str) -> Result<Reply, Rejection> {
+        let config = &self.members.current;
+        match config.member(id) {
+            Some(member) if member.addr == addr => Ok(Reply::Reconfigured(config.clone())),
+            _ => Err(Rejection::Membership(
+                MembershipRejection::ChangeInProgress {
+                    index: self.members.index(),
+                },
+            )),
+        }
+    }
+
     /// What [`Op::Members`] answers: the configuration in force and each follower's match.
     fn members_info(&self) -> MembersInfo {
         MembersInfo {

@@ -53,9 +53,11 @@ impl Reconfiguration<'_> {
                 self.leader.waiting.insert((client, seq), conn);
                 Some(next)
             }
-            Ok(Change::Done(config)) => {
-                let answer = Ok(crate::protocol::Reply::Reconfigured(config));
-                self.out.reply(conn, client, seq, answer);
+            Ok(Change::Done) => {
+                // Answered like a read, once a round confirms this node still leads: a
+                // deposed leader must not say a change is in force that a newer one undid.
+                let op = request.op.clone();
+                self.leader.reads.add(conn, client, seq, op, self.commit);
                 None
             }
             Err(refusal) => {
@@ -81,7 +83,7 @@ impl Reconfiguration<'_> {
             // Asked again once done (a join that timed out and retries, say): it is done, and
             // the configuration in force has committed (checked above), so say so.
             Op::AddLearner { id, addr } if config.member(*id).is_some_and(|m| m.addr == *addr) => {
-                return Ok(Change::Done(config.clone()));
+                return Ok(Change::Done);
             }
             Op::AddLearner { id, addr } => config.with_learner(*id, addr.clone()),
             Op::Promote { id } => {
@@ -124,7 +126,7 @@ enum Change {
     /// Propose this configuration.
     Propose(Membership),
     /// Nothing to do: the configuration in force (committed) already is what was asked.
-    Done(Membership),
+    Done,
 }
 
 impl Node {

@@ -133,8 +133,9 @@ pub enum Op {
     /// neither votes nor counts towards a commit. Answered [`Reply::Reconfigured`] once the new
     /// configuration commits. Refused ([`Rejection::Membership`]) while another change is
     /// uncommitted, before the leader has committed an entry of its term, or if `id` is
-    /// already a member. Not cached: a retry after success is refused as already a member.
-    /// Admin only when the transport authenticates.
+    /// already a member at another address. Not cached: asked again once in force (same id,
+    /// same address), it is answered with the configuration after a read-index round, so a
+    /// join whose answer was lost can retry. Admin only when the transport authenticates.
     AddLearner {
         /// The new node.
         id: NodeId,
