@@ -8,6 +8,7 @@ mod support;
 
 use dlm::mem::{MemClient, MemNetwork};
 use dlm::{Client, ClientConfig, ClientError, MembershipRejection, NodeId, Rejection, Server};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn client(net: &MemNetwork, nodes: &[u64], seed: u64) -> Client<MemClient> {
@@ -74,6 +75,21 @@ async fn a_fourth_node_joins_as_a_learner_is_promoted_and_the_first_is_removed()
     })
     .await;
 
+    // The per-peer metrics follow the configuration, not the start-up flags.
+    let peers = |server: &Server| {
+        let server = server.metrics();
+        async move {
+            let snapshot = server.read(Duration::from_secs(5)).await;
+            snapshot
+                .peers
+                .iter()
+                .map(|p| p.peer.get())
+                .collect::<Vec<_>>()
+        }
+    };
+    caught_up(&servers, 2).await;
+    assert_eq!(peers(&servers[&2]).await, vec![1, 3, 4]);
+
     // Node 4 holds the guarded file like everyone else.
     user.append(&guard, "jobs.log", b"after\n".to_vec())
         .await
@@ -94,6 +110,8 @@ async fn a_fourth_node_joins_as_a_learner_is_promoted_and_the_first_is_removed()
     })
     .await;
     servers.remove(&1).unwrap().shutdown().await.unwrap();
+    caught_up(&servers, 2).await;
+    assert_eq!(peers(&servers[&2]).await, vec![3, 4]);
     user.append(&guard, "jobs.log", b"without 1\n".to_vec())
         .await
         .unwrap();
@@ -108,6 +126,15 @@ async fn a_fourth_node_joins_as_a_learner_is_promoted_and_the_first_is_removed()
     user.release(guard).await.unwrap();
     for server in servers.into_values() {
         server.shutdown().await.unwrap();
+    }
+}
+
+/// Waits until node `id` has applied what any node has committed so far (so it has every
+/// configuration committed so far in force).
+async fn caught_up(servers: &BTreeMap<u64, Server>, id: u64) {
+    let last = servers.values().map(|s| s.status().commit).max();
+    while Some(servers[&id].status().applied) < last {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -150,14 +150,18 @@ impl<S: Storage, T: Transport> Driver<S, T> {
         Ok(())
     }
 
-    /// Tells the transport the configuration in force whenever it differs from what it was
-    /// told last (the first time at start, after recovery), so that it dials new members and
-    /// lets go of removed ones.
+    /// Tells the transport and the metrics the configuration in force whenever it differs from
+    /// what they were told last (the first time at start, after recovery), so that the
+    /// transport dials new members and lets go of removed ones, and the per-peer metrics show
+    /// the members there are.
     fn tell_members(&mut self) {
         let members = self.node.membership();
         if self.members_told.as_ref() != Some(members) {
             tracing::info!(voters = ?ids(members.voters()), learners = ?ids(members.learners()), "configuration in force");
             self.transport.members_changed(members);
+            let me = self.node.id();
+            let peers = members.members().map(|m| m.id).filter(|id| *id != me);
+            self.metering.counters.set_peers(peers);
             self.members_told = Some(members.clone());
         }
     }

@@ -20,7 +20,7 @@ use crate::protocol::NodeStatus;
 use crate::types::{LogIndex, NodeId, Time};
 use histogram::{AtomicHistogram, SYNC_BOUNDS, WAIT_BOUNDS};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -49,8 +49,10 @@ pub(crate) struct Counters {
     snapshot_index: AtomicU64,
     /// The commit index when the node started, so that commits count from the start.
     commit_at_start: LogIndex,
-    /// Per peer: when a message from it last arrived (a [`Time`] plus one; 0: never).
-    peers: Box<[(NodeId, AtomicU64)]>,
+    /// Per member of the configuration in force but this node: when a message from it last
+    /// arrived (a [`Time`] plus one; 0: never). Replaced when the configuration changes
+    /// ([`Counters::set_peers`]); every message reads it, so a lock for reading, uncontended.
+    peers: RwLock<Box<[(NodeId, AtomicU64)]>>,
 }
 
 impl Counters {
@@ -69,8 +71,29 @@ impl Counters {
             snapshot_at: AtomicU64::new(0),
             snapshot_index: AtomicU64::new(0),
             commit_at_start: commit,
-            peers: peers.into_iter().map(|p| (p, AtomicU64::new(0))).collect(),
+            peers: RwLock::new(peers.into_iter().map(|p| (p, AtomicU64::new(0))).collect()),
         }
+    }
+
+    /// The peers are now `peers` (the configuration changed): a peer that stays keeps its last
+    /// contact, a new one starts at never, a former one is no longer shown.
+    pub(crate) fn set_peers(&self, peers: impl IntoIterator<Item = NodeId>) {
+        let mut table = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let next = peers
+            .into_iter()
+            .map(|p| {
+                let at = table
+                    .iter()
+                    .find(|(id, _)| *id == p)
+                    .map_or(0, |(_, at)| at.load(Ordering::Relaxed));
+                (p, AtomicU64::new(at))
+            })
+            .collect();
+        *table = next;
+    }
+
+    fn peers(&self) -> std::sync::RwLockReadGuard<'_, Box<[(NodeId, AtomicU64)]>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn count_answer(&self, op: OpKind, outcome: usize) {
@@ -89,7 +112,7 @@ impl Counters {
     }
 
     pub(crate) fn heard_from(&self, peer: NodeId, now: Time) {
-        if let Some((_, at)) = self.peers.iter().find(|(id, _)| *id == peer) {
+        if let Some((_, at)) = self.peers().iter().find(|(id, _)| *id == peer) {
             at.store(now.as_nanos().saturating_add(1), Ordering::Relaxed);
         }
     }
@@ -240,7 +263,7 @@ impl MetricsReader {
             .map(|age| (LogIndex(c.snapshot_index.load(Ordering::Relaxed)), age));
         let links = state.as_ref().map(|s| s.links.as_slice()).unwrap_or(&[]);
         let mut peers: Vec<PeerSnapshot> = c
-            .peers
+            .peers()
             .iter()
             .map(|(peer, at)| PeerSnapshot {
                 peer: *peer,
@@ -261,5 +284,32 @@ impl MetricsReader {
             snapshot,
             peers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts(counters: &Counters) -> Vec<(NodeId, u64)> {
+        let peers = counters.peers();
+        peers
+            .iter()
+            .map(|(id, at)| (*id, at.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// A new configuration keeps what is known of the peers that stay, starts the new ones at
+    /// never, and forgets the former ones; a message from a non-member is not counted.
+    #[test]
+    fn the_peer_table_follows_the_configuration_and_keeps_what_it_knew() {
+        let counters = Counters::new(Instant::now(), [NodeId(2), NodeId(3)], LogIndex(0));
+        counters.heard_from(NodeId(2), Time::from_nanos(41));
+        counters.heard_from(NodeId(4), Time::from_nanos(7));
+        assert_eq!(contacts(&counters), vec![(NodeId(2), 42), (NodeId(3), 0)]);
+        counters.set_peers([NodeId(2), NodeId(4)]);
+        assert_eq!(contacts(&counters), vec![(NodeId(2), 42), (NodeId(4), 0)]);
+        counters.heard_from(NodeId(4), Time::from_nanos(99));
+        assert_eq!(contacts(&counters), vec![(NodeId(2), 42), (NodeId(4), 100)]);
     }
 }
