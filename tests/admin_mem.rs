@@ -7,16 +7,13 @@
 mod support;
 
 use dlm::mem::{MemClient, MemNetwork};
-use dlm::{Client, ClientConfig, ClientError, LossReason, NodeId, Rejection, Role};
+use dlm::{Client, ClientError, LossReason, Rejection, Role};
 use std::time::Duration;
 
 const MEMBERS: [u64; 3] = [1, 2, 3];
 
 fn client(net: &MemNetwork, seed: u64) -> Client<MemClient> {
-    let mut cfg = ClientConfig::new(MEMBERS.iter().copied().map(NodeId));
-    cfg.seed = Some(seed);
-    support::tune(&mut cfg);
-    Client::new(net.client(), cfg)
+    support::mem_client(net, &MEMBERS, seed)
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,20 +8,10 @@ mod cli_support;
 #[path = "../dlm-transport-tcp/tests/common/pki.rs"]
 mod pki;
 
-use cli_support::{dlm, output, text};
+use cli_support::{dlm, lone_node, output, text};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
-
-async fn lone_node() -> (dlm::Server, String) {
-    let server = dlm::Server::builder()
-        .id(1)
-        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-        .await
-        .unwrap();
-    let nodes = format!("1={}", server.local_addr().unwrap());
-    (server, nodes)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_under_a_lock_gets_the_token_and_its_status_passes_through() {

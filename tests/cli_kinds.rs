@@ -5,20 +5,9 @@
 
 mod cli_support;
 
-use cli_support::{dlm, output, text};
-use std::net::SocketAddr;
+use cli_support::{dlm, lone_node, output, text};
 use std::process::Stdio;
 use std::time::Duration;
-
-async fn lone_node() -> (dlm::Server, String) {
-    let server = dlm::Server::builder()
-        .id(1)
-        .serve_tcp("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-        .await
-        .unwrap();
-    let nodes = format!("1={}", server.local_addr().unwrap());
-    (server, nodes)
-}
 
 /// Starts `dlm lock NAME` with `flags` running a command that says it started, then waits
 /// until `dir/go` exists; returns once the command runs under the lock.

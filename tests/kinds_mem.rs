@@ -8,16 +8,13 @@
 mod support;
 
 use dlm::mem::{MemClient, MemNetwork};
-use dlm::{Client, ClientConfig, ClientError, LockKind, Mode, NodeId, Rejection};
+use dlm::{Client, ClientError, LockKind, Mode, Rejection};
 use std::time::Duration;
 
 const MEMBERS: [u64; 3] = [1, 2, 3];
 
 fn client(net: &MemNetwork, seed: u64) -> Client<MemClient> {
-    let mut cfg = ClientConfig::new(MEMBERS.iter().copied().map(NodeId));
-    cfg.seed = Some(seed);
-    support::tune(&mut cfg);
-    Client::new(net.client(), cfg)
+    support::mem_client(net, &MEMBERS, seed)
 }
 
 /// Waits until the listing shows `waiting` acquires queued on `lock`.

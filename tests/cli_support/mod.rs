@@ -37,3 +37,11 @@ pub async fn output(mut cmd: Command) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A one-node cluster listening on a free loopback port, and its `--nodes` value.
+pub async fn lone_node() -> (dlm::Server, String) {
+    let at = "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap();
+    let server = dlm::Server::builder().id(1).serve_tcp(at).await.unwrap();
+    let nodes = format!("1={}", server.local_addr().unwrap());
+    (server, nodes)
+}

@@ -321,3 +321,17 @@ pub async fn serve_mem(net: &dlm::mem::MemNetwork, members: &[u64]) -> BTreeMap<
     }
     servers
 }
+
+/// A client of nodes `nodes` on the in-memory network `net`, with the tests' tuning and its
+/// own seed.
+#[cfg(feature = "mem")]
+pub fn mem_client(
+    net: &dlm::mem::MemNetwork,
+    nodes: &[u64],
+    seed: u64,
+) -> Client<dlm::mem::MemClient> {
+    let mut cfg = ClientConfig::new(nodes.iter().copied().map(dlm::NodeId));
+    cfg.seed = Some(seed);
+    tune(&mut cfg);
+    Client::new(net.client(), cfg)
+}
