@@ -34,8 +34,6 @@ pub struct Args {
     repeat: usize,
 }
 
-const LEASE: Duration = Duration::from_secs(10);
-
 pub fn run(args: Args) -> Result<(), Error> {
     let tmp = tempfile::Builder::new().prefix("dlm-learner-").tempdir()?;
     let root = tmp.path();
@@ -61,16 +59,7 @@ fn build(args: &Args, dir: &Path) -> Result<(), Error> {
     cfg.snapshot_every = n + 1;
     let (mut node, _) = Driven::open(dir, cfg)?;
     node.lead_alone()?;
-    let acquires = (0..n).map(|i| ClientRequest {
-        client: ClientId(u128::from(i) + 1),
-        seq: Seq(1),
-        acked_below: Seq(1),
-        op: Op::Acquire {
-            lock: format!("lock-{i}").into(),
-            lease: LEASE,
-            wait: None,
-        },
-    });
+    let acquires = super::recovery::one_lock_per_session(n);
     let keepalives = (0..args.entries).map(|k| {
         let seq = Seq(2 + k / n);
         ClientRequest {

@@ -88,16 +88,7 @@ fn build_and_time(args: &Args, root: &Path, node_dir: &Path) -> Result<(), Error
     cfg.snapshot_every = n + 1;
     let (mut node, _) = Driven::open(node_dir, cfg)?;
     node.lead_alone()?;
-    let acquires = (0..n).map(|i| ClientRequest {
-        client: ClientId(u128::from(i) + 1),
-        seq: Seq(1),
-        acked_below: Seq(1),
-        op: Op::Acquire {
-            lock: format!("lock-{i}").into(),
-            lease: LEASE,
-            wait: None,
-        },
-    });
+    let acquires = one_lock_per_session(n);
     feed(&mut node, acquires)?;
     let held = node.node.state_machine().locks().count();
     let sessions = node.node.state_machine().sessions().count();
@@ -352,4 +343,18 @@ fn process_cpu() -> Duration {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Sessions 1..=n each acquiring its own lock, `lock-{i}`, under the bench's lease.
+pub(super) fn one_lock_per_session(n: u64) -> impl Iterator<Item = ClientRequest> {
+    (0..n).map(|i| ClientRequest {
+        client: ClientId(u128::from(i) + 1),
+        seq: Seq(1),
+        acked_below: Seq(1),
+        op: Op::Acquire {
+            lock: format!("lock-{i}").into(),
+            lease: LEASE,
+            wait: None,
+        },
+    })
 }
