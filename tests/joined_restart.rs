@@ -72,3 +72,33 @@ async fn a_joined_directory_starts_from_its_recorded_voters_whatever_the_flags()
     assert_ne!(rejoined.status().leader, Some(NodeId(me.0)));
     rejoined.shutdown().await.unwrap();
 }
+
+/// A join given another node's data directory is refused at once, by the directory's owner,
+/// before the cluster is asked anything and before anything is written into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_into_another_nodes_directory_is_refused_before_anything_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let members = support::local_members(2);
+    let dir = root.path().join("node-1");
+    let owner = Server::builder()
+        .id(1)
+        .data_dir(&dir)
+        .serve_tcp(members[0].1)
+        .await
+        .unwrap();
+    owner.shutdown().await.unwrap();
+
+    let refused = Server::builder()
+        .id(2)
+        .data_dir(&dir)
+        .join(members[0].1.to_string())
+        .promote_after_join(Duration::from_secs(2))
+        .serve_tcp(members[1].1)
+        .await;
+    assert!(
+        matches!(refused, Err(dlm::StartError::DataDir(_))),
+        "{:?}",
+        refused.err()
+    );
+    assert!(!dir.join("dlm-joined").exists());
+}

@@ -6,6 +6,7 @@
 
 use super::join_record::JoinRecord;
 use super::{ClusterAccess, Server, ServerBuilder, StartError};
+use crate::data_dir::{self, DataDirError, Owner};
 use dlm_core::runtime::{Client, ReplaceError};
 use dlm_core::{Config, Membership, NodeId};
 use dlm_transport_tcp::TcpClient;
@@ -77,6 +78,15 @@ impl ServerBuilder {
             return Err(JoinError::PeersAndJoin.into());
         }
         let access = self.join_access()?;
+        if let Some(dir) = &self.data_dir {
+            // Before anything is asked or written: another node's directory stays untouched.
+            std::fs::create_dir_all(dir).map_err(|source| DataDirError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let cluster = self.cluster_id.unwrap_or(super::DEFAULT_CLUSTER_ID);
+            data_dir::claim(dir, Owner { node: id, cluster })?;
+        }
         let transport = self.bind_tcp(id, listen).await?;
         let addr = transport.local_addr();
         let me = self.advertised(addr).ok_or(JoinError::NoAddress)?;
