@@ -133,11 +133,16 @@ impl ServerBuilder {
             return Err(JoinError::NoAddress.into());
         }
         let cfg = self.joined_config(id, &record, me.as_deref())?;
-        let follow_up = self
-            .join
-            .clone()
-            .zip(me)
-            .map(|(join, me)| (join, me, self.access()));
+        let follow_up = match (self.join.clone(), me) {
+            (Some(join), Some(me)) => match self.join_access() {
+                Ok(access) => Some((join, me, access)),
+                Err(e) => {
+                    tracing::warn!(node = %id, "cannot make sure of this node's membership: {e}");
+                    None
+                }
+            },
+            _ => None,
+        };
         tracing::info!(node = %id, voters = ?record.voters.keys().collect::<Vec<_>>(), "starting as a node that joined its cluster");
         let server = self.start(cfg, transport, Some(addr)).await?;
         if let Some((join, me, access)) = follow_up {
