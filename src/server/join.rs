@@ -247,8 +247,10 @@ async fn try_discover(
     access: &ClusterAccess,
 ) -> Result<(Client<TcpClient>, Membership), String> {
     let entry = resolve(via).await?;
-    let mut hosts = HashMap::from([(ENTRY_POINT, host_of(via))]);
-    let probe = client([(ENTRY_POINT, entry)], access, &hosts);
+    let probe = client(
+        &HashMap::from([(ENTRY_POINT, (entry, host_of(via)))]),
+        access,
+    );
     let status = probe
         .status(ENTRY_POINT)
         .await
@@ -256,38 +258,37 @@ async fn try_discover(
     let leader = status
         .leader
         .ok_or_else(|| format!("{via} knows no leader yet"))?;
-    let mut nodes = HashMap::from([(status.id, entry)]);
-    hosts = HashMap::from([(status.id, host_of(via))]);
+    // Each node with where to dial it and the host its certificate is checked for.
+    let mut nodes = HashMap::from([(status.id, (entry, host_of(via)))]);
     if leader != status.id {
         let at = resolve(&status.leader_addr)
             .await
             .map_err(|e| format!("leader {leader}: {e}"))?;
-        nodes.insert(leader, at);
-        hosts.insert(leader, host_of(&status.leader_addr));
+        nodes.insert(leader, (at, host_of(&status.leader_addr)));
     }
-    let info = client(nodes.clone(), access, &hosts)
+    let info = client(&nodes, access)
         .membership()
         .await
         .map_err(|e| format!("asking for the configuration: {e}"))?;
     for member in info.config.members() {
         if let Ok(at) = resolve(&member.addr).await {
-            nodes.entry(member.id).or_insert(at);
-            hosts
+            nodes
                 .entry(member.id)
-                .or_insert_with(|| host_of(&member.addr));
+                .or_insert((at, host_of(&member.addr)));
         }
     }
-    Ok((client(nodes, access, &hosts), info.config))
+    Ok((client(&nodes, access), info.config))
 }
 
-/// A client of `nodes`, with time-outs short enough to try again within the join's bound.
+/// A client of `nodes` (where to dial each, and the host it is known by), with time-outs
+/// short enough to try again within the join's bound.
 fn client(
-    nodes: impl IntoIterator<Item = (NodeId, SocketAddr)>,
+    nodes: &HashMap<NodeId, (SocketAddr, &str)>,
     access: &ClusterAccess,
-    hosts: &HashMap<NodeId, &str>,
 ) -> Client<TcpClient> {
-    let nodes = nodes.into_iter().map(|(id, at)| (id.get(), at));
-    crate::connect_tcp_with(nodes, named(access, hosts), |cfg| {
+    let hosts: HashMap<NodeId, &str> = nodes.iter().map(|(id, (_, host))| (*id, *host)).collect();
+    let dial = nodes.iter().map(|(id, (at, _))| (id.get(), *at));
+    crate::connect_tcp_with(dial, named(access, &hosts), |cfg| {
         cfg.deadline = Duration::from_secs(5);
         cfg.attempt_timeout = Duration::from_secs(1);
     })
