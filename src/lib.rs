@@ -46,8 +46,9 @@ mod server;
 pub use data_dir::DataDirError;
 #[cfg(feature = "tokio")]
 pub use dlm_core::runtime::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, ReplaceError,
-    ReplaceStep, Unreachable, REPLACE_CATCH_UP,
+    Client, ClientConfig, ClientError, DriftBound, Election, Leader, LeaderObserver, Leadership,
+    LockGuard, LockWatch, LossReason, NodeCause, ReplaceError, ReplaceStep, Unreachable,
+    WatchUpdate, REPLACE_CATCH_UP,
 };
 #[cfg(feature = "tcp")]
 pub use dlm_transport_tcp::ClusterSecret;

@@ -101,6 +101,14 @@ pub struct Config {
     /// cluster waiting while it catches up (and in any case only if it holds the entry that
     /// made it a learner and was heard within an election time-out).
     pub promote_max_lag: u64,
+    /// How many recent lock events the node keeps for watches (each a few dozen bytes, more
+    /// with a proclaimed value). A watcher that falls further behind is answered with the
+    /// lock's current state, marked compacted. 0 keeps none: every resumed watch is then
+    /// answered that way.
+    pub watch_history: usize,
+    /// Most watches and tails a leader holds waiting at once; more are refused
+    /// [`crate::Rejection::TooManyWatches`].
+    pub max_watches: usize,
     /// Client limits.
     pub limits: Limits,
 }
@@ -131,6 +139,8 @@ impl Config {
             session_ttl: Duration::from_secs(600),
             lease_cap: None,
             promote_max_lag: 1_000,
+            watch_history: 10_000,
+            max_watches: 10_000,
             limits: Limits::default(),
         }
     }

@@ -46,12 +46,13 @@ pub use membership::{Member, Membership, MembershipRejection};
 pub use names::{FileName, LockName};
 pub use node::{
     Applied, Effect, HardState, Input, Node, NodeError, Persist, Recovered, Snapshot,
-    MAX_QUERIES_IN_FLIGHT,
+    MAX_EVENTS_PER_PAGE, MAX_QUERIES_IN_FLIGHT, MAX_WATCH_WAIT,
 };
 pub use persist_queue::{Backlog, PersistQueue, SyncDone};
 pub use protocol::{
-    AcquireParts, ClientRequest, ClientResponse, LockKind, Mode, NodeStatus, Op, Rejection, Reply,
-    Role, Withdrawn,
+    AcquireParts, ClientRequest, ClientResponse, EventPosition, HolderView, LockChange, LockEvent,
+    LockKind, LockView, Mode, NodeStatus, Op, Rejection, Reply, Role, WatchFrom, WatchPage,
+    Withdrawn, MAX_VALUE,
 };
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,

@@ -14,7 +14,13 @@ use std::time::Duration;
 /// The checksum of the sample encodings, for each storage format (1: before membership
 /// changes; its samples had no `Command::Membership`).
 /// 3: lock kinds; its samples add shared and semaphore acquires.
-const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42), (2, 0x3ae14050), (3, 0x3e71c707)];
+/// 4: elections; its samples add a proclaimed value.
+const FINGERPRINTS: &[(u32, u32)] = &[
+    (1, 0xa55b6d42),
+    (2, 0x3ae14050),
+    (3, 0x3e71c707),
+    (4, 0x415cbde1),
+];
 
 fn request(client: u128, seq: u64, op: Op) -> Command {
     Command::Client(ClientRequest {
@@ -64,6 +70,15 @@ fn commands() -> Vec<Command> {
             },
         ),
         request(1, 3, Op::KeepAlive),
+        request(
+            1,
+            4,
+            Op::Proclaim {
+                lock: LockName::from("a"),
+                token: FencingToken(1),
+                value: b"leader-1".to_vec(),
+            },
+        ),
         request(
             9,
             1,

@@ -97,6 +97,29 @@ fn ops() -> Vec<Op> {
             wait: None,
             mode: Mode::Exclusive,
         },
+        Op::Proclaim {
+            lock: "election".into(),
+            token: FencingToken(4),
+            value: b"10.0.0.1:80".to_vec(),
+        },
+        Op::WatchLock {
+            lock: "l".into(),
+            from: WatchFrom::Now,
+            wait: Duration::from_millis(500),
+        },
+        Op::WatchLock {
+            lock: "l".into(),
+            from: WatchFrom::After(EventPosition {
+                index: LogIndex(9),
+                n: 2,
+            }),
+            wait: Duration::MAX,
+        },
+        Op::TailFile {
+            file: "f".into(),
+            offset: 12,
+            wait: Duration::from_secs(1),
+        },
     ]
 }
 
@@ -123,6 +146,9 @@ fn op_kind(op: &Op) -> u8 {
         Op::Remove { .. } => 12,
         Op::Members => 13,
         Op::AcquireAs { .. } => 14,
+        Op::Proclaim { .. } => 15,
+        Op::WatchLock { .. } => 16,
+        Op::TailFile { .. } => 17,
     }
 }
 
@@ -239,6 +265,80 @@ fn results() -> Vec<Result<Reply, Rejection>> {
             kind: LockKind::Semaphore { permits: 2 },
         }),
         Err(Rejection::NotExclusive),
+        Err(Rejection::ValueTooLarge { max: MAX_VALUE }),
+        Err(Rejection::TooManyWatches { max: 3 }),
+        Ok(Reply::Proclaimed),
+        Ok(Reply::Watched(WatchPage {
+            state: Some(LockView {
+                holders: vec![HolderView {
+                    client: ClientId(2),
+                    token: FencingToken(8),
+                    mode: Mode::Write,
+                }],
+                waiting: 3,
+                proclaimed: Some((FencingToken(8), b"v".to_vec())),
+            }),
+            state_at: EventPosition::end_of(LogIndex(4)),
+            compacted: true,
+            events: vec![
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(5),
+                        n: 0,
+                    },
+                    change: LockChange::Released {
+                        token: FencingToken(8),
+                    },
+                },
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(5),
+                        n: 1,
+                    },
+                    change: LockChange::Granted {
+                        client: ClientId(3),
+                        token: FencingToken(9),
+                        mode: Mode::Read,
+                    },
+                },
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(6),
+                        n: 0,
+                    },
+                    change: LockChange::Expired {
+                        token: FencingToken(9),
+                    },
+                },
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(7),
+                        n: 0,
+                    },
+                    change: LockChange::Revoked {
+                        token: FencingToken(10),
+                    },
+                },
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(8),
+                        n: 0,
+                    },
+                    change: LockChange::Proclaimed {
+                        token: FencingToken(11),
+                        value: vec![1, 2],
+                    },
+                },
+                LockEvent {
+                    at: EventPosition {
+                        index: LogIndex(8),
+                        n: 1,
+                    },
+                    change: LockChange::Queue { waiting: 0 },
+                },
+            ],
+            resume: EventPosition::end_of(LogIndex(8)),
+        })),
         Err(Rejection::NotAuthorized("who".into())),
         Ok(Reply::Reconfigured(three_and_a_learner())),
         Ok(Reply::Members(MembersInfo {
@@ -278,6 +378,8 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Reply::Revoked { .. } => 9,
             Reply::Reconfigured(_) => 33,
             Reply::Members(_) => 34,
+            Reply::Proclaimed => 40,
+            Reply::Watched(_) => 41,
         },
         Err(rejection) => match rejection {
             Rejection::Busy => 10,
@@ -306,6 +408,8 @@ fn result_kind(r: &Result<Reply, Rejection>) -> u8 {
             Rejection::Membership(_) => 35,
             Rejection::WrongKind { .. } => 36,
             Rejection::NotExclusive => 37,
+            Rejection::ValueTooLarge { .. } => 38,
+            Rejection::TooManyWatches { .. } => 39,
             // Rejection is non-exhaustive for users; a new kind must be added above and to
             // the samples.
             other => panic!("a rejection this test does not know: {other:?}"),
@@ -441,7 +545,7 @@ fn all_kinds<T>(values: &[T], kind: impl Fn(&T) -> u8) -> BTreeSet<u8> {
 #[test]
 fn every_client_request_round_trips() {
     let ops = ops();
-    assert_eq!(all_kinds(&ops, op_kind).len(), 15);
+    assert_eq!(all_kinds(&ops, op_kind).len(), 18);
     for (i, op) in ops.into_iter().enumerate() {
         round_trip(&ClientRequest {
             client: ClientId(0xdead_beef << 64 | i as u128),
@@ -455,7 +559,7 @@ fn every_client_request_round_trips() {
 #[test]
 fn every_client_response_round_trips() {
     let results = results();
-    assert_eq!(all_kinds(&results, result_kind).len(), 38);
+    assert_eq!(all_kinds(&results, result_kind).len(), 42);
     for (i, result) in results.into_iter().enumerate() {
         round_trip(&ClientResponse {
             client: ClientId(i as u128),

@@ -27,7 +27,9 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// Version 7 added lock kinds: `Op::AcquireAs` (shared locks and semaphores), the rejections
 /// `WrongKind` and `NotExclusive`, and several holders with their modes in `Op::Locks` pages
 /// (`LockInfo::holders`), which a version-6 peer would decode wrongly.
-pub const PROTOCOL_VERSION: u16 = 7;
+/// Version 8 added elections and watches: `Op::Proclaim`, `Op::WatchLock`, `Op::TailFile`,
+/// their replies and the rejections `ValueTooLarge` and `TooManyWatches`.
+pub const PROTOCOL_VERSION: u16 = 8;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.

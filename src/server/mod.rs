@@ -131,6 +131,7 @@ enum Tuning {
     LeaseCap(Duration),
     Seed(u64),
     SnapshotEvery(u64),
+    WatchHistory(usize),
 }
 
 impl ServerBuilder {
@@ -269,6 +270,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Keep the last `events` lock events for watches (default 10,000, a few dozen bytes
+    /// each). A watcher further behind than that, after a long disconnection say, is sent the
+    /// lock's current state marked compacted instead of the events it missed.
+    pub fn watch_history(mut self, events: usize) -> Self {
+        self.tuning.push(Tuning::WatchHistory(events));
+        self
+    }
+
     /// Where the other members and clients reach this node, as `host:port` (TCP only; default:
     /// the address it listens on, unless that is a wildcard such as `0.0.0.0`, which nobody
     /// can dial). It goes into the cluster's configuration, which the others dial.
@@ -351,6 +360,7 @@ impl ServerBuilder {
                 Tuning::LeaseCap(d) => cfg.lease_cap = Some(d),
                 Tuning::Seed(s) => cfg.seed = s,
                 Tuning::SnapshotEvery(n) => cfg.snapshot_every = n,
+                Tuning::WatchHistory(n) => cfg.watch_history = n,
             }
         }
         cfg.validate()?;

@@ -223,7 +223,11 @@ impl ClientCore {
                 Ok(Done::Released)
             }
             (Op::Append { .. }, Reply::Appended { offset }) => Ok(Done::Appended { offset }),
-            (Op::Read { .. }, Reply::Data { data, len }) => Ok(Done::Data { data, len }),
+            (Op::Read { .. } | Op::TailFile { .. }, Reply::Data { data, len }) => {
+                Ok(Done::Data { data, len })
+            }
+            (Op::Proclaim { .. }, Reply::Proclaimed) => Ok(Done::Proclaimed),
+            (Op::WatchLock { .. }, Reply::Watched(page)) => Ok(Done::Watched(page)),
             (Op::Status, Reply::Status(status)) => Ok(Done::Status(status)),
             (Op::Locks { .. }, Reply::Locks(page)) => Ok(Done::Locks(page)),
             (Op::Sessions { .. }, Reply::Sessions(page)) => Ok(Done::Sessions(page)),

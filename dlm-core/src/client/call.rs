@@ -5,7 +5,7 @@ use super::error::NodeCause;
 use crate::introspection::{LocksPage, MembersInfo, SessionsPage};
 use crate::membership::Membership;
 use crate::names::{FileName, LockName};
-use crate::protocol::{Mode, NodeStatus, Op};
+use crate::protocol::{Mode, NodeStatus, Op, WatchFrom, WatchPage};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -102,6 +102,36 @@ pub enum CallOp {
     /// A membership change, or the configuration in force. Admin only where the cluster
     /// authenticates.
     Membership(MembershipCall),
+    /// Show `value` to `lock`'s observers under the grant `token` (see [`Op::Proclaim`]).
+    Proclaim {
+        /// The lock.
+        lock: LockName,
+        /// The caller's grant.
+        token: FencingToken,
+        /// What to show.
+        value: Vec<u8>,
+    },
+    /// `lock`'s events from `from`, waiting at the leader at most `wait` when there are none
+    /// (see [`Op::WatchLock`]). Keep `wait` below [`super::ClientConfig::attempt_timeout`], or
+    /// the client takes the silence for a lost attempt.
+    WatchLock {
+        /// The lock.
+        lock: LockName,
+        /// Where to start.
+        from: WatchFrom,
+        /// How long the leader may hold the answer.
+        wait: Duration,
+    },
+    /// `file`'s bytes from `offset`, waiting at the leader at most `wait` for some (see
+    /// [`Op::TailFile`]).
+    TailFile {
+        /// The file.
+        file: FileName,
+        /// The first byte wanted.
+        offset: u64,
+        /// How long the leader may hold the answer.
+        wait: Duration,
+    },
 }
 
 /// The membership calls (see [`Op::AddLearner`], [`Op::Promote`], [`Op::Remove`],
@@ -186,6 +216,10 @@ pub enum Done {
     Reconfigured(Membership),
     /// The configuration in force, from the leader.
     Members(MembersInfo),
+    /// The value was proclaimed.
+    Proclaimed,
+    /// Events of a watched lock.
+    Watched(WatchPage),
 }
 
 /// The lock `op` is about, for the ops that are about one lock's grant (acquire, release,

@@ -241,6 +241,16 @@ impl ClientCore {
             }
             CallOp::Revoke { lock } => (Op::Revoke { lock }, reach, Time::MAX, None),
             CallOp::Membership(call) => (call.into_op(), reach, Time::MAX, None),
+            CallOp::Proclaim { lock, token, value } => {
+                let op = Op::Proclaim { lock, token, value };
+                (op, reach, Time::MAX, None)
+            }
+            CallOp::WatchLock { lock, from, wait } => {
+                (Op::WatchLock { lock, from, wait }, reach, Time::MAX, None)
+            }
+            CallOp::TailFile { file, offset, wait } => {
+                (Op::TailFile { file, offset, wait }, reach, Time::MAX, None)
+            }
         };
         let deferred = op.as_acquire().is_some() && self.withdrawing(op_lock(&op));
         let seq = self.number(Purpose::Call(call), op, give_up_at);

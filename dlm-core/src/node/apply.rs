@@ -66,15 +66,28 @@ impl OutcomeRouter<'_> {
 impl Node {
     /// Applies every committed entry not yet applied.
     pub(super) fn apply_committed(&mut self) {
+        let mut changed_locks = Vec::new();
+        let mut grown_files = Vec::new();
         while self.applied < self.commit {
             let index = self.applied.next();
             let Some(entry) = self.log.get(index) else {
                 // Only reachable if the log lost a committed entry; stop rather than skip it.
                 break;
             };
+            let touched = self.history.before(&entry.command, &self.sm);
             self.sm
                 .apply(&entry.command, &self.rules, &mut self.outcomes);
             self.applied = index;
+            let changed = self
+                .history
+                .record(index, &entry.command, touched, &self.sm);
+            if self.role.leader().is_some_and(|l| l.watches.len() > 0) {
+                changed_locks.extend(changed);
+                grown_files.extend(self.outcomes.iter().filter_map(|o| match o {
+                    Outcome::Appended { file, .. } => Some(file.clone()),
+                    _ => None,
+                }));
+            }
             let mut router = OutcomeRouter {
                 cfg: &self.cfg,
                 now: self.now,
@@ -85,6 +98,13 @@ impl Node {
             for outcome in self.outcomes.drain(..) {
                 router.route(outcome);
             }
+        }
+        if !changed_locks.is_empty() || !grown_files.is_empty() {
+            changed_locks.sort();
+            changed_locks.dedup();
+            grown_files.sort();
+            grown_files.dedup();
+            self.serve_watches(&changed_locks, &grown_files);
         }
         self.serve_reads();
         self.maybe_snapshot();

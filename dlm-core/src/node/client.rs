@@ -132,6 +132,10 @@ impl Node {
             self.reply(conn, client, seq, Ok(Reply::Status(status)));
             return;
         }
+        if request.op.is_watch() && self.is_leader() {
+            self.on_watch(conn, request);
+            return;
+        }
         if request.op.is_membership_change() && self.is_leader() {
             self.on_membership_change(conn, request);
             return;

@@ -181,6 +181,10 @@ impl Node {
             for (conn, client, seq) in reads.drain() {
                 self.reply(conn, client, seq, hint.clone());
             }
+            let mut watches = old.watches;
+            for parked in watches.drain() {
+                self.reply(parked.conn, parked.client, parked.seq, hint.clone());
+            }
         }
         self.reset_election_deadline();
     }

@@ -6,6 +6,7 @@ mod apply;
 mod client;
 mod effects;
 mod election;
+mod events;
 mod follower_log;
 mod leader_timers;
 mod members;
@@ -23,9 +24,13 @@ mod snapshot_receiver;
 mod timers;
 mod transfer;
 mod votes;
+mod watch_serving;
+mod watches;
 
 pub use effects::{Applied, Effect, HardState, Input, Persist, Recovered, Snapshot};
+pub use events::MAX_EVENTS_PER_PAGE;
 pub use read_index::MAX_QUERIES_IN_FLIGHT;
+pub use watches::MAX_WATCH_WAIT;
 
 use crate::command::{Command, Entry};
 use crate::config::{Config, ConfigError};
@@ -34,6 +39,7 @@ use crate::membership::Membership;
 use crate::protocol::{NodeStatus, Rejection, Role};
 use crate::state_machine::{Outcome, Rules, StateMachine};
 use crate::types::{ClientId, ConnId, LogIndex, LogPosition, NodeId, Seq, Term, Time};
+use events::EventHistory;
 use members::Members;
 use output::Output;
 use rand_core::SeedableRng;
@@ -116,6 +122,8 @@ pub struct Node {
     commit: LogIndex,
     applied: LogIndex,
     sm: StateMachine,
+    /// Recent lock events, for watches.
+    history: EventHistory,
     /// The configuration in force: the latest in the log, else the applied one.
     members: Members,
     snapshot: Option<Arc<Snapshot>>,
@@ -169,6 +177,7 @@ impl Node {
             role: RoleState::follower(None, Time::ZERO),
             commit: base.index,
             applied: base.index,
+            history: EventHistory::new(base.index, cfg.watch_history),
             sm,
             members,
             snapshot,
@@ -211,8 +220,10 @@ impl Node {
 
     /// When the driver must call [`Node::handle`] (with [`Input::Tick`]) at the latest.
     pub fn next_deadline(&self) -> Time {
-        let locks = self.role.leader().map(|leader| &leader.timers);
-        self.timers.next_deadline(locks)
+        let leader = self.role.leader();
+        let locks = leader.map(|leader| &leader.timers);
+        let watches = leader.map_or(Time::MAX, |leader| leader.watches.next_deadline());
+        self.timers.next_deadline(locks).min(watches)
     }
 
     /// This node's id.

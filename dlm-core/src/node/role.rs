@@ -6,6 +6,7 @@ use super::leader_timers::LeaderTimers;
 use super::progress::Progress;
 use super::read_index::Reads;
 use super::transfer::Transfer;
+use super::watches::Watches;
 use crate::protocol::Role;
 use crate::types::{ClientId, ConnId, LogIndex, NodeId, Seq, Time};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,8 @@ pub(super) struct Leader {
     /// leader of the same term again with another log, and a learner would keep entries of
     /// that term that were never the leader's.
     pub quiet: bool,
+    /// Watches and tails waiting for something to report.
+    pub watches: Watches,
 }
 
 impl Leader {
@@ -57,6 +60,7 @@ impl Leader {
             reads: Reads::default(),
             no_transfer_before: Time::ZERO,
             quiet: false,
+            watches: Watches::default(),
         }
     }
 }

@@ -96,6 +96,7 @@ impl Node {
         self.members.rescan(&self.log, &self.sm);
         self.commit = last.index;
         self.applied = last.index;
+        self.history.reset(last.index);
         let snapshot = Arc::new(Snapshot { last, data: buffer });
         self.out.push(Effect::Persist(Persist::Snapshot {
             snapshot: Arc::clone(&snapshot),

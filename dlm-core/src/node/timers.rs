@@ -103,6 +103,7 @@ impl Node {
     /// Runs whatever timers are due.
     pub(super) fn on_timers(&mut self) {
         let now = self.now;
+        self.expire_watches();
         if !self.is_leader() {
             if self.timers.is_due(Deadline::Election, now) {
                 self.start_pre_vote();

@@ -3,10 +3,14 @@
 mod kinds;
 mod rejection;
 mod reply;
+mod watch;
 
 pub use kinds::{LockKind, Mode};
 pub use rejection::Rejection;
 pub use reply::{NodeStatus, Reply, Role, Withdrawn};
+pub use watch::{
+    EventPosition, HolderView, LockChange, LockEvent, LockView, WatchFrom, WatchPage, MAX_VALUE,
+};
 
 use crate::names::{FileName, LockName};
 use crate::types::{ClientId, FencingToken, NodeId, Seq};
@@ -177,6 +181,41 @@ pub enum Op {
         /// Which grant is wanted.
         mode: Mode,
     },
+    /// Sets the value an election's leader shows its observers: `value` (at most
+    /// [`MAX_VALUE`] bytes) for the grant `token` of `lock`, which the client must hold. Kept
+    /// while that grant lasts; watchers of the lock see [`LockChange::Proclaimed`].
+    Proclaim {
+        /// The lock the election is about.
+        lock: LockName,
+        /// The client's grant.
+        token: FencingToken,
+        /// What to show.
+        value: Vec<u8>,
+    },
+    /// The events of `lock` from `from` on (see [`WatchPage`]). Answered by the leader from its
+    /// window of recent events, not through the log and without a session; when nothing is
+    /// new, the answer waits until an event comes or `wait` passes (capped by the node), so a
+    /// watcher long-polls. Refused [`Rejection::TooManyWatches`] when the node already holds
+    /// as many waiting watches as it allows.
+    WatchLock {
+        /// The lock.
+        lock: LockName,
+        /// Where to start.
+        from: WatchFrom,
+        /// How long the answer may wait for an event.
+        wait: Duration,
+    },
+    /// `file`'s bytes from `offset` on (a `tail -f`), answered [`Reply::Data`] as soon as the
+    /// file is longer than `offset`, else after `wait` with no bytes. Like
+    /// [`Op::WatchLock`], answered by the leader without the log.
+    TailFile {
+        /// The file.
+        file: FileName,
+        /// The first byte wanted.
+        offset: u64,
+        /// How long the answer may wait for bytes.
+        wait: Duration,
+    },
 }
 
 /// The parts of an acquire, whichever op carries it ([`Op::as_acquire`]).
@@ -245,7 +284,15 @@ impl Op {
                 | Op::AddLearner { .. }
                 | Op::Promote { .. }
                 | Op::Remove { .. }
+                | Op::WatchLock { .. }
+                | Op::TailFile { .. }
         )
+    }
+
+    /// Whether this op waits at the leader for something to report rather than for the log
+    /// ([`Op::WatchLock`], [`Op::TailFile`]).
+    pub fn is_watch(&self) -> bool {
+        matches!(self, Op::WatchLock { .. } | Op::TailFile { .. })
     }
 
     /// Whether this op is for operators: an authenticating transport carries it only from a

@@ -135,6 +135,19 @@ pub enum Rejection {
     /// semaphore permit): only an exclusive or writer's grant guards a file.
     #[error("appending needs an exclusive grant")]
     NotExclusive,
+    /// A proclaimed value longer than `max` bytes.
+    #[error("value too large: at most {max} bytes")]
+    ValueTooLarge {
+        /// The most a value may have.
+        max: usize,
+    },
+    /// The leader already holds as many waiting watches (and tails) as it allows; try later
+    /// or elsewhere.
+    #[error("too many watches waiting at this node (at most {max})")]
+    TooManyWatches {
+        /// The most it holds.
+        max: usize,
+    },
 }
 
 impl Rejection {

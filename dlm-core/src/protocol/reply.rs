@@ -60,6 +60,10 @@ pub enum Reply {
     Reconfigured(Membership),
     /// The answer to [`Op::Members`](super::Op::Members).
     Members(MembersInfo),
+    /// The value was proclaimed ([`Op::Proclaim`](super::Op::Proclaim)).
+    Proclaimed,
+    /// Events of a watched lock ([`Op::WatchLock`](super::Op::WatchLock)).
+    Watched(super::WatchPage),
 }
 
 /// What became of an acquire that a [`Op::Cancel`](super::Op::Cancel) undid.

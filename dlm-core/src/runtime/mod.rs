@@ -25,8 +25,9 @@ pub mod storage;
 mod transport;
 
 pub use client::{
-    Client, ClientConfig, ClientError, DriftBound, LockGuard, LossReason, NodeCause, ReplaceError,
-    ReplaceStep, Unreachable, REPLACE_CATCH_UP,
+    Client, ClientConfig, ClientError, DriftBound, Election, Leader, LeaderObserver, Leadership,
+    LockGuard, LockWatch, LossReason, NodeCause, ReplaceError, ReplaceStep, Unreachable,
+    WatchUpdate, REPLACE_CATCH_UP,
 };
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions, PROBE_TARGET};
 pub use files::{escape_file_name, FileMirror};

@@ -13,6 +13,12 @@ pub(super) type Answer = Result<Reply, Rejection>;
 impl StateMachine {
     /// Applies one committed command, pushing what happened onto `out`.
     pub fn apply(&mut self, command: &Command, rules: &Rules, out: &mut Vec<Outcome>) {
+        let first = out.len();
+        self.apply_command(command, rules, out);
+        self.forget_freed_values(&out[first..]);
+    }
+
+    fn apply_command(&mut self, command: &Command, rules: &Rules, out: &mut Vec<Outcome>) {
         match command {
             Command::Noop => {}
             Command::Client(request) => self.apply_request(request, rules, out),
@@ -150,6 +156,7 @@ impl StateMachine {
             } => self.append(client, lock, *token, file, data, limits, out),
             Op::Read { file, offset } => self.read(file, *offset, limits),
             Op::Revoke { lock } => self.revoke(lock, out),
+            Op::Proclaim { lock, token, value } => self.proclaim(client, lock, *token, value),
             // Membership changes travel as `Command::Membership`, never as a client command.
             Op::Status
             | Op::Locks { .. }
@@ -157,7 +164,9 @@ impl StateMachine {
             | Op::Members
             | Op::AddLearner { .. }
             | Op::Promote { .. }
-            | Op::Remove { .. } => Err(Rejection::Invalid("not a replicated operation".into())),
+            | Op::Remove { .. }
+            | Op::WatchLock { .. }
+            | Op::TailFile { .. } => Err(Rejection::Invalid("not a replicated operation".into())),
         })
     }
 

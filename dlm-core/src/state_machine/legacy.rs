@@ -17,10 +17,38 @@ use std::time::Duration;
 
 /// The start of every snapshot since storage format 3: ten bytes that cannot begin an older
 /// one, which begins with the lock table's length as a varint (a tenth byte of a `u64` varint
-/// is at most 1), then the layout's number.
+/// is at most 1), then the layout's number: 4 since election values.
 pub(super) const MAGIC: [u8; 11] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 4,
+];
+
+/// The prefix of layout 3: lock kinds, no election values.
+pub(super) const MAGIC_3: [u8; 11] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3,
 ];
+
+/// The state as layout 3 serialised it: today's without the proclaimed values.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Format3 {
+    pub locks: LockTable,
+    pub sessions: Sessions,
+    pub files: Files,
+    pub last_token: FencingToken,
+    pub membership: Option<Membership>,
+}
+
+/// Reads a snapshot of layout 3 (after its prefix): nothing was proclaimed then.
+pub(super) fn decode_layout3(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
+    let old: Format3 = postcard::from_bytes(bytes)?;
+    Ok(StateMachine {
+        locks: old.locks,
+        sessions: old.sessions,
+        files: old.files,
+        last_token: old.last_token,
+        membership: old.membership,
+        proclaimed: HashMap::default(),
+    })
+}
 
 /// A lock before kinds: exclusive, one holder at most.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,6 +118,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
         files: old.files,
         last_token: old.last_token,
         membership: old.membership,
+        proclaimed: HashMap::default(),
     })
 }
 

@@ -12,6 +12,7 @@ mod grants;
 mod introspect;
 mod legacy;
 mod lock_table;
+mod proclaim;
 mod revoke;
 mod session;
 mod validate;
@@ -126,6 +127,9 @@ pub struct StateMachine {
     /// (the cluster still runs on its bootstrap configuration). Kept here so that snapshots
     /// carry it.
     membership: Option<Membership>,
+    /// The value each lock's exclusive holder last proclaimed, with the grant it belongs to
+    /// (shown only while that grant is current; see [`StateMachine::proclaimed`]).
+    proclaimed: HashMap<LockName, (FencingToken, Vec<u8>), DetHasher>,
 }
 
 impl StateMachine {
@@ -193,13 +197,17 @@ impl StateMachine {
         postcard::to_extend(self, legacy::MAGIC.to_vec())
     }
 
-    /// Restores a state serialised by [`StateMachine::to_bytes`], or by a version from before
-    /// lock kinds (storage formats 1 and 2: every lock exclusive; format 1 also lacks the
-    /// configuration, which is then the start-up one).
+    /// Restores a state serialised by [`StateMachine::to_bytes`], by a version from before
+    /// election values (layout 3), or by one from before lock kinds (storage formats 1 and 2:
+    /// every lock exclusive; format 1 also lacks the configuration, which is then the start-up
+    /// one).
     pub fn from_bytes(bytes: &[u8]) -> Result<StateMachine, postcard::Error> {
-        let mut sm = match bytes.strip_prefix(&legacy::MAGIC[..]) {
-            Some(current) => postcard::from_bytes(current)?,
-            None => legacy::decode(bytes)?,
+        let mut sm = if let Some(current) = bytes.strip_prefix(&legacy::MAGIC[..]) {
+            postcard::from_bytes(current)?
+        } else if let Some(layout3) = bytes.strip_prefix(&legacy::MAGIC_3[..]) {
+            legacy::decode_layout3(layout3)?
+        } else {
+            legacy::decode(bytes)?
         };
         sm.share_names();
         Ok(sm)
@@ -310,6 +318,48 @@ mod tests {
             acked_below: Seq(1),
             op,
         })
+    }
+
+    /// A layout-3 snapshot (before election values) restores as the same state with nothing
+    /// proclaimed; a current one keeps what was proclaimed, and a value goes with its lock.
+    #[test]
+    fn a_snapshot_from_before_election_values_restores_with_none() {
+        let mut sm = StateMachine::new();
+        let acquire = Op::Acquire {
+            lock: "e".into(),
+            lease: Duration::from_secs(1),
+            wait: None,
+        };
+        let mut out = Vec::new();
+        sm.apply(&request(1, 1, acquire), &rules(), &mut out);
+        let old = legacy::Format3 {
+            locks: sm.locks.clone(),
+            sessions: sm.sessions.clone(),
+            files: sm.files.clone(),
+            last_token: sm.last_token,
+            membership: sm.membership.clone(),
+        };
+        let bytes = postcard::to_extend(&old, legacy::MAGIC_3.to_vec()).unwrap();
+        assert_eq!(StateMachine::from_bytes(&bytes), Ok(sm.clone()));
+
+        let proclaim = Op::Proclaim {
+            lock: "e".into(),
+            token: FencingToken(1),
+            value: b"me".to_vec(),
+        };
+        sm.apply(&request(1, 2, proclaim), &rules(), &mut out);
+        let restored = StateMachine::from_bytes(&sm.to_bytes().unwrap()).unwrap();
+        assert_eq!(
+            restored.proclaimed(&"e".into()),
+            Some((FencingToken(1), &b"me"[..]))
+        );
+        assert_eq!(restored, sm);
+        let release = Op::Release {
+            lock: "e".into(),
+            token: FencingToken(1),
+        };
+        sm.apply(&request(1, 3, release), &rules(), &mut out);
+        assert!(sm.proclaimed.is_empty(), "a freed lock keeps no value");
     }
 
     /// A format-2 snapshot (exclusive locks, one optional holder, waiters without a mode)

@@ -85,7 +85,17 @@ pub(crate) fn check_request(op: &Op, limits: &Limits) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        Op::Read { file, .. } => check_name(file.len(), limits),
+        Op::Read { file, .. } | Op::TailFile { file, .. } => check_name(file.len(), limits),
+        Op::WatchLock { lock, .. } => check_name(lock.len(), limits),
+        Op::Proclaim { lock, value, .. } => {
+            check_name(lock.len(), limits)?;
+            if value.len() > crate::protocol::MAX_VALUE {
+                return Err(Rejection::ValueTooLarge {
+                    max: crate::protocol::MAX_VALUE,
+                });
+            }
+            Ok(())
+        }
         Op::KeepAlive | Op::Members | Op::Promote { .. } | Op::Remove { .. } => Ok(()),
         // An address is opaque here, but bounded like a name so a log entry stays small.
         Op::AddLearner { addr, .. } => check_name(addr.len(), limits),

@@ -83,6 +83,25 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
         Mode::Permit { .. } => "permit",
         _ => "exclusive",
     };
+    let env = [
+        ("DLM_LOCK", args.lock.clone()),
+        ("DLM_LOCK_MODE", mode_name.to_string()),
+    ];
+    let grace = Duration::from_millis(args.grace_ms);
+    run_holding(&client, guard, &env, (program, rest), grace).await
+}
+
+/// Runs `program` with `rest` while `guard` is held, with the grant's token in
+/// `DLM_FENCING_TOKEN` and `env` besides; stops it if the lock is lost (returning [`LOST`]) or
+/// on SIGINT/SIGTERM (130); releases the lock after it exits and returns its exit code.
+pub async fn run_holding(
+    client: &dlm::Client<dlm::tcp::TcpClient>,
+    guard: dlm::LockGuard<dlm::tcp::TcpClient>,
+    env: &[(&str, String)],
+    (program, rest): (&String, &[String]),
+    grace: Duration,
+) -> Result<i32, String> {
+    let lock = guard.name().to_string();
     let mut command = Command::new(program);
     // Its own process group, so that stopping it stops what it started too (a shell's
     // children), and a Ctrl-C reaches it through us, after which we release the lock.
@@ -91,12 +110,10 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
     let mut child = command
         .args(rest)
         .env("DLM_FENCING_TOKEN", guard.token().get().to_string())
-        .env("DLM_LOCK", &args.lock)
-        .env("DLM_LOCK_MODE", mode_name)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let grace = Duration::from_millis(args.grace_ms);
     let code = tokio::select! {
         status = child.wait() => match status {
             Ok(status) => exit_code(status),
@@ -107,8 +124,7 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
         },
         reason = guard.lost() => {
             eprintln!(
-                "dlm: lock {} lost (token {}): {reason}; stopping {program}",
-                args.lock,
+                "dlm: lock {lock} lost (token {}): {reason}; stopping {program}",
                 guard.token()
             );
             stop(&mut child, grace).await;
@@ -122,7 +138,7 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
     client
         .release(guard)
         .await
-        .map_err(|e| format!("release {}: {e}", args.lock))?;
+        .map_err(|e| format!("release {lock}: {e}"))?;
     Ok(code)
 }
 
@@ -166,7 +182,7 @@ fn signal_group(pid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-async fn interrupted() {
+pub async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -18,6 +18,7 @@ mod lock_cmd;
 mod members_cmd;
 mod server_cmd;
 mod server_config;
+mod watch_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +60,16 @@ enum Command {
     /// Take LOCK away from its holder: the next waiter gets it under a newer fencing token, and
     /// the old holder's appends are refused. Admin only where the nodes authenticate.
     Revoke(admin_cmds::RevokeArgs),
+    /// Follow LOCK: its state now, then one line per event (granted, released, expired,
+    /// revoked, proclaimed, queue length), each with its position for `--after`.
+    Watch(watch_cmds::WatchArgs),
+    /// Print a guarded file from --offset; with -f, every append as it commits.
+    Tail(watch_cmds::TailArgs),
+    /// Stand for election NAME: wait to lead (in campaign order), proclaim VALUE, run a
+    /// command while leading (its fencing token in DLM_FENCING_TOKEN), then resign.
+    Campaign(watch_cmds::CampaignArgs),
+    /// Print who leads election NAME (client, token, proclaimed value), now and at every change.
+    Observe(watch_cmds::ObserveArgs),
 }
 
 fn main() {
@@ -91,6 +102,10 @@ fn main() {
             Command::Members(args) => members_cmd::run(args).await,
             Command::Locks(args) => admin_cmds::locks(args).await,
             Command::Sessions(args) => admin_cmds::sessions(args).await,
+            Command::Watch(args) => watch_cmds::watch(args).await,
+            Command::Tail(args) => watch_cmds::tail(args).await,
+            Command::Campaign(args) => watch_cmds::campaign(args).await,
+            Command::Observe(args) => watch_cmds::observe(args).await,
             Command::Revoke(args) => admin_cmds::revoke(args).await,
         }
     });

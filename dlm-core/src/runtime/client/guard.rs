@@ -69,6 +69,11 @@ impl<T: ClientTransport> fmt::Debug for LockGuard<T> {
 }
 
 impl<T: ClientTransport> LockGuard<T> {
+    /// The client that holds it.
+    pub(super) fn client(&self) -> &Client<T> {
+        &self.client
+    }
+
     pub(super) fn new(client: Client<T>, name: LockName, held: Arc<HeldLock>) -> Self {
         LockGuard {
             client,

@@ -21,16 +21,20 @@
 
 mod actor;
 mod admin;
+mod election;
 mod guard;
 mod kinds;
 mod replace;
+mod watch;
 
 pub use crate::client::{
     ClientConfig, ClientError, DriftBound, LossReason, NodeCause, Unreachable,
 };
+pub use election::{Election, Leader, LeaderObserver, Leadership};
 pub use guard::LockGuard;
 pub use kinds::{RwLock, Semaphore};
 pub use replace::{ReplaceError, ReplaceStep, REPLACE_CATCH_UP};
+pub use watch::{LockWatch, WatchUpdate};
 
 use super::transport::ClientTransport;
 use crate::client::{CallId, CallOp, ClientCore, Done, Wait};

@@ -19,11 +19,15 @@ pub(crate) enum OpKind {
     Revoke,
     /// Membership changes and the members query.
     Members,
+    /// An election's leader setting its value.
+    Proclaim,
+    /// Watching a lock's events or tailing a file.
+    Watch,
     Unknown,
 }
 
 impl OpKind {
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const COUNT: usize = 14;
 
     pub(crate) const ALL: [OpKind; OpKind::COUNT] = [
         OpKind::Acquire,
@@ -37,6 +41,8 @@ impl OpKind {
         OpKind::Sessions,
         OpKind::Revoke,
         OpKind::Members,
+        OpKind::Proclaim,
+        OpKind::Watch,
         OpKind::Unknown,
     ];
 
@@ -55,6 +61,8 @@ impl OpKind {
             Op::AddLearner { .. } | Op::Promote { .. } | Op::Remove { .. } | Op::Members => {
                 OpKind::Members
             }
+            Op::Proclaim { .. } => OpKind::Proclaim,
+            Op::WatchLock { .. } | Op::TailFile { .. } => OpKind::Watch,
         }
     }
 
@@ -72,6 +80,8 @@ impl OpKind {
             Reply::Sessions(_) => OpKind::Sessions,
             Reply::Revoked { .. } => OpKind::Revoke,
             Reply::Reconfigured(_) | Reply::Members(_) => OpKind::Members,
+            Reply::Proclaimed => OpKind::Proclaim,
+            Reply::Watched(_) => OpKind::Watch,
         }
     }
 
@@ -88,6 +98,8 @@ impl OpKind {
             OpKind::Sessions => "sessions",
             OpKind::Revoke => "revoke",
             OpKind::Members => "members",
+            OpKind::Proclaim => "proclaim",
+            OpKind::Watch => "watch",
             OpKind::Unknown => "unknown",
         }
     }
@@ -98,7 +110,7 @@ impl OpKind {
 }
 
 /// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
-pub(crate) const OUTCOMES: [&str; 27] = [
+pub(crate) const OUTCOMES: [&str; 29] = [
     "ok",
     "busy",
     "timed_out",
@@ -126,6 +138,8 @@ pub(crate) const OUTCOMES: [&str; 27] = [
     "membership",
     "wrong_kind",
     "not_exclusive",
+    "value_too_large",
+    "too_many_watches",
 ];
 
 /// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
@@ -162,6 +176,8 @@ pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
         Rejection::Membership(_) => 24,
         Rejection::WrongKind { .. } => 25,
         Rejection::NotExclusive => 26,
+        Rejection::ValueTooLarge { .. } => 27,
+        Rejection::TooManyWatches { .. } => 28,
     }
 }
 

@@ -16,16 +16,17 @@ use std::path::Path;
 /// The storage format this build writes. 2: snapshots carry the cluster's configuration and
 /// the log may hold membership changes. 3: lock kinds: a lock in a snapshot has a kind,
 /// several holders and waiters with modes, the snapshot starts with a prefix naming its
-/// layout, and the log may hold `Op::AcquireAs`.
-pub const STORAGE_FORMAT: u32 = 3;
+/// layout, and the log may hold `Op::AcquireAs`. 4: elections: a snapshot (layout 4) keeps
+/// the values holders proclaimed, and the log may hold `Op::Proclaim`.
+pub const STORAGE_FORMAT: u32 = 4;
 
-/// Older formats this build reads: 1, whose snapshots lack the configuration, and 2, whose
-/// locks are all exclusive (`StateMachine::from_bytes` reads both layouts, told apart from the
-/// current one by its prefix); their commands are all still decoded as they were (a new op
+/// Older formats this build reads: 1, whose snapshots lack the configuration, 2, whose
+/// locks are all exclusive, and 3, without proclaimed values (`StateMachine::from_bytes` reads
+/// every layout, told apart from the current one by its prefix); their commands are all still decoded as they were (a new op
 /// was added at the end). A directory of one is marked as of [`STORAGE_FORMAT`] before anything
 /// is written to it, so that the build that wrote it refuses it from then on instead of
 /// misreading the newer data.
-const READS: [u32; 2] = [1, 2];
+const READS: [u32; 3] = [1, 2, 3];
 
 const FORMAT_FILE: &str = "FORMAT";
 /// The files and directories that only a directory with data holds.

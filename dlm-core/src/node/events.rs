@@ -1,0 +1,289 @@
+//! The window of recent lock events every node keeps, for watches.
+//!
+//! Events are derived from each committed entry by comparing the locks it touches before and
+//! after it is applied, so they are a function of the committed log alone: every node numbers
+//! them the same, and a watcher can resume at any leader from the position it reached. The
+//! window holds the most recent `capacity` events; a node knows nothing of what came before
+//! the state it started or installed a snapshot from.
+
+use crate::command::Command;
+use crate::names::LockName;
+use crate::protocol::{
+    EventPosition, HolderView, LockChange, LockEvent, LockView, Op, WatchFrom, WatchPage,
+};
+use crate::state_machine::StateMachine;
+use crate::types::LogIndex;
+use std::collections::VecDeque;
+
+/// Most events in one answer to a watch.
+pub const MAX_EVENTS_PER_PAGE: usize = 256;
+
+/// The locks an entry may change, with their state before it.
+pub(super) struct Touched(Vec<(LockName, LockView)>);
+
+/// What an entry did to grants that ended under it.
+#[derive(Clone, Copy)]
+enum EndReason {
+    Released,
+    Expired,
+    Revoked,
+}
+
+/// A node's window of recent events.
+#[derive(Debug)]
+pub(super) struct EventHistory {
+    /// Events in position order, each with its lock.
+    events: VecDeque<(LockName, LockEvent)>,
+    /// Every event of every entry after this index is in the window.
+    complete_after: LogIndex,
+    capacity: usize,
+}
+
+/// A lock's state as watchers see it.
+pub(super) fn view(sm: &StateMachine, lock: &LockName) -> LockView {
+    let Some(state) = sm.lock(lock) else {
+        return LockView::default();
+    };
+    LockView {
+        holders: state
+            .holders
+            .iter()
+            .map(|h| HolderView {
+                client: h.client,
+                token: h.token,
+                mode: h.mode,
+            })
+            .collect(),
+        waiting: u32::try_from(state.waiters.len()).unwrap_or(u32::MAX),
+        proclaimed: sm.proclaimed(lock).map(|(t, v)| (t, v.to_vec())),
+    }
+}
+
+impl EventHistory {
+    /// A window that starts empty after `index` (what the node's state already reflects).
+    pub fn new(index: LogIndex, capacity: usize) -> EventHistory {
+        EventHistory {
+            events: VecDeque::new(),
+            complete_after: index,
+            capacity,
+        }
+    }
+
+    /// Forgets every event: the state jumped to `index` (a snapshot was installed).
+    pub fn reset(&mut self, index: LogIndex) {
+        self.events.clear();
+        self.complete_after = index;
+    }
+
+    /// The locks `command` may change, with their state now, before it is applied.
+    pub fn before(&self, command: &Command, sm: &StateMachine) -> Touched {
+        if self.capacity == 0 {
+            return Touched(Vec::new());
+        }
+        let mut locks: Vec<LockName> = match command {
+            Command::Client(request) => match &request.op {
+                Op::Release { lock, .. }
+                | Op::Cancel { lock, .. }
+                | Op::Revoke { lock }
+                | Op::Proclaim { lock, .. } => vec![lock.clone()],
+                op => op
+                    .as_acquire()
+                    .map(|a| a.lock.clone())
+                    .into_iter()
+                    .collect(),
+            },
+            Command::Expire { lock, .. }
+            | Command::LiftDelay { lock }
+            | Command::CancelWait { lock, .. } => vec![lock.clone()],
+            Command::ExpireSession { client } => match sm.session(*client) {
+                Some(session) => {
+                    let waiting = session.slots.values().filter_map(|slot| match slot {
+                        crate::state_machine::Slot::Waiting(lock) => Some(lock.clone()),
+                        crate::state_machine::Slot::Done(_) => None,
+                    });
+                    let mut all: Vec<LockName> = session.held.to_vec();
+                    all.extend(waiting);
+                    all.sort();
+                    all.dedup();
+                    all
+                }
+                None => Vec::new(),
+            },
+            Command::Noop | Command::Membership { .. } => Vec::new(),
+        };
+        locks.dedup();
+        Touched(
+            locks
+                .into_iter()
+                .map(|lock| {
+                    let before = view(sm, &lock);
+                    (lock, before)
+                })
+                .collect(),
+        )
+    }
+
+    /// Records the events entry `index` (`command`) made, comparing the touched locks with
+    /// their state after it; returns the locks that had any.
+    pub fn record(
+        &mut self,
+        index: LogIndex,
+        command: &Command,
+        touched: Touched,
+        sm: &StateMachine,
+    ) -> Vec<LockName> {
+        let mut changed = Vec::new();
+        let mut n = 0u32;
+        let reason = end_reason(command);
+        for (lock, before) in touched.0 {
+            let changes = changes(&before, &view(sm, &lock), reason);
+            if changes.is_empty() {
+                continue;
+            }
+            for change in changes {
+                let at = EventPosition { index, n };
+                n = n.saturating_add(1);
+                self.events
+                    .push_back((lock.clone(), LockEvent { at, change }));
+            }
+            changed.push(lock);
+        }
+        self.evict();
+        changed
+    }
+
+    /// Drops the oldest entries' events beyond the capacity, a whole entry at a time, so that
+    /// the window always holds every event of the entries it covers.
+    fn evict(&mut self) {
+        while self.events.len() > self.capacity {
+            let Some((_, oldest)) = self.events.front() else {
+                break;
+            };
+            let index = oldest.at.index;
+            while self
+                .events
+                .front()
+                .is_some_and(|(_, e)| e.at.index == index)
+            {
+                self.events.pop_front();
+            }
+            self.complete_after = self.complete_after.max(index);
+        }
+    }
+
+    /// Whether every event after `position` is still in the window.
+    fn covers(&self, position: EventPosition) -> bool {
+        position.index > self.complete_after
+            || (position.index == self.complete_after && position.is_end())
+    }
+
+    /// The answer to a watch of `lock` from `from` at a node that has applied up to `applied`,
+    /// or `None` if there is nothing to report yet (the watch waits).
+    pub fn page(
+        &self,
+        lock: &LockName,
+        from: WatchFrom,
+        sm: &StateMachine,
+        applied: LogIndex,
+    ) -> Option<WatchPage> {
+        let now = EventPosition::end_of(applied);
+        let after = match from {
+            WatchFrom::After(position) if self.covers(position) => position,
+            WatchFrom::After(_) => return Some(state_page(lock, sm, now, true)),
+            WatchFrom::Now => return Some(state_page(lock, sm, now, false)),
+        };
+        let start = self.events.partition_point(|(_, e)| e.at <= after);
+        let mut events = Vec::new();
+        let mut truncated = false;
+        for (name, event) in self.events.range(start..) {
+            if name != lock {
+                continue;
+            }
+            if events.len() == MAX_EVENTS_PER_PAGE {
+                truncated = true;
+                break;
+            }
+            events.push(event.clone());
+        }
+        let resume = match events.last() {
+            None => return None,
+            Some(last) if truncated => last.at,
+            Some(_) => now.max(after),
+        };
+        Some(WatchPage {
+            state: None,
+            state_at: resume,
+            compacted: false,
+            events,
+            resume,
+        })
+    }
+
+    /// The answer to a watch that waited for `wait` and saw nothing.
+    pub fn nothing_new(after: EventPosition, applied: LogIndex) -> WatchPage {
+        let resume = after.max(EventPosition::end_of(applied));
+        WatchPage {
+            state: None,
+            state_at: resume,
+            compacted: false,
+            events: Vec::new(),
+            resume,
+        }
+    }
+}
+
+/// A page that carries the lock's current state instead of events.
+fn state_page(lock: &LockName, sm: &StateMachine, at: EventPosition, compacted: bool) -> WatchPage {
+    WatchPage {
+        state: Some(view(sm, lock)),
+        state_at: at,
+        compacted,
+        events: Vec::new(),
+        resume: at,
+    }
+}
+
+/// What changed from `before` to `after`: grants that ended, then new grants, then a new
+/// proclaimed value, then the queue's length.
+fn changes(before: &LockView, after: &LockView, reason: EndReason) -> Vec<LockChange> {
+    let mut changes = Vec::new();
+    let kept = |view: &LockView, token| view.holders.iter().any(|h| h.token == token);
+    for gone in before.holders.iter().filter(|b| !kept(after, b.token)) {
+        let token = gone.token;
+        changes.push(match reason {
+            EndReason::Released => LockChange::Released { token },
+            EndReason::Expired => LockChange::Expired { token },
+            EndReason::Revoked => LockChange::Revoked { token },
+        });
+    }
+    for new in after.holders.iter().filter(|a| !kept(before, a.token)) {
+        changes.push(LockChange::Granted {
+            client: new.client,
+            token: new.token,
+            mode: new.mode,
+        });
+    }
+    if after.proclaimed != before.proclaimed {
+        if let Some((token, value)) = after.proclaimed.clone() {
+            changes.push(LockChange::Proclaimed { token, value });
+        }
+    }
+    if after.waiting != before.waiting {
+        changes.push(LockChange::Queue {
+            waiting: after.waiting,
+        });
+    }
+    changes
+}
+
+fn end_reason(command: &Command) -> EndReason {
+    match command {
+        Command::Expire { .. } | Command::ExpireSession { .. } => EndReason::Expired,
+        Command::Client(request) if matches!(request.op, Op::Revoke { .. }) => EndReason::Revoked,
+        _ => EndReason::Released,
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

@@ -1,0 +1,146 @@
+//! Watches and tails waiting at the leader for something to report.
+//!
+//! A watch of a lock, or a tail of a file, that has nothing to report is held here until the
+//! lock has a new event, the file grows, or its wait runs out, and then answered on its
+//! connection. Nothing is buffered per watcher: the answer is built from the node's window of
+//! events (or the file) when it is sent, so a slow watcher costs its entry here and nothing
+//! more, and one that falls behind the window is told so (`compacted`) with the current state.
+
+use crate::names::{FileName, LockName};
+use crate::protocol::EventPosition;
+use crate::state_machine::DetHasher;
+use crate::types::{ClientId, ConnId, Seq, Time};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
+use std::time::Duration;
+
+/// The longest a watch or tail waits at the leader before it is answered with nothing new,
+/// whatever it asked: the client asks again, and learns of a leader change meanwhile.
+pub const MAX_WATCH_WAIT: Duration = Duration::from_secs(60);
+
+/// What a waiting watch wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Wanted {
+    /// Events of `lock` after `after`.
+    Lock {
+        /// The lock.
+        lock: LockName,
+        /// The last position the watcher has.
+        after: EventPosition,
+    },
+    /// Bytes of `file` from `offset`.
+    File {
+        /// The file.
+        file: FileName,
+        /// The first byte wanted.
+        offset: u64,
+    },
+}
+
+/// One waiting watch or tail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Parked {
+    pub conn: ConnId,
+    pub client: ClientId,
+    pub seq: Seq,
+    pub wanted: Wanted,
+    /// When it is answered with nothing new.
+    pub until: Time,
+}
+
+/// The leader's waiting watches and tails.
+#[derive(Debug, Default)]
+pub(super) struct Watches {
+    next_id: u64,
+    parked: BTreeMap<u64, Parked>,
+    by_lock: HashMap<LockName, Vec<u64>, DetHasher>,
+    by_file: HashMap<FileName, Vec<u64>, DetHasher>,
+    deadlines: BTreeSet<(Time, u64)>,
+}
+
+impl Watches {
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Holds `parked` until its subject changes or its time runs out.
+    pub fn park(&mut self, parked: Parked) {
+        let id = self.next_id;
+        self.next_id += 1;
+        match &parked.wanted {
+            Wanted::Lock { lock, .. } => self.by_lock.entry(lock.clone()).or_default().push(id),
+            Wanted::File { file, .. } => self.by_file.entry(file.clone()).or_default().push(id),
+        }
+        self.deadlines.insert((parked.until, id));
+        self.parked.insert(id, parked);
+    }
+
+    /// Every watch of `lock`, taken out (to be answered, or parked again).
+    pub fn take_lock(&mut self, lock: &LockName) -> Vec<Parked> {
+        let ids = self.by_lock.remove(lock).unwrap_or_default();
+        self.take(ids)
+    }
+
+    /// Every tail of `file`, taken out.
+    pub fn take_file(&mut self, file: &FileName) -> Vec<Parked> {
+        let ids = self.by_file.remove(file).unwrap_or_default();
+        self.take(ids)
+    }
+
+    /// Every watch whose time has come at `now`, taken out.
+    pub fn take_due(&mut self, now: Time) -> Vec<Parked> {
+        let mut due = Vec::new();
+        while let Some(&(until, id)) = self.deadlines.first() {
+            if until > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(parked) = self.remove(id) {
+                due.push(parked);
+            }
+        }
+        due
+    }
+
+    /// Every watch, taken out (the leader steps down).
+    pub fn drain(&mut self) -> Vec<Parked> {
+        self.by_lock.clear();
+        self.by_file.clear();
+        self.deadlines.clear();
+        std::mem::take(&mut self.parked).into_values().collect()
+    }
+
+    /// When the earliest watch runs out.
+    pub fn next_deadline(&self) -> Time {
+        self.deadlines.first().map_or(Time::MAX, |(t, _)| *t)
+    }
+
+    fn take(&mut self, ids: Vec<u64>) -> Vec<Parked> {
+        ids.into_iter()
+            .filter_map(|id| {
+                let parked = self.remove(id)?;
+                self.deadlines.remove(&(parked.until, id));
+                Some(parked)
+            })
+            .collect()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Parked> {
+        let parked = self.parked.remove(&id)?;
+        match &parked.wanted {
+            Wanted::Lock { lock, .. } => unindex(&mut self.by_lock, lock, id),
+            Wanted::File { file, .. } => unindex(&mut self.by_file, file, id),
+        }
+        Some(parked)
+    }
+}
+
+fn unindex<K: Hash + Eq>(index: &mut HashMap<K, Vec<u64>, DetHasher>, key: &K, id: u64) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.retain(|i| *i != id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
+}
