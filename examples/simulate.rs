@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut seeds, mut steps, mut ops, mut violations) = (0u64, 0u64, 0u64, 0u64);
     let mut revoked = 0u64;
+    let mut watches = (0u64, 0u64, 0u64);
     let (mut reconfigured, mut leaders_removed) = (0u64, 0u64);
     for seed in args.seeds.clone() {
         let faults = dlm::sim::Faults {
@@ -80,6 +81,9 @@ fn main() -> ExitCode {
                 steps += summary.steps;
                 ops += summary.client_ops;
                 revoked += summary.revoked;
+                watches.0 += summary.watches.0;
+                watches.1 += summary.watches.1;
+                watches.2 += summary.watches.2;
                 reconfigured += summary.reconfigured;
                 leaders_removed += summary.leaders_removed;
                 if !args.quiet && args.membership {
@@ -126,6 +130,10 @@ fn main() -> ExitCode {
     eprintln!(
         "wall {secs:.2} s, {:.0} client ops/s",
         ops as f64 / secs.max(1e-9)
+    );
+    println!(
+        "watches checked: {} answers, {} events, {} compacted",
+        watches.0, watches.1, watches.2
     );
     if args.membership {
         println!(

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 pub const MAX_EVENTS_PER_PAGE: usize = 256;
 
 /// The locks an entry may change, with their state before it.
-pub(super) struct Touched(Vec<(LockName, LockView)>);
+pub(crate) struct Touched(Vec<(LockName, LockView)>);
 
 /// What an entry did to grants that ended under it.
 #[derive(Clone, Copy)]
@@ -31,7 +31,7 @@ enum EndReason {
 
 /// A node's window of recent events.
 #[derive(Debug)]
-pub(super) struct EventHistory {
+pub(crate) struct EventHistory {
     /// Events in position order, each with its lock.
     events: VecDeque<(LockName, LockEvent)>,
     /// Every event of every entry after this index is in the window.
@@ -40,7 +40,7 @@ pub(super) struct EventHistory {
 }
 
 /// A lock's state as watchers see it.
-pub(super) fn view(sm: &StateMachine, lock: &LockName) -> LockView {
+pub(crate) fn view(sm: &StateMachine, lock: &LockName) -> LockView {
     let Some(state) = sm.lock(lock) else {
         return LockView::default();
     };
@@ -61,12 +61,17 @@ pub(super) fn view(sm: &StateMachine, lock: &LockName) -> LockView {
 
 impl EventHistory {
     /// A window that starts empty after `index` (what the node's state already reflects).
-    pub fn new(index: LogIndex, capacity: usize) -> EventHistory {
+    pub(crate) fn new(index: LogIndex, capacity: usize) -> EventHistory {
         EventHistory {
             events: VecDeque::new(),
             complete_after: index,
             capacity,
         }
+    }
+
+    /// Every event in the window, in position order, with its lock.
+    pub(crate) fn all(&self) -> impl DoubleEndedIterator<Item = &(LockName, LockEvent)> {
+        self.events.iter()
     }
 
     /// Forgets every event: the state jumped to `index` (a snapshot was installed).
@@ -76,7 +81,7 @@ impl EventHistory {
     }
 
     /// The locks `command` may change, with their state now, before it is applied.
-    pub fn before(&self, command: &Command, sm: &StateMachine) -> Touched {
+    pub(crate) fn before(&self, command: &Command, sm: &StateMachine) -> Touched {
         if self.capacity == 0 {
             return Touched(Vec::new());
         }
@@ -125,7 +130,7 @@ impl EventHistory {
 
     /// Records the events entry `index` (`command`) made, comparing the touched locks with
     /// their state after it; returns the locks that had any.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         index: LogIndex,
         command: &Command,

@@ -6,7 +6,7 @@ mod apply;
 mod client;
 mod effects;
 mod election;
-mod events;
+pub(crate) mod events;
 mod follower_log;
 mod leader_timers;
 mod members;

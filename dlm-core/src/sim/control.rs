@@ -13,6 +13,7 @@ impl Sim {
             revoked: self.checker.revoked_grants() as u64,
             reconfigured: self.checker.reconfigurations() as u64,
             leaders_removed: self.leaders_removed,
+            watches: self.checker.watches_checked(),
         }
     }
 

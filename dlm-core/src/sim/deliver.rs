@@ -77,6 +77,9 @@ impl Sim {
                     self.checker.note_revoked(token);
                     Ok(())
                 }
+                Event::Watched { lock, from, page } => {
+                    self.checker.watch_answered(&lock, from, &page)
+                }
                 Event::Abandoned { lock, session } => {
                     self.log(|| format!("client {i} abandons its acquire of {lock:?}"));
                     let settled = self.chaos_end + ABANDON_SETTLE;

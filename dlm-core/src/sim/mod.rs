@@ -52,6 +52,10 @@ use net::Net;
 use report::fold;
 use std::collections::VecDeque;
 
+/// Lock events each simulated node keeps for watches: few, so that watchers also meet the
+/// compacted answer.
+const WATCH_HISTORY: usize = 200;
+
 fn draw_skew(max_ppm: i64, rng: &mut SimRng) -> Skew {
     if max_ppm > 0 {
         Skew(rng.below(2 * max_ppm as u64 + 1) as i64 - max_ppm)
@@ -148,6 +152,8 @@ impl Sim {
             c.snapshot_chunk = 512;
             c.limits.max_lease = std::time::Duration::from_secs(10);
             c.session_ttl = std::time::Duration::from_secs(120);
+            // Small, so that watchers fall behind the window and get compacted answers too.
+            c.watch_history = WATCH_HISTORY;
             let latency = match cfg.disk_latency {
                 Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
                 None => disk::LATENCIES[rng.below(disk::LATENCIES.len() as u64) as usize],
@@ -181,8 +187,16 @@ impl Sim {
         let chaos_end = u64::try_from(cfg.chaos.as_nanos()).unwrap_or(u64::MAX);
         let heal_end = chaos_end + u64::try_from(cfg.heal.as_nanos()).unwrap_or(u64::MAX);
         let net = Net::new(&cfg.faults, cfg.nodes, &mut rng);
+        let mut checker = Checker::with_members(cfg.nodes, crate::Membership::bootstrap(voters));
+        if let Some(first) = nodes.first() {
+            checker.watch_oracle =
+                Some(invariants::WatchOracle::new(crate::state_machine::Rules {
+                    limits: first.cfg.limits.clone(),
+                    lock_delay: !first.cfg.lock_delay.is_zero(),
+                }));
+        }
         let mut sim = Sim {
-            checker: Checker::with_members(cfg.nodes, crate::Membership::bootstrap(voters)),
+            checker,
             history: VecDeque::new(),
             rng,
             now: 0,

@@ -55,6 +55,9 @@ pub struct Summary {
     pub reconfigured: u64,
     /// Of those, how many removed a node that led when it was asked.
     pub leaders_removed: u64,
+    /// Watch answers checked against the oracle, the events they carried, and how many were
+    /// compacted (the watcher had fallen behind the window).
+    pub watches: (u64, u64, u64),
 }
 
 pub(super) fn fold(h: &mut u64, v: u64) {

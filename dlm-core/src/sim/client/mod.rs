@@ -8,8 +8,9 @@ use super::clock::Skew;
 use super::rng::SimRng;
 use crate::client::{CallId, CallOp, ClientConfig, ClientCore, ClientEvent, DriftBound, Wait};
 use crate::names::{FileName, LockName};
-use crate::protocol::Mode;
+use crate::protocol::{EventPosition, Mode, WatchFrom, WatchPage};
 use crate::types::{ClientId, FencingToken, NodeId};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Lease every simulated client asks for.
@@ -26,6 +27,10 @@ const REVOKE_ONE_IN: u64 = 25;
 /// acquires of the wrong kind (or a semaphore of the wrong size) meet their refusal, and a name
 /// that left the table may come back as another kind.
 const ODD_MODE_ONE_IN: u64 = 30;
+/// One call in this many (of a client holding nothing) is a watch of a lock's events.
+const WATCH_ONE_IN: u64 = 8;
+/// How long a simulated watch may wait at the leader (within an attempt).
+const WATCH_WAIT: Duration = Duration::from_millis(150);
 
 /// The mode a simulated user asks for lock number `i` in (with `kinds`; else exclusive): `l0`,
 /// `l3`... are exclusive, `l1`, `l4`... read-write (one acquire in three a writer's), `l2`,
@@ -66,6 +71,8 @@ pub enum Calling {
     Release,
     /// An operator's revoke of `lock`.
     Revoke(LockName),
+    /// A watch of `lock` from a position (or now).
+    Watch(LockName, WatchFrom),
 }
 
 /// What the user holds.
@@ -136,6 +143,15 @@ pub enum Event {
         /// The revoked grant.
         token: FencingToken,
     },
+    /// A watch of `lock` from `from` was answered `page`.
+    Watched {
+        /// The lock.
+        lock: LockName,
+        /// Where the watch started.
+        from: WatchFrom,
+        /// The answer.
+        page: WatchPage,
+    },
     /// An acquire of `lock` in session `session` was given up on, by the user or (failed) by
     /// the core: whatever it left must be undone.
     Abandoned {
@@ -166,6 +182,8 @@ pub struct SimClient {
     core_wake: u64,
     /// Calls answered.
     pub calls: u64,
+    /// Per lock it watched: where its watch is (it goes on from there next time).
+    watching: BTreeMap<LockName, EventPosition>,
 }
 
 impl SimClient {
@@ -189,6 +207,7 @@ impl SimClient {
             wake_at: rng.below(50_000_000),
             core_wake: u64::MAX,
             calls: 0,
+            watching: BTreeMap::new(),
         }
     }
 
@@ -313,6 +332,19 @@ impl SimClient {
         if rng.below(REVOKE_ONE_IN) == 0 {
             let op = CallOp::Revoke { lock: lock.clone() };
             return (op, Calling::Revoke(lock));
+        }
+        if rng.below(WATCH_ONE_IN) == 0 {
+            // A watch goes on from where this client's last one on the lock stopped.
+            let from = self
+                .watching
+                .get(&lock)
+                .map_or(WatchFrom::Now, |p| WatchFrom::After(*p));
+            let op = CallOp::WatchLock {
+                lock: lock.clone(),
+                from,
+                wait: WATCH_WAIT,
+            };
+            return (op, Calling::Watch(lock, from));
         }
         if rng.below(5) == 0 {
             // A linearizable read must show every append acknowledged before it was sent.

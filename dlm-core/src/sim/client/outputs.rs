@@ -126,6 +126,10 @@ impl SimClient {
                     sent: started,
                 });
             }
+            (Calling::Watch(lock, from), Ok(Done::Watched(page))) => {
+                self.watching.insert(lock.clone(), page.resume);
+                events.push(Event::Watched { lock, from, page });
+            }
             (Calling::Revoke(lock), Ok(Done::Revoked { token, .. })) => {
                 events.push(Event::Revoked { lock, token });
             }

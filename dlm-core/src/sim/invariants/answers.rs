@@ -48,12 +48,13 @@ impl Checker {
         seq: Seq,
         result: &Result<Reply, Rejection>,
     ) -> Result<(), Broken> {
-        // Reads and status are not cached (see `Op::is_cached`): a retried read is answered
-        // afresh, which `read_linearizable` checks instead, and a status is news each time.
+        // Reads, watches and status are not cached (see `Op::is_cached`): a retried read is
+        // answered afresh, which `read_linearizable` checks instead, a retried watch too, which
+        // `watch_exactly_once` checks, and a status is news each time.
         if matches!(
             result,
             Err(Rejection::NotLeader { .. } | Rejection::SeqBelowWatermark | Rejection::NoSuchFile)
-                | Ok(Reply::Data { .. } | Reply::Status(_))
+                | Ok(Reply::Data { .. } | Reply::Status(_) | Reply::Watched(_))
         ) {
             return Ok(());
         }

@@ -6,6 +6,9 @@ mod files;
 mod membership;
 mod per_node;
 mod revokes;
+mod watches;
+
+pub use watches::WatchOracle;
 
 use crate::names::{FileName, LockName};
 use crate::node::Node;
@@ -67,6 +70,8 @@ pub struct Checker {
     unexplained_overlaps: HashMap<FencingToken, String>,
     /// The committed configurations in log order, the start-up one first (at index 0).
     configs: Vec<(LogIndex, crate::Membership)>,
+    /// The replay that watches are checked against (none: watches are not checked).
+    pub watch_oracle: Option<WatchOracle>,
 }
 
 impl Checker {

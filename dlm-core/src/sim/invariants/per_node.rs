@@ -17,7 +17,7 @@ pub(super) struct Committed {
     term: Term,
     /// The entry's command, kept whole so that a divergence is found by comparison, never missed
     /// through a hash collision.
-    command: Command,
+    pub(super) command: Command,
     /// The term of the node first seen committing it (the leader that committed it, or later).
     seen_in: Term,
 }
