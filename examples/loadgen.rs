@@ -104,6 +104,10 @@ struct Args {
     /// Milliseconds between two scrapes of a node, with --metrics.
     #[arg(long, default_value_t = 1000)]
     scrape_ms: u64,
+    /// Clients that watch the first lock's events meanwhile; the first of them measures how
+    /// long after the holder's acknowledged release it hears of it.
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
 }
 
 /// The spawned servers, for watching them: their processes and metrics listeners.
@@ -283,12 +287,21 @@ async fn load(
         ))
     });
     let cpu_window = tokio::spawn(servers_cpu(servers.pids.clone(), measure_from, end));
+    let lag: Arc<support::event_lag::EventLag> = Arc::default();
+    let watchers: Vec<_> = (0..args.watchers)
+        .map(|w| {
+            let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
+            let lag = (w == 0).then(|| lag.clone());
+            tokio::spawn(watch_first_lock(client, format!("{kind}-0"), lag, measure_from, end))
+        })
+        .collect();
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
         let lock_index = i % locks;
         let (last_tokens, totals, record) = (last_tokens.clone(), totals.clone(), record.clone());
         let live = live.clone();
+        let lag = (lock_index == 0 && args.watchers > 0).then(|| lag.clone());
         let append_bytes = args.append_bytes;
         let reads = args.reads;
         tasks.push(tokio::spawn(async move {
@@ -333,7 +346,11 @@ async fn load(
                             let _ = writeln!(w, "{entry}");
                         }
                     }
-                    client.release(guard).await
+                    client.release(guard).await?;
+                    if let Some(lag) = &lag {
+                        lag.acked(token, Instant::now());
+                    }
+                    Ok(())
                 }
                 .await;
                 let done = Instant::now();
@@ -372,6 +389,11 @@ async fn load(
     for task in tasks {
         task.await?;
     }
+    let mut watch_errors = 0;
+    for watcher in watchers {
+        watch_errors += watcher.await?;
+    }
+    let lag = lag.summary();
     if let Some(progress) = progress {
         progress.abort();
     }
@@ -420,6 +442,9 @@ async fn load(
             "server_cpu_us_per_cycle": cpu_us_per_cycle, "server_cpu_cores": cpu_cores,
             "server_cpu_cores_by_node": cores_by_node,
             "scrapes_ok": scrapes_ok, "scrapes_failed": scrapes_failed, "scrape_bytes": scrape_bytes,
+            "watchers": args.watchers, "watch_errors": watch_errors,
+            "watch_lag_events": lag.map(|l| l.0), "watch_lag_p50_us": lag.map(|l| l.1),
+            "watch_lag_p99_us": lag.map(|l| l.2), "watch_heard_first": lag.map(|l| l.3),
         });
         println!("{out}");
     } else {
@@ -438,6 +463,12 @@ async fn load(
             println!(
                 "servers' CPU: {per_cycle:.1} µs per cycle, {cores:.2} cores ({} by node)",
                 each.join(" + ")
+            );
+        }
+        if let Some((n, p50, p99, first)) = lag {
+            println!(
+                "watch delivery ({} watchers): {n} releases, heard {p50} µs after the holder's acknowledgement (p50), {p99} µs (p99); heard first {first} times; watch errors {watch_errors}",
+                args.watchers
             );
         }
         if args.metrics {
@@ -488,6 +519,41 @@ async fn servers_cpu(pids: Vec<u32>, from: Instant, to: Instant) -> Result<Vec<D
         .zip(&before)
         .map(|(a, b)| a.saturating_sub(*b))
         .collect())
+}
+
+/// Watches `lock` until `end`, noting each release seen in the measured window in `lag`;
+/// returns how many polls failed.
+async fn watch_first_lock(
+    client: dlm::Client<dlm::tcp::TcpClient>,
+    lock: String,
+    lag: Option<Arc<support::event_lag::EventLag>>,
+    measure_from: Instant,
+    end: Instant,
+) -> u64 {
+    let mut watch = client.watch_lock(lock.as_str());
+    let mut errors = 0;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return errors;
+        }
+        let next = match tokio::time::timeout(left, watch.next()).await {
+            Ok(next) => next,
+            Err(_) => return errors,
+        };
+        let now = Instant::now();
+        match next {
+            Ok(dlm::WatchUpdate::Event(event)) => {
+                if let (Some(lag), dlm::LockChange::Released { token }) = (&lag, event.change) {
+                    if now >= measure_from {
+                        lag.seen(token.get(), now);
+                    }
+                }
+            }
+            Ok(dlm::WatchUpdate::State { .. }) => {}
+            Err(_) => errors += 1,
+        }
+    }
 }
 
 /// Makes sure the file a `--reads` client reads exists.

@@ -15,6 +15,9 @@ pub enum Kind {
     /// A permit of a semaphore of N; `locks / N` semaphores (at least one), so that a phase
     /// has as many holders at once as an exclusive phase with the same `--locks`.
     Semaphore(u32),
+    /// A campaign in election `i % locks` (the grant, then a proclaim of the client's
+    /// number); releasing the guard resigns.
+    Election,
 }
 
 impl Kind {
@@ -28,7 +31,7 @@ impl Kind {
 
     /// Whether each name has one holder at a time, so that tokens seen on it must grow.
     pub fn is_exclusive(self) -> bool {
-        self == Kind::Exclusive
+        matches!(self, Kind::Exclusive | Kind::Election)
     }
 
     /// Takes `name` in this kind, waiting at most `wait`.
@@ -42,6 +45,14 @@ impl Kind {
             Kind::Exclusive => client.lock_timeout(name, wait).await,
             Kind::Shared => client.rwlock(name).read_timeout(wait).await,
             Kind::Semaphore(n) => client.semaphore(name, n).acquire_timeout(wait).await,
+            Kind::Election => {
+                let value = client.id().to_string().into_bytes();
+                let election = client.election(name);
+                match tokio::time::timeout(wait, election.campaign(value)).await {
+                    Ok(won) => won.map(dlm::Leadership::into_guard),
+                    Err(_) => Err(ClientError::TimedOut),
+                }
+            }
         }
     }
 }
@@ -52,6 +63,7 @@ impl std::fmt::Display for Kind {
             Kind::Exclusive => write!(f, "exclusive"),
             Kind::Shared => write!(f, "shared"),
             Kind::Semaphore(n) => write!(f, "semaphore:{n}"),
+            Kind::Election => write!(f, "election"),
         }
     }
 }
@@ -64,10 +76,11 @@ pub fn parse_kinds(s: &str) -> Result<Kinds, String> {
         .map(|k| match k.trim() {
             "exclusive" => Ok(Kind::Exclusive),
             "shared" => Ok(Kind::Shared),
+            "election" => Ok(Kind::Election),
             other => match other.strip_prefix("semaphore:").map(str::parse::<u32>) {
                 Some(Ok(n)) if n > 0 => Ok(Kind::Semaphore(n)),
                 _ => Err(format!(
-                    "expected exclusive, shared or semaphore:N (N > 0), got {other:?}"
+                    "expected exclusive, shared, election or semaphore:N (N > 0), got {other:?}"
                 )),
             },
         })

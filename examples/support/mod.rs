@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod event_lag;
 pub mod failover;
 pub mod floor;
 pub mod kind;

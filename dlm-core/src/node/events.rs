@@ -70,6 +70,7 @@ impl EventHistory {
     }
 
     /// Every event in the window, in position order, with its lock.
+    #[cfg(feature = "sim")]
     pub(crate) fn all(&self) -> impl DoubleEndedIterator<Item = &(LockName, LockEvent)> {
         self.events.iter()
     }
