@@ -121,6 +121,13 @@ fn config() -> Config {
     let mut cfg = Config::single(NodeId(1));
     // Appends accumulate over millions of iterations.
     cfg.limits.max_file = u64::MAX;
+    // DLM_BENCH_WATCH_HISTORY=0 measures the cycle without the watch window, to price it.
+    if let Some(n) = std::env::var("DLM_BENCH_WATCH_HISTORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.watch_history = n;
+    }
     cfg
 }
 
