@@ -292,7 +292,13 @@ async fn load(
         .map(|w| {
             let client = dlm::connect_tcp_with(nodes.to_vec(), access.clone(), |c| c.lease = lease);
             let lag = (w == 0).then(|| lag.clone());
-            tokio::spawn(watch_first_lock(client, format!("{kind}-0"), lag, measure_from, end))
+            tokio::spawn(watch_first_lock(
+                client,
+                format!("{kind}-0"),
+                lag,
+                measure_from,
+                end,
+            ))
         })
         .collect();
     let mut tasks = Vec::new();

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut seeds, mut steps, mut ops, mut violations) = (0u64, 0u64, 0u64, 0u64);
     let mut revoked = 0u64;
-    let mut watches = (0u64, 0u64, 0u64);
+    let mut watches = (0u64, 0u64, 0u64, 0u64);
     let (mut reconfigured, mut leaders_removed) = (0u64, 0u64);
     for seed in args.seeds.clone() {
         let faults = dlm::sim::Faults {
@@ -84,6 +84,7 @@ fn main() -> ExitCode {
                 watches.0 += summary.watches.0;
                 watches.1 += summary.watches.1;
                 watches.2 += summary.watches.2;
+                watches.3 += summary.watches.3;
                 reconfigured += summary.reconfigured;
                 leaders_removed += summary.leaders_removed;
                 if !args.quiet && args.membership {
@@ -132,8 +133,8 @@ fn main() -> ExitCode {
         ops as f64 / secs.max(1e-9)
     );
     println!(
-        "watches checked: {} answers, {} events, {} compacted",
-        watches.0, watches.1, watches.2
+        "watches checked: {} answers, {} events, {} compacted; {} not checkable",
+        watches.0, watches.1, watches.2, watches.3
     );
     if args.membership {
         println!(

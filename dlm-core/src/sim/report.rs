@@ -55,9 +55,10 @@ pub struct Summary {
     pub reconfigured: u64,
     /// Of those, how many removed a node that led when it was asked.
     pub leaders_removed: u64,
-    /// Watch answers checked against the oracle, the events they carried, and how many were
-    /// compacted (the watcher had fallen behind the window).
-    pub watches: (u64, u64, u64),
+    /// Watch answers checked against the oracle, the events they carried, how many were
+    /// compacted (the watcher had fallen behind the window), and how many could not be
+    /// checked (they reach past an entry the checker never saw: compacted on every node first).
+    pub watches: (u64, u64, u64, u64),
 }
 
 pub(super) fn fold(h: &mut u64, v: u64) {
