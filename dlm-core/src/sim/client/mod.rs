@@ -27,6 +27,8 @@ const REVOKE_ONE_IN: u64 = 25;
 /// acquires of the wrong kind (or a semaphore of the wrong size) meet their refusal, and a name
 /// that left the table may come back as another kind.
 const ODD_MODE_ONE_IN: u64 = 30;
+/// One step in this many of an exclusive holder is a proclaim rather than an append.
+const PROCLAIM_ONE_IN: u64 = 4;
 /// One call in this many (of a client holding nothing) is a watch of a lock's events.
 const WATCH_ONE_IN: u64 = 8;
 /// How long a simulated watch may wait at the leader (within an attempt).
@@ -73,6 +75,8 @@ pub enum Calling {
     Revoke(LockName),
     /// A watch of `lock` from a position (or now).
     Watch(LockName, WatchFrom),
+    /// A proclaim under the grant held (an election's leader saying who it is).
+    Proclaim,
 }
 
 /// What the user holds.
@@ -306,6 +310,16 @@ impl SimClient {
                     offset: 0,
                 };
                 return (op, Calling::Read(file));
+            }
+            if now < h.safe_until && h.appends_left > 0 && rng.below(PROCLAIM_ONE_IN) == 0 {
+                // The holder of an exclusive grant leads an election named after the lock.
+                h.appends_left -= 1;
+                let op = CallOp::Proclaim {
+                    lock,
+                    token,
+                    value: Self::append_data(self.idx, self.next_call),
+                };
+                return (op, Calling::Proclaim);
             }
             if now < h.safe_until && h.appends_left > 0 {
                 h.appends_left -= 1;

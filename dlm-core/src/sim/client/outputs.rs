@@ -110,7 +110,7 @@ impl SimClient {
             (Calling::Append { file, data }, Ok(Done::Appended { offset })) => {
                 events.push(Event::Appended { file, offset, data });
             }
-            (Calling::Append { .. }, Err(_)) => {
+            (Calling::Append { .. } | Calling::Proclaim, Err(_)) => {
                 // Lost the lock (expired, and maybe granted to someone else).
                 if let Some(h) = self.holding.take() {
                     events.push(Event::Dropped {
