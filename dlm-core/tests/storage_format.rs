@@ -13,8 +13,15 @@ use std::time::Duration;
 
 /// The checksum of the sample encodings, for each storage format (1: before membership
 /// changes; its samples had no `Command::Membership`).
-/// 3: lock kinds; its samples add shared and semaphore acquires.
-const FINGERPRINTS: &[(u32, u32)] = &[(1, 0xa55b6d42), (2, 0x3ae14050), (3, 0x3e71c707)];
+/// 3: lock kinds; its samples add shared and semaphore acquires. 4: the same values, in
+/// preallocated log segments with commit records (`runtime_storage_crash.rs`,
+/// `storage_format_upgrade.rs`).
+const FINGERPRINTS: &[(u32, u32)] = &[
+    (1, 0xa55b6d42),
+    (2, 0x3ae14050),
+    (3, 0x3e71c707),
+    (4, 0x3e71c707),
+];
 
 fn request(client: u128, seq: u64, op: Op) -> Command {
     Command::Client(ClientRequest {
