@@ -98,3 +98,30 @@ fn appended_segments_of_formats_1_to_3_are_read_continued_and_truncated() {
         );
     }
 }
+
+/// Formats 1-3 could leave an empty last segment (a crash right after creating it). The first
+/// new entry goes to a preallocated segment of the same first index, which replaces it.
+#[test]
+fn an_empty_appended_segment_is_replaced_by_the_first_preallocated_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let wal = dir.join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    std::fs::write(dir.join("FORMAT"), "dlm storage format 3\n").unwrap();
+    std::fs::write(
+        wal.join(format!("{:020}.wal", 1)),
+        legacy_segment(&run(1, 1..=4)),
+    )
+    .unwrap();
+    std::fs::write(wal.join(format!("{:020}.wal", 5)), b"").unwrap();
+    assert_eq!(recover(dir), run(1, 1..=4));
+    let mut s = FileStorage::open(dir).unwrap();
+    s.recover().unwrap();
+    s.persist(vec![Persist::Entries(run(1, 5..=6))]).unwrap();
+    drop(s);
+    assert_eq!(
+        suffixes(dir),
+        [format!("{:020}.wal", 1), format!("{:020}.seg", 5)]
+    );
+    assert_eq!(recover(dir), run(1, 1..=6));
+}
