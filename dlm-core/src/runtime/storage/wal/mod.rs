@@ -332,15 +332,13 @@ impl Wal {
             }
         }
         let nonce = prealloc::new_nonce();
+        let ready = prealloc::CHUNK.min(self.max_segment).max(HEADER_LEN as u64);
         let kind = Kind::Prealloc {
             nonce,
             seq: 0,
-            ready: prealloc::CHUNK.min(self.max_segment).max(HEADER_LEN as u64),
+            ready,
         };
         let path = segment_path(&self.dir, first, kind);
-        let Kind::Prealloc { ready, .. } = kind else {
-            return Ok(());
-        };
         let file = prealloc::create(&path, nonce, ready)?;
         self.segments.push(Segment {
             first,
