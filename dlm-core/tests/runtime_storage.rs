@@ -141,29 +141,54 @@ fn a_snapshot_deletes_the_segments_it_covers() {
     assert_eq!(r.entries, entries(4, 51..=52));
 }
 
+/// Bytes before a preallocated segment's first record (its header).
+const SEGMENT_HEADER: usize = 24;
+
+/// Where `after` (a segment's bytes after one more sync) first differs from `before`: the start
+/// of the batch that sync wrote (a record starts with its length, never zero).
+fn batch_start(before: &[u8], after: &[u8]) -> usize {
+    (0..after.len())
+        .find(|i| before.get(*i) != after.get(*i))
+        .unwrap()
+}
+
+/// One past the last byte that is not zero: inside the last commit record written.
+fn last_written(data: &[u8]) -> usize {
+    data.iter().rposition(|b| *b != 0).unwrap() + 1
+}
+
+/// A sync that persisted only a prefix of what it wrote (the rest still the preallocated
+/// zeros) leaves the whole batches before it.
 #[test]
 fn every_cut_of_the_log_recovers_the_whole_records_before_it() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = FileStorage::open(tmp.path()).unwrap();
     s.recover().unwrap();
-    // One record per persist, to know where each one ends.
-    let mut ends = vec![0u64];
-    for i in 1..=4 {
+    // One record per persist, to know where each batch ends.
+    let mut images = Vec::new();
+    for i in 1..=5 {
         s.persist(vec![Persist::Entries(vec![entry(1, i)])])
             .unwrap();
-        let seg = &segments(tmp.path())[0];
-        ends.push(std::fs::metadata(seg).unwrap().len());
+        images.push(std::fs::read(&segments(tmp.path())[0]).unwrap());
     }
     drop(s);
+    let mut ends = vec![SEGMENT_HEADER];
+    for pair in images.windows(2) {
+        ends.push(batch_start(&pair[0], &pair[1]));
+    }
     let seg = segments(tmp.path())[0].clone();
-    let full = std::fs::read(&seg).unwrap();
-    for cut in 0..=full.len() {
-        std::fs::write(&seg, &full[..cut]).unwrap();
+    let full = images[3].clone();
+    for cut in SEGMENT_HEADER..=ends[4] {
+        // Past the last batch only zeros: the file's preallocated length does not matter here.
+        let mut torn = full[..ends[4] + 64].to_vec();
+        torn[cut..].fill(0);
+        std::fs::write(&seg, &torn).unwrap();
         let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
-        let whole = ends.iter().filter(|e| **e <= cut as u64).count() as u64 - 1;
+        let whole = ends.iter().filter(|e| **e <= cut).count() as u64 - 1;
         assert_eq!(r.entries, entries(1, 1..=whole), "cut at {cut}");
         // The torn part is gone from disk, so new records follow the good ones.
-        assert_eq!(std::fs::metadata(&seg).unwrap().len(), ends[whole as usize]);
+        let data = std::fs::read(&seg).unwrap();
+        assert!(data[ends[whole as usize]..].iter().all(|b| *b == 0));
         let mut s = FileStorage::open(tmp.path()).unwrap();
         s.recover().unwrap();
         s.persist(vec![Persist::Entries(vec![entry(2, whole + 1)])])
@@ -181,18 +206,22 @@ fn a_bad_checksum_in_the_last_record_is_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = FileStorage::open(tmp.path()).unwrap();
     s.recover().unwrap();
-    s.persist(vec![Persist::Entries(entries(1, 1..=3))])
+    s.persist(vec![Persist::Entries(entries(1, 1..=2))])
+        .unwrap();
+    s.persist(vec![Persist::Entries(entries(1, 3..=3))])
         .unwrap();
     drop(s);
     let seg = segments(tmp.path())[0].clone();
     let mut data = std::fs::read(&seg).unwrap();
-    let last = data.len() - 1;
+    let last = last_written(&data) - 1;
     data[last] ^= 0xff;
     std::fs::write(&seg, &data).unwrap();
     let r = reopen(tmp.path(), FileStorageOptions::default()).unwrap();
     assert_eq!(r.entries, entries(1, 1..=2));
 }
 
+/// Damage to a batch that was followed by another one (so it was synced) is refused, at the
+/// first record that could not be read.
 #[test]
 fn corruption_before_the_tail_is_refused_with_file_and_offset() {
     let tmp = tempfile::tempdir().unwrap();
@@ -200,13 +229,17 @@ fn corruption_before_the_tail_is_refused_with_file_and_offset() {
     s.recover().unwrap();
     s.persist(vec![Persist::Entries(vec![entry(1, 1)])])
         .unwrap();
-    let second = std::fs::metadata(&segments(tmp.path())[0]).unwrap().len();
+    let before = std::fs::read(&segments(tmp.path())[0]).unwrap();
     s.persist(vec![Persist::Entries(entries(1, 2..=4))])
+        .unwrap();
+    let after = std::fs::read(&segments(tmp.path())[0]).unwrap();
+    let second = batch_start(&before, &after) as u64;
+    s.persist(vec![Persist::Entries(vec![entry(1, 5)])])
         .unwrap();
     drop(s);
     let seg = segments(tmp.path())[0].clone();
     let mut data = std::fs::read(&seg).unwrap();
-    // A byte inside the payload of the second record.
+    // A byte inside the payload of the second batch's first record.
     data[second as usize + 10] ^= 0x01;
     std::fs::write(&seg, &data).unwrap();
     match reopen(tmp.path(), FileStorageOptions::default()) {
@@ -220,6 +253,8 @@ fn corruption_before_the_tail_is_refused_with_file_and_offset() {
     assert_eq!(std::fs::read(&seg).unwrap(), data);
 }
 
+/// A segment with a successor was synced whole before the successor was made: a torn batch
+/// there is damage.
 #[test]
 fn a_torn_record_in_an_earlier_segment_is_corruption() {
     let tmp = tempfile::tempdir().unwrap();
@@ -229,8 +264,10 @@ fn a_torn_record_in_an_earlier_segment_is_corruption() {
         .unwrap();
     drop(s);
     let first = segments(tmp.path())[0].clone();
-    let data = std::fs::read(&first).unwrap();
-    std::fs::write(&first, &data[..data.len() - 3]).unwrap();
+    let mut data = std::fs::read(&first).unwrap();
+    let end = last_written(&data);
+    data[end - 3..end].fill(0);
+    std::fs::write(&first, &data).unwrap();
     assert!(matches!(
         reopen(tmp.path(), small_segments()),
         Err(StorageError::Corrupt { .. })

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 /// The checksum of the sample encodings, for each storage format (1: before membership
 /// changes; its samples had no `Command::Membership`).
-/// 3: lock kinds; its samples add shared and semaphore acquires.
-/// 4: elections; its samples add a proclaimed value.
+/// 3: lock kinds; its samples add shared and semaphore acquires. 4: elections (its samples
+/// add a proclaimed value), in preallocated log segments with commit records
+/// (`runtime_storage_crash.rs`, `storage_format_upgrade.rs`).
 const FINGERPRINTS: &[(u32, u32)] = &[
     (1, 0xa55b6d42),
     (2, 0x3ae14050),

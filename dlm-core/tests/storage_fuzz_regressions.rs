@@ -44,9 +44,11 @@ fn a_zero_filled_tail_across_records_is_cut_off() {
     }
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    let len = bytes.len();
-    // Both records of the second batch are about 200 bytes: this starts inside the first one.
-    bytes[len - 257..].fill(0);
+    // Where the written bytes end (the segment is preallocated: zeros follow).
+    let len = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    // Both records of the second batch are about 200 bytes (then a 45-byte commit): this starts
+    // inside the first one.
+    bytes[len - 257 - 45..].fill(0);
     std::fs::write(&path, &bytes).unwrap();
 
     let mut storage = FileStorage::open(dir.path()).unwrap();

@@ -5,13 +5,18 @@
 //! next entry.
 //!
 //! Input layout (see [`Disk::parse`], and [`Disk::encode`] for the inverse):
-//! `flags: u8` (bit 0 hard state, bit 1 snapshot, bits 2-3 number of segments, bit 4 "framed"),
+//! `flags: u8` (bit 0 hard state, bit 1 snapshot, bits 2-3 number of segments, bit 4 "framed",
+//! bit 5 "preallocated": the segments are `<first>.seg` files of the current format instead of
+//! the appended `<first>.wal` of formats 1-3),
 //! then for the hard state and the snapshot `len: u16 LE, bytes`, then for each segment
 //! `name: u8 (255: a u64 LE follows), len: u16 LE, bytes`. Lengths are cut to what is left.
 //! When "framed" is set, the blobs are payloads and get a correct record header (length and
 //! CRC32): the hard state and the snapshot one record each, each segment a run of
 //! `len: u8, payload` pieces. A checksum is a wall a mutating fuzzer rarely climbs; this lets it
-//! reach the decoding and index checks behind it.
+//! reach the decoding and index checks behind it. Framed preallocated segments also get a header
+//! (nonce [`NONCE`]), a kind byte before each piece's payload (an entry), and after each piece
+//! whose length byte has its top bit set a correct commit closing the batch so far: what a
+//! mutating fuzzer could not forge, so that it reaches the commit rules behind them.
 
 use dlm_core::runtime::{FileStorage, Storage};
 use dlm_core::{Command, Entry, LockName, LogIndex, Persist, Recovered, Term};
@@ -24,9 +29,14 @@ pub struct Disk {
     pub hard_state: Option<Vec<u8>>,
     /// Contents of `snapshot`.
     pub snapshot: Option<Vec<u8>>,
-    /// `(first index, contents)` of each `wal/<first>.wal`.
+    /// `(first index, contents)` of each segment.
     pub segments: Vec<(u64, Vec<u8>)>,
+    /// The segments are `wal/<first>.seg` (the current format), not `wal/<first>.wal`.
+    pub preallocated: bool,
 }
+
+/// The nonce of framed preallocated segments.
+pub const NONCE: u64 = 0x5eed_0f_d1_5c;
 
 struct Reader<'a>(&'a [u8]);
 
@@ -64,10 +74,11 @@ impl Disk {
     pub fn parse(data: &[u8]) -> Disk {
         let mut r = Reader(data);
         let flags = r.u8();
-        let hard_state = (flags & 1 != 0).then(|| r.blob());
-        let snapshot = (flags & 2 != 0).then(|| r.blob());
+        let mut hard_state = (flags & 1 != 0).then(|| r.blob());
+        let mut snapshot = (flags & 2 != 0).then(|| r.blob());
         let count = (flags >> 2) & 3;
         let framed = flags & 16 != 0;
+        let preallocated = flags & 32 != 0;
         let mut segments: Vec<(u64, Vec<u8>)> = (0..count)
             .map(|_| {
                 let first = match r.u8() {
@@ -78,27 +89,27 @@ impl Disk {
             })
             .collect();
         if framed {
-            let hard_state = hard_state.map(|b| record(&b));
-            let snapshot = snapshot.map(|b| record(&b));
-            for (_, blob) in &mut segments {
-                let mut pieces = Reader(blob);
-                let mut out = Vec::new();
-                while !pieces.0.is_empty() {
-                    let len = usize::from(pieces.u8());
-                    out.extend(record(pieces.take(len)));
-                }
-                *blob = out;
+            hard_state = hard_state.map(|b| record(&b));
+            snapshot = snapshot.map(|b| record(&b));
+            for (first, blob) in &mut segments {
+                *blob = if preallocated {
+                    preallocated_segment(*first, blob)
+                } else {
+                    let mut pieces = Reader(blob);
+                    let mut out = Vec::new();
+                    while !pieces.0.is_empty() {
+                        let len = usize::from(pieces.u8());
+                        out.extend(record(pieces.take(len)));
+                    }
+                    out
+                };
             }
-            return Disk {
-                hard_state,
-                snapshot,
-                segments,
-            };
         }
         Disk {
             hard_state,
             snapshot,
             segments,
+            preallocated,
         }
     }
 
@@ -108,7 +119,8 @@ impl Disk {
         let count = self.segments.len().min(3) as u8;
         let flags = u8::from(self.hard_state.is_some())
             | (u8::from(self.snapshot.is_some()) << 1)
-            | (count << 2);
+            | (count << 2)
+            | (u8::from(self.preallocated) << 5);
         let mut out = vec![flags];
         let blob = |out: &mut Vec<u8>, b: &[u8]| {
             let b = &b[..b.len().min(u16::MAX as usize)];
@@ -143,8 +155,9 @@ impl Disk {
         if let Some(b) = &self.snapshot {
             std::fs::write(dir.join("snapshot"), b)?;
         }
+        let suffix = if self.preallocated { "seg" } else { "wal" };
         for (first, bytes) in &self.segments {
-            std::fs::write(wal.join(format!("{first:020}.wal")), bytes)?;
+            std::fs::write(wal.join(format!("{first:020}.{suffix}")), bytes)?;
         }
         Ok(())
     }
@@ -153,17 +166,24 @@ impl Disk {
     pub fn read_from(dir: &Path) -> std::io::Result<Disk> {
         let opt = |p: &Path| std::fs::read(p).ok();
         let mut segments = Vec::new();
+        let mut preallocated = false;
         if let Ok(items) = std::fs::read_dir(dir.join("wal")) {
             for item in items {
                 let item = item?;
                 let name = item.file_name();
-                let Some(first) = name
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".wal"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                else {
+                let Some(name) = name.to_str() else {
                     continue;
                 };
+                let (stem, seg) = match (name.strip_suffix(".seg"), name.strip_suffix(".wal")) {
+                    (Some(stem), _) => (stem, true),
+                    (None, Some(stem)) => (stem, false),
+                    _ => continue,
+                };
+                let Ok(first) = stem.parse::<u64>() else {
+                    continue;
+                };
+                // One kind for the whole disk: a directory that has both is read as the newer.
+                preallocated |= seg;
                 segments.push((first, std::fs::read(item.path())?));
             }
         }
@@ -172,6 +192,7 @@ impl Disk {
             hard_state: opt(&dir.join("hardstate")),
             snapshot: opt(&dir.join("snapshot")),
             segments,
+            preallocated,
         })
     }
 }
@@ -182,6 +203,40 @@ pub fn record(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    out
+}
+
+/// A preallocated segment from `len: u8, payload` pieces: header, then each payload as an
+/// entry record, and a commit after each piece whose length byte has its top bit set.
+fn preallocated_segment(first: u64, blob: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"dlm-seg\0");
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&NONCE.to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let mut pieces = Reader(blob);
+    let (mut seq, mut start, mut next) = (0u64, out.len(), first);
+    while !pieces.0.is_empty() {
+        let head = pieces.u8();
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(pieces.take(usize::from(head & 0x7f)));
+        if let Ok(entry) = postcard::from_bytes::<Entry>(&payload[1..]) {
+            next = entry.index.get().wrapping_add(1);
+        }
+        out.extend(record(&payload));
+        if head & 0x80 != 0 {
+            seq += 1;
+            let mut commit = vec![3u8];
+            commit.extend_from_slice(&NONCE.to_le_bytes());
+            commit.extend_from_slice(&seq.to_le_bytes());
+            commit.extend_from_slice(&(start as u64).to_le_bytes());
+            commit.extend_from_slice(&next.to_le_bytes());
+            commit.extend_from_slice(&crc32fast::hash(&out[start..]).to_le_bytes());
+            out.extend(record(&commit));
+            start = out.len();
+        }
+    }
     out
 }
 

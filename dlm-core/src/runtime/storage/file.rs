@@ -33,9 +33,13 @@ impl Default for FileStorageOptions {
 
 /// Durable storage in a directory:
 ///
-/// - `wal/<first index>.wal`: log segments; each entry is one record of `u32` length, `u32`
-///   CRC32 and the postcard-encoded entry. A batch is written and then made durable with one
-///   `fdatasync`.
+/// - `wal/<first index>.seg`: log segments, preallocated (zero-filled and synced ahead of
+///   need) and overwritten in place, so that a sync writes data and not the file's size too.
+///   Each record is `u32` length, `u32` CRC32 and a payload of a kind byte and the
+///   postcard-encoded entry (or a truncation); each batch is written and then made durable with
+///   one `fdatasync`, and ends with a commit record that tells recovery where the last
+///   completed sync ended (see `wal/read_seg.rs`). `wal/<first index>.wal` are the appended
+///   segments of formats 1-3: read, never written to.
 /// - `hardstate`, `snapshot`: one record each, replaced atomically (temporary file, fsync,
 ///   rename, directory fsync). Segments a snapshot covers are deleted.
 /// - `LOCK`: held with an exclusive `flock` while the storage is open, so a second process

@@ -16,16 +16,21 @@ use std::path::Path;
 /// The storage format this build writes. 2: snapshots carry the cluster's configuration and
 /// the log may hold membership changes. 3: lock kinds: a lock in a snapshot has a kind,
 /// several holders and waiters with modes, the snapshot starts with a prefix naming its
-/// layout, and the log may hold `Op::AcquireAs`. 4: elections: a snapshot (layout 4) keeps
-/// the values holders proclaimed, and the log may hold `Op::Proclaim`.
+/// layout, and the log may hold `Op::AcquireAs`. 4: elections and preallocated segments: a
+/// snapshot (layout 4) keeps the values holders proclaimed and the log may hold
+/// `Op::Proclaim`; new log segments are preallocated and written in place (`wal/<first>.seg`:
+/// a header, records tagged with a kind, each sync's batch closed by a commit record); the
+/// appended segments of 1-3 (`wal/<first>.wal`) are read, and cut by a truncation, but never
+/// appended to.
 pub const STORAGE_FORMAT: u32 = 4;
 
-/// Older formats this build reads: 1, whose snapshots lack the configuration, 2, whose
-/// locks are all exclusive, and 3, without proclaimed values (`StateMachine::from_bytes` reads
-/// every layout, told apart from the current one by its prefix); their commands are all still decoded as they were (a new op
-/// was added at the end). A directory of one is marked as of [`STORAGE_FORMAT`] before anything
-/// is written to it, so that the build that wrote it refuses it from then on instead of
-/// misreading the newer data.
+/// Older formats this build reads: 1, whose snapshots lack the configuration, 2, whose locks
+/// are all exclusive, and 3, without proclaimed values (`StateMachine::from_bytes` reads every
+/// layout, told apart from the current one by its prefix); their commands are all still
+/// decoded as they were (a new op was added at the end). 1 to 3 wrote appended log segments,
+/// which the log reads by their name (`.wal`) and moves on from to a preallocated one. A
+/// directory of one is marked as of [`STORAGE_FORMAT`] before anything is written to it, so
+/// that the build that wrote it refuses it from then on instead of misreading the newer data.
 const READS: [u32; 3] = [1, 2, 3];
 
 const FORMAT_FILE: &str = "FORMAT";

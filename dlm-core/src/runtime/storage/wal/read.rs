@@ -1,8 +1,10 @@
 //! Reading the log back when it is opened: every segment decoded (on a few threads), each
 //! entry's index checked, and a torn tail of the last segment cut off. Apart from the writing
-//! side, which is all that runs once the node is up.
+//! side, which is all that runs once the node is up. This file reads the appended segments of
+//! formats 1-3; `read_seg.rs` the preallocated ones.
 
-use super::{corrupt, segment_path, Segment};
+use super::read_seg::read_seg;
+use super::{corrupt, segment_path, Kind, Segment};
 use crate::command::Entry;
 use crate::runtime::storage::record::{scan, Scan};
 use crate::runtime::storage::{io_err, StorageError};
@@ -14,15 +16,18 @@ type SegmentRead = Result<(Segment, Vec<Entry>), StorageError>;
 
 /// Reads every segment, decoding on a few threads (decoding, not the disk, is what limits
 /// recovery of a long log). Results come back in the order of `firsts`.
-pub(super) fn read_all(dir: &Path, firsts: &[LogIndex]) -> Vec<SegmentRead> {
+pub(super) fn read_all(dir: &Path, firsts: &[(LogIndex, Kind)]) -> Vec<SegmentRead> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let count = firsts.len();
-    let read_one = |i: usize, first: LogIndex| -> SegmentRead {
-        let path = segment_path(dir, first);
+    let read_one = |i: usize, (first, kind): (LogIndex, Kind)| -> SegmentRead {
+        let path = segment_path(dir, first, kind);
         let mut out = Vec::new();
-        let segment = read_segment(&path, first, i + 1 == count, &mut out)?;
+        let segment = match kind {
+            Kind::Legacy => read_segment(&path, first, i + 1 == count, &mut out)?,
+            Kind::Prealloc { .. } => read_seg(&path, first, i + 1 == count, &mut out)?,
+        };
         Ok((segment, out))
     };
     if threads == 1 || count < 2 {
@@ -55,7 +60,13 @@ pub(super) fn read_all(dir: &Path, firsts: &[LogIndex]) -> Vec<SegmentRead> {
                 w.join().unwrap_or_else(|_| {
                     chunk
                         .iter()
-                        .map(|f| Err(corrupt(&segment_path(dir, *f), 0, "reader thread panicked")))
+                        .map(|(f, k)| {
+                            Err(corrupt(
+                                &segment_path(dir, *f, *k),
+                                0,
+                                "reader thread panicked",
+                            ))
+                        })
                         .collect()
                 })
             })
@@ -63,7 +74,7 @@ pub(super) fn read_all(dir: &Path, firsts: &[LogIndex]) -> Vec<SegmentRead> {
     })
 }
 
-/// Reads one segment, appending its entries to `out`.
+/// Reads one appended segment, appending its entries to `out`.
 fn read_segment(
     path: &Path,
     first: LogIndex,
@@ -126,5 +137,6 @@ fn read_segment(
         path: path.to_path_buf(),
         offsets,
         len: off as u64,
+        kind: Kind::Legacy,
     })
 }
