@@ -194,8 +194,11 @@ mod tests {
     async fn an_extra_connection_is_unneeded_once_the_hold_time_is_over() {
         let signal = LossSignal::new(after_loss(2));
         let t0 = Instant::now();
+        // Bounded waits, so that a signal that never ends fails the test rather than hangs it.
+        let bound = TailProbes::HOLD * 3;
         // Never lossy: unneeded at once.
-        signal.unneeded(1).await;
+        let unneeded = tokio::time::timeout(bound, signal.unneeded(1)).await;
+        assert!(unneeded.is_ok());
         assert_eq!(Instant::now(), t0);
         signal.lost(t0);
         // A second loss half-way extends it.
@@ -205,7 +208,7 @@ mod tests {
             std::future::pending::<()>().await;
         };
         tokio::select! {
-            () = signal.unneeded(1) => {}
+            unneeded = tokio::time::timeout(bound, signal.unneeded(1)) => assert!(unneeded.is_ok()),
             () = extend => unreachable!(),
         }
         assert_eq!(Instant::now(), t0 + TailProbes::HOLD / 2 + TailProbes::HOLD);

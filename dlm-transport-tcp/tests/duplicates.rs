@@ -81,7 +81,9 @@ async fn a_call_goes_out_on_two_connections_and_takes_one_answer() {
     // until a request comes on a second connection (with the secret: it authenticated too).
     let mut conns = HashSet::new();
     let mut seq = 0;
+    // Bounded, so that a client that never opens it fails the test rather than hangs it.
     while conns.len() < 2 {
+        assert!(seq < 200, "no request came on a second connection");
         seq += 1;
         let calling = client.clone();
         let call = tokio::spawn(async move { calling.call(NodeId(1), request(seq)).await });
