@@ -6,7 +6,10 @@
 //! so every message behind a lost segment waits for its repair too. A call crosses four links
 //! or more, so under 20% loss on each almost every call meets a repair (BENCHMARKS.md,
 //! 2026-12-07, third session). With each message written to two connections, a message is
-//! late only when both copies are: 4% of the time instead of 20%.
+//! late only when both copies are; with three, when all three are. (Not 4% and 0.8% instead
+//! of 20%: a connection stays blocked behind a lost segment until its repair, so the copies'
+//! delays are not independent; measured, two connections tripled the throughput under 20%
+//! loss and three quadrupled it: BENCHMARKS.md, 2026-12-07, fourth session.)
 //!
 //! Copies are safe end to end. Peer messages may arrive twice and out of order (the core
 //! tolerates both, and the simulator duplicates and reorders them). Client requests are
@@ -46,7 +49,7 @@ pub enum Duplicates {
 }
 
 impl Default for Duplicates {
-    /// Two connections after loss: see [`Duplicates::DEFAULT_CONNECTIONS`].
+    /// Three connections after loss: see [`Duplicates::DEFAULT_CONNECTIONS`].
     fn default() -> Duplicates {
         Duplicates::AfterLoss {
             connections: Duplicates::DEFAULT_CONNECTIONS,
@@ -57,7 +60,7 @@ impl Default for Duplicates {
 impl Duplicates {
     /// Connections per link while loss is seen, by default. Measured in BENCHMARKS.md
     /// (2026-12-07, fourth session).
-    pub const DEFAULT_CONNECTIONS: usize = 2;
+    pub const DEFAULT_CONNECTIONS: usize = 3;
 
     /// The most connections a link may use: the extra ones it keeps ready to dial.
     pub(crate) fn most(self) -> usize {
