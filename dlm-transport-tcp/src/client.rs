@@ -1,11 +1,13 @@
 //! [`TcpClient`]: a client's side of the TCP network.
 
 use crate::config::TcpClientConfig;
+use crate::duplicates::LossSignal;
 use crate::error::TcpError;
 use crate::handshake;
 use crate::liveness::{Heard, Liveness, Noting};
 use crate::queue::OutQueue;
 use crate::stream::Halves;
+use crate::tail_probe::TailProbe;
 use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PING};
 use async_trait::async_trait;
 use dlm_core::runtime::{ClientTransport, TransportError};
@@ -25,11 +27,16 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
 /// A client's TCP transport: one connection per node, opened on first use and reopened after a
 /// failure, with any number of calls in flight on it. While calls wait, the connection pings
 /// its node; one that hears nothing for the silence bound is closed, its calls fail, and the
-/// next call opens a fresh one (see [`TcpClientConfig::silence_timeout`]).
+/// next call opens a fresh one (see [`TcpClientConfig::silence_timeout`]). While the
+/// connections to a node lose packets, requests to it also go out on extra connections, and
+/// a call takes the first answer (see [`TcpClientConfig::duplicates`]).
 pub struct TcpClient {
     config: TcpClientConfig,
     addrs: Mutex<HashMap<NodeId, SocketAddr>>,
-    slots: Mutex<HashMap<NodeId, Slot>>,
+    /// By node and lane: lane 0 is the node's connection, the others the extra ones.
+    slots: Mutex<HashMap<(NodeId, usize), Slot>>,
+    /// Whether the connections to each node lose packets lately.
+    losses: Mutex<HashMap<NodeId, Arc<LossSignal>>>,
     next_call: AtomicU64,
 }
 
@@ -47,6 +54,8 @@ impl Drop for Conn {
 
 struct ConnShared {
     node: NodeId,
+    /// Shared by every connection to the node.
+    loss: Arc<LossSignal>,
     queue: OutQueue,
     pending: Mutex<Pending>,
     /// Woken when a call starts waiting, so that an idle connection needs no timer.
@@ -111,6 +120,7 @@ impl TcpClient {
             addrs: Mutex::new(config.nodes.clone()),
             config,
             slots: Mutex::new(HashMap::new()),
+            losses: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
         }
     }
@@ -131,16 +141,28 @@ impl TcpClient {
             .copied()
     }
 
-    /// The open connection to `node`, opening one if there is none or the last one failed.
-    async fn conn(&self, node: NodeId) -> Result<Arc<Conn>, TransportError> {
-        let addr = self.addr(node).ok_or(TransportError::UnknownNode(node))?;
-        let slot = self
-            .slots
+    fn slot(&self, node: NodeId, lane: usize) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((node, lane))
+            .or_default()
+            .clone()
+    }
+
+    fn loss(&self, node: NodeId) -> Arc<LossSignal> {
+        self.losses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(node)
-            .or_default()
-            .clone();
+            .or_insert_with(|| Arc::new(LossSignal::new(self.config.duplicates)))
+            .clone()
+    }
+
+    /// The open connection to `node`, opening one if there is none or the last one failed.
+    async fn conn(&self, node: NodeId) -> Result<Arc<Conn>, TransportError> {
+        let addr = self.addr(node).ok_or(TransportError::UnknownNode(node))?;
+        let slot = self.slot(node, 0);
         // Held across the connect so that concurrent first calls share one connection.
         let mut slot = slot.lock().await;
         if let Some(conn) = slot.as_ref() {
@@ -148,53 +170,95 @@ impl TcpClient {
                 return Ok(conn.clone());
             }
         }
-        let (secret, role) = match &self.config.admin_secret {
-            Some(admin) => (Some(admin), HelloRole::Admin),
-            None => (self.config.secret.as_ref(), HelloRole::Client),
-        };
-        let halves = handshake::connect(
-            addr,
-            &self.config.carrier(node, addr),
-            self.config.cluster_id,
-            secret,
-            role,
-            self.config.connect_timeout,
-            self.config.handshake_timeout,
-            &self.config.liveness(),
-        )
-        .await
-        .map_err(|e| match e {
-            TcpError::Refused(reason) => TransportError::Handshake(reason),
-            // Retrying cannot make a node's proof verify: fail like a refusal, at once.
-            e @ TcpError::Auth(_) => TransportError::Handshake(e.to_string()),
-            // Nor a certificate: the same.
-            #[cfg(feature = "tls")]
-            e @ TcpError::Tls(_) => TransportError::Handshake(e.to_string()),
-            other => TransportError::Connection {
-                node,
-                reason: other.to_string(),
-            },
-        })?;
-        let shared = Arc::new(ConnShared {
-            node,
-            queue: OutQueue::new(self.config.queue_frames, usize::MAX),
-            pending: Mutex::new(Pending::default()),
-            busy: Notify::new(),
-        });
-        let task = tokio::spawn(run(
-            shared.clone(),
-            halves,
-            self.config.max_frame,
-            self.config.liveness(),
-        ));
-        let conn = Arc::new(Conn { shared, task });
+        let conn = open(&self.config, node, addr, self.loss(node), 0).await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
+
+    /// The extra connection `lane` to `node` if it is open; if not, opens it in the background
+    /// (unless that is under way) and returns none, so that no call waits for a handshake.
+    fn spare(&self, node: NodeId, lane: usize) -> Option<Arc<Conn>> {
+        let addr = self.addr(node)?;
+        // Locked while it connects: then there is none to use yet.
+        let mut slot = self.slot(node, lane).try_lock_owned().ok()?;
+        if let Some(conn) = slot.as_ref() {
+            if !conn.shared.is_dead() {
+                return Some(conn.clone());
+            }
+        }
+        let config = self.config.clone();
+        let loss = self.loss(node);
+        tokio::spawn(async move {
+            match open(&config, node, addr, loss, lane).await {
+                Ok(conn) => *slot = Some(conn),
+                Err(e) => tracing::debug!(%node, lane, "extra connection not opened: {e}"),
+            }
+        });
+        None
+    }
 }
 
-async fn run(shared: Arc<ConnShared>, (read, write): Halves, max_frame: usize, live: Liveness) {
+/// Opens connection `lane` to `node` at `addr`: the same handshake and TLS whatever the lane.
+async fn open(
+    config: &TcpClientConfig,
+    node: NodeId,
+    addr: SocketAddr,
+    loss: Arc<LossSignal>,
+    lane: usize,
+) -> Result<Arc<Conn>, TransportError> {
+    let (secret, role) = match &config.admin_secret {
+        Some(admin) => (Some(admin), HelloRole::Admin),
+        None => (config.secret.as_ref(), HelloRole::Client),
+    };
+    let halves = handshake::connect(
+        addr,
+        &config.carrier(node, addr),
+        config.cluster_id,
+        secret,
+        role,
+        config.connect_timeout,
+        config.handshake_timeout,
+        &config.liveness(),
+    )
+    .await
+    .map_err(|e| match e {
+        TcpError::Refused(reason) => TransportError::Handshake(reason),
+        // Retrying cannot make a node's proof verify: fail like a refusal, at once.
+        e @ TcpError::Auth(_) => TransportError::Handshake(e.to_string()),
+        // Nor a certificate: the same.
+        #[cfg(feature = "tls")]
+        e @ TcpError::Tls(_) => TransportError::Handshake(e.to_string()),
+        other => TransportError::Connection {
+            node,
+            reason: other.to_string(),
+        },
+    })?;
+    let shared = Arc::new(ConnShared {
+        node,
+        loss,
+        queue: OutQueue::new(config.queue_frames, usize::MAX),
+        pending: Mutex::new(Pending::default()),
+        busy: Notify::new(),
+    });
+    let task = tokio::spawn(run(
+        shared.clone(),
+        halves,
+        config.max_frame,
+        config.liveness(),
+        lane,
+    ));
+    Ok(Arc::new(Conn { shared, task }))
+}
+
+async fn run(
+    shared: Arc<ConnShared>,
+    (read, write): Halves,
+    max_frame: usize,
+    live: Liveness,
+    lane: usize,
+) {
     let heard = Heard::new();
+    let probe = TailProbe::new(live.tail_probes).reporting_to(shared.loss.clone());
     let reader = async {
         let mut read = Noting::new(read, &heard);
         loop {
@@ -208,6 +272,8 @@ async fn run(shared: Arc<ConnShared>, (read, write): Halves, max_frame: usize, l
                         Some((_, tx)) => {
                             let _ = tx.send(Ok(response));
                         }
+                        // Typically the later copy of an answer whose call took the first (on
+                        // another connection, or this one: the node may answer each copy).
                         None => {
                             tracing::debug!(node = %shared.node, seq = %response.seq, "answer nobody waits for")
                         }
@@ -226,16 +292,32 @@ async fn run(shared: Arc<ConnShared>, (read, write): Halves, max_frame: usize, l
         // The reader first: see `liveness::silence`.
         biased;
         reason = reader => reason,
-        result = shared.queue.write_loop(write, live.tail_probes) => match result {
+        result = shared.queue.write_loop(write, probe) => match result {
             Err(e) => format!("write failed: {e}"),
             Ok(()) => "writer stopped".to_string(),
         },
+        () = unneeded(&shared, lane, live), if lane > 0 => {
+            tracing::debug!(node = %shared.node, lane, "no loss lately: extra connection closed");
+            "extra connection no longer needed".to_string()
+        }
         reason = watch(&shared, &heard, live) => {
             tracing::warn!(node = %shared.node, "{reason}; closing the connection");
             reason
         }
     };
     shared.fail_all(reason);
+}
+
+/// Ends once extra connection `lane` is no longer needed (no loss seen lately) and no call
+/// waits on it.
+async fn unneeded(shared: &ConnShared, lane: usize, live: Liveness) {
+    loop {
+        shared.loss.unneeded(lane).await;
+        if shared.pending().calls.is_empty() {
+            return;
+        }
+        tokio::time::sleep(live.ping_interval).await;
+    }
 }
 
 /// While calls wait, pings the node every ping interval, and gives up on the connection once
@@ -261,6 +343,66 @@ async fn watch(shared: &ConnShared, heard: &Heard, live: Liveness) -> String {
     }
 }
 
+/// Sends `frame` on `conn` and waits for the answer to `key`.
+async fn call_on(conn: &Conn, key: Key, call: u64, frame: Vec<u8>) -> Answer {
+    let shared = &conn.shared;
+    let conn_error = |reason: String| TransportError::Connection {
+        node: shared.node,
+        reason,
+    };
+    let (tx, rx) = oneshot::channel();
+    {
+        let mut pending = shared.pending();
+        if let Some(reason) = &pending.dead {
+            return Err(conn_error(reason.clone()));
+        }
+        // A second call with the same key replaces the first, whose receiver then fails.
+        pending.calls.insert(key, (call, tx));
+    }
+    shared.busy.notify_one();
+    let _guard = CallGuard { shared, key, call };
+    shared
+        .queue
+        .try_push(frame)
+        .map_err(|_| conn_error("send queue full".into()))?;
+    rx.await
+        .unwrap_or_else(|_| Err(conn_error("call superseded or connection closed".into())))
+}
+
+/// Sends `frame` on every connection of `conns` and takes the first answer; fails only if
+/// every connection does, with the first connection's error. The calls still waiting on the
+/// others are dropped, which forgets them, so their answers, when they come, are ignored.
+async fn call_on_all(
+    node: NodeId,
+    conns: &[Arc<Conn>],
+    key: Key,
+    call: u64,
+    frame: Vec<u8>,
+) -> Answer {
+    let mut waiting: Vec<_> = conns
+        .iter()
+        .enumerate()
+        .map(|(lane, conn)| {
+            let frame = frame.clone();
+            Box::pin(async move { (lane, call_on(conn, key, call, frame).await) })
+        })
+        .collect();
+    let mut failure = None;
+    while !waiting.is_empty() {
+        let ((lane, answer), _, rest) = futures::future::select_all(waiting).await;
+        match answer {
+            Ok(response) => return Ok(response),
+            Err(e) if lane == 0 || failure.is_none() => failure = Some(e),
+            Err(_) => {}
+        }
+        waiting = rest;
+    }
+    Err(failure.unwrap_or(TransportError::Connection {
+        node,
+        reason: "no connection to send on".into(),
+    }))
+}
+
 #[async_trait]
 impl ClientTransport for TcpClient {
     async fn call(
@@ -268,29 +410,21 @@ impl ClientTransport for TcpClient {
         node: NodeId,
         request: ClientRequest,
     ) -> Result<ClientResponse, TransportError> {
-        let conn_error = |reason: String| TransportError::Connection { node, reason };
-        let frame = encode_frame(&request, self.config.max_frame)
-            .map_err(|e| conn_error(format!("request not sent: {e}")))?;
+        let frame = encode_frame(&request, self.config.max_frame).map_err(|e| {
+            TransportError::Connection {
+                node,
+                reason: format!("request not sent: {e}"),
+            }
+        })?;
         let conn = self.conn(node).await?;
-        let shared = &conn.shared;
         let key = (request.client, request.seq);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = shared.pending();
-            if let Some(reason) = &pending.dead {
-                return Err(conn_error(reason.clone()));
-            }
-            // A second call with the same key replaces the first, whose receiver then fails.
-            pending.calls.insert(key, (call, tx));
+        let lanes = conn.shared.loss.connections(tokio::time::Instant::now());
+        if lanes <= 1 {
+            return call_on(&conn, key, call, frame).await;
         }
-        shared.busy.notify_one();
-        let _guard = CallGuard { shared, key, call };
-        shared
-            .queue
-            .try_push(frame)
-            .map_err(|_| conn_error("send queue full".into()))?;
-        rx.await
-            .unwrap_or_else(|_| Err(conn_error("call superseded or connection closed".into())))
+        let mut conns = vec![conn];
+        conns.extend((1..lanes).filter_map(|lane| self.spare(node, lane)));
+        call_on_all(node, &conns, key, call, frame).await
     }
 }

@@ -30,7 +30,9 @@ mod address;
 pub mod auth;
 mod backoff;
 mod client;
+mod client_conns;
 mod config;
+mod duplicates;
 mod error;
 mod handshake;
 mod kernel;
@@ -52,6 +54,7 @@ pub use client::TcpClient;
 pub use config::{
     TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_RTO_MIN, DEFAULT_SILENCE_TIMEOUT,
 };
+pub use duplicates::Duplicates;
 pub use error::TcpError;
 pub use tail_probe::TailProbes;
 #[cfg(feature = "tls")]

@@ -9,6 +9,7 @@
 //! silence bound closes the connection ([`silence`]); a peer link then dials a fresh socket.
 //! The kernel's own time-outs ([`Liveness::tune`]) are a second line behind that.
 
+use crate::duplicates::Duplicates;
 use crate::tail_probe::TailProbes;
 use std::io;
 use std::pin::Pin;
@@ -45,6 +46,8 @@ pub(crate) struct Liveness {
     pub(crate) tail_probes: TailProbes,
     /// `TCP_RTO_MIN_US` for every socket, if set.
     pub(crate) rto_min: Option<Duration>,
+    /// When messages go out on more than one connection ([`crate::duplicates`]).
+    pub(crate) duplicates: Duplicates,
 }
 
 impl Liveness {
@@ -56,6 +59,7 @@ impl Liveness {
             silence_timeout,
             tail_probes: TailProbes::default(),
             rto_min: None,
+            duplicates: Duplicates::Never,
         }
     }
 
@@ -63,10 +67,12 @@ impl Liveness {
         self,
         tail_probes: TailProbes,
         rto_min: Option<Duration>,
+        duplicates: Duplicates,
     ) -> Liveness {
         Liveness {
             tail_probes,
             rto_min,
+            duplicates,
             ..self
         }
     }

@@ -1,4 +1,6 @@
-//! An outbound link to one peer: a bounded queue and a task that keeps a connection up.
+//! An outbound link to one peer: a bounded queue and a task that keeps a connection up, and
+//! while the link loses packets, extra connections that carry copies of its messages (see
+//! [`crate::duplicates`]).
 //!
 //! The link reconnects when the connection ends, when a write fails, and when the peer has
 //! been silent for the silence bound (see [`crate::liveness`]): the peer answers the link's
@@ -8,10 +10,12 @@
 use crate::address::PeerAddr;
 use crate::auth::ClusterSecret;
 use crate::backoff::Backoff;
+use crate::duplicates::LossSignal;
 use crate::handshake::{self, Carrier};
 use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
 use crate::stream::Halves;
+use crate::tail_probe::TailProbe;
 use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
 use dlm_core::message::PeerMessage;
@@ -49,13 +53,23 @@ impl LinkSettings {
     }
 }
 
-/// A peer's queue and the task that drains it; dropping the link stops the task.
+/// A peer's queue and the task that drains it, and the extra connections' queues and tasks;
+/// dropping the link stops the tasks.
 pub(crate) struct PeerLink {
     /// Where it dials.
     pub(crate) addr: PeerAddr,
     pub(crate) queue: Arc<OutQueue>,
     /// Whether a connection is up (handshake done, not yet ended), for metrics.
     pub(crate) up: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+    /// Whether the link loses packets lately, fed by all its connections' writers.
+    loss: Arc<LossSignal>,
+    /// The extra connections (lanes 1 and up), each dialed when its queue first has a copy.
+    spares: Vec<Spare>,
+}
+
+struct Spare {
+    queue: Arc<OutQueue>,
     task: JoinHandle<()>,
 }
 
@@ -67,36 +81,86 @@ impl PeerLink {
         queue: Arc<OutQueue>,
     ) -> PeerLink {
         let up = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(peer, addr.clone(), settings, queue.clone(), up.clone()));
+        let loss = Arc::new(LossSignal::new(settings.live.duplicates));
+        let lane = |lane, queue: &Arc<OutQueue>, up| Lane {
+            peer,
+            at: addr.clone(),
+            settings: settings.clone(),
+            queue: queue.clone(),
+            up,
+            loss: loss.clone(),
+            lane,
+        };
+        let spares = (1..settings.live.duplicates.most())
+            .map(|n| {
+                let queue = Arc::new(OutQueue::new(queue.capacity().0, queue.capacity().1));
+                let task = tokio::spawn(run(lane(n, &queue, Arc::default())));
+                Spare { queue, task }
+            })
+            .collect();
+        let task = tokio::spawn(run(lane(0, &queue, up.clone())));
         PeerLink {
             addr,
             queue,
             up,
             task,
+            loss,
+            spares,
         }
+    }
+
+    /// Queues `frame` for the peer, and a copy on each extra connection the link uses now.
+    pub(crate) fn send(&self, frame: Vec<u8>) {
+        let copies = self.loss.connections(tokio::time::Instant::now()) - 1;
+        for spare in self.spares.iter().take(copies) {
+            spare.queue.push_drop_oldest(frame.clone());
+        }
+        self.queue.push_drop_oldest(frame);
     }
 }
 
 impl Drop for PeerLink {
     fn drop(&mut self) {
         self.task.abort();
+        for spare in &self.spares {
+            spare.task.abort();
+        }
     }
 }
 
-async fn run(
+/// What one connection's task of a link needs.
+struct Lane {
     peer: NodeId,
     at: PeerAddr,
-    s: LinkSettings,
+    settings: LinkSettings,
     queue: Arc<OutQueue>,
     up: Arc<AtomicBool>,
-) {
+    loss: Arc<LossSignal>,
+    /// 0 for the link's own connection, kept up always; 1 and up for the extra ones.
+    lane: usize,
+}
+
+async fn run(lane: Lane) {
+    let Lane {
+        peer,
+        at,
+        settings: s,
+        queue,
+        up,
+        loss,
+        lane,
+    } = lane;
     let me = s.me;
-    let fallback_seed = me.get().rotate_left(32) ^ peer.get();
+    let fallback_seed = me.get().rotate_left(32) ^ peer.get() ^ lane as u64;
     let mut backoff = Backoff::random(s.backoff_min, s.backoff_max, fallback_seed);
     // The last refusal logged as an error; the same again is only a debug line, as a link
     // retries several times a second.
     let mut last_refusal: Option<String> = None;
     loop {
+        if lane > 0 {
+            // An extra connection is dialed only once a copy waits for it.
+            queue.frames_waiting().await;
+        }
         // Looked up at every dial, so that a peer that moved is found again.
         let limit = s.live.connect_timeout(s.connect_timeout);
         let resolved = match tokio::time::timeout(limit, at.resolve()).await {
@@ -125,11 +189,18 @@ async fn run(
         match connected {
             Ok(halves) => {
                 last_refusal = None;
-                tracing::debug!(node = %me, %peer, %addr, "connected to peer");
+                tracing::debug!(node = %me, %peer, %addr, lane, "connected to peer");
                 up.store(true, Ordering::Relaxed);
-                let session = serve(halves, &queue, &s.live).await;
+                let session = serve(halves, &queue, &s.live, &loss, lane).await;
                 up.store(false, Ordering::Relaxed);
                 match &session.end {
+                    End::Unneeded => {
+                        tracing::debug!(node = %me, %peer, lane, "no loss lately: extra connection closed");
+                        // Copies queued since are stale by the time another loss needs them.
+                        queue.clear();
+                        backoff.reset();
+                        continue;
+                    }
                     End::Silent(quiet) => tracing::warn!(node = %me, %peer, %addr,
                         "peer link silent for {quiet:?}; reconnecting on a fresh socket"),
                     End::Closed => tracing::warn!(node = %me, %peer, "peer link closed"),
@@ -177,6 +248,8 @@ enum End {
     Closed,
     /// A read or write failed, or the peer broke the protocol.
     Failed(String),
+    /// An extra connection no longer needed: no loss seen for a while.
+    Unneeded,
 }
 
 struct Session {
@@ -186,9 +259,17 @@ struct Session {
 }
 
 /// Writes the queue to the peer and listens for its signals until the connection ends.
-async fn serve((read, write): Halves, queue: &OutQueue, live: &Liveness) -> Session {
+async fn serve(
+    (read, write): Halves,
+    queue: &OutQueue,
+    live: &Liveness,
+    loss: &Arc<LossSignal>,
+    lane: usize,
+) -> Session {
     let heard = Heard::new();
     let mut heard_peer = false;
+    let probe = TailProbe::new(live.tail_probes).reporting_to(loss.clone());
+    let unneeded = loss.unneeded(lane);
     let listen = async {
         let mut read = Noting::new(read, &heard);
         loop {
@@ -207,11 +288,12 @@ async fn serve((read, write): Halves, queue: &OutQueue, live: &Liveness) -> Sess
         // The reader first: see `liveness::silence`.
         biased;
         end = listen => end,
-        result = queue.write_with_pings(write, Some(live.ping_interval), live.tail_probes) => match result {
+        result = queue.write_with_pings(write, Some(live.ping_interval), probe) => match result {
             Err(e) => End::Failed(format!("write: {e}")),
             Ok(()) => End::Closed,
         },
         () = silence(&heard, live.bound()) => End::Silent(heard.quiet_for()),
+        () = unneeded, if lane > 0 => End::Unneeded,
     };
     Session { end, heard_peer }
 }

@@ -7,7 +7,7 @@
 //! come back. A client's queue refuses new frames instead, so that the call fails at once rather
 //! than waiting on a request that was thrown away.
 
-use crate::tail_probe::{Retransmissions, TailProbe, TailProbes};
+use crate::tail_probe::{Retransmissions, TailProbe};
 use crate::wire::{PING, PONG};
 use std::collections::VecDeque;
 use std::io;
@@ -38,6 +38,11 @@ impl OutQueue {
             max_frames: max_frames.max(1),
             max_bytes,
         }
+    }
+
+    /// The bounds it was made with: frames, bytes.
+    pub(crate) fn capacity(&self) -> (usize, usize) {
+        (self.max_frames, self.max_bytes)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -83,6 +88,19 @@ impl OutQueue {
         std::mem::take(&mut st.frames)
     }
 
+    /// Returns once a frame waits (at once if one does). Only for a queue nobody writes out
+    /// yet: it takes the wake-up the writer would otherwise get.
+    pub(crate) async fn frames_waiting(&self) {
+        while self.len() == 0 {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Drops every frame waiting (not counted as dropped: they were copies no longer wanted).
+    pub(crate) fn clear(&self) {
+        drop(self.take_all());
+    }
+
     /// Frames waiting now.
     pub(crate) fn len(&self) -> usize {
         self.lock().frames.len()
@@ -97,11 +115,11 @@ impl OutQueue {
     /// costs one syscall rather than one per frame; after a burst that emptied the queue, a
     /// [`PONG`] of its own when `probes` says so (see [`crate::tail_probe`]). Returns only on a
     /// write error.
-    pub(crate) async fn write_loop<W>(&self, writer: W, probes: TailProbes) -> io::Result<()>
+    pub(crate) async fn write_loop<W>(&self, writer: W, probe: TailProbe) -> io::Result<()>
     where
         W: AsyncWrite + Retransmissions + Unpin,
     {
-        self.write_with_pings(writer, None, probes).await
+        self.write_with_pings(writer, None, probe).await
     }
 
     /// As [`OutQueue::write_loop`], and with `ping` set, also writes [`PING`] first (which asks
@@ -112,12 +130,11 @@ impl OutQueue {
         &self,
         writer: W,
         ping: Option<Duration>,
-        probes: TailProbes,
+        mut probe: TailProbe,
     ) -> io::Result<()>
     where
         W: AsyncWrite + Retransmissions + Unpin,
     {
-        let mut probe = TailProbe::new(probes);
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
         if ping.is_some() {
             writer.write_all(&PING).await?;
@@ -191,8 +208,8 @@ mod tests {
         let q = OutQueue::new(16, usize::MAX);
         let (writer, mut reader) = tokio::io::duplex(1024);
         let interval = Duration::from_millis(50);
-        let writing =
-            q.write_with_pings(writer, Some(interval), crate::tail_probe::TailProbes::Never);
+        let probe = crate::tail_probe::TailProbe::new(crate::tail_probe::TailProbes::Never);
+        let writing = q.write_with_pings(writer, Some(interval), probe);
         let reading = async {
             let mut got = [0u8; 4];
             reader.read_exact(&mut got).await.unwrap();
@@ -225,7 +242,7 @@ mod tests {
             // Two frames queued before the writer runs: one burst, one probe after it.
             q.push_drop_oldest(vec![1; 4]);
             q.push_drop_oldest(vec![2; 4]);
-            let writing = q.write_loop(writer, probes);
+            let writing = q.write_loop(writer, crate::tail_probe::TailProbe::new(probes));
             let reading = async {
                 let mut got = [0u8; 4];
                 for want in [[1u8; 4], [2; 4]] {

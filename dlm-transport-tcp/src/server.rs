@@ -1,16 +1,18 @@
 //! The listening side: one listener per node for peers and clients alike.
 
 use crate::auth::{self, ClusterSecret};
+use crate::client_conns::{ClientConns, MOST_CLIENTS_PER_CONN};
 use crate::error::TcpError;
 use crate::handshake;
 use crate::liveness::{silence, Heard, Liveness, Noting};
 use crate::queue::OutQueue;
 use crate::stream::{self, ConnWrite, Halves};
+use crate::tail_probe::TailProbe;
 use crate::wire::{encode_frame, read_frame_or_signal, Frame, HelloRole, PONG};
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
 use dlm_core::{ClientRequest, ClientResponse, ConnId, NodeId, Op, Rejection};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,7 +48,7 @@ pub(crate) struct Shared {
     /// Client connections admitted and not yet closed.
     clients: Arc<AtomicUsize>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
-    conns: Mutex<HashMap<ConnId, Arc<OutQueue>>>,
+    conns: Mutex<ClientConns>,
     next_conn: AtomicU64,
 }
 
@@ -70,7 +72,7 @@ impl Shared {
             authenticates_clients: config.secret.is_some() || mutual_tls(config),
             clients: Arc::default(),
             incoming,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(ClientConns::default()),
             next_conn: AtomicU64::new(1),
         }
     }
@@ -87,7 +89,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<OutQueue>>> {
+    pub(crate) fn conns(&self) -> MutexGuard<'_, ClientConns> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -361,7 +363,7 @@ struct ConnGuard<'a> {
 
 impl Drop for ConnGuard<'_> {
     fn drop(&mut self) {
-        self.shared.conns().remove(&self.conn);
+        self.shared.conns().close(self.conn);
     }
 }
 
@@ -376,13 +378,19 @@ async fn serve_client(
 ) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let queue = Arc::new(OutQueue::new(shared.conn_queue_frames, shared.queue_bytes));
-    shared.conns().insert(conn, queue.clone());
+    shared.conns().open(conn, queue.clone());
     let _guard = ConnGuard { shared, conn };
     tracing::debug!(node = %shared.id, %conn, %addr, "client connected");
     let reader = async {
+        // The clients already noted as speaking on this connection (see `client_conns`).
+        let mut spoken = Vec::new();
         loop {
             match read_frame_or_signal::<_, ClientRequest>(&mut read, shared.max_frame).await {
                 Ok(Some(Frame::Message(request))) => {
+                    if !spoken.contains(&request.client) && spoken.len() < MOST_CLIENTS_PER_CONN {
+                        spoken.push(request.client);
+                        shared.conns().spoke(conn, request.client);
+                    }
                     if let (Privilege::Client(why), true) = (privilege, request.op.is_admin()) {
                         let (op, rejection) = refuse(shared, &queue, request, why);
                         // Counted by the node if its input has room: a flood of refused
@@ -412,7 +420,7 @@ async fn serve_client(
     };
     tokio::select! {
         () = reader => {}
-        result = queue.write_loop(write, shared.live.tail_probes) => {
+        result = queue.write_loop(write, TailProbe::new(shared.live.tail_probes)) => {
             if let Err(e) = result {
                 tracing::debug!(node = %shared.id, %conn, "client connection write failed: {e}");
             }

@@ -19,6 +19,8 @@
 //! retransmission time-out, probes lift throughput under 20% loss by 15-35%; with the
 //! kernel's 200 ms floor nothing helps much.
 
+use crate::duplicates::LossSignal;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -68,6 +70,8 @@ pub(crate) struct TailProbe {
     checked: Option<(Instant, u32)>,
     /// Probing is on until then.
     on_until: Option<Instant>,
+    /// Told of every loss seen, when it wants to be ([`crate::duplicates`]).
+    report: Option<Arc<LossSignal>>,
 }
 
 impl TailProbe {
@@ -76,6 +80,16 @@ impl TailProbe {
             policy,
             checked: None,
             on_until: None,
+            report: None,
+        }
+    }
+
+    /// Also tells `signal` of every loss seen, if it wants to know (then the count is read
+    /// whatever the probing policy).
+    pub(crate) fn reporting_to(self, signal: Arc<LossSignal>) -> TailProbe {
+        TailProbe {
+            report: signal.wanted().then_some(signal),
+            ..self
         }
     }
 
@@ -87,10 +101,12 @@ impl TailProbe {
         now: Instant,
         retransmitted: impl FnOnce() -> Option<u32>,
     ) -> bool {
-        match self.policy {
-            TailProbes::Always => return true,
-            TailProbes::Never => return false,
-            TailProbes::AfterLoss => {}
+        if self.report.is_none() {
+            match self.policy {
+                TailProbes::Always => return true,
+                TailProbes::Never => return false,
+                TailProbes::AfterLoss => {}
+            }
         }
         let due = match self.checked {
             None => true,
@@ -103,11 +119,18 @@ impl TailProbe {
                 // A count that fell is a duplicate report arriving after its retransmission.
                 if self.checked.is_some_and(|(_, seen)| count > seen) {
                     self.on_until = Some(now + TailProbes::HOLD);
+                    if let Some(signal) = &self.report {
+                        signal.lost(now);
+                    }
                 }
                 self.checked = Some((now, count));
             }
         }
-        self.on_until.is_some_and(|until| now < until)
+        match self.policy {
+            TailProbes::Always => true,
+            TailProbes::Never => false,
+            TailProbes::AfterLoss => self.on_until.is_some_and(|until| now < until),
+        }
     }
 }
 
@@ -167,6 +190,26 @@ mod tests {
         assert_eq!(asked.get(), 1);
         assert!(p.after_burst(t0 + ms(20), || count(1)));
         assert_eq!(asked.get(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losses_are_reported_to_the_signal_whatever_the_probing() {
+        use crate::duplicates::Duplicates;
+        let t0 = Instant::now();
+        for policy in [TailProbes::Never, TailProbes::Always, TailProbes::AfterLoss] {
+            let signal = Arc::new(LossSignal::new(Duplicates::AfterLoss { connections: 2 }));
+            let mut p = TailProbe::new(policy).reporting_to(signal.clone());
+            let _ = p.after_burst(t0, || Some(0));
+            assert_eq!(signal.connections(t0), 1, "{policy:?}");
+            let probed = p.after_burst(t0 + ms(20), || Some(1));
+            assert_eq!(signal.connections(t0 + ms(20)), 2, "{policy:?}");
+            // The probing policy itself is unchanged by the report.
+            assert_eq!(probed, policy != TailProbes::Never, "{policy:?}");
+        }
+        // A signal that does not want reports costs no reads of the count.
+        let signal = Arc::new(LossSignal::new(Duplicates::Never));
+        let mut p = TailProbe::new(TailProbes::Never).reporting_to(signal);
+        assert!(!p.after_burst(t0, || unreachable!()));
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Transport for TcpTransport {
             }
         };
         match self.peers.table().links.get(&to) {
-            Some(link) => link.queue.push_drop_oldest(frame),
+            Some(link) => link.send(frame),
             None => {
                 tracing::warn!(node = %self.shared.id, peer = %to, "message to an unknown peer dropped")
             }
@@ -172,12 +172,9 @@ impl Transport for TcpTransport {
                 return;
             }
         };
-        let queue = self.shared.conns().get(&conn).cloned();
-        match queue {
-            Some(queue) => queue.push_drop_oldest(frame),
-            None => {
-                tracing::debug!(node = %self.shared.id, %conn, "reply to a closed connection dropped")
-            }
+        // Also to the client's other connections, if it has opened more (see `client_conns`).
+        if self.shared.conns().deliver(conn, response.client, frame) == 0 {
+            tracing::debug!(node = %self.shared.id, %conn, "reply to a closed connection dropped")
         }
     }
 

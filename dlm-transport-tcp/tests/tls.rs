@@ -195,3 +195,52 @@ async fn the_cluster_secret_still_applies_on_top_of_tls() {
     let response = within(right.call(NodeId(1), request(2))).await.unwrap();
     assert_eq!(response, answer(&request(2)));
 }
+
+/// Copies on extra connections (`Duplicates`) go over the same mutual TLS as the first
+/// connection: a peer's every message arrives twice, and a client's requests arrive on two
+/// connections, each past the node's certificate check.
+#[tokio::test]
+async fn extra_connections_for_copies_use_mutual_tls_too() {
+    use dlm_transport_tcp::Duplicates;
+    use std::collections::HashSet;
+    let two = Duplicates::Always { connections: 2 };
+    let ca = Ca::new("cluster CA");
+    let mut sender = tls_config(1, &ca, &["127.0.0.1"]);
+    sender.duplicates = two;
+    let a = TcpTransport::bind(sender).await.unwrap();
+    let mut b = TcpTransport::bind(tls_config(2, &ca, &["127.0.0.1"]))
+        .await
+        .unwrap();
+    a.set_peer(NodeId(2), b.local_addr());
+    a.send(msg(1, 2, 1)).await;
+    for _ in 0..2 {
+        assert_eq!(within(b.recv()).await, Some(Incoming::Peer(msg(1, 2, 1))));
+    }
+
+    let mut client = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(2), b.local_addr())]));
+    let tls = ClientTls::with_identity(roots(&ca), identity(&ca.issue(&["a client"])));
+    client.tls = Some(tls.unwrap());
+    client.duplicates = two;
+    let client = std::sync::Arc::new(TcpClient::new(client));
+    // The extra connection opens in the background from the first call on.
+    let mut conns = HashSet::new();
+    let mut seq = 0;
+    while conns.len() < 2 {
+        assert!(seq < 200, "no request came on a second connection");
+        seq += 1;
+        let calling = client.clone();
+        let call = tokio::spawn(async move { calling.call(NodeId(2), request(seq)).await });
+        loop {
+            let Some(Incoming::Client { conn, request }) = within(b.recv()).await else {
+                continue;
+            };
+            conns.insert(conn);
+            if request.seq.0 == seq {
+                b.reply(conn, answer(&request)).await;
+                break;
+            }
+        }
+        assert_eq!(within(call).await.unwrap().unwrap().seq.0, seq);
+    }
+    assert_eq!(b.client_connections(), 2);
+}
