@@ -37,6 +37,20 @@ pub(crate) struct EventHistory {
     /// Every event of every entry after this index is in the window.
     complete_after: LogIndex,
     capacity: usize,
+    /// What the events' values take (proclaimed values, up to `MAX_VALUE` each), held under
+    /// [`VALUE_BYTES_PER_EVENT`] times the capacity, so a burst of large proclaims cannot make
+    /// the window cost more than its count of small events suggests.
+    value_bytes: usize,
+}
+
+/// The value bytes the window allows per event of its capacity, on average.
+pub const VALUE_BYTES_PER_EVENT: usize = 64;
+
+fn value_len(event: &LockEvent) -> usize {
+    match &event.change {
+        LockChange::Proclaimed { value, .. } => value.len(),
+        _ => 0,
+    }
 }
 
 /// A lock's state as watchers see it.
@@ -66,6 +80,7 @@ impl EventHistory {
             events: VecDeque::new(),
             complete_after: index,
             capacity,
+            value_bytes: 0,
         }
     }
 
@@ -78,6 +93,7 @@ impl EventHistory {
     /// Forgets every event: the state jumped to `index` (a snapshot was installed).
     pub fn reset(&mut self, index: LogIndex) {
         self.events.clear();
+        self.value_bytes = 0;
         self.complete_after = index;
     }
 
@@ -149,8 +165,9 @@ impl EventHistory {
             for change in changes {
                 let at = EventPosition { index, n };
                 n = n.saturating_add(1);
-                self.events
-                    .push_back((lock.clone(), LockEvent { at, change }));
+                let event = LockEvent { at, change };
+                self.value_bytes += value_len(&event);
+                self.events.push_back((lock.clone(), event));
             }
             changed.push(lock);
         }
@@ -158,10 +175,12 @@ impl EventHistory {
         changed
     }
 
-    /// Drops the oldest entries' events beyond the capacity, a whole entry at a time, so that
-    /// the window always holds every event of the entries it covers.
+    /// Drops the oldest entries' events beyond the capacity (in events, and in value bytes), a
+    /// whole entry at a time, so that the window always holds every event of the entries it
+    /// covers.
     fn evict(&mut self) {
-        while self.events.len() > self.capacity {
+        let max_value_bytes = self.capacity.saturating_mul(VALUE_BYTES_PER_EVENT);
+        while self.events.len() > self.capacity || self.value_bytes > max_value_bytes {
             let Some((_, oldest)) = self.events.front() else {
                 break;
             };
@@ -171,7 +190,9 @@ impl EventHistory {
                 .front()
                 .is_some_and(|(_, e)| e.at.index == index)
             {
-                self.events.pop_front();
+                if let Some((_, event)) = self.events.pop_front() {
+                    self.value_bytes -= value_len(&event);
+                }
             }
             self.complete_after = self.complete_after.max(index);
         }

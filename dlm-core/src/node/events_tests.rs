@@ -232,6 +232,27 @@ fn a_long_history_comes_in_pages_that_resume_where_they_stopped() {
 }
 
 #[test]
+fn large_proclaimed_values_shrink_the_window_to_its_byte_budget() {
+    let mut w = World::new(4);
+    w.apply(request(1, 1, acquire("a")));
+    let budget = 4 * VALUE_BYTES_PER_EVENT;
+    let proclaim = |byte| Op::Proclaim {
+        lock: "a".into(),
+        token: FencingToken(1),
+        value: vec![byte; budget / 2],
+    };
+    w.apply(request(1, 2, proclaim(b'x')));
+    w.apply(request(1, 3, proclaim(b'y')));
+    assert_eq!(w.history.events.len(), 3, "within both budgets");
+    w.apply(request(1, 4, proclaim(b'z')));
+    // Four events fit the count, but three values of half the budget do not: the oldest
+    // entries go until the values fit.
+    assert_eq!(w.history.value_bytes, budget);
+    assert_eq!(w.history.complete_after, LogIndex(2));
+    assert_eq!(w.history.events.len(), 2);
+}
+
+#[test]
 fn a_watcher_behind_the_window_gets_the_state_marked_compacted() {
     let mut w = World::new(3);
     let lock: LockName = "a".into();
