@@ -239,6 +239,10 @@ async fn observers_follow_each_leader_and_what_it_proclaims() {
     );
     second.resign().await.unwrap();
     assert_eq!(leaders.next().await.unwrap(), None);
+    // The same history as a stream, from a fresh observer: nobody leads now.
+    use futures::StreamExt;
+    let mut stream = Box::pin(observer.election("primary").observe().into_stream());
+    assert_eq!(stream.next().await.map(Result::unwrap), Some(None));
     for server in servers.into_values() {
         server.shutdown().await.unwrap();
     }

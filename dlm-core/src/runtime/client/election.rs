@@ -151,6 +151,15 @@ impl<T: ClientTransport> LeaderObserver<T> {
         self.leader.as_ref()
     }
 
+    /// The changes as a [`futures::Stream`]: the leader now, then after each change. An error
+    /// is yielded and the stream goes on from where it was (drop it to stop).
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<Option<Leader>, ClientError>> {
+        futures::stream::unfold(self, |mut observer| async move {
+            let next = observer.next().await;
+            Some((next, observer))
+        })
+    }
+
     fn apply(&mut self, change: LockChange) {
         match change {
             LockChange::Granted { client, token, .. } => {

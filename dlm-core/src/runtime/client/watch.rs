@@ -73,6 +73,15 @@ impl<T: ClientTransport> LockWatch<T> {
         &self.lock
     }
 
+    /// The updates as a [`futures::Stream`]. An error is yielded and the stream goes on from
+    /// where it was (drop it to stop).
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<WatchUpdate, ClientError>> {
+        futures::stream::unfold(self, |mut watch| async move {
+            let next = watch.next().await;
+            Some((next, watch))
+        })
+    }
+
     /// Asks the leader once; queues what it reports.
     async fn poll(&mut self) -> Result<(), ClientError> {
         let from = self.position.map_or(WatchFrom::Now, WatchFrom::After);
