@@ -35,13 +35,21 @@ pub struct LockArgs {
     /// refused while anyone holds or waits for it).
     #[arg(long, group = "mode", value_name = "N")]
     permits: Option<u32>,
-    /// Lease in milliseconds, renewed every third of it while the command runs.
-    #[arg(long, default_value_t = 10_000)]
-    lease_ms: u64,
     /// Wait at most this long for the lock, in milliseconds (default: a day).
     #[arg(long, default_value_t = 86_400_000)]
     wait_ms: u64,
-    /// Once the lock is lost, how long the command has to exit after SIGTERM before SIGKILL.
+    #[command(flatten)]
+    hold: HoldArgs,
+}
+
+/// What `dlm lock` and `dlm campaign` share: the lease kept while the command runs, the grace
+/// it gets once the grant is lost, and the command.
+#[derive(Args, Debug)]
+pub struct HoldArgs {
+    /// Lease in milliseconds, renewed every third of it while the command runs.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// Once the grant is lost, how long the command has to exit after SIGTERM before SIGKILL.
     #[arg(long, default_value_t = 2_000)]
     grace_ms: u64,
     /// The command and its arguments, after `--`.
@@ -49,16 +57,36 @@ pub struct LockArgs {
     command: Vec<String>,
 }
 
+impl HoldArgs {
+    /// The lease to ask for.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// The program and its arguments.
+    pub fn program(&self) -> Result<(&String, &[String]), String> {
+        self.command
+            .split_first()
+            .ok_or_else(|| "no command given after --".to_string())
+    }
+
+    /// Runs the command while `guard` is held ([`run_holding`]), with `env` besides.
+    pub async fn run(
+        &self,
+        client: &dlm::Client<dlm::tcp::TcpClient>,
+        guard: dlm::LockGuard<dlm::tcp::TcpClient>,
+        env: &[(&str, String)],
+    ) -> Result<i32, String> {
+        let grace = Duration::from_millis(self.grace_ms);
+        run_holding(client, guard, env, self.program()?, grace).await
+    }
+}
+
 /// Runs the command under the lock. Returns the command's exit status, [`LOST`] if the lock
 /// was lost, or 130 after SIGINT/SIGTERM (the command is stopped and the lock released).
 pub async fn run(args: LockArgs) -> Result<i32, String> {
-    let Some((program, rest)) = args.command.split_first() else {
-        return Err("no command given after --".into());
-    };
-    let client = args
-        .cluster
-        .connect(Duration::from_millis(args.lease_ms))
-        .await?;
+    args.hold.program()?;
+    let client = args.cluster.connect(args.hold.lease()).await?;
     let wait = Duration::from_millis(args.wait_ms);
     let name = args.lock.as_str();
     let mode = if args.read {
@@ -87,14 +115,13 @@ pub async fn run(args: LockArgs) -> Result<i32, String> {
         ("DLM_LOCK", args.lock.clone()),
         ("DLM_LOCK_MODE", mode_name.to_string()),
     ];
-    let grace = Duration::from_millis(args.grace_ms);
-    run_holding(&client, guard, &env, (program, rest), grace).await
+    args.hold.run(&client, guard, &env).await
 }
 
 /// Runs `program` with `rest` while `guard` is held, with the grant's token in
 /// `DLM_FENCING_TOKEN` and `env` besides; stops it if the lock is lost (returning [`LOST`]) or
 /// on SIGINT/SIGTERM (130); releases the lock after it exits and returns its exit code.
-pub async fn run_holding(
+async fn run_holding(
     client: &dlm::Client<dlm::tcp::TcpClient>,
     guard: dlm::LockGuard<dlm::tcp::TcpClient>,
     env: &[(&str, String)],

@@ -165,27 +165,15 @@ pub struct CampaignArgs {
     name: String,
     /// What to proclaim once leading (an address, an id).
     value: String,
-    /// Lease in milliseconds, renewed every third of it while leading.
-    #[arg(long, default_value_t = 10_000)]
-    lease_ms: u64,
-    /// Once leadership is lost, how long the command has to exit after SIGTERM before SIGKILL.
-    #[arg(long, default_value_t = 2_000)]
-    grace_ms: u64,
-    /// The command to run while leading, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    command: Vec<String>,
+    #[command(flatten)]
+    hold: lock_cmd::HoldArgs,
 }
 
 /// Waits to lead, proclaims the value, runs the command while leading (stopped if leadership
 /// is lost), then resigns. Exit codes as `dlm lock`.
 pub async fn campaign(args: CampaignArgs) -> Result<i32, String> {
-    let Some((program, rest)) = args.command.split_first() else {
-        return Err("no command given after --".into());
-    };
-    let client = args
-        .cluster
-        .connect(Duration::from_millis(args.lease_ms))
-        .await?;
+    args.hold.program()?;
+    let client = args.cluster.connect(args.hold.lease()).await?;
     let election = client.election(args.name.as_str());
     let leadership = tokio::select! {
         won = election.campaign(args.value.clone().into_bytes()) => {
@@ -197,15 +185,7 @@ pub async fn campaign(args: CampaignArgs) -> Result<i32, String> {
         ("DLM_ELECTION", args.name.clone()),
         ("DLM_ELECTION_VALUE", args.value.clone()),
     ];
-    let grace = Duration::from_millis(args.grace_ms);
-    lock_cmd::run_holding(
-        &client,
-        leadership.into_guard(),
-        &env,
-        (program, rest),
-        grace,
-    )
-    .await
+    args.hold.run(&client, leadership.into_guard(), &env).await
 }
 
 /// `dlm observe`.
