@@ -15,8 +15,12 @@ use crate::state_machine::StateMachine;
 use crate::types::LogIndex;
 use std::collections::VecDeque;
 
-/// Most events in one answer to a watch.
+/// Most events in one answer to a watch (fewer once their values pass about
+/// [`crate::introspection::PAGE_BYTES`]).
 pub const MAX_EVENTS_PER_PAGE: usize = 256;
+
+/// About what an event without a value takes on the wire.
+const EVENT_BYTES: usize = 48;
 
 /// The locks an entry may change, with their state before it.
 pub(crate) struct Touched(Vec<(LockName, LockView)>);
@@ -222,14 +226,19 @@ impl EventHistory {
         let start = self.events.partition_point(|(_, e)| e.at <= after);
         let mut events = Vec::new();
         let mut truncated = false;
+        let mut bytes = 0;
         for (name, event) in self.events.range(start..) {
             if name != lock {
                 continue;
             }
-            if events.len() == MAX_EVENTS_PER_PAGE {
+            // At least one event, however large its value, so that a watch always moves on.
+            let full =
+                events.len() == MAX_EVENTS_PER_PAGE || bytes > crate::introspection::PAGE_BYTES;
+            if full {
                 truncated = true;
                 break;
             }
+            bytes += EVENT_BYTES + value_len(event);
             events.push(event.clone());
         }
         let resume = match events.last() {

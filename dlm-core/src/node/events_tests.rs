@@ -2,7 +2,7 @@
 //! a watch from a position is answered.
 
 use super::*;
-use crate::protocol::{ClientRequest, Mode};
+use crate::protocol::{ClientRequest, Mode, MAX_VALUE};
 use crate::state_machine::Rules;
 use crate::types::{ClientId, FencingToken, Seq};
 use std::time::Duration;
@@ -250,6 +250,31 @@ fn large_proclaimed_values_shrink_the_window_to_its_byte_budget() {
     assert_eq!(w.history.value_bytes, budget);
     assert_eq!(w.history.complete_after, LogIndex(2));
     assert_eq!(w.history.events.len(), 2);
+}
+
+#[test]
+fn a_page_of_large_values_stops_at_about_page_bytes() {
+    let mut w = World::new(10_000);
+    w.apply(request(1, 1, acquire("a")));
+    let value = vec![b'v'; MAX_VALUE];
+    for seq in 2..100u64 {
+        let proclaim = Op::Proclaim {
+            lock: "a".into(),
+            token: FencingToken(1),
+            value: [&value[..MAX_VALUE - 1], &[seq as u8]].concat(),
+        };
+        w.apply(request(1, seq, proclaim));
+    }
+    let lock: LockName = "a".into();
+    let from = WatchFrom::After(EventPosition::end_of(LogIndex(0)));
+    let page = w.history.page(&lock, from, &w.sm, w.index).expect("events");
+    let per_event = MAX_VALUE + EVENT_BYTES;
+    assert_eq!(
+        page.events.len(),
+        crate::introspection::PAGE_BYTES / per_event + 2,
+        "the grant, then proclaims until past the page's bytes"
+    );
+    assert_eq!(page.resume, page.events.last().map(|e| e.at).unwrap());
 }
 
 #[test]
