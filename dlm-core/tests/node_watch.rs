@@ -212,3 +212,21 @@ fn a_watch_refused_by_a_follower_names_no_one_and_the_request_is_checked() {
     let bad = h.request(2, watch(2, 1, &long, WatchFrom::Now));
     assert!(matches!(replies(&bad)[0].1, Err(Rejection::BadName { .. })));
 }
+
+#[test]
+fn each_waiting_watch_runs_out_at_its_own_deadline_even_when_the_tick_comes_late() {
+    let (mut h, start) = leader();
+    h.request(2, watch(2, 1, "job", WatchFrom::After(start)));
+    h.advance(Duration::from_millis(100));
+    h.request(3, watch(3, 1, "job", WatchFrom::After(start)));
+    // At the first one's deadline, only the first is answered.
+    let first = h.advance(WAIT - Duration::from_millis(100));
+    let conns: Vec<u64> = replies(&first).iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, vec![2]);
+    // A driver that ticks late (a busy runtime) still gets the overdue one answered.
+    let late = h.now + Duration::from_secs(5);
+    h.now = late;
+    h.node.handle(late, Input::Tick);
+    let conns: Vec<u64> = replies(&h.drain()).iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, vec![3]);
+}
