@@ -144,3 +144,47 @@ fn unindex<K: Hash + Eq>(index: &mut HashMap<K, Vec<u64>, DetHasher>, key: &K, i
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::LogIndex;
+
+    fn parked(seq: u64, lock: &str, until: u64) -> Parked {
+        Parked {
+            conn: ConnId(1),
+            client: ClientId(1),
+            seq: Seq(seq),
+            wanted: Wanted::Lock {
+                lock: lock.into(),
+                after: EventPosition::end_of(LogIndex(0)),
+            },
+            until: Time::from_millis(until),
+        }
+    }
+
+    /// A watch of a lock that never changes runs out poll after poll: each must leave no
+    /// trace in the index by lock, or an idle watcher would grow the leader's memory forever.
+    #[test]
+    fn a_watch_that_runs_out_leaves_nothing_behind() {
+        let mut watches = Watches::default();
+        for seq in 0..100 {
+            watches.park(parked(seq, "quiet", seq));
+            assert_eq!(watches.take_due(Time::from_millis(seq)).len(), 1);
+        }
+        watches.park(parked(100, "quiet", 1_000));
+        watches.park(parked(101, "other", 1_000));
+        assert_eq!(
+            watches.by_lock.get(&LockName::from("quiet")).map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(watches.take_lock(&"quiet".into()).len(), 1);
+        assert!(!watches.by_lock.contains_key(&LockName::from("quiet")));
+        assert_eq!(
+            watches.by_lock.get(&LockName::from("other")).map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(watches.len(), 1);
+        assert_eq!(watches.next_deadline(), Time::from_millis(1_000));
+    }
+}
