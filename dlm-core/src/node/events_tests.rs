@@ -2,26 +2,10 @@
 //! a watch from a position is answered.
 
 use super::*;
-use crate::protocol::{ClientRequest, Mode, MAX_VALUE};
-use crate::state_machine::Rules;
-use crate::types::{ClientId, FencingToken, Seq};
+use crate::protocol::{Mode, MAX_VALUE};
+use crate::state_machine::test_support::{request, rules};
+use crate::types::{ClientId, FencingToken};
 use std::time::Duration;
-
-fn rules() -> Rules {
-    Rules {
-        limits: Default::default(),
-        lock_delay: false,
-    }
-}
-
-fn request(client: u128, seq: u64, op: Op) -> Command {
-    Command::Client(ClientRequest {
-        client: ClientId(client),
-        seq: Seq(seq),
-        acked_below: Seq(1),
-        op,
-    })
-}
 
 fn acquire(lock: &str) -> Op {
     Op::Acquire {

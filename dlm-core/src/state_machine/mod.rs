@@ -228,8 +228,36 @@ impl StateMachine {
     }
 }
 
+/// What the crate's unit tests that apply commands share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Rules;
+    use crate::command::Command;
+    use crate::protocol::{ClientRequest, Op};
+    use crate::types::{ClientId, Seq};
+
+    /// Default limits, no lock-delay.
+    pub(crate) fn rules() -> Rules {
+        Rules {
+            limits: Default::default(),
+            lock_delay: false,
+        }
+    }
+
+    /// Request `seq` of `client` as a command, every earlier answer unacknowledged.
+    pub(crate) fn request(client: u128, seq: u64, op: Op) -> Command {
+        Command::Client(ClientRequest {
+            client: ClientId(client),
+            seq: Seq(seq),
+            acked_below: Seq(1),
+            op,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::{request, rules};
     use super::*;
     use crate::command::Command;
     use crate::protocol::{ClientRequest, Op};
@@ -239,10 +267,7 @@ mod tests {
     /// state it was encoded from did.
     #[test]
     fn decoding_shares_a_held_lock_name_between_table_and_session() {
-        let rules = Rules {
-            limits: crate::config::Limits::default(),
-            lock_delay: false,
-        };
+        let rules = rules();
         let mut sm = StateMachine::new();
         let mut out = Vec::new();
         let acquire = Command::Client(ClientRequest {
@@ -266,13 +291,6 @@ mod tests {
         let decoded = StateMachine::from_bytes(&bytes).expect("decodes");
         assert_eq!(decoded, sm);
         assert!(shared(&decoded));
-    }
-
-    fn rules() -> Rules {
-        Rules {
-            limits: Default::default(),
-            lock_delay: false,
-        }
     }
 
     /// A snapshot written before membership changes still restores, with no configuration.
@@ -309,15 +327,6 @@ mod tests {
         let restored = StateMachine::from_bytes(&sm.to_bytes().unwrap()).unwrap();
         assert_eq!(restored.membership(), Some(&config));
         assert!(StateMachine::from_bytes(&bytes[..bytes.len() - 1]).is_err());
-    }
-
-    fn request(client: u128, seq: u64, op: Op) -> Command {
-        Command::Client(ClientRequest {
-            client: ClientId(client),
-            seq: Seq(seq),
-            acked_below: Seq(1),
-            op,
-        })
     }
 
     /// A layout-3 snapshot (before election values) restores as the same state with nothing
