@@ -106,7 +106,7 @@ impl EventHistory {
         if self.capacity == 0 {
             return Touched(Vec::new());
         }
-        let mut locks: Vec<LockName> = match command {
+        let locks: Vec<LockName> = match command {
             Command::Client(request) => match &request.op {
                 Op::Release { lock, .. }
                 | Op::Cancel { lock, .. }
@@ -137,7 +137,6 @@ impl EventHistory {
             },
             Command::Noop | Command::Membership { .. } => Vec::new(),
         };
-        locks.dedup();
         Touched(
             locks
                 .into_iter()

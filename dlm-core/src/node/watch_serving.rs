@@ -5,7 +5,7 @@ use super::events::EventHistory;
 use super::watches::{Parked, Wanted, MAX_WATCH_WAIT};
 use super::Node;
 use crate::names::{FileName, LockName};
-use crate::protocol::{ClientRequest, Op, Rejection, Reply, WatchFrom};
+use crate::protocol::{ClientRequest, EventPosition, Op, Rejection, Reply, WatchFrom};
 use crate::state_machine::check_request;
 use crate::types::ConnId;
 
@@ -23,8 +23,10 @@ impl Node {
                     self.reply(conn, client, seq, Ok(Reply::Watched(page)));
                     return;
                 }
-                let WatchFrom::After(after) = from else {
-                    return;
+                // `page` answers a watch from now at once; should one wait, it waits from here.
+                let after = match from {
+                    WatchFrom::After(after) => after,
+                    WatchFrom::Now => EventPosition::end_of(self.applied),
                 };
                 (Wanted::Lock { lock, after }, wait)
             }
