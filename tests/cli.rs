@@ -4,6 +4,8 @@
 #![cfg(all(feature = "cli", unix))]
 
 mod cli_support;
+#[path = "support/ports.rs"]
+mod ports;
 
 #[path = "../dlm-transport-tcp/tests/common/pki.rs"]
 mod pki;
@@ -141,11 +143,7 @@ async fn the_server_refuses_bad_set_ups_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_runs_from_a_config_file_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let config = dir.path().join("dlm.toml");
     let data = dir.path().join("data");
     std::fs::write(
@@ -256,11 +254,7 @@ async fn tls_from_the_flags_serves_certified_clients_and_tells_the_others_why() 
     );
     let client_pem = file("client.pem", &client.cert_pem);
     let client_key = file("client.key", &client.key_pem);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
     let log = std::fs::File::create(dir.path().join("node.log")).unwrap();

@@ -3,8 +3,10 @@
 //! that a file holds exactly what was acknowledged.
 #![allow(dead_code)]
 
+mod ports;
 use dlm::runtime::ClientTransport;
 use dlm::{Client, ClientConfig, ClientError, Role, Server};
+pub use ports::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -298,12 +300,14 @@ pub async fn start_mem_cluster(net: &dlm::mem::MemNetwork, ids: &[u64]) -> Vec<S
     servers
 }
 
-/// `n` members numbered from 1, each on a free loopback port (bound, then let go for the node).
+/// `n` members numbered from 1, each on a free loopback port ([`free_port`]).
 pub fn local_members(n: u64) -> Vec<(u64, std::net::SocketAddr)> {
     (1..=n)
         .map(|id| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            (id, listener.local_addr().unwrap())
+            (
+                id,
+                std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
+            )
         })
         .collect()
 }
