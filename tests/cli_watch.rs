@@ -33,6 +33,16 @@ async fn watch_prints_the_state_then_each_event_and_resumes_from_a_position() {
     ]))
     .await);
     assert_eq!(from, "e\n");
+    let missing = output(dlm(&["tail", "--nodes", &nodes, "never.log"])).await;
+    assert!(
+        !missing.status.success(),
+        "a missing file is not an empty one"
+    );
+    assert!(
+        text(&missing.stderr).contains("tail never.log: no such file"),
+        "{}",
+        text(&missing.stderr)
+    );
     let bad = output(dlm(&["watch", "--nodes", &nodes, "--after", "x", "job"])).await;
     assert!(!bad.status.success());
     assert!(

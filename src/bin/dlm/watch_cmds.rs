@@ -4,7 +4,7 @@
 use crate::client_cmds::ClusterArgs;
 use crate::lock_cmd;
 use clap::Args;
-use dlm::{EventPosition, LockChange, LogIndex, WatchUpdate};
+use dlm::{ClientError, EventPosition, LockChange, LogIndex, Rejection, WatchUpdate};
 use std::io::Write;
 use std::time::Duration;
 
@@ -129,10 +129,26 @@ pub struct TailArgs {
     follow: bool,
 }
 
-/// Prints the file from `--offset`; with `--follow`, every append as it commits.
+/// Prints the file from `--offset`; with `--follow`, every append as it commits. A file
+/// that does not exist (none has ever appended to it) is an error without `--follow`, as for
+/// `tail`; with it, a note on stderr, then the wait for its first append.
 pub async fn tail(args: TailArgs) -> Result<i32, String> {
     let client = args.cluster.connect(Duration::from_secs(10)).await?;
     let mut offset = args.offset;
+    // A tail reads a missing file as empty; one read tells the two apart.
+    match client.read_at(args.file.as_str(), 0).await {
+        Err(ClientError::Rejected(Rejection::NoSuchFile)) if args.follow => {
+            eprintln!(
+                "dlm tail: {} does not exist yet: waiting for its first append",
+                args.file
+            );
+        }
+        Err(ClientError::Rejected(Rejection::NoSuchFile)) => {
+            return Err(format!("tail {}: no such file", args.file));
+        }
+        Err(e) => return Err(format!("tail {}: {e}", args.file)),
+        Ok(_) => {}
+    }
     loop {
         let wait = if args.follow {
             Duration::from_secs(3600)

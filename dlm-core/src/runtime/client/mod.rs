@@ -273,20 +273,30 @@ impl<T: ClientTransport> Client<T> {
         let file = file.into();
         let mut out = Vec::new();
         loop {
-            let op = CallOp::Read {
-                file: file.clone(),
-                offset: out.len() as u64,
-            };
-            match self.call(op).await? {
-                (Done::Data { data, len }, _) => {
-                    let done = data.is_empty() || out.len() as u64 + data.len() as u64 >= len;
-                    out.extend_from_slice(&data);
-                    if done {
-                        return Ok(out);
-                    }
-                }
-                (other, _) => return Err(unexpected(&other)),
+            let (data, len) = self.read_at(file.clone(), out.len() as u64).await?;
+            let done = data.is_empty() || out.len() as u64 + data.len() as u64 >= len;
+            out.extend_from_slice(&data);
+            if done {
+                return Ok(out);
             }
+        }
+    }
+
+    /// One chunk of `file` from byte `offset` (at most `Limits::max_read` bytes, empty at or
+    /// past the end), with the file's length, linearizable as [`Client::read`]. A file no one
+    /// has appended to is [`Rejection::NoSuchFile`](crate::Rejection::NoSuchFile).
+    pub async fn read_at(
+        &self,
+        file: impl Into<FileName>,
+        offset: u64,
+    ) -> Result<(Vec<u8>, u64), ClientError> {
+        let op = CallOp::Read {
+            file: file.into(),
+            offset,
+        };
+        match self.call(op).await? {
+            (Done::Data { data, len }, _) => Ok((data, len)),
+            (other, _) => Err(unexpected(&other)),
         }
     }
 
