@@ -10,8 +10,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dlm_core::{
-    ClientId, ClientRequest, Config, ConnId, Effect, FencingToken, FileName, Input, LockName, Node,
-    NodeId, Op, Recovered, Reply, Seq, Time,
+    ClientId, ClientRequest, Config, ConnId, Effect, FencingToken, FileName, Input, LockName, Mode,
+    Node, NodeId, Op, Recovered, Reply, Seq, Time,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -260,6 +260,37 @@ fn guarded_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// One reader of a shared lock held by `readers` others releases and takes it again: what a
+/// grant costs as a lock's holders grow (each entry's watch events compare the holders before
+/// and after it, so this is where a cost per holder per entry would show).
+fn many_readers(c: &mut Criterion) {
+    let lock = LockName::new("shared");
+    let mut g = c.benchmark_group("reader_cycle_among");
+    g.throughput(Throughput::Elements(1));
+    for readers in [1_000usize, 4_000] {
+        g.bench_with_input(
+            BenchmarkId::from_parameter(readers),
+            &readers,
+            |b, &readers| {
+                let mut d = Driver::new(readers + 1, config());
+                for client in 0..=readers {
+                    d.send(client, Op::acquire(lock.clone(), LEASE, None, Mode::Read));
+                    d.drain();
+                }
+                b.iter(|| {
+                    let token = d.tokens[readers];
+                    d.release(readers, &lock, token);
+                    d.drain();
+                    d.send(readers, Op::acquire(lock.clone(), LEASE, None, Mode::Read));
+                    let grants = d.drain();
+                    debug_assert_eq!(grants, 1);
+                });
+            },
+        );
+    }
+    g.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -270,6 +301,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = uncontended, hand_off, guarded_append
+    targets = uncontended, hand_off, guarded_append, many_readers
 }
 criterion_main!(benches);

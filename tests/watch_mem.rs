@@ -17,7 +17,7 @@ const MEMBERS: [u64; 3] = [1, 2, 3];
 
 fn granted(client: ClientId, token: FencingToken) -> LockChange {
     LockChange::Granted {
-        client,
+        client: client.tag(),
         token,
         mode: Mode::Exclusive,
     }
@@ -197,7 +197,7 @@ async fn observers_follow_each_leader_and_what_it_proclaims() {
         .await
         .unwrap();
     let leader = |client: ClientId, token, value: Option<&[u8]>| Leader {
-        client,
+        client: client.tag(),
         token,
         value: value.map(<[u8]>::to_vec),
     };
@@ -246,4 +246,38 @@ async fn observers_follow_each_leader_and_what_it_proclaims() {
     for server in servers.into_values() {
         server.shutdown().await.unwrap();
     }
+}
+
+/// A client id is its session's credential (with a grant's token, a request acts as that
+/// holder), and anyone may watch: so a watch names holders by tag, in its events and in the
+/// state it starts with, and nothing it answers carries the holder's id.
+#[tokio::test(start_paused = true)]
+async fn a_watch_names_holders_by_tag_and_never_by_their_id() {
+    let net = MemNetwork::new(51);
+    let servers = support::serve_mem(&net, &[1]).await;
+    let owner = support::mem_client(&net, &[1], 1);
+    let watcher = support::mem_client(&net, &[1], 2);
+    let mut watch = watcher.watch_lock("payroll");
+    watch.next().await.unwrap();
+    let guard = owner.lock("payroll").await.unwrap();
+    let id = owner.id().0.to_string();
+    let event = next_event(&mut watch).await;
+    assert_eq!(event, granted(owner.id(), guard.token()));
+    let json = serde_json::to_string(&event).unwrap();
+    assert!(
+        !json.contains(&id),
+        "a watch event carries the holder's id: {json}"
+    );
+    let view = match watcher.watch_lock("payroll").next().await.unwrap() {
+        WatchUpdate::State { view, .. } => view,
+        other => panic!("a watch from now starts with the state: {other:?}"),
+    };
+    assert_eq!(view.holders[0].client, owner.id().tag());
+    let json = serde_json::to_string(&view).unwrap();
+    assert!(
+        !json.contains(&id),
+        "a watch's state carries the holder's id: {json}"
+    );
+    drop(guard);
+    drop(servers);
 }

@@ -57,4 +57,6 @@ pub use protocol::{
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,
 };
-pub use types::{ClientId, ConnId, FencingToken, LogIndex, LogPosition, NodeId, Seq, Term, Time};
+pub use types::{
+    ClientId, ClientTag, ConnId, FencingToken, LogIndex, LogPosition, NodeId, Seq, Term, Time,
+};

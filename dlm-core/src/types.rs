@@ -120,6 +120,27 @@ impl fmt::Display for ClientId {
     }
 }
 
+impl ClientId {
+    /// What others may be told of this client: see [`ClientTag`].
+    pub const fn tag(self) -> ClientTag {
+        ClientTag((self.0 >> 96) as u32)
+    }
+}
+
+/// A client as anyone may see it: the first 32 of its id's 128 random bits, which is what a
+/// [`ClientId`] displays as. A client id is its session's only credential (a request that
+/// carries it, and a grant's token, acts as that holder), so answers that any client may get,
+/// such as a watch's, name holders by tag; the 96 bits left out cannot be guessed. Operators'
+/// listings (admin-only where nodes authenticate) show whole ids, whose display matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientTag(pub u32);
+
+impl fmt::Display for ClientTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
 /// A monotonic instant in nanoseconds since an arbitrary origin chosen by the driver.
 ///
 /// The core never reads a clock: every call takes `now: Time`, so a simulator can make any time it

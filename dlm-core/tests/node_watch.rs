@@ -80,7 +80,7 @@ fn a_watch_from_now_gets_the_state_and_one_with_nothing_new_waits_for_an_event()
             .map(|e| e.change.clone())
             .collect::<Vec<_>>(),
         vec![LockChange::Granted {
-            client: ClientId(1),
+            client: ClientId(1).tag(),
             token: FencingToken(2),
             mode: Mode::Exclusive
         }]

@@ -271,7 +271,7 @@ fn results() -> Vec<Result<Reply, Rejection>> {
         Ok(Reply::Watched(WatchPage {
             state: Some(LockView {
                 holders: vec![HolderView {
-                    client: ClientId(2),
+                    client: ClientId(2).tag(),
                     token: FencingToken(8),
                     mode: Mode::Write,
                 }],
@@ -296,7 +296,7 @@ fn results() -> Vec<Result<Reply, Rejection>> {
                         n: 1,
                     },
                     change: LockChange::Granted {
-                        client: ClientId(3),
+                        client: ClientId(3).tag(),
                         token: FencingToken(9),
                         mode: Mode::Read,
                     },

@@ -11,8 +11,8 @@ use crate::names::LockName;
 use crate::protocol::{
     EventPosition, HolderView, LockChange, LockEvent, LockView, Op, WatchFrom, WatchPage,
 };
-use crate::state_machine::StateMachine;
-use crate::types::LogIndex;
+use crate::state_machine::{Holder, LockState, StateMachine};
+use crate::types::{FencingToken, LogIndex};
 use std::collections::VecDeque;
 
 /// Most events in one answer to a watch (fewer once their values pass about
@@ -22,8 +22,41 @@ pub const MAX_EVENTS_PER_PAGE: usize = 256;
 /// About what an event without a value takes on the wire.
 const EVENT_BYTES: usize = 48;
 
-/// The locks an entry may change, with their state before it.
-pub(crate) struct Touched(Vec<(LockName, LockView)>);
+/// The locks an entry may change, with what of their state the events are read from, taken
+/// before it.
+pub(crate) struct Touched(Vec<(LockName, Before)>);
+
+/// What of a lock's state its events compare: the grants' tokens (sorted, so that finding one
+/// is a binary search: a lock with thousands of readers costs each entry that touches it one
+/// pass over them, not a pass per grant), the queue's length and the proclaimed value.
+struct Before {
+    tokens: Vec<FencingToken>,
+    waiting: u32,
+    proclaimed: Option<(FencingToken, Vec<u8>)>,
+}
+
+impl Before {
+    fn of(sm: &StateMachine, lock: &LockName) -> Before {
+        let Some(state) = sm.lock(lock) else {
+            return Before {
+                tokens: Vec::new(),
+                waiting: 0,
+                proclaimed: None,
+            };
+        };
+        let mut tokens: Vec<FencingToken> = state.holders.iter().map(|h| h.token).collect();
+        tokens.sort_unstable();
+        Before {
+            tokens,
+            waiting: waiting(state),
+            proclaimed: sm.proclaimed(lock).map(|(t, v)| (t, v.to_vec())),
+        }
+    }
+}
+
+fn waiting(state: &LockState) -> u32 {
+    u32::try_from(state.waiters.len()).unwrap_or(u32::MAX)
+}
 
 /// What an entry did to grants that ended under it.
 #[derive(Clone, Copy)]
@@ -67,12 +100,12 @@ pub(crate) fn view(sm: &StateMachine, lock: &LockName) -> LockView {
             .holders
             .iter()
             .map(|h| HolderView {
-                client: h.client,
+                client: h.client.tag(),
                 token: h.token,
                 mode: h.mode,
             })
             .collect(),
-        waiting: u32::try_from(state.waiters.len()).unwrap_or(u32::MAX),
+        waiting: waiting(state),
         proclaimed: sm.proclaimed(lock).map(|(t, v)| (t, v.to_vec())),
     }
 }
@@ -141,7 +174,7 @@ impl EventHistory {
             locks
                 .into_iter()
                 .map(|lock| {
-                    let before = view(sm, &lock);
+                    let before = Before::of(sm, &lock);
                     (lock, before)
                 })
                 .collect(),
@@ -161,7 +194,7 @@ impl EventHistory {
         let mut n = 0u32;
         let reason = end_reason(command);
         for (lock, before) in touched.0 {
-            let changes = changes(&before, &view(sm, &lock), reason);
+            let changes = changes(&before, sm, &lock, reason);
             if changes.is_empty() {
                 continue;
             }
@@ -278,34 +311,55 @@ fn state_page(lock: &LockName, sm: &StateMachine, at: EventPosition, compacted: 
     }
 }
 
-/// What changed from `before` to `after`: grants that ended, then new grants, then a new
-/// proclaimed value, then the queue's length.
-fn changes(before: &LockView, after: &LockView, reason: EndReason) -> Vec<LockChange> {
+/// What changed from `before` to the state of `lock` now: grants that ended (oldest first),
+/// then new grants (oldest first), then a new proclaimed value, then the queue's length.
+fn changes(
+    before: &Before,
+    sm: &StateMachine,
+    lock: &LockName,
+    reason: EndReason,
+) -> Vec<LockChange> {
+    let state = sm.lock(lock);
+    let holders = state.map_or(&[][..], |s| s.holders.as_slice());
+    let mut now: Vec<FencingToken> = holders.iter().map(|h| h.token).collect();
+    now.sort_unstable();
     let mut changes = Vec::new();
-    let kept = |view: &LockView, token| view.holders.iter().any(|h| h.token == token);
-    for gone in before.holders.iter().filter(|b| !kept(after, b.token)) {
-        let token = gone.token;
+    for &token in before
+        .tokens
+        .iter()
+        .filter(|t| now.binary_search(t).is_err())
+    {
         changes.push(match reason {
             EndReason::Released => LockChange::Released { token },
             EndReason::Expired => LockChange::Expired { token },
             EndReason::Revoked => LockChange::Revoked { token },
         });
     }
-    for new in after.holders.iter().filter(|a| !kept(before, a.token)) {
+    let mut granted: Vec<&Holder> = holders
+        .iter()
+        .filter(|h| before.tokens.binary_search(&h.token).is_err())
+        .collect();
+    granted.sort_unstable_by_key(|h| h.token);
+    for new in granted {
         changes.push(LockChange::Granted {
-            client: new.client,
+            client: new.client.tag(),
             token: new.token,
             mode: new.mode,
         });
     }
-    if after.proclaimed != before.proclaimed {
-        if let Some((token, value)) = after.proclaimed.clone() {
-            changes.push(LockChange::Proclaimed { token, value });
+    let proclaimed = sm.proclaimed(lock);
+    if proclaimed != before.proclaimed.as_ref().map(|(t, v)| (*t, v.as_slice())) {
+        if let Some((token, value)) = proclaimed {
+            changes.push(LockChange::Proclaimed {
+                token,
+                value: value.to_vec(),
+            });
         }
     }
-    if after.waiting != before.waiting {
+    let waiting_now = state.map_or(0, waiting);
+    if waiting_now != before.waiting {
         changes.push(LockChange::Queue {
-            waiting: after.waiting,
+            waiting: waiting_now,
         });
     }
     changes

@@ -48,7 +48,7 @@ impl World {
 
 fn granted(client: u128, token: u64) -> LockChange {
     LockChange::Granted {
-        client: ClientId(client),
+        client: ClientId(client).tag(),
         token: FencingToken(token),
         mode: Mode::Exclusive,
     }

@@ -10,7 +10,7 @@
 //! never with a silent gap.
 
 use super::Mode;
-use crate::types::{ClientId, FencingToken, LogIndex};
+use crate::types::{ClientTag, FencingToken, LogIndex};
 use serde::{Deserialize, Serialize};
 
 /// Most bytes an election's proclaimed value may have: it is kept in the replicated state and
@@ -54,8 +54,9 @@ pub enum WatchFrom {
 pub enum LockChange {
     /// A grant: `client` holds the lock under `token` in `mode`.
     Granted {
-        /// The new holder.
-        client: ClientId,
+        /// The new holder, by tag: a watcher must not learn the id that would let it act as
+        /// the holder.
+        client: ClientTag,
         /// Its grant's token.
         token: FencingToken,
         /// The mode it holds the lock in.
@@ -102,8 +103,8 @@ pub struct LockEvent {
 /// One current grant of a lock, as a watch reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderView {
-    /// The holder.
-    pub client: ClientId,
+    /// The holder, by tag (see [`ClientTag`]).
+    pub client: ClientTag,
     /// Its grant's token.
     pub token: FencingToken,
     /// The mode it holds the lock in.

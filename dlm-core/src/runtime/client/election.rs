@@ -8,7 +8,7 @@ use crate::client::{CallOp, Done};
 use crate::names::LockName;
 use crate::protocol::{LockChange, LockView};
 use crate::runtime::transport::ClientTransport;
-use crate::types::{ClientId, FencingToken};
+use crate::types::{ClientTag, FencingToken};
 
 /// An election: one name, any number of candidates and observers. Made by
 /// [`Client::election`]; cheap to clone.
@@ -21,8 +21,8 @@ pub struct Election<T: ClientTransport> {
 /// Who leads an election, as observers see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leader {
-    /// The leading client.
-    pub client: ClientId,
+    /// The leading client, by tag (compare with [`Client::id`]`().tag()`).
+    pub client: ClientTag,
     /// Its grant's fencing token: present it to whatever the leader acts on.
     pub token: FencingToken,
     /// What it proclaimed; `None` between its grant and its first proclaim (a campaign
