@@ -274,6 +274,16 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A preallocated segment's header (magic, version, nonce, CRC).
+const SEG_HEADER: usize = 8 + 4 + 8 + 4;
+
+/// Whether damage from byte `from` on reaches the header of a preallocated segment. That is
+/// not what a crash leaves: the header is written and synced with the segment's zeros, under a
+/// temporary name, before the file gets its name. So recovery may refuse it as damage.
+fn into_header(path: &Path, from: usize) -> bool {
+    path.extension().is_some_and(|e| e == "seg") && from < SEG_HEADER
+}
+
 fn damage(
     dir: &Path,
     damage: &Damage,
@@ -293,8 +303,9 @@ fn damage(
             let mut bytes = std::fs::read(path).expect("reading a segment");
             let cut = usize::from(back) % (bytes.len() + 1);
             bytes.truncate(bytes.len() - cut);
+            let kept = bytes.len();
             std::fs::write(path, bytes).expect("writing a segment");
-            (path.clone(), true)
+            (path.clone(), !into_header(path, kept))
         }
         Damage::ZeroTail { back } => {
             let Some(path) = last_segment else { return };
@@ -303,7 +314,7 @@ fn damage(
             let n = usize::from(back) % (len + 1);
             bytes[len - n..len].fill(0);
             std::fs::write(path, bytes).expect("writing a segment");
-            (path.clone(), true)
+            (path.clone(), !into_header(path, len - n))
         }
         Damage::Flip { file, at, bit } => {
             let Some(path) = all.get(usize::from(file) % all.len().max(1)) else {
