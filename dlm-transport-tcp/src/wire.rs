@@ -29,7 +29,8 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// (`LockInfo::holders`), which a version-6 peer would decode wrongly.
 /// Version 8 added elections and watches: `Op::Proclaim`, `Op::WatchLock`, `Op::TailFile`,
 /// their replies and the rejections `ValueTooLarge` and `TooManyWatches`.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// Version 9 added the rejection `TooManyLocks` (a bound on the locks one session holds).
+pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
 /// Length of a [`Nonce`] in bytes.
