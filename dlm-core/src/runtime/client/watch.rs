@@ -143,7 +143,7 @@ impl<T: ClientTransport> Client<T> {
         wait: Duration,
     ) -> Result<(Vec<u8>, u64), ClientError> {
         let file = file.into();
-        let until = tokio::time::Instant::now() + wait;
+        let until = super::actor::after(wait);
         loop {
             let left = until.saturating_duration_since(tokio::time::Instant::now());
             let op = CallOp::TailFile {
