@@ -157,7 +157,8 @@ impl Config {
         Config::new(id, [id])
     }
 
-    /// Checks that the configuration can work.
+    /// Checks that the configuration can work, and that no message its limits allow could
+    /// outgrow the frame budget ([`crate::frame`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.members.is_empty() {
             return Err(ConfigError::NoMembers);

@@ -88,6 +88,7 @@ fn a_keepalive_answer_for_a_session_holding_many_locks_fits_a_tcp_frame() {
     };
     assert_eq!(held.len(), max);
     let len = encoded_len(&response);
+    eprintln!("a keep-alive answer for {max} locks of 256-byte names: {len} bytes");
     assert!(
         len <= TCP_MAX_FRAME,
         "a keep-alive answer of {len} bytes for {max} held locks exceeds the TCP frame \
@@ -151,6 +152,10 @@ fn an_append_entries_to_a_lagging_follower_fits_a_tcp_frame() {
         })
         .max()
         .expect("the leader sends something");
+    eprintln!(
+        "the largest AppendEntries to a follower 2,000 proclaims behind: {} bytes, {} entries",
+        biggest.0, biggest.1
+    );
     assert!(
         biggest.0 <= TCP_MAX_FRAME,
         "the leader built an AppendEntries of {} bytes ({} entries of legal proclaims), over \
