@@ -22,6 +22,12 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Most answered-but-unacknowledged requests kept per session.
     pub max_unacked: usize,
+    /// Most locks one session holds and waits for together; an acquire past it is refused
+    /// [`crate::Rejection::TooManyLocks`]. A keep-alive's answer lists every lock the session
+    /// holds, so this bounds it: [`Config::validate`] checks that such an answer fits in
+    /// [`crate::frame::MAX_MESSAGE`] with names of `max_name_len` bytes. Waits count too,
+    /// since each may become a grant without another check.
+    pub max_locks_per_session: usize,
     /// Shortest lease a client may ask for.
     pub min_lease: Duration,
     /// Longest lease a client may ask for.
@@ -38,6 +44,7 @@ impl Default for Limits {
             max_waiters: 10_000,
             max_sessions: 100_000,
             max_unacked: 1024,
+            max_locks_per_session: 10_000,
             min_lease: Duration::from_millis(100),
             max_lease: Duration::from_secs(300),
         }
@@ -150,7 +157,8 @@ impl Config {
         Config::new(id, [id])
     }
 
-    /// Checks that the configuration can work.
+    /// Checks that the configuration can work, and that no message its limits allow could
+    /// outgrow the frame budget ([`crate::frame`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.members.is_empty() {
             return Err(ConfigError::NoMembers);
@@ -178,7 +186,12 @@ impl Config {
             return Err(ConfigError::Invalid("snapshot_every must be positive"));
         }
         let l = &self.limits;
-        if l.max_name_len == 0 || l.max_append == 0 || l.max_read == 0 || l.max_sessions == 0 {
+        if l.max_name_len == 0
+            || l.max_append == 0
+            || l.max_read == 0
+            || l.max_sessions == 0
+            || l.max_locks_per_session == 0
+        {
             return Err(ConfigError::Invalid("limits must be positive"));
         }
         if l.min_lease.is_zero() || l.min_lease > l.max_lease {
@@ -194,7 +207,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        crate::frame::check(self)
     }
 
     /// How many votes make a majority of the start-up voters (the node counts from the
@@ -227,4 +240,15 @@ pub enum ConfigError {
     /// Some value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(&'static str),
+    /// Under these limits `what` could encode to `bound` bytes, more than the frame budget
+    /// [`crate::frame::MAX_MESSAGE`]: lower the limits it names.
+    #[error("{what} could take {bound} bytes, over the {max}-byte frame budget")]
+    MessageTooLarge {
+        /// The message, and the settings that size it.
+        what: &'static str,
+        /// Its largest encoded size under the configuration.
+        bound: usize,
+        /// The frame budget.
+        max: usize,
+    },
 }

@@ -22,6 +22,7 @@
 pub mod client;
 pub mod command;
 mod config;
+pub mod frame;
 pub mod introspection;
 mod log;
 pub mod membership;
@@ -41,6 +42,7 @@ pub mod sim;
 
 pub use command::{Command, Entry};
 pub use config::{Config, ConfigError, Limits};
+pub use frame::MAX_MESSAGE;
 pub use introspection::{HolderInfo, LockInfo, LocksPage, MembersInfo, SessionInfo, SessionsPage};
 pub use membership::{Member, Membership, MembershipRejection};
 pub use names::{FileName, LockName};

@@ -130,23 +130,106 @@ impl Log {
     }
 }
 
-/// A cheap estimate of an entry's encoded size, for batching.
+/// An upper bound of an entry's encoded size (postcard, as the transports send it), for
+/// batching: an AppendEntries whose entries add up to `n` by this measure encodes to at most
+/// `n` plus the message's own fields ([`crate::frame::MESSAGE_OVERHEAD`]), so the batch byte
+/// budget bounds the frame. Every kind of command is counted by its variable parts (names,
+/// data, values, addresses) plus room for its fixed fields at their widest encoding; no field
+/// is guessed. Cheap: it reads lengths only.
 pub fn entry_size(entry: &Entry) -> usize {
     use crate::command::Command;
-    use crate::protocol::Op;
-    32 + match &entry.command {
-        Command::Client(request) => match &request.op {
-            Op::Append {
-                data, file, lock, ..
-            } => data.len() + file.len() + lock.len(),
-            Op::Acquire { lock, .. } | Op::Release { lock, .. } | Op::Cancel { lock, .. } => {
-                lock.len()
+    // Term, index and the command's tag.
+    let fixed = 2 * wire::U64 + wire::TAG;
+    fixed
+        + match &entry.command {
+            Command::Noop => 0,
+            Command::Client(request) => {
+                // Client, seq, acknowledged watermark and the op's tag.
+                wire::U128 + 2 * wire::U64 + wire::TAG + op_size(&request.op)
             }
-            _ => 0,
-        },
-        _ => 16,
+            Command::Expire { lock, .. } => wire::bytes(lock.len()) + 2 * wire::U64,
+            Command::LiftDelay { lock } => wire::bytes(lock.len()),
+            Command::CancelWait { lock, .. } => wire::bytes(lock.len()) + wire::U128 + wire::U64,
+            Command::ExpireSession { .. } => wire::U128,
+            Command::Membership { config, .. } => {
+                let members: usize = config
+                    .members()
+                    .map(|m| wire::U64 + wire::bytes(m.addr.len()))
+                    .sum();
+                2 * wire::LEN + members + wire::U128 + wire::U64
+            }
+        }
+}
+
+/// The upper bound [`entry_size`] gives an op's own fields (after its tag).
+fn op_size(op: &crate::protocol::Op) -> usize {
+    use crate::protocol::Op;
+    match op {
+        Op::Acquire { lock, .. } => {
+            wire::bytes(lock.len()) + wire::DURATION + wire::OPTION_DURATION
+        }
+        Op::AcquireAs { lock, .. } => {
+            wire::bytes(lock.len()) + wire::DURATION + wire::OPTION_DURATION + wire::MODE
+        }
+        Op::Release { lock, .. } | Op::Cancel { lock, .. } => wire::bytes(lock.len()) + wire::U64,
+        Op::Revoke { lock } => wire::bytes(lock.len()),
+        Op::KeepAlive | Op::Status | Op::Members => 0,
+        Op::Append {
+            lock, file, data, ..
+        } => {
+            wire::bytes(lock.len()) + wire::U64 + wire::bytes(file.len()) + wire::bytes(data.len())
+        }
+        Op::Read { file, .. } => wire::bytes(file.len()) + wire::U64,
+        Op::Locks { prefix, after, .. } => {
+            wire::bytes(prefix.len())
+                + wire::TAG
+                + after.as_ref().map_or(0, |a| wire::bytes(a.len()))
+                + wire::U32
+        }
+        Op::Sessions { .. } => wire::TAG + wire::U128 + wire::U32,
+        Op::AddLearner { addr, .. } => wire::U64 + wire::bytes(addr.len()),
+        Op::Promote { .. } | Op::Remove { .. } => wire::U64,
+        Op::Proclaim { lock, value, .. } => {
+            wire::bytes(lock.len()) + wire::U64 + wire::bytes(value.len())
+        }
+        Op::WatchLock { lock, .. } => {
+            // `from`: a tag and a position (index and place).
+            wire::bytes(lock.len()) + wire::TAG + wire::U64 + wire::U32 + wire::DURATION
+        }
+        Op::TailFile { file, .. } => wire::bytes(file.len()) + wire::U64 + wire::DURATION,
     }
 }
+
+/// The widest postcard encoding of each kind of field: integers are varints (7 bits a
+/// byte), enum tags are `u32` varints, and strings and byte vectors are a length then the
+/// bytes.
+pub(crate) mod wire {
+    /// A `u32`.
+    pub const U32: usize = 5;
+    /// A `u64`.
+    pub const U64: usize = 10;
+    /// A `u128`.
+    pub const U128: usize = 19;
+    /// An enum's tag (a variant index).
+    pub const TAG: usize = U32;
+    /// A length prefix (a `usize`, as a `u64`).
+    pub const LEN: usize = U64;
+    /// A `Duration`: seconds and nanoseconds.
+    pub const DURATION: usize = U64 + U32;
+    /// An `Option<Duration>`.
+    pub const OPTION_DURATION: usize = 1 + DURATION;
+    /// A [`crate::Mode`]: a tag and a semaphore's size.
+    pub const MODE: usize = TAG + U32;
+
+    /// A string or byte vector of `len` bytes.
+    pub const fn bytes(len: usize) -> usize {
+        LEN + len
+    }
+}
+
+#[cfg(test)]
+#[path = "log_size_tests.rs"]
+mod size_tests;
 
 #[cfg(test)]
 mod tests {

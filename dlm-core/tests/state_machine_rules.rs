@@ -454,3 +454,86 @@ fn an_append_of_exactly_max_append_is_accepted() {
         })
     );
 }
+
+/// One session holds and waits for at most `max_locks_per_session` locks together: a wait
+/// counts, since it becomes a grant without another check. The acquire past the bound is
+/// refused `TooManyLocks` and leaves no trace; a release makes room again.
+#[test]
+fn a_session_holds_and_waits_for_at_most_its_bound_of_locks() {
+    let rules = Rules {
+        limits: Limits {
+            max_locks_per_session: 2,
+            ..Limits::default()
+        },
+        lock_delay: false,
+    };
+    let waiting = |lock: &str| Op::Acquire {
+        lock: lock.into(),
+        lease: LEASE,
+        wait: Some(Duration::from_secs(60)),
+    };
+    let mut sm = StateMachine::new();
+    let granted = |out: &[Outcome]| out.iter().any(|o| matches!(o, Outcome::Granted { .. }));
+    assert!(granted(&apply(
+        &mut sm,
+        &request(2, 1, 1, acquire("b")),
+        &rules
+    )));
+    assert!(granted(&apply(
+        &mut sm,
+        &request(1, 1, 1, acquire("a")),
+        &rules
+    )));
+    // Client 1 queues for "b", which client 2 holds: one held and one awaited.
+    let out = apply(&mut sm, &request(1, 2, 2, waiting("b")), &rules);
+    assert!(
+        out.iter().any(|o| matches!(o, Outcome::Queued { .. })),
+        "{out:?}"
+    );
+    let out = apply(&mut sm, &request(1, 3, 2, acquire("c")), &rules);
+    let refused = reply(1, 3, Err(Rejection::TooManyLocks { max: 2 }));
+    assert_eq!(out, [touched(1), refused]);
+    assert!(
+        sm.lock("c").is_none(),
+        "a refused acquire leaves no lock behind"
+    );
+    // Releasing "a" makes room for "c".
+    let token = sm
+        .lock("a")
+        .and_then(|s| s.holders.first())
+        .map(|h| h.token);
+    let release = Op::Release {
+        lock: "a".into(),
+        token: token.unwrap_or_default(),
+    };
+    apply(&mut sm, &request(1, 4, 2, release), &rules);
+    assert!(granted(&apply(
+        &mut sm,
+        &request(1, 5, 2, acquire("c")),
+        &rules
+    )));
+}
+
+/// At its bound, a session asking again for a lock it holds is told it holds it, not that it
+/// has too many.
+#[test]
+fn a_session_at_its_bound_asking_for_a_lock_it_holds_is_told_so() {
+    let rules = Rules {
+        limits: Limits {
+            max_locks_per_session: 1,
+            ..Limits::default()
+        },
+        lock_delay: false,
+    };
+    let mut sm = StateMachine::new();
+    apply(&mut sm, &request(1, 1, 1, acquire("a")), &rules);
+    let out = apply(&mut sm, &request(1, 2, 2, acquire("a")), &rules);
+    let token = sm
+        .lock("a")
+        .and_then(|s| s.holders.first())
+        .map(|h| h.token);
+    let held = Err(Rejection::AlreadyHeld {
+        token: token.unwrap_or_default(),
+    });
+    assert_eq!(out, [touched(1), reply(1, 2, held)]);
+}

@@ -30,7 +30,8 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// Version 8 added elections and watches: `Op::Proclaim`, `Op::WatchLock`, `Op::TailFile`,
 /// their replies and the rejections `ValueTooLarge` and `TooManyWatches`.
 /// Version 9 names holders in watch answers by `ClientTag` (32 bits) instead of `ClientId`
-/// (128), so that a watch no longer hands out the credential of the session it names.
+/// (128), so that a watch no longer hands out the credential of the session it names, and
+/// added the rejection `TooManyLocks` (a bound on the locks one session holds or waits for).
 pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;

@@ -90,7 +90,7 @@ impl ServerBuilder {
         let transport = self.bind_tcp(id, listen).await?;
         let addr = transport.local_addr();
         let me = self.advertised(addr).ok_or(JoinError::NoAddress)?;
-        let deadline = Instant::now() + join.within;
+        let deadline = deadline_after(join.within);
         let (client, config) = discover(&join, &access, deadline).await?;
         // Recorded before the first start, so that no later start of this directory can
         // begin from its flags alone (see `join_record`).
@@ -147,7 +147,7 @@ impl ServerBuilder {
         let server = self.start(cfg, transport, Some(addr)).await?;
         if let Some((join, me, access)) = follow_up {
             tokio::spawn(async move {
-                let deadline = Instant::now() + join.within;
+                let deadline = deadline_after(join.within);
                 let made_sure = async {
                     let (client, _) = discover(&join, &access, deadline).await?;
                     ensure_member(&client, id, &me, &join, deadline).await?;
@@ -333,4 +333,13 @@ async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{host_port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host_port} resolves to no address"))
+}
+
+/// The instant `within` from now, or a year from now if that is not representable (an
+/// embedder may give `Duration::MAX` for "as long as it takes"; `Instant + Duration` would
+/// panic).
+fn deadline_after(within: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(within)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365))
 }

@@ -148,6 +148,15 @@ pub enum Rejection {
         /// The most it holds.
         max: usize,
     },
+    /// The client's session already holds or waits for as many locks as one session may
+    /// ([`crate::Limits::max_locks_per_session`]): release some (or let a wait end) first.
+    /// The bound keeps every answer that lists a session's locks (a keep-alive's) within
+    /// [`crate::frame::MAX_MESSAGE`].
+    #[error("more than {max} locks held or waited for by one session")]
+    TooManyLocks {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl Rejection {

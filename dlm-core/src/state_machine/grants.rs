@@ -70,6 +70,20 @@ impl StateMachine {
             wait,
             mode,
         } = acquire;
+        // Counted before a grant or a wait, since a wait becomes a grant with no other check;
+        // and before the lock's entry is made, so that the refusal leaves none behind. A lock
+        // the client already holds or waits for gets the answer that says so instead.
+        if locks_of(&self.sessions, client) >= limits.max_locks_per_session {
+            let state = self.locks.get(lock);
+            let known = state.is_some_and(|s| {
+                s.holder_of(client).is_some() || s.waiter_position(client).is_some()
+            });
+            if !known {
+                return Some(Err(Rejection::TooManyLocks {
+                    max: limits.max_locks_per_session,
+                }));
+            }
+        }
         let state = self
             .locks
             .entry(lock.clone())
@@ -312,6 +326,16 @@ impl StateMachine {
             token: holder.token,
         });
     }
+}
+
+/// How many locks `client`'s session holds and waits for (see
+/// [`Limits::max_locks_per_session`]).
+fn locks_of(sessions: &Sessions, client: ClientId) -> usize {
+    sessions.get(&client).map_or(0, |session| {
+        let waiting = session.slots.values();
+        let waiting = waiting.filter(|slot| matches!(slot, Slot::Waiting(_)));
+        session.held.len() + waiting.count()
+    })
 }
 
 /// Makes `client` a holder of `lock` (whose `state` admits it) under the next token: the one

@@ -102,7 +102,7 @@ impl<T: ClientTransport> Actor<T> {
                     Some(command) => self.command(command),
                     None => {
                         open = false;
-                        closed_at = Some(Instant::now() + self.core.config().deadline);
+                        closed_at = Some(after(self.core.config().deadline));
                     }
                 },
                 Some(outcome) = inflight.next(), if !inflight.is_empty() => {
@@ -225,8 +225,19 @@ impl<T: ClientTransport> Actor<T> {
     }
 }
 
+/// How far ahead "never" is: a year, which any `Instant` can be moved by.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+    Instant::now() + FAR
+}
+
+/// The instant `wait` from now, or a year from now if that is not representable. Every
+/// deadline made from a caller's duration goes through here: `Instant + Duration` panics on
+/// overflow, and `Duration::MAX` is how a caller says "as long as it takes".
+pub(super) fn after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).unwrap_or(now + FAR)
 }
 
 fn cause(error: TransportError) -> NodeCause {

@@ -6,7 +6,7 @@ use super::watch::{LockWatch, WatchUpdate};
 use super::{unexpected, Client, ClientError, LockGuard};
 use crate::client::{CallOp, Done};
 use crate::names::LockName;
-use crate::protocol::{LockChange, LockView};
+use crate::protocol::{LockChange, LockView, Rejection, MAX_VALUE};
 use crate::runtime::transport::ClientTransport;
 use crate::types::{ClientTag, FencingToken};
 
@@ -46,7 +46,13 @@ impl<T: ClientTransport> Election<T> {
     /// Stands for election and waits, in FIFO order behind earlier candidates, until this
     /// client leads; then proclaims `value` and returns. Dropping the future withdraws the
     /// candidacy (or resigns, if it had just won).
+    ///
+    /// A `value` over [`crate::MAX_VALUE`] bytes fails at once with
+    /// [`crate::Rejection::ValueTooLarge`], before the candidate queues: it could never be
+    /// proclaimed, and a candidate that waited its turn for nothing would be shown to the
+    /// observers as a leader without a value.
     pub async fn campaign(&self, value: Vec<u8>) -> Result<Leadership<T>, ClientError> {
+        check_value(&value)?;
         let guard = self.client.lock(self.name.clone()).await?;
         let leadership = Leadership { guard };
         leadership.proclaim(value).await?;
@@ -89,6 +95,7 @@ impl<T: ClientTransport> Leadership<T> {
     /// last one. Fails with [`crate::Rejection::StaleToken`] or `NotHolder` if this client no
     /// longer leads.
     pub async fn proclaim(&self, value: Vec<u8>) -> Result<(), ClientError> {
+        check_value(&value)?;
         let op = CallOp::Proclaim {
             lock: self.guard.name().clone(),
             token: self.guard.token(),
@@ -119,14 +126,20 @@ impl<T: ClientTransport> LeaderObserver<T> {
     /// The leader after the next change (who leads, or what it proclaimed), `None` while
     /// nobody leads. The first call returns the leader as of now. Changes come in commit
     /// order, each once, across reconnects and leader changes of the cluster.
+    ///
+    /// One log entry's events are taken together (a resignation and the next grant, say), so
+    /// that observers see where each entry left the election, never a gap inside one: if the
+    /// events fetched so far end inside an entry (a watch page holds at most
+    /// [`crate::MAX_EVENTS_PER_PAGE`] events, and ends wherever that falls), the rest of the
+    /// entry is fetched before anything is reported.
     pub async fn next(&mut self) -> Result<Option<Leader>, ClientError> {
+        // What was last reported: an entry that leaves the election as it was is not a change.
+        let before = self.leader.clone();
         loop {
-            let before = self.leader.clone();
+            self.fetch_whole_entry().await?;
             match self.watch.next().await? {
                 WatchUpdate::State { view, .. } => self.leader = leader_of(&view),
                 WatchUpdate::Event(event) => {
-                    // One entry's events together (a resignation and the next grant, say), so
-                    // that observers see where the entry left the election, not a gap.
                     let index = event.at.index;
                     self.apply(event.change);
                     while let Some(WatchUpdate::Event(next)) = self.watch.ready.front() {
@@ -137,12 +150,38 @@ impl<T: ClientTransport> LeaderObserver<T> {
                         self.watch.ready.pop_front();
                         self.apply(change);
                     }
+                    if matches!(self.watch.ready.front(), Some(WatchUpdate::State { .. })) {
+                        // The watch fell behind inside this entry: the state that follows
+                        // says where the entry (and those after it) left the election.
+                        continue;
+                    }
                 }
             }
             if !self.started || self.leader != before {
                 self.started = true;
                 return Ok(self.leader.clone());
             }
+        }
+    }
+
+    /// Fetches on while the queued updates start with an event whose entry may have more
+    /// events than are queued: the last page ended at one of its events rather than after
+    /// the entry. Nothing is taken from the queue, so an error leaves the observer where it
+    /// was.
+    async fn fetch_whole_entry(&mut self) -> Result<(), ClientError> {
+        loop {
+            let Some(WatchUpdate::Event(first)) = self.watch.ready.front() else {
+                return Ok(());
+            };
+            let index = first.at.index;
+            let whole = self
+                .watch
+                .position()
+                .is_none_or(|reached| reached.index != index || reached.is_end());
+            if whole {
+                return Ok(());
+            }
+            self.watch.poll_now().await?;
         }
     }
 
@@ -184,6 +223,16 @@ impl<T: ClientTransport> LeaderObserver<T> {
             LockChange::Queue { .. } => {}
         }
     }
+}
+
+/// Refuses a value no proclaim would accept, before anything is sent.
+fn check_value(value: &[u8]) -> Result<(), ClientError> {
+    if value.len() > MAX_VALUE {
+        return Err(ClientError::Rejected(Rejection::ValueTooLarge {
+            max: MAX_VALUE,
+        }));
+    }
+    Ok(())
 }
 
 fn leader_of(view: &LockView) -> Option<Leader> {

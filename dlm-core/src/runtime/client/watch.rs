@@ -58,7 +58,8 @@ impl<T: ClientTransport> LockWatch<T> {
             if let Some(update) = self.ready.pop_front() {
                 return Ok(update);
             }
-            self.poll().await?;
+            self.poll(poll_wait(self.client.config().attempt_timeout))
+                .await?;
         }
     }
 
@@ -82,13 +83,20 @@ impl<T: ClientTransport> LockWatch<T> {
         })
     }
 
-    /// Asks the leader once; queues what it reports.
-    async fn poll(&mut self) -> Result<(), ClientError> {
+    /// Asks the leader once, without waiting at the leader for events (it answers what it
+    /// has, or nothing new, at once); queues what it reports.
+    pub(super) async fn poll_now(&mut self) -> Result<(), ClientError> {
+        self.poll(Duration::ZERO).await
+    }
+
+    /// Asks the leader once, letting the answer wait there up to `wait` for an event; queues
+    /// what it reports.
+    async fn poll(&mut self, wait: Duration) -> Result<(), ClientError> {
         let from = self.position.map_or(WatchFrom::Now, WatchFrom::After);
         let op = CallOp::WatchLock {
             lock: self.lock.clone(),
             from,
-            wait: poll_wait(self.client.config().attempt_timeout),
+            wait,
         };
         let page = match self.client.call(op).await? {
             (Done::Watched(page), _) => page,
@@ -143,7 +151,7 @@ impl<T: ClientTransport> Client<T> {
         wait: Duration,
     ) -> Result<(Vec<u8>, u64), ClientError> {
         let file = file.into();
-        let until = tokio::time::Instant::now() + wait;
+        let until = super::actor::after(wait);
         loop {
             let left = until.saturating_duration_since(tokio::time::Instant::now());
             let op = CallOp::TailFile {

@@ -110,7 +110,7 @@ impl OpKind {
 }
 
 /// The `outcome` labels: `ok`, then one per [`Rejection`] variant.
-pub(crate) const OUTCOMES: [&str; 29] = [
+pub(crate) const OUTCOMES: [&str; 30] = [
     "ok",
     "busy",
     "timed_out",
@@ -140,6 +140,7 @@ pub(crate) const OUTCOMES: [&str; 29] = [
     "not_exclusive",
     "value_too_large",
     "too_many_watches",
+    "too_many_locks",
 ];
 
 /// The index into [`OUTCOMES`] of an answer. Exhaustive on purpose: a new rejection must
@@ -178,6 +179,7 @@ pub(crate) fn outcome_index(result: &Result<Reply, Rejection>) -> usize {
         Rejection::NotExclusive => 26,
         Rejection::ValueTooLarge { .. } => 27,
         Rejection::TooManyWatches { .. } => 28,
+        Rejection::TooManyLocks { .. } => 29,
     }
 }
 
@@ -209,6 +211,8 @@ mod tests {
         assert_eq!(OUTCOMES[not_held], "not_held");
         let not_authorized = outcome_index(&Err(Rejection::NotAuthorized(String::new())));
         assert_eq!(OUTCOMES[not_authorized], "not_authorized");
+        let too_many_locks = outcome_index(&Err(Rejection::TooManyLocks { max: 1 }));
+        assert_eq!(OUTCOMES[too_many_locks], "too_many_locks");
         let revoke = Reply::Revoked {
             client: crate::types::ClientId(1),
             token: crate::types::FencingToken(1),
