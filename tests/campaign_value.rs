@@ -55,7 +55,7 @@ async fn a_campaign_with_an_oversized_value_fails_before_it_wins() {
     {
         if let WatchUpdate::Event(e) = update {
             if let LockChange::Granted { client, .. } = e.change {
-                granted_to_candidate |= client == candidate.id();
+                granted_to_candidate |= client == candidate.id().tag();
             }
         }
     }
