@@ -29,9 +29,13 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// (`LockInfo::holders`), which a version-6 peer would decode wrongly.
 /// Version 8 added elections and watches: `Op::Proclaim`, `Op::WatchLock`, `Op::TailFile`,
 /// their replies and the rejections `ValueTooLarge` and `TooManyWatches`.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// Version 9 added datagram copies ([`crate::Datagrams`]): [`Hello::datagrams`] and
+/// [`HelloAnswer::AcceptedWithDatagrams`], which change how a hello and its answer decode.
+pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+/// Length of a frame's length word, before its payload.
+pub(crate) const FRAME_HEADER_LEN: usize = 4;
 /// Length of a [`Nonce`] in bytes.
 pub const NONCE_LEN: usize = 32;
 
@@ -78,6 +82,10 @@ pub struct Hello {
     /// With a cluster secret, the caller's nonce: the node must answer with
     /// [`HelloAnswer::Challenge`]. `None` without a secret.
     pub challenge: Option<Nonce>,
+    /// Whether the caller would send (or, as a client, receive) copies of small messages as
+    /// UDP datagrams beside this connection; a node that takes them answers
+    /// [`HelloAnswer::AcceptedWithDatagrams`] instead of `Accepted`.
+    pub datagrams: bool,
 }
 
 /// Who opened a connection.
@@ -107,7 +115,17 @@ pub enum HelloAnswer {
         /// The node's proof ([`crate::auth::Side::Listener`]).
         proof: Proof,
     },
+    /// Go ahead, and send datagrams for this connection with this token (the answer to a
+    /// hello that asked for them, from a node that takes them).
+    AcceptedWithDatagrams {
+        /// Names this connection in every datagram that belongs to it; drawn at random by the
+        /// node, and good until the connection closes.
+        token: DatagramToken,
+    },
 }
+
+/// Names one connection in the datagrams that travel beside it.
+pub type DatagramToken = [u8; 16];
 
 /// The caller's answer to [`HelloAnswer::Challenge`]; the node then answers `Accepted` or
 /// `Refused`.
@@ -262,6 +280,7 @@ mod tests {
             cluster_id: 3,
             role: HelloRole::Peer(NodeId(2)),
             challenge: Some([9; NONCE_LEN]),
+            datagrams: true,
         };
         let frame = encode_frame(&hello, 64).unwrap();
         assert_eq!(frame[..4], ((frame.len() - 4) as u32).to_be_bytes());
@@ -287,6 +306,7 @@ mod tests {
             cluster_id: 3,
             role: HelloRole::Client,
             challenge: None,
+            datagrams: false,
         };
         let mut stream = PING.to_vec();
         stream.extend_from_slice(&encode_frame(&hello, 64).unwrap());
@@ -326,6 +346,7 @@ mod tests {
             cluster_id: u64::MAX,
             role: HelloRole::Peer(NodeId(u64::MAX)),
             challenge: Some([0xff; NONCE_LEN]),
+            datagrams: true,
         };
         let challenge = HelloAnswer::Challenge {
             nonce: [0xff; NONCE_LEN],
@@ -334,5 +355,7 @@ mod tests {
         assert!(encode_frame(&hello, HANDSHAKE_MAX_FRAME).is_ok());
         assert!(encode_frame(&challenge, HANDSHAKE_MAX_FRAME).is_ok());
         assert!(encode_frame(&HelloProof::Proven([0xff; 32]), HANDSHAKE_MAX_FRAME).is_ok());
+        let token = HelloAnswer::AcceptedWithDatagrams { token: [0xff; 16] };
+        assert!(encode_frame(&token, HANDSHAKE_MAX_FRAME).is_ok());
     }
 }
