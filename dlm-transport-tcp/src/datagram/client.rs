@@ -162,7 +162,9 @@ async fn serve(socket: Arc<UdpSocket>, routes: Routes, counters: Arc<Counters>) 
         let len = match socket.recv_from(&mut buf).await {
             Ok((len, _)) => len,
             Err(e) => {
+                // A pause, so that an error that persists cannot spin the task.
                 tracing::trace!("datagram receive failed: {e}");
+                tokio::time::sleep(super::RECEIVE_RETRY).await;
                 continue;
             }
         };

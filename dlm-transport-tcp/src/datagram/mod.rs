@@ -135,6 +135,9 @@ impl Counters {
     }
 }
 
+/// How long a receiving task waits after a failed receive before the next.
+pub(crate) const RECEIVE_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Sends `datagram` to `to` on `socket` without waiting: a copy that cannot go at once (the
 /// socket's buffer full) is not worth waiting for, as TCP carries the message anyway. A plain
 /// non-blocking `sendto`: tokio's `try_send_to` refuses until its reactor has seen the socket

@@ -2,7 +2,7 @@
 //! takes datagrams for.
 
 use super::packet::{self, Binding, Dropped, Kind, Token};
-use super::Counters;
+use super::{Counters, RECEIVE_RETRY};
 use crate::tail_probe::TailProbes;
 use dlm_core::message::PeerMessage;
 use dlm_core::runtime::Incoming;
@@ -175,7 +175,9 @@ impl NodeDatagrams {
                 Ok(got) => got,
                 Err(e) => {
                     // ICMP errors for earlier sends show up here on some systems: not fatal.
+                    // A pause, so that an error that persists cannot spin the task.
                     tracing::trace!(node = %shared.id, "datagram receive failed: {e}");
+                    tokio::time::sleep(RECEIVE_RETRY).await;
                     continue;
                 }
             };
