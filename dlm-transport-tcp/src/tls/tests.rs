@@ -71,6 +71,17 @@ async fn a_node_under_tls_takes_no_datagrams_whatever_its_setting() {
     );
 }
 
+#[test]
+fn a_client_under_tls_neither_asks_for_nor_sends_datagrams() {
+    let ca = Ca::new("dlm test CA");
+    let mut config = crate::TcpClientConfig::new(CLUSTER, Default::default());
+    config.datagrams = crate::Datagrams::Always;
+    assert_eq!(config.datagrams_in_effect(), crate::Datagrams::Always);
+    config.tls = Some(ClientTls::new(roots(&ca)).unwrap());
+    assert_eq!(config.datagrams_in_effect(), crate::Datagrams::Never);
+    assert_eq!(config.liveness().datagrams, crate::Datagrams::Never);
+}
+
 #[tokio::test]
 async fn a_node_signed_by_another_ca_is_not_trusted() {
     let (ca, other) = (Ca::new("cluster CA"), Ca::new("another CA"));
