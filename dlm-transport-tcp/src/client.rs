@@ -141,11 +141,11 @@ impl TcpClient {
     pub fn new(config: TcpClientConfig) -> TcpClient {
         TcpClient {
             addrs: Mutex::new(config.nodes.clone()),
+            datagrams: ClientDatagrams::new(config.datagrams.copies()),
             config,
             slots: Mutex::new(HashMap::new()),
             losses: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
-            datagrams: ClientDatagrams::default(),
         }
     }
 

@@ -149,7 +149,7 @@ pub struct TcpConfig {
     pub duplicates: Duplicates,
     /// When each message small enough for one datagram (1,200 bytes) is also sent to the peer
     /// as a UDP datagram, which, unlike a TCP copy, waits behind no other lost packet.
-    /// Default [`Datagrams::AfterLoss`]: on the same signal as `duplicates`, so a clean
+    /// Default [`Datagrams::AfterLoss`] with two copies: on the same signal as `duplicates`, so a clean
     /// network sends none. The node binds a UDP socket on `listen`'s address and port (the
     /// same number as TCP's; if that fails it logs once and runs without datagrams), takes
     /// datagrams only on behalf of open connections that asked for them in their handshake,

@@ -104,15 +104,15 @@ impl LossSignal {
     /// Whether anyone listens: writers read `TCP_INFO` for this signal only when it does.
     pub(crate) fn wanted(&self) -> bool {
         matches!(self.policy, Duplicates::AfterLoss { connections } if connections > 1)
-            || self.datagrams == Datagrams::AfterLoss
+            || matches!(self.datagrams, Datagrams::AfterLoss { .. })
     }
 
     /// Whether a message sent at `now` also goes out as a datagram (if it fits in one).
     pub(crate) fn datagrams(&self, now: Instant) -> bool {
         match self.datagrams {
             Datagrams::Never => false,
-            Datagrams::Always => true,
-            Datagrams::AfterLoss => self.lossy(now),
+            Datagrams::Always { .. } => true,
+            Datagrams::AfterLoss { .. } => self.lossy(now),
         }
     }
 
@@ -220,8 +220,8 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + TailProbes::HOLD;
         for (datagrams, clean, lossy, wanted) in [
-            (Datagrams::AfterLoss, false, true, true),
-            (Datagrams::Always, true, true, false),
+            (Datagrams::AfterLoss { copies: 2 }, false, true, true),
+            (Datagrams::Always { copies: 1 }, true, true, false),
             (Datagrams::Never, false, false, false),
         ] {
             // Whatever the connections' policy: datagrams alone can want the signal.

@@ -169,7 +169,7 @@ async fn datagram_endpoint(config: &TcpConfig, at: SocketAddr) -> Option<Arc<Nod
         }
         return None;
     }
-    match NodeDatagrams::bind(at).await {
+    match NodeDatagrams::bind(at, config.datagrams.copies()).await {
         Ok(endpoint) => Some(Arc::new(endpoint)),
         Err(e) => {
             tracing::warn!(node = %config.id, %at, "cannot bind UDP beside the listener ({e}): running without datagram copies");

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-fn datagram_client(addr: SocketAddr) -> TcpClient {
+fn datagram_client(addr: SocketAddr, copies: usize) -> TcpClient {
     let mut c = TcpClientConfig::new(CLUSTER, HashMap::from([(NodeId(1), addr)]));
-    c.datagrams = Datagrams::Always;
+    c.datagrams = Datagrams::Always { copies };
     // One connection: copies by datagram only.
     c.duplicates = Duplicates::Never;
     TcpClient::new(c)
@@ -27,15 +27,21 @@ fn datagram_client(addr: SocketAddr) -> TcpClient {
 
 async fn datagram_node() -> TcpTransport {
     let mut c = config(1);
-    c.datagrams = Datagrams::Always;
+    c.datagrams = Datagrams::Always { copies: 1 };
     c.duplicates = Duplicates::Never;
     TcpTransport::bind(c).await.unwrap()
 }
 
 #[tokio::test]
 async fn every_call_goes_both_ways_and_takes_one_answer() {
+    for copies in [1, 2] {
+        calls_go_both_ways(copies).await;
+    }
+}
+
+async fn calls_go_both_ways(copies: usize) {
     let mut node = datagram_node().await;
-    let client = Arc::new(datagram_client(node.local_addr()));
+    let client = Arc::new(datagram_client(node.local_addr(), copies));
     // Answers every copy of every call (by TCP, and by datagram), counting the copies.
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let echo = tokio::spawn(async move {
@@ -59,10 +65,12 @@ async fn every_call_goes_both_ways_and_takes_one_answer() {
         assert_eq!(response.seq, Seq(seq));
     }
     let _ = stop.send(());
-    let (node, copies) = within(echo).await.unwrap();
-    assert_eq!(client.datagram_stats().sent, 20, "one datagram per call");
-    // At most two copies of each call reached the node, one per path.
-    assert!(copies.values().all(|n| *n <= 2), "{copies:?}");
+    let (node, received) = within(echo).await.unwrap();
+    let sent = client.datagram_stats().sent;
+    assert_eq!(sent, 20 * copies as u64, "{copies} datagrams per call");
+    // At most one copy by TCP and `copies` by datagram of each call reached the node.
+    let most = 1 + copies as u32;
+    assert!(received.values().all(|n| *n <= most), "{received:?}");
     let stats = node.datagram_stats().unwrap();
     assert!(stats.delivered > 0, "{stats:?}");
     assert_eq!((stats.forged, stats.unknown, stats.malformed), (0, 0, 0));
@@ -95,7 +103,7 @@ async fn an_append_that_comes_by_tcp_and_by_datagram_is_applied_once() {
     )
     .await
     .unwrap();
-    let transport = Arc::new(datagram_client(addr));
+    let transport = Arc::new(datagram_client(addr, 2));
     let client = Client::new(Kept(transport.clone()), ClientConfig::new([NodeId(1)]));
     let guard = within(client.lock("l")).await.unwrap();
     let mut offsets = Vec::new();
@@ -114,7 +122,7 @@ async fn an_append_that_comes_by_tcp_and_by_datagram_is_applied_once() {
     assert_eq!(within(client.read("f")).await.unwrap(), expected);
     // Both paths were used: every request went as a datagram too, and answers came back so.
     let stats = transport.datagram_stats();
-    assert!(stats.sent >= 20, "{stats:?}");
+    assert!(stats.sent >= 40, "{stats:?}");
     assert!(stats.delivered > 0, "{stats:?}");
     node.shutdown().await.unwrap();
 }

@@ -28,13 +28,14 @@ fn lock(routes: &Routes) -> MutexGuard<'_, HashMap<Token, Route>> {
 }
 
 /// A client's UDP sockets and routes; dropping it stops the receiving tasks.
-#[derive(Default)]
 pub(crate) struct ClientDatagrams {
     /// By address family: IPv4, IPv6. `None` inside once a bind failed (logged once).
     sockets: [tokio::sync::OnceCell<Option<Arc<UdpSocket>>>; 2],
     routes: Routes,
     counters: Arc<Counters>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Datagrams per request sent.
+    copies: usize,
 }
 
 /// How one connection sends its requests as datagrams.
@@ -43,13 +44,20 @@ pub(crate) struct Path {
     binding: Binding,
     to: SocketAddr,
     counters: Arc<Counters>,
+    copies: usize,
 }
 
 impl Path {
     /// Sends a copy of a request (`payload`, a frame without its length word), if it fits.
     pub(crate) fn send(&self, payload: &[u8]) {
         if let Some(datagram) = self.binding.seal(Kind::Request, payload) {
-            super::send_now(&self.socket, &datagram, self.to, &self.counters);
+            super::send_now(
+                &self.socket,
+                &datagram,
+                self.to,
+                &self.counters,
+                self.copies,
+            );
         }
     }
 }
@@ -67,6 +75,17 @@ impl Drop for Routed {
 }
 
 impl ClientDatagrams {
+    /// Sending each request as `copies` datagrams.
+    pub(crate) fn new(copies: usize) -> ClientDatagrams {
+        ClientDatagrams {
+            sockets: Default::default(),
+            routes: Routes::default(),
+            counters: Arc::default(),
+            tasks: Mutex::default(),
+            copies: copies.max(1),
+        }
+    }
+
     /// The path for a connection to the node at `to` with `binding`, binding the socket of
     /// that address family first if needed; `None` if it cannot be bound.
     pub(crate) async fn path(&self, to: SocketAddr, binding: Binding) -> Option<Path> {
@@ -80,6 +99,7 @@ impl ClientDatagrams {
             binding,
             to,
             counters: self.counters.clone(),
+            copies: self.copies,
         })
     }
 
@@ -206,7 +226,7 @@ mod tests {
 
     #[test]
     fn an_answer_datagram_reaches_its_connection_only_when_authentic() {
-        let datagrams = ClientDatagrams::default();
+        let datagrams = ClientDatagrams::new(1);
         let binding = Binding {
             token: [6; 16],
             key: DatagramKey::new(&[6; 32]),

@@ -44,22 +44,22 @@ pub(crate) enum Received {
 /// datagrams for, by token.
 pub(crate) struct NodeDatagrams {
     socket: UdpSocket,
+    /// Datagrams per message sent.
+    copies: usize,
     bound: Mutex<HashMap<Token, Bound>>,
     pub(crate) counters: Counters,
 }
 
 impl NodeDatagrams {
-    /// Binds the socket on `addr` (the TCP listener's own address and port).
-    pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<NodeDatagrams> {
-        Ok(NodeDatagrams::on(UdpSocket::bind(addr).await?))
-    }
-
-    fn on(socket: UdpSocket) -> NodeDatagrams {
-        NodeDatagrams {
-            socket,
+    /// Binds the socket on `addr` (the TCP listener's own address and port); each message goes
+    /// out as `copies` datagrams.
+    pub(crate) async fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<NodeDatagrams> {
+        Ok(NodeDatagrams {
+            socket: UdpSocket::bind(addr).await?,
+            copies: copies.max(1),
             bound: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-        }
+        })
     }
 
     fn bound(&self) -> MutexGuard<'_, HashMap<Token, Bound>> {
@@ -100,7 +100,7 @@ impl NodeDatagrams {
     /// node at `to`, on the link's `binding`, if it fits in a datagram.
     pub(crate) fn send_peer(&self, binding: &Binding, payload: &[u8], to: SocketAddr) {
         if let Some(datagram) = binding.seal(Kind::Peer, payload) {
-            super::send_now(&self.socket, &datagram, to, &self.counters);
+            super::send_now(&self.socket, &datagram, to, &self.counters, self.copies);
         }
     }
 
@@ -123,7 +123,7 @@ impl NodeDatagrams {
         let Some((datagram, to)) = sealed else {
             return false;
         };
-        super::send_now(&self.socket, &datagram, to, &self.counters);
+        super::send_now(&self.socket, &datagram, to, &self.counters, self.copies);
         true
     }
 
@@ -261,7 +261,7 @@ mod tests {
 
     async fn endpoint() -> Arc<NodeDatagrams> {
         Arc::new(
-            NodeDatagrams::bind("127.0.0.1:0".parse().unwrap())
+            NodeDatagrams::bind("127.0.0.1:0".parse().unwrap(), 1)
                 .await
                 .unwrap(),
         )

@@ -89,7 +89,7 @@ async fn next_peer_message(node: &mut TcpTransport) -> PeerMessage {
 #[tokio::test]
 async fn a_peer_message_sent_only_as_a_datagram_reaches_the_node() {
     for secret in [None, Some(SECRET)] {
-        let mut node = node(secret, Datagrams::Always).await;
+        let mut node = node(secret, Datagrams::Always { copies: 1 }).await;
         let addr = node.local_addr();
         // The connection stays open and silent: whatever arrives came by datagram.
         let connected = dial(addr, HelloRole::Peer(NodeId(2)), secret).await;
@@ -111,7 +111,7 @@ async fn a_peer_message_sent_only_as_a_datagram_reaches_the_node() {
 
 #[tokio::test]
 async fn datagrams_with_a_wrong_token_or_tag_are_dropped_and_counted() {
-    let mut node = node(Some(SECRET), Datagrams::Always).await;
+    let mut node = node(Some(SECRET), Datagrams::Always { copies: 1 }).await;
     let addr = node.local_addr();
     let connected = dial(addr, HelloRole::Peer(NodeId(2)), Some(SECRET)).await;
     let binding = connected.datagrams.clone().unwrap();
@@ -169,7 +169,7 @@ async fn datagrams_with_a_wrong_token_or_tag_are_dropped_and_counted() {
 
 #[tokio::test]
 async fn a_request_sent_only_as_a_datagram_is_answered_by_datagram_too() {
-    let mut node = node(Some(SECRET), Datagrams::Always).await;
+    let mut node = node(Some(SECRET), Datagrams::Always { copies: 1 }).await;
     let addr = node.local_addr();
     let connected = dial(addr, HelloRole::Client, Some(SECRET)).await;
     let binding = connected.datagrams.clone().unwrap();
@@ -213,7 +213,7 @@ async fn a_node_whose_udp_port_is_taken_runs_without_datagrams() {
     let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let at = taken.local_addr().unwrap();
     let mut config = TcpConfig::new(NodeId(1), at, CLUSTER);
-    config.datagrams = Datagrams::Always;
+    config.datagrams = Datagrams::Always { copies: 1 };
     let node = match TcpTransport::bind(config).await {
         Ok(node) => node,
         // The TCP port of that number is taken too, by chance: nothing to check here.

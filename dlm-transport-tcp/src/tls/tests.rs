@@ -60,7 +60,7 @@ async fn a_node_under_tls_takes_no_datagrams_whatever_its_setting() {
     let ca = Ca::new("dlm test CA");
     let mut config = TcpConfig::new(NodeId(1), "127.0.0.1:0".parse().unwrap(), CLUSTER);
     config.tls = Some(NodeTls::new(identity(&ca.issue(&["127.0.0.1"]))).unwrap());
-    config.datagrams = crate::Datagrams::Always;
+    config.datagrams = crate::Datagrams::Always { copies: 1 };
     let node = TcpTransport::bind(config).await.unwrap();
     assert_eq!(node.datagram_stats(), None);
     // And a dial that asks gets none (checked in `dial_as`).
@@ -75,8 +75,11 @@ async fn a_node_under_tls_takes_no_datagrams_whatever_its_setting() {
 fn a_client_under_tls_neither_asks_for_nor_sends_datagrams() {
     let ca = Ca::new("dlm test CA");
     let mut config = crate::TcpClientConfig::new(CLUSTER, Default::default());
-    config.datagrams = crate::Datagrams::Always;
-    assert_eq!(config.datagrams_in_effect(), crate::Datagrams::Always);
+    config.datagrams = crate::Datagrams::Always { copies: 1 };
+    assert_eq!(
+        config.datagrams_in_effect(),
+        crate::Datagrams::Always { copies: 1 }
+    );
     config.tls = Some(ClientTls::new(roots(&ca)).unwrap());
     assert_eq!(config.datagrams_in_effect(), crate::Datagrams::Never);
     assert_eq!(config.liveness().datagrams, crate::Datagrams::Never);
