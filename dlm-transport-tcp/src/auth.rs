@@ -127,8 +127,27 @@ impl ClusterSecret {
         self.mac(side, transcript).verify_slice(proof).is_ok()
     }
 
+    /// The key of the datagrams that travel beside the connection whose handshake was
+    /// `transcript` (see the module docs of `datagram` in the source): both ends derive it,
+    /// and nobody without the secret can, nor from another handshake. `None` never happens in
+    /// practice (HMAC takes any key); a connection without a key gets no datagrams.
+    pub(crate) fn datagram_key(
+        &self,
+        transcript: &Transcript,
+    ) -> Option<crate::datagram::packet::DatagramKey> {
+        let bytes: [u8; 32] = self
+            .labelled(b"dlm datagram key", transcript)
+            .finalize()
+            .into_bytes()
+            .into();
+        crate::datagram::packet::DatagramKey::new(&bytes)
+    }
+
     fn mac(&self, side: Side, t: &Transcript) -> HmacSha256 {
-        let label = side.label();
+        self.labelled(side.label(), t)
+    }
+
+    fn labelled(&self, label: &[u8], t: &Transcript) -> HmacSha256 {
         let mut mac = self.keyed.clone();
         // Every field has a fixed length or a length prefix, so no two transcripts encode alike.
         mac.update(&[label.len() as u8]);
@@ -285,6 +304,39 @@ mod tests {
         for c in changed {
             assert!(!secret.verify(Side::Listener, &c, &proof), "{c:?}");
         }
+    }
+
+    #[test]
+    fn a_datagram_key_is_neither_a_proof_nor_another_handshakes_key() {
+        use crate::datagram::packet::{Binding, Kind};
+        let secret = ClusterSecret::new(BYTES).unwrap();
+        let t = transcript();
+        let seal = |key| Binding {
+            token: [0; 16],
+            key,
+        };
+        let ours = seal(secret.datagram_key(&t));
+        let datagram = ours.seal(Kind::Peer, b"m").unwrap();
+        assert!(ours.open(&datagram).is_ok());
+        // Both ends derive the same key from the same handshake.
+        assert!(seal(secret.datagram_key(&t)).open(&datagram).is_ok());
+        let other_handshake = Transcript {
+            listener_nonce: [9; 32],
+            ..t
+        };
+        assert!(seal(secret.datagram_key(&other_handshake))
+            .open(&datagram)
+            .is_err());
+        let other_secret = ClusterSecret::new(b"correct horse battery stapler").unwrap();
+        assert!(seal(other_secret.datagram_key(&t)).open(&datagram).is_err());
+        // Not the bytes of either proof.
+        let key_as_proof: [u8; 32] = secret
+            .labelled(b"dlm datagram key", &t)
+            .finalize()
+            .into_bytes()
+            .into();
+        assert_ne!(key_as_proof, secret.proof(Side::Listener, &t));
+        assert_ne!(key_as_proof, secret.proof(Side::Connector, &t));
     }
 
     #[test]

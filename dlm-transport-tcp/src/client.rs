@@ -1,6 +1,8 @@
 //! [`TcpClient`]: a client's side of the TCP network.
 
 use crate::config::TcpClientConfig;
+use crate::datagram::client::{Answers, ClientDatagrams, Path, Routed};
+use crate::datagram::{DatagramStats, Datagrams};
 use crate::duplicates::LossSignal;
 use crate::error::TcpError;
 use crate::handshake;
@@ -29,7 +31,9 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
 /// its node; one that hears nothing for the silence bound is closed, its calls fail, and the
 /// next call opens a fresh one (see [`TcpClientConfig::silence_timeout`]). While the
 /// connections to a node lose packets, requests to it also go out on extra connections, and
-/// a call takes the first answer (see [`TcpClientConfig::duplicates`]).
+/// a call takes the first answer (see [`TcpClientConfig::duplicates`]); small requests also go
+/// out as datagrams then, and the node copies its answers back the same way (see
+/// [`TcpClientConfig::datagrams`]).
 pub struct TcpClient {
     config: TcpClientConfig,
     addrs: Mutex<HashMap<NodeId, SocketAddr>>,
@@ -38,12 +42,16 @@ pub struct TcpClient {
     /// Whether the connections to each node lose packets lately.
     losses: Mutex<HashMap<NodeId, Arc<LossSignal>>>,
     next_call: AtomicU64,
+    /// The UDP side, bound when a first connection takes datagrams.
+    datagrams: ClientDatagrams,
 }
 
 /// One open connection; dropping it closes the socket.
 struct Conn {
     shared: Arc<ConnShared>,
     task: JoinHandle<()>,
+    /// Its answers by datagram are taken while it is open.
+    _routed: Option<Routed>,
 }
 
 impl Drop for Conn {
@@ -60,6 +68,21 @@ struct ConnShared {
     pending: Mutex<Pending>,
     /// Woken when a call starts waiting, so that an idle connection needs no timer.
     busy: Notify,
+    /// How its requests go out as datagrams, if the node took them for it.
+    datagram: Option<Path>,
+}
+
+impl Answers for ConnShared {
+    fn answer(&self, response: ClientResponse) {
+        let waiter = self
+            .pending()
+            .calls
+            .remove(&(response.client, response.seq));
+        // None: the call took a copy that came first, by TCP or on another connection.
+        if let Some((_, tx)) = waiter {
+            let _ = tx.send(Ok(response));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -118,11 +141,17 @@ impl TcpClient {
     pub fn new(config: TcpClientConfig) -> TcpClient {
         TcpClient {
             addrs: Mutex::new(config.nodes.clone()),
+            datagrams: ClientDatagrams::new(config.datagrams.copies()),
             config,
             slots: Mutex::new(HashMap::new()),
             losses: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
         }
+    }
+
+    /// This client's datagrams so far (all zero while it has sent none).
+    pub fn datagram_stats(&self) -> DatagramStats {
+        self.datagrams.stats()
     }
 
     /// Adds a node or changes its address (takes effect at the next connection to it).
@@ -155,7 +184,11 @@ impl TcpClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(node)
-            .or_insert_with(|| Arc::new(LossSignal::new(self.config.duplicates)))
+            .or_insert_with(|| {
+                let signal = LossSignal::new(self.config.duplicates)
+                    .with_datagrams(self.config.datagrams_in_effect());
+                Arc::new(signal)
+            })
             .clone()
     }
 
@@ -170,7 +203,8 @@ impl TcpClient {
                 return Ok(conn.clone());
             }
         }
-        let conn = open(&self.config, node, addr, self.loss(node), 0).await?;
+        let loss = self.loss(node);
+        let conn = open(&self.config, node, addr, loss, 0, Some(&self.datagrams)).await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -189,7 +223,7 @@ impl TcpClient {
         let config = self.config.clone();
         let loss = self.loss(node);
         tokio::spawn(async move {
-            match open(&config, node, addr, loss, lane).await {
+            match open(&config, node, addr, loss, lane, None).await {
                 Ok(conn) => *slot = Some(conn),
                 Err(e) => tracing::debug!(%node, lane, "extra connection not opened: {e}"),
             }
@@ -199,18 +233,21 @@ impl TcpClient {
 }
 
 /// Opens connection `lane` to `node` at `addr`: the same handshake and TLS whatever the lane.
+/// With `datagrams` (lane 0's), it asks the node to take datagrams for it, if they are on.
 async fn open(
     config: &TcpClientConfig,
     node: NodeId,
     addr: SocketAddr,
     loss: Arc<LossSignal>,
     lane: usize,
+    datagrams: Option<&ClientDatagrams>,
 ) -> Result<Arc<Conn>, TransportError> {
+    let datagrams = datagrams.filter(|_| config.datagrams_in_effect() != Datagrams::Never);
     let (secret, role) = match &config.admin_secret {
         Some(admin) => (Some(admin), HelloRole::Admin),
         None => (config.secret.as_ref(), HelloRole::Client),
     };
-    let halves = handshake::connect(
+    let connected = handshake::connect(
         addr,
         &config.carrier(node, addr),
         config.cluster_id,
@@ -219,6 +256,7 @@ async fn open(
         config.connect_timeout,
         config.handshake_timeout,
         &config.liveness(),
+        datagrams.is_some(),
     )
     .await
     .map_err(|e| match e {
@@ -233,13 +271,26 @@ async fn open(
             reason: other.to_string(),
         },
     })?;
+    let (halves, binding) = (connected.halves, connected.datagrams);
+    let path = match (datagrams, &binding) {
+        (Some(datagrams), Some(binding)) => datagrams.path(addr, binding.clone()).await,
+        _ => None,
+    };
     let shared = Arc::new(ConnShared {
         node,
         loss,
         queue: OutQueue::new(config.queue_frames, usize::MAX),
         pending: Mutex::new(Pending::default()),
         busy: Notify::new(),
+        datagram: path,
     });
+    let routed = match (datagrams, &binding, &shared.datagram) {
+        (Some(datagrams), Some(binding), Some(_)) => {
+            let answers: Arc<dyn Answers> = shared.clone();
+            Some(datagrams.route(binding, Arc::downgrade(&answers)))
+        }
+        _ => None,
+    };
     let task = tokio::spawn(run(
         shared.clone(),
         halves,
@@ -247,7 +298,11 @@ async fn open(
         config.liveness(),
         lane,
     ));
-    Ok(Arc::new(Conn { shared, task }))
+    Ok(Arc::new(Conn {
+        shared,
+        task,
+        _routed: routed,
+    }))
 }
 
 async fn run(
@@ -343,8 +398,9 @@ async fn watch(shared: &ConnShared, heard: &Heard, live: Liveness) -> String {
     }
 }
 
-/// Sends `frame` on `conn` and waits for the answer to `key`.
-async fn call_on(conn: &Conn, key: Key, call: u64, frame: Vec<u8>) -> Answer {
+/// Sends `frame` on `conn` (and as a datagram too if `by_datagram` and the connection has a
+/// datagram path) and waits for the answer to `key`.
+async fn call_on(conn: &Conn, key: Key, call: u64, frame: Vec<u8>, by_datagram: bool) -> Answer {
     let shared = &conn.shared;
     let conn_error = |reason: String| TransportError::Connection {
         node: shared.node,
@@ -361,6 +417,14 @@ async fn call_on(conn: &Conn, key: Key, call: u64, frame: Vec<u8>) -> Answer {
     }
     shared.busy.notify_one();
     let _guard = CallGuard { shared, key, call };
+    // After the waiter is in place, so that an answer by datagram finds it.
+    if let (true, Some(path), Some(payload)) = (
+        by_datagram,
+        &shared.datagram,
+        frame.get(crate::wire::FRAME_HEADER_LEN..),
+    ) {
+        path.send(payload);
+    }
     shared
         .queue
         .try_push(frame)
@@ -378,13 +442,15 @@ async fn call_on_all(
     key: Key,
     call: u64,
     frame: Vec<u8>,
+    by_datagram: bool,
 ) -> Answer {
     let mut waiting: Vec<_> = conns
         .iter()
         .enumerate()
         .map(|(lane, conn)| {
             let frame = frame.clone();
-            Box::pin(async move { (lane, call_on(conn, key, call, frame).await) })
+            let by_datagram = by_datagram && lane == 0;
+            Box::pin(async move { (lane, call_on(conn, key, call, frame, by_datagram).await) })
         })
         .collect();
     let mut failure = None;
@@ -419,12 +485,14 @@ impl ClientTransport for TcpClient {
         let conn = self.conn(node).await?;
         let key = (request.client, request.seq);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let lanes = conn.shared.loss.connections(tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        let lanes = conn.shared.loss.connections(now);
+        let by_datagram = conn.shared.loss.datagrams(now);
         if lanes <= 1 {
-            return call_on(&conn, key, call, frame).await;
+            return call_on(&conn, key, call, frame, by_datagram).await;
         }
         let mut conns = vec![conn];
         conns.extend((1..lanes).filter_map(|lane| self.spare(node, lane)));
-        call_on_all(node, &conns, key, call, frame).await
+        call_on_all(node, &conns, key, call, frame, by_datagram).await
     }
 }

@@ -5,6 +5,7 @@
 //! node to the newest copy's connection, is then copied to the other, so that the answer too
 //! is late only when both copies are lost. A client with one connection costs one lookup.
 
+use crate::datagram::packet::Token;
 use crate::queue::OutQueue;
 use dlm_core::{ClientId, ConnId};
 use std::collections::HashMap;
@@ -27,13 +28,43 @@ struct Open {
     queue: Arc<OutQueue>,
     /// The clients that have sent a request on it.
     clients: Vec<ClientId>,
+    /// The token of its datagrams, if it takes them ([`crate::datagram`]).
+    datagrams: Option<Token>,
 }
 
 impl ClientConns {
     /// A connection opened.
     pub(crate) fn open(&mut self, conn: ConnId, queue: Arc<OutQueue>) {
         let clients = Vec::new();
-        self.queues.insert(conn, Open { queue, clients });
+        let datagrams = None;
+        self.queues.insert(
+            conn,
+            Open {
+                queue,
+                clients,
+                datagrams,
+            },
+        );
+    }
+
+    /// `conn` takes datagrams under `token`.
+    pub(crate) fn taking_datagrams(&mut self, conn: ConnId, token: Token) {
+        if let Some(open) = self.queues.get_mut(&conn) {
+            open.datagrams = Some(token);
+        }
+    }
+
+    /// The datagram tokens of `conn` and of every other connection `client` has spoken on:
+    /// where an answer to `client` named for `conn` may also go by datagram.
+    pub(crate) fn datagram_tokens(&self, conn: ConnId, client: ClientId) -> Vec<Token> {
+        let others = self.by_client.get(&client).map_or(&[][..], Vec::as_slice);
+        let mut tokens = Vec::new();
+        for c in std::iter::once(&conn).chain(others.iter().filter(|c| **c != conn)) {
+            if let Some(token) = self.queues.get(c).and_then(|open| open.datagrams) {
+                tokens.push(token);
+            }
+        }
+        tokens
     }
 
     /// A connection closed: its queue and the note of its clients go.
@@ -126,6 +157,27 @@ mod tests {
         assert_eq!(conns.deliver(a, alice, vec![4]), 0);
         assert!(!conns.by_client.contains_key(&alice));
         assert_eq!(conns.len(), 1);
+    }
+
+    #[test]
+    fn datagram_tokens_are_those_of_the_named_connection_and_the_clients_others() {
+        let mut conns = ClientConns::default();
+        let (a, b, c) = (ConnId(1), ConnId(2), ConnId(3));
+        for conn in [a, b, c] {
+            conns.open(conn, queue());
+        }
+        conns.taking_datagrams(a, [1; 16]);
+        conns.taking_datagrams(c, [3; 16]);
+        let alice = ClientId(7);
+        conns.spoke(a, alice);
+        conns.spoke(b, alice);
+        // Named on b (no datagrams): a's token, where alice sends hers.
+        assert_eq!(conns.datagram_tokens(b, alice), vec![[1; 16]]);
+        assert_eq!(conns.datagram_tokens(a, alice), vec![[1; 16]]);
+        // Another client on c: c's own only.
+        assert_eq!(conns.datagram_tokens(c, ClientId(8)), vec![[3; 16]]);
+        conns.close(a);
+        assert!(conns.datagram_tokens(b, alice).is_empty());
     }
 
     #[test]

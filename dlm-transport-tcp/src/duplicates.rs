@@ -23,6 +23,7 @@
 //! copy is queued, authenticate exactly as the first (same handshake, same TLS), and are
 //! closed once copies have stopped. A clean network dials nothing and copies nothing.
 
+use crate::datagram::Datagrams;
 use crate::tail_probe::TailProbes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
@@ -75,10 +76,11 @@ impl Duplicates {
 
 /// Whether a link's (or a client's, for one node) connections have lately lost packets, shared
 /// by the writers of those connections, which report retransmissions, and the senders, which
-/// decide how many copies to make.
+/// decide how many copies to make, on connections and as datagrams ([`crate::datagram`]).
 #[derive(Debug)]
 pub(crate) struct LossSignal {
     policy: Duplicates,
+    datagrams: Datagrams,
     origin: Instant,
     /// Nanoseconds from `origin` until which copies are sent; 0 while no loss was seen.
     until: AtomicU64,
@@ -88,14 +90,34 @@ impl LossSignal {
     pub(crate) fn new(policy: Duplicates) -> LossSignal {
         LossSignal {
             policy,
+            datagrams: Datagrams::Never,
             origin: Instant::now(),
             until: AtomicU64::new(0),
         }
     }
 
+    /// The same, also deciding when messages go out as datagrams.
+    pub(crate) fn with_datagrams(self, datagrams: Datagrams) -> LossSignal {
+        LossSignal { datagrams, ..self }
+    }
+
     /// Whether anyone listens: writers read `TCP_INFO` for this signal only when it does.
     pub(crate) fn wanted(&self) -> bool {
         matches!(self.policy, Duplicates::AfterLoss { connections } if connections > 1)
+            || matches!(self.datagrams, Datagrams::AfterLoss { .. })
+    }
+
+    /// Whether a message sent at `now` also goes out as a datagram (if it fits in one).
+    pub(crate) fn datagrams(&self, now: Instant) -> bool {
+        match self.datagrams {
+            Datagrams::Never => false,
+            Datagrams::Always { .. } => true,
+            Datagrams::AfterLoss { .. } => self.lossy(now),
+        }
+    }
+
+    fn lossy(&self, now: Instant) -> bool {
+        self.lossy_until().is_some_and(|until| now < until)
     }
 
     /// A writer saw a retransmission at `now`: copies until [`TailProbes::HOLD`] after it.
@@ -119,7 +141,7 @@ impl LossSignal {
             Duplicates::Never => 1,
             Duplicates::Always { .. } => self.policy.most(),
             Duplicates::AfterLoss { .. } => {
-                if self.lossy_until().is_some_and(|until| now < until) {
+                if self.lossy(now) {
                     self.policy.most()
                 } else {
                     1
@@ -191,6 +213,27 @@ mod tests {
         assert!(!LossSignal::new(after_loss(1)).wanted());
         assert!(!LossSignal::new(Duplicates::Never).wanted());
         assert!(!LossSignal::new(Duplicates::Always { connections: 2 }).wanted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn datagrams_follow_their_own_policy_on_the_same_signal() {
+        let t0 = Instant::now();
+        let later = t0 + TailProbes::HOLD;
+        for (datagrams, clean, lossy, wanted) in [
+            (Datagrams::AfterLoss { copies: 2 }, false, true, true),
+            (Datagrams::Always { copies: 1 }, true, true, false),
+            (Datagrams::Never, false, false, false),
+        ] {
+            // Whatever the connections' policy: datagrams alone can want the signal.
+            let signal = LossSignal::new(Duplicates::Never).with_datagrams(datagrams);
+            assert_eq!(signal.wanted(), wanted, "{datagrams:?}");
+            assert_eq!(signal.datagrams(t0), clean, "{datagrams:?}");
+            signal.lost(t0);
+            assert_eq!(signal.datagrams(t0), lossy, "{datagrams:?}");
+            assert_eq!(signal.connections(t0), 1, "{datagrams:?}");
+            // Off again once the hold time is over.
+            assert_eq!(signal.datagrams(later), clean, "{datagrams:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

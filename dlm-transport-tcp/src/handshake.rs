@@ -14,6 +14,7 @@
 //! ```
 
 use crate::auth::{self, ClusterSecret, Side, Transcript};
+use crate::datagram::packet::{Binding, Token};
 use crate::error::TcpError;
 use crate::liveness::Liveness;
 use crate::stream::{self, ConnRead, ConnWrite, Halves};
@@ -49,10 +50,18 @@ pub(crate) fn looks_like_tls(bytes: &[u8]) -> bool {
     bytes.first() == Some(&HANDSHAKE_RECORD) && bytes.get(1).is_none_or(|major| *major == 3)
 }
 
+/// A dialed connection past its handshake.
+pub(crate) struct Connected {
+    pub(crate) halves: Halves,
+    /// What ties datagrams to it, if we asked for them and the node takes them.
+    pub(crate) datagrams: Option<Binding>,
+}
+
 /// Connects to `addr` over `carrier` and introduces ourselves as `role`, proving we know
-/// `secret` if given. The connect is limited by `live` as well as by `connect_timeout`, and
-/// the socket gets the kernel's time-outs derived from it before any TLS; the TLS handshake
-/// and dlm's are limited by `handshake_timeout` each.
+/// `secret` if given, and asking for datagrams beside the connection if `datagrams`. The
+/// connect is limited by `live` as well as by `connect_timeout`, and the socket gets the
+/// kernel's time-outs derived from it before any TLS; the TLS handshake and dlm's are limited
+/// by `handshake_timeout` each.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect(
     addr: SocketAddr,
@@ -63,7 +72,8 @@ pub(crate) async fn connect(
     connect_timeout: Duration,
     handshake_timeout: Duration,
     live: &Liveness,
-) -> Result<Halves, TcpError> {
+    datagrams: bool,
+) -> Result<Connected, TcpError> {
     let stream = timeout(
         live.connect_timeout(connect_timeout),
         TcpStream::connect(addr),
@@ -89,13 +99,19 @@ pub(crate) async fn connect(
         cluster_id,
         role,
         challenge: auth.map(|(_, nonce)| nonce),
+        datagrams,
     };
     let exchange = async {
         send(&mut write, &hello).await?;
         match (receive::<HelloAnswer>(&mut read).await?, auth) {
             (HelloAnswer::Refused(reason), _) => Err(TcpError::Refused(reason)),
-            (HelloAnswer::Accepted, None) => Ok(()),
-            (HelloAnswer::Accepted, Some(_)) => Err(TcpError::Auth(auth::NODE_NOT_PROVEN.into())),
+            (
+                answer @ (HelloAnswer::Accepted | HelloAnswer::AcceptedWithDatagrams { .. }),
+                None,
+            ) => Ok(offered(&answer).map(|token| Binding { token, key: None })),
+            (HelloAnswer::Accepted | HelloAnswer::AcceptedWithDatagrams { .. }, Some(_)) => {
+                Err(TcpError::Auth(auth::NODE_NOT_PROVEN.into()))
+            }
             (HelloAnswer::Challenge { .. }, None) => {
                 hang_up(&mut write, auth::CALLER_HAS_NO_SECRET).await
             }
@@ -106,15 +122,34 @@ pub(crate) async fn connect(
                     connector_nonce: caller_nonce,
                     listener_nonce: nonce,
                 };
-                prove(&mut read, &mut write, secret, &transcript, &proof).await
+                let token = prove(&mut read, &mut write, secret, &transcript, &proof).await?;
+                Ok(token.and_then(|token| {
+                    let key = secret.datagram_key(&transcript)?;
+                    Some(Binding {
+                        token,
+                        key: Some(key),
+                    })
+                }))
             }
         }
     };
-    timeout(handshake_timeout, exchange)
+    let binding = timeout(handshake_timeout, exchange)
         .await
         .map_err(|_| TcpError::Timeout("handshake"))?
         .map_err(reclassify)?;
-    Ok((read, write))
+    Ok(Connected {
+        halves: (read, write),
+        // A token we did not ask for is ignored.
+        datagrams: binding.filter(|_| datagrams),
+    })
+}
+
+/// The datagram token in a node's acceptance, if it gave one.
+fn offered(answer: &HelloAnswer) -> Option<Token> {
+    match answer {
+        HelloAnswer::AcceptedWithDatagrams { token } => Some(*token),
+        _ => None,
+    }
 }
 
 /// `e`, or the TLS failure under it (see `tls::reclassify`).
@@ -125,14 +160,15 @@ pub(crate) fn reclassify(e: TcpError) -> TcpError {
     e
 }
 
-/// The caller's side of a challenge: checks the node's proof, then sends its own.
+/// The caller's side of a challenge: checks the node's proof, then sends its own. Returns the
+/// datagram token the node gave with its acceptance, if any.
 async fn prove(
     read: &mut BufReader<ConnRead>,
     write: &mut ConnWrite,
     secret: &ClusterSecret,
     transcript: &Transcript,
     node_proof: &Proof,
-) -> Result<(), TcpError> {
+) -> Result<Option<Token>, TcpError> {
     if !secret.verify(Side::Listener, transcript, node_proof) {
         let why = match transcript.role {
             HelloRole::Admin => auth::NODE_PROOF_BAD_ADMIN,
@@ -143,7 +179,8 @@ async fn prove(
     let proof = HelloProof::Proven(secret.proof(Side::Connector, transcript));
     send(write, &proof).await?;
     match receive::<HelloAnswer>(read).await? {
-        HelloAnswer::Accepted => Ok(()),
+        HelloAnswer::Accepted => Ok(None),
+        HelloAnswer::AcceptedWithDatagrams { token } => Ok(Some(token)),
         HelloAnswer::Refused(reason) => Err(TcpError::Refused(reason)),
         HelloAnswer::Challenge { .. } => Err(TcpError::Refused(
             "the node sent a second challenge: not a dlm node of this version".into(),
@@ -152,7 +189,7 @@ async fn prove(
 }
 
 /// Fails the handshake for `why`, telling the node first so that its log says why too.
-async fn hang_up(write: &mut ConnWrite, why: &str) -> Result<(), TcpError> {
+async fn hang_up<T>(write: &mut ConnWrite, why: &str) -> Result<T, TcpError> {
     let error = TcpError::Auth(why.into());
     // Best effort: we close the connection anyway.
     let _ = send(write, &HelloProof::Refused(error.to_string())).await;
@@ -204,9 +241,10 @@ impl From<FrameError> for Stop {
 }
 
 /// Reads the caller's [`Hello`] and answers it (and, with a secret for the caller's role, which
-/// `secret_for` picks, checks its proof). Returns the caller's role once accepted. `admit` has
-/// the last word on an authenticated caller (e.g. a limit on clients), so that a caller who
-/// cannot authenticate takes no place.
+/// `secret_for` picks, checks its proof). Returns the caller's role once accepted, and, if the
+/// caller asked for datagrams and `offer` is a token (the node takes them), what ties them to
+/// this connection. `admit` has the last word on an authenticated caller (e.g. a limit on
+/// clients), so that a caller who cannot authenticate takes no place.
 pub(crate) async fn accept<'s>(
     read: &mut BufReader<ConnRead>,
     write: &mut ConnWrite,
@@ -214,22 +252,40 @@ pub(crate) async fn accept<'s>(
     secret_for: impl FnOnce(&HelloRole) -> Option<&'s ClusterSecret>,
     handshake_timeout: Duration,
     admit: impl FnOnce(&HelloRole) -> Result<(), String>,
-) -> Result<HelloRole, TcpError> {
+    offer: Option<Token>,
+) -> Result<(HelloRole, Option<Binding>), TcpError> {
     let exchange = async {
         let hello = read_hello(read).await?;
         check(&hello, cluster_id).map_err(Stop::Refuse)?;
-        authenticate(read, write, secret_for(&hello.role), &hello).await?;
+        let secret = secret_for(&hello.role);
+        let transcript = authenticate(read, write, secret, &hello).await?;
         admit(&hello.role).map_err(Stop::Refuse)?;
-        Ok(hello.role)
+        let binding = match (offer.filter(|_| hello.datagrams), secret, transcript) {
+            (None, _, _) => None,
+            (Some(token), Some(secret), Some(transcript)) => {
+                secret.datagram_key(&transcript).map(|key| Binding {
+                    token,
+                    key: Some(key),
+                })
+            }
+            (Some(token), _, _) => Some(Binding { token, key: None }),
+        };
+        Ok((hello.role, binding))
     };
     let outcome = timeout(handshake_timeout, exchange)
         .await
         .map_err(|_| TcpError::Timeout("handshake"))?;
     // Best effort, both ways: the caller may already be gone, and a refusal closes anyway.
     let reason = match outcome {
-        Ok(role) => {
-            let _ = send(write, &HelloAnswer::Accepted).await;
-            return Ok(role);
+        Ok((role, binding)) => {
+            let answer = match &binding {
+                Some(binding) => HelloAnswer::AcceptedWithDatagrams {
+                    token: binding.token,
+                },
+                None => HelloAnswer::Accepted,
+            };
+            let _ = send(write, &answer).await;
+            return Ok((role, binding));
         }
         Err(Stop::Abort(e)) => return Err(e),
         Err(Stop::Refuse(reason)) => reason,
@@ -262,15 +318,16 @@ async fn read_hello(read: &mut BufReader<ConnRead>) -> Result<Hello, Stop> {
     }
 }
 
-/// With a secret, has the caller prove it knows it (after proving that we do).
+/// With a secret, has the caller prove it knows it (after proving that we do); returns the
+/// handshake's transcript then.
 async fn authenticate(
     read: &mut BufReader<ConnRead>,
     write: &mut ConnWrite,
     secret: Option<&ClusterSecret>,
     hello: &Hello,
-) -> Result<(), Stop> {
+) -> Result<Option<Transcript>, Stop> {
     let (secret, caller_nonce): (&ClusterSecret, Nonce) = match (secret, hello.challenge) {
-        (None, None) => return Ok(()),
+        (None, None) => return Ok(None),
         (Some(_), None) => return Err(Stop::Refuse(auth::REQUIRES_SECRET.into())),
         (None, Some(_)) => return Err(Stop::Refuse(auth::HAS_NO_SECRET.into())),
         (Some(secret), Some(nonce)) => (secret, nonce),
@@ -287,7 +344,9 @@ async fn authenticate(
     };
     send(write, &challenge).await?;
     match receive::<HelloProof>(read).await? {
-        HelloProof::Proven(proof) if secret.verify(Side::Connector, &transcript, &proof) => Ok(()),
+        HelloProof::Proven(proof) if secret.verify(Side::Connector, &transcript, &proof) => {
+            Ok(Some(transcript))
+        }
         HelloProof::Proven(_) => Err(Stop::Refuse(auth::CALLER_PROOF_BAD.into())),
         HelloProof::Refused(reason) => Err(Stop::Abort(TcpError::Refused(format!(
             "the caller hung up: {reason}"
@@ -371,6 +430,7 @@ mod tests {
             |_| None,
             Duration::from_secs(10),
             |_| Ok(()),
+            None,
         )
         .await;
         match refused {

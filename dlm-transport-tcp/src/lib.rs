@@ -32,6 +32,7 @@ mod backoff;
 mod client;
 mod client_conns;
 mod config;
+mod datagram;
 mod duplicates;
 mod error;
 mod handshake;
@@ -54,6 +55,7 @@ pub use client::TcpClient;
 pub use config::{
     TcpClientConfig, TcpConfig, DEFAULT_PING_INTERVAL, DEFAULT_RTO_MIN, DEFAULT_SILENCE_TIMEOUT,
 };
+pub use datagram::{DatagramStats, Datagrams};
 pub use duplicates::Duplicates;
 pub use error::TcpError;
 pub use tail_probe::TailProbes;

@@ -9,6 +9,7 @@
 //! silence bound closes the connection ([`silence`]); a peer link then dials a fresh socket.
 //! The kernel's own time-outs ([`Liveness::tune`]) are a second line behind that.
 
+use crate::datagram::Datagrams;
 use crate::duplicates::Duplicates;
 use crate::tail_probe::TailProbes;
 use std::io;
@@ -48,6 +49,9 @@ pub(crate) struct Liveness {
     pub(crate) rto_min: Option<Duration>,
     /// When messages go out on more than one connection ([`crate::duplicates`]).
     pub(crate) duplicates: Duplicates,
+    /// When small messages also go out as datagrams ([`crate::datagram`]); `Never` where
+    /// there is no UDP socket, or under TLS.
+    pub(crate) datagrams: Datagrams,
 }
 
 impl Liveness {
@@ -60,7 +64,13 @@ impl Liveness {
             tail_probes: TailProbes::default(),
             rto_min: None,
             duplicates: Duplicates::Never,
+            datagrams: Datagrams::Never,
         }
+    }
+
+    /// The same, with small messages also sent as datagrams per `datagrams`.
+    pub(crate) fn with_datagrams(self, datagrams: Datagrams) -> Liveness {
+        Liveness { datagrams, ..self }
     }
 
     pub(crate) fn with_loss_recovery(

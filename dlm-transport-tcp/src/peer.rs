@@ -1,6 +1,7 @@
 //! An outbound link to one peer: a bounded queue and a task that keeps a connection up, and
 //! while the link loses packets, extra connections that carry copies of its messages (see
-//! [`crate::duplicates`]).
+//! [`crate::duplicates`]) and copies of its small messages as datagrams (see
+//! [`crate::datagram`]), on behalf of the first connection.
 //!
 //! The link reconnects when the connection ends, when a write fails, and when the peer has
 //! been silent for the silence bound (see [`crate::liveness`]): the peer answers the link's
@@ -10,6 +11,9 @@
 use crate::address::PeerAddr;
 use crate::auth::ClusterSecret;
 use crate::backoff::Backoff;
+use crate::datagram::node::NodeDatagrams;
+use crate::datagram::packet::Binding;
+use crate::datagram::Datagrams;
 use crate::duplicates::LossSignal;
 use crate::handshake::{self, Carrier};
 use crate::liveness::{silence, Heard, Liveness, Noting};
@@ -20,8 +24,9 @@ use crate::wire::{read_frame_or_signal, Frame, HelloRole};
 use crate::TcpError;
 use dlm_core::message::PeerMessage;
 use dlm_core::NodeId;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -36,6 +41,8 @@ pub(crate) struct LinkSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) live: Liveness,
+    /// The node's UDP side, if datagrams are on.
+    pub(crate) datagrams: Option<Arc<NodeDatagrams>>,
     /// For TLS to peers: the settings to dial with (the name checked is each peer's).
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -66,6 +73,17 @@ pub(crate) struct PeerLink {
     loss: Arc<LossSignal>,
     /// The extra connections (lanes 1 and up), each dialed when its queue first has a copy.
     spares: Vec<Spare>,
+    /// Where and how to send datagrams: the peer's address and the first connection's
+    /// binding, while that connection is up and took datagrams.
+    path: DatagramPath,
+    datagrams: Option<Arc<NodeDatagrams>>,
+}
+
+/// Set by the first connection's task, read by every send.
+type DatagramPath = Arc<Mutex<Option<(SocketAddr, Binding)>>>;
+
+fn set(path: &DatagramPath, to: Option<(SocketAddr, Binding)>) {
+    *path.lock().unwrap_or_else(|e| e.into_inner()) = to;
 }
 
 struct Spare {
@@ -81,7 +99,10 @@ impl PeerLink {
         queue: Arc<OutQueue>,
     ) -> PeerLink {
         let up = Arc::new(AtomicBool::new(false));
-        let loss = Arc::new(LossSignal::new(settings.live.duplicates));
+        let loss = Arc::new(
+            LossSignal::new(settings.live.duplicates).with_datagrams(settings.live.datagrams),
+        );
+        let path = DatagramPath::default();
         let lane = |lane, queue: &Arc<OutQueue>, up| Lane {
             peer,
             at: addr.clone(),
@@ -90,6 +111,7 @@ impl PeerLink {
             up,
             loss: loss.clone(),
             lane,
+            path: (lane == 0).then(|| path.clone()),
         };
         let spares = (1..settings.live.duplicates.most())
             .map(|n| {
@@ -106,12 +128,26 @@ impl PeerLink {
             task,
             loss,
             spares,
+            path,
+            datagrams: settings.datagrams,
         }
     }
 
-    /// Queues `frame` for the peer, and a copy on each extra connection the link uses now.
+    /// Queues `frame` for the peer, and a copy on each extra connection the link uses now;
+    /// sends a copy as a datagram too while the link uses them.
     pub(crate) fn send(&self, frame: Vec<u8>) {
-        let copies = self.loss.connections(tokio::time::Instant::now()) - 1;
+        let now = tokio::time::Instant::now();
+        if let (true, Some(endpoint), Some(payload)) = (
+            self.loss.datagrams(now),
+            &self.datagrams,
+            frame.get(crate::wire::FRAME_HEADER_LEN..),
+        ) {
+            let path = self.path.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((to, binding)) = path.as_ref() {
+                endpoint.send_peer(binding, payload, *to);
+            }
+        }
+        let copies = self.loss.connections(now) - 1;
         for spare in self.spares.iter().take(copies) {
             spare.queue.push_drop_oldest(frame.clone());
         }
@@ -138,6 +174,8 @@ struct Lane {
     loss: Arc<LossSignal>,
     /// 0 for the link's own connection, kept up always; 1 and up for the extra ones.
     lane: usize,
+    /// Lane 0's: where it notes the datagram path of its connection.
+    path: Option<DatagramPath>,
 }
 
 async fn run(lane: Lane) {
@@ -149,7 +187,9 @@ async fn run(lane: Lane) {
         up,
         loss,
         lane,
+        path,
     } = lane;
+    let datagrams = path.is_some() && s.datagrams.is_some() && s.live.datagrams != Datagrams::Never;
     let me = s.me;
     let fallback_seed = me.get().rotate_left(32) ^ peer.get() ^ lane as u64;
     let mut backoff = Backoff::random(s.backoff_min, s.backoff_max, fallback_seed);
@@ -184,14 +224,22 @@ async fn run(lane: Lane) {
             s.connect_timeout,
             s.handshake_timeout,
             &s.live,
+            datagrams,
         )
         .await;
         match connected {
-            Ok(halves) => {
+            Ok(connected) => {
                 last_refusal = None;
-                tracing::debug!(node = %me, %peer, %addr, lane, "connected to peer");
+                let with_datagrams = connected.datagrams.is_some();
+                tracing::debug!(node = %me, %peer, %addr, lane, with_datagrams, "connected to peer");
                 up.store(true, Ordering::Relaxed);
-                let session = serve(halves, &queue, &s.live, &loss, lane).await;
+                if let Some(path) = &path {
+                    set(path, connected.datagrams.map(|binding| (addr, binding)));
+                }
+                let session = serve(connected.halves, &queue, &s.live, &loss, lane).await;
+                if let Some(path) = &path {
+                    set(path, None);
+                }
                 up.store(false, Ordering::Relaxed);
                 match &session.end {
                     End::Unneeded => {

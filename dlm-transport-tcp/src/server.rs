@@ -2,6 +2,8 @@
 
 use crate::auth::{self, ClusterSecret};
 use crate::client_conns::{ClientConns, MOST_CLIENTS_PER_CONN};
+use crate::datagram::node::{NodeDatagrams, Role};
+use crate::datagram::packet::Binding;
 use crate::error::TcpError;
 use crate::handshake;
 use crate::liveness::{silence, Heard, Liveness, Noting};
@@ -50,10 +52,16 @@ pub(crate) struct Shared {
     pub(crate) incoming: mpsc::Sender<Incoming>,
     conns: Mutex<ClientConns>,
     next_conn: AtomicU64,
+    /// The UDP side, if datagrams are on and its socket could be bound.
+    pub(crate) datagrams: Option<Arc<NodeDatagrams>>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: &crate::TcpConfig, incoming: mpsc::Sender<Incoming>) -> Shared {
+    pub(crate) fn new(
+        config: &crate::TcpConfig,
+        incoming: mpsc::Sender<Incoming>,
+        datagrams: Option<Arc<NodeDatagrams>>,
+    ) -> Shared {
         Shared {
             id: config.id,
             cluster_id: config.cluster_id,
@@ -74,6 +82,7 @@ impl Shared {
             incoming,
             conns: Mutex::new(ClientConns::default()),
             next_conn: AtomicU64::new(1),
+            datagrams,
         }
     }
 
@@ -254,6 +263,7 @@ async fn serve(
             }
         }
     };
+    let offer = shared.datagrams.as_ref().and_then(|d| d.offer());
     let accepted = tokio::select! {
         accepted = handshake::accept(
             &mut read,
@@ -267,13 +277,14 @@ async fn serve(
             },
             shared.handshake_timeout,
             admit,
+            offer,
         ) => accepted,
         Ok(()) = &mut evicted => return,
     };
     // Past the handshake: no longer a candidate for eviction.
     drop(evicted);
-    let role = match accepted {
-        Ok(role) => role,
+    let (role, binding) = match accepted {
+        Ok(accepted) => accepted,
         Err(e) => {
             let e = handshake::reclassify(e);
             tracing::error!(node = %shared.id, %addr, "refused connection: {e}");
@@ -281,13 +292,27 @@ async fn serve(
         }
     };
     match role {
-        HelloRole::Peer(peer) => serve_peer(&shared, (read, write), peer, addr).await,
+        HelloRole::Peer(peer) => {
+            // Datagrams for this connection are taken while it is served.
+            let _datagrams = registered(&shared, binding, Role::Peer(peer));
+            serve_peer(&shared, (read, write), peer, addr).await
+        }
         HelloRole::Client | HelloRole::Admin => {
             let privilege = shared.privilege(role);
-            serve_client(&shared, (read, write), addr, privilege).await
+            serve_client(&shared, (read, write), addr, privilege, binding).await
         }
     }
     drop(client_slot);
+}
+
+/// Takes the datagrams `binding` ties to a connection in `role` until the guard is dropped.
+fn registered(
+    shared: &Shared,
+    binding: Option<Binding>,
+    role: Role,
+) -> Option<crate::datagram::node::Registered> {
+    let endpoint = shared.datagrams.as_ref()?;
+    Some(endpoint.register(binding?, role))
 }
 
 /// Reads a peer's messages. The peer pings when it has nothing else to send, so a connection
@@ -375,11 +400,18 @@ async fn serve_client(
     (mut read, write): Halves,
     addr: SocketAddr,
     privilege: Privilege,
+    binding: Option<Binding>,
 ) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let queue = Arc::new(OutQueue::new(shared.conn_queue_frames, shared.queue_bytes));
     shared.conns().open(conn, queue.clone());
     let _guard = ConnGuard { shared, conn };
+    let admin = privilege == Privilege::Admin;
+    // Dropped before the guard above: no datagram is taken for a connection already closed.
+    let _datagrams = registered(shared, binding, Role::Client { conn, admin });
+    if let Some(registered) = &_datagrams {
+        shared.conns().taking_datagrams(conn, registered.token());
+    }
     tracing::debug!(node = %shared.id, %conn, %addr, "client connected");
     let reader = async {
         // The clients already noted as speaking on this connection (see `client_conns`).

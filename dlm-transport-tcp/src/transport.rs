@@ -2,6 +2,8 @@
 
 use crate::address::PeerAddr;
 use crate::config::TcpConfig;
+use crate::datagram::node::NodeDatagrams;
+use crate::datagram::{DatagramStats, Datagrams};
 use crate::error::TcpError;
 use crate::links::Links;
 use crate::peer::LinkSettings;
@@ -44,6 +46,8 @@ pub struct TcpTransport {
     incoming: mpsc::Receiver<Incoming>,
     local_addr: SocketAddr,
     accept: JoinHandle<()>,
+    /// The task taking datagrams, if they are on.
+    datagrams: Option<JoinHandle<()>>,
     peers: Links,
 }
 
@@ -67,9 +71,17 @@ impl TcpTransport {
                 source,
             })?;
         let local_addr = listener.local_addr()?;
+        let endpoint = datagram_endpoint(&config, local_addr).await;
         let (tx, rx) = mpsc::channel(INCOMING_CAPACITY);
-        let shared = Arc::new(Shared::new(&config, tx));
+        let shared = Arc::new(Shared::new(&config, tx, endpoint.clone()));
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        let datagrams = endpoint
+            .clone()
+            .map(|endpoint| tokio::spawn(endpoint.serve(shared.clone())));
+        let mut live = config.liveness();
+        if endpoint.is_none() {
+            live = live.with_datagrams(Datagrams::Never);
+        }
         let settings = LinkSettings {
             me: config.id,
             cluster_id: config.cluster_id,
@@ -78,7 +90,8 @@ impl TcpTransport {
             backoff_max: config.backoff_max,
             connect_timeout: config.connect_timeout,
             handshake_timeout: config.handshake_timeout,
-            live: config.liveness(),
+            live,
+            datagrams: endpoint,
             #[cfg(feature = "tls")]
             tls: config.tls.as_ref().and_then(|tls| tls.dial.clone()),
         };
@@ -88,6 +101,7 @@ impl TcpTransport {
             incoming: rx,
             local_addr,
             accept,
+            datagrams,
             peers,
         };
         for (id, addr) in config.peers {
@@ -137,11 +151,39 @@ impl TcpTransport {
     pub fn client_connections(&self) -> usize {
         self.shared.conns().len()
     }
+
+    /// This node's datagrams so far; `None` when it takes none (`TcpConfig::datagrams` is
+    /// `Never`, TLS is on, or the UDP socket could not be bound).
+    pub fn datagram_stats(&self) -> Option<DatagramStats> {
+        let endpoint = self.shared.datagrams.as_ref()?;
+        Some(endpoint.counters.snapshot())
+    }
+}
+
+/// The node's datagram endpoint on the TCP listener's address, unless datagrams are off.
+/// Never fails the start: a node that cannot bind it says so once and runs on TCP alone.
+async fn datagram_endpoint(config: &TcpConfig, at: SocketAddr) -> Option<Arc<NodeDatagrams>> {
+    if config.datagrams_in_effect() == Datagrams::Never {
+        if config.datagrams != Datagrams::Never {
+            tracing::info!(node = %config.id, "datagram copies off under TLS");
+        }
+        return None;
+    }
+    match NodeDatagrams::bind(at, config.datagrams.copies()).await {
+        Ok(endpoint) => Some(Arc::new(endpoint)),
+        Err(e) => {
+            tracing::warn!(node = %config.id, %at, "cannot bind UDP beside the listener ({e}): running without datagram copies");
+            None
+        }
+    }
 }
 
 impl Drop for TcpTransport {
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(datagrams) = &self.datagrams {
+            datagrams.abort();
+        }
     }
 }
 
@@ -172,8 +214,21 @@ impl Transport for TcpTransport {
                 return;
             }
         };
+        let conns = self.shared.conns();
+        // As a datagram too, while the client sends its requests that way (see `datagram`).
+        if let (Some(endpoint), Some(payload)) = (
+            &self.shared.datagrams,
+            frame.get(crate::wire::FRAME_HEADER_LEN..),
+        ) {
+            let now = tokio::time::Instant::now();
+            for token in conns.datagram_tokens(conn, response.client) {
+                if endpoint.reply(&token, payload, now) {
+                    break;
+                }
+            }
+        }
         // Also to the client's other connections, if it has opened more (see `client_conns`).
-        if self.shared.conns().deliver(conn, response.client, frame) == 0 {
+        if conns.deliver(conn, response.client, frame) == 0 {
             tracing::debug!(node = %self.shared.id, %conn, "reply to a closed connection dropped")
         }
     }

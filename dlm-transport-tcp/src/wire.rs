@@ -29,12 +29,16 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// (`LockInfo::holders`), which a version-6 peer would decode wrongly.
 /// Version 8 added elections and watches: `Op::Proclaim`, `Op::WatchLock`, `Op::TailFile`,
 /// their replies and the rejections `ValueTooLarge` and `TooManyWatches`.
-/// Version 9 names holders in watch answers by `ClientTag` (32 bits) instead of `ClientId`
-/// (128), so that a watch no longer hands out the credential of the session it names, and
-/// added the rejection `TooManyLocks` (a bound on the locks one session holds or waits for).
+/// Version 9 (one release of changes): holders in watch answers named by `ClientTag` (32
+/// bits) instead of `ClientId` (128), so that a watch no longer hands out the credential of the
+/// session it names; the rejection `TooManyLocks` (a bound on the locks one session holds or
+/// waits for); and datagram copies ([`crate::Datagrams`]): [`Hello::datagrams`] and
+/// [`HelloAnswer::AcceptedWithDatagrams`], which change how a hello and its answer decode.
 pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+/// Length of a frame's length word, before its payload.
+pub(crate) const FRAME_HEADER_LEN: usize = 4;
 /// Length of a [`Nonce`] in bytes.
 pub const NONCE_LEN: usize = 32;
 
@@ -81,6 +85,10 @@ pub struct Hello {
     /// With a cluster secret, the caller's nonce: the node must answer with
     /// [`HelloAnswer::Challenge`]. `None` without a secret.
     pub challenge: Option<Nonce>,
+    /// Whether the caller would send (or, as a client, receive) copies of small messages as
+    /// UDP datagrams beside this connection; a node that takes them answers
+    /// [`HelloAnswer::AcceptedWithDatagrams`] instead of `Accepted`.
+    pub datagrams: bool,
 }
 
 /// Who opened a connection.
@@ -110,7 +118,17 @@ pub enum HelloAnswer {
         /// The node's proof ([`crate::auth::Side::Listener`]).
         proof: Proof,
     },
+    /// Go ahead, and send datagrams for this connection with this token (the answer to a
+    /// hello that asked for them, from a node that takes them).
+    AcceptedWithDatagrams {
+        /// Names this connection in every datagram that belongs to it; drawn at random by the
+        /// node, and good until the connection closes.
+        token: DatagramToken,
+    },
 }
+
+/// Names one connection in the datagrams that travel beside it.
+pub type DatagramToken = [u8; 16];
 
 /// The caller's answer to [`HelloAnswer::Challenge`]; the node then answers `Accepted` or
 /// `Refused`.
@@ -265,6 +283,7 @@ mod tests {
             cluster_id: 3,
             role: HelloRole::Peer(NodeId(2)),
             challenge: Some([9; NONCE_LEN]),
+            datagrams: true,
         };
         let frame = encode_frame(&hello, 64).unwrap();
         assert_eq!(frame[..4], ((frame.len() - 4) as u32).to_be_bytes());
@@ -290,6 +309,7 @@ mod tests {
             cluster_id: 3,
             role: HelloRole::Client,
             challenge: None,
+            datagrams: false,
         };
         let mut stream = PING.to_vec();
         stream.extend_from_slice(&encode_frame(&hello, 64).unwrap());
@@ -329,6 +349,7 @@ mod tests {
             cluster_id: u64::MAX,
             role: HelloRole::Peer(NodeId(u64::MAX)),
             challenge: Some([0xff; NONCE_LEN]),
+            datagrams: true,
         };
         let challenge = HelloAnswer::Challenge {
             nonce: [0xff; NONCE_LEN],
@@ -337,5 +358,7 @@ mod tests {
         assert!(encode_frame(&hello, HANDSHAKE_MAX_FRAME).is_ok());
         assert!(encode_frame(&challenge, HANDSHAKE_MAX_FRAME).is_ok());
         assert!(encode_frame(&HelloProof::Proven([0xff; 32]), HANDSHAKE_MAX_FRAME).is_ok());
+        let token = HelloAnswer::AcceptedWithDatagrams { token: [0xff; 16] };
+        assert!(encode_frame(&token, HANDSHAKE_MAX_FRAME).is_ok());
     }
 }

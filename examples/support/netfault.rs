@@ -16,10 +16,11 @@
 //!   after a SIGKILL. Every address is 127.0.0.1 inside that namespace.
 //! - Each server process runs with its own group id ([`gid_of`], set by the cluster), so the
 //!   table can tell whose socket opened a connection: the first packet of every TCP connection
-//!   marks it (conntrack mark, one bit per node) with the node that dialed it (`meta skgid`) and
-//!   the node it dials (`tcp dport`). Cutting node `k` drops every packet of every connection
-//!   with bit `k`, both ways: peer links, client connections and fresh dials alike.
-//! - Loss drops each TCP packet, on every connection, with the given probability
+//!   and of every UDP flow (the transport's datagram copies) marks it (conntrack mark, one bit
+//!   per node) with the node that sent it (`meta skgid`) and the node it goes to (`th dport`).
+//!   Cutting node `k` drops every packet of every connection and flow with bit `k`, both ways:
+//!   peer links, client connections, datagrams and fresh dials alike.
+//! - Loss drops each TCP and UDP packet, on every connection, with the given probability
 //!   (`numgen random`). On loopback a packet crosses the input hook once, so that is the loss
 //!   per transmission.
 //! - Every drop happens at the receiving end (the input hook), after the sender's stack has
@@ -93,11 +94,11 @@ impl NetLab {
         for (id, port) in &lab.nodes {
             let bit = 1u32 << id;
             script += &format!(
-                "    meta l4proto tcp ct state new meta skgid {} ct mark set ct mark or {bit:#x}\n",
+                "    meta l4proto {{ tcp, udp }} ct state new meta skgid {} ct mark set ct mark or {bit:#x}\n",
                 gid_of(*id)
             );
             script +=
-                &format!("    tcp dport {port} ct state new ct mark set ct mark or {bit:#x}\n");
+                &format!("    meta l4proto {{ tcp, udp }} th dport {port} ct state new ct mark set ct mark or {bit:#x}\n");
         }
         script +=
             "  }\n  chain faults {\n    type filter hook input priority 0; policy accept;\n  }\n}\n";
@@ -125,7 +126,7 @@ impl NetLab {
         self.apply()
     }
 
-    /// Drops `percent`% of all TCP packets (0 turns loss off).
+    /// Drops `percent`% of all TCP and UDP packets (0 turns loss off).
     pub fn set_loss(&mut self, percent: u32) -> Result<(), String> {
         self.loss_percent = percent.min(100);
         self.apply()
@@ -183,7 +184,7 @@ impl NetLab {
         }
         if self.loss_percent > 0 {
             script += &format!(
-                "add rule inet {TABLE} faults meta l4proto tcp numgen random mod 100 < {} drop\n",
+                "add rule inet {TABLE} faults meta l4proto {{ tcp, udp }} numgen random mod 100 < {} drop\n",
                 self.loss_percent
             );
         }

@@ -23,6 +23,7 @@ pub fn hello(role: HelloRole) -> Hello {
         cluster_id: dlm::DEFAULT_CLUSTER_ID,
         role,
         challenge: None,
+        datagrams: false,
     }
 }
 

@@ -43,7 +43,46 @@ async fn dial_as(
     let carrier = Carrier::Tls(client.config.clone(), client.name_for(NodeId(1), addr));
     let limit = Duration::from_secs(10);
     let live = Liveness::new(Duration::from_millis(50), Duration::ZERO);
-    handshake::connect(addr, &carrier, CLUSTER, None, role, limit, limit, &live).await
+    // Asking for datagrams, which a node under TLS never grants (they would travel in clear).
+    let connected = handshake::connect(
+        addr, &carrier, CLUSTER, None, role, limit, limit, &live, true,
+    )
+    .await?;
+    assert!(
+        connected.datagrams.is_none(),
+        "a TLS node offered datagrams"
+    );
+    Ok(connected.halves)
+}
+
+#[tokio::test]
+async fn a_node_under_tls_takes_no_datagrams_whatever_its_setting() {
+    let ca = Ca::new("dlm test CA");
+    let mut config = TcpConfig::new(NodeId(1), "127.0.0.1:0".parse().unwrap(), CLUSTER);
+    config.tls = Some(NodeTls::new(identity(&ca.issue(&["127.0.0.1"]))).unwrap());
+    config.datagrams = crate::Datagrams::Always { copies: 1 };
+    let node = TcpTransport::bind(config).await.unwrap();
+    assert_eq!(node.datagram_stats(), None);
+    // And a dial that asks gets none (checked in `dial_as`).
+    assert!(
+        dial(node.local_addr(), &ClientTls::new(roots(&ca)).unwrap())
+            .await
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_client_under_tls_neither_asks_for_nor_sends_datagrams() {
+    let ca = Ca::new("dlm test CA");
+    let mut config = crate::TcpClientConfig::new(CLUSTER, Default::default());
+    config.datagrams = crate::Datagrams::Always { copies: 1 };
+    assert_eq!(
+        config.datagrams_in_effect(),
+        crate::Datagrams::Always { copies: 1 }
+    );
+    config.tls = Some(ClientTls::new(roots(&ca)).unwrap());
+    assert_eq!(config.datagrams_in_effect(), crate::Datagrams::Never);
+    assert_eq!(config.liveness().datagrams, crate::Datagrams::Never);
 }
 
 #[tokio::test]

@@ -81,6 +81,7 @@ pub fn hello(role: HelloRole) -> Hello {
         cluster_id: CLUSTER,
         role,
         challenge: None,
+        datagrams: false,
     }
 }
 
