@@ -175,6 +175,41 @@ fn the_leader_holds_at_most_max_watches_and_releases_wake_them_in_order() {
     );
 }
 
+/// Copies of one poll (the client sends each request on several connections, and by datagram,
+/// while the path loses packets) wait as one: they take one place among `max_watches`, and the
+/// poll is answered once.
+#[test]
+fn copies_of_one_waiting_watch_take_one_place() {
+    let mut cfg = Config::single(NodeId(1));
+    cfg.max_watches = 2;
+    let mut h = Harness::leader(cfg);
+    let start = page(&replies(&h.request(9, watch(9, 1, "job", WatchFrom::Now)))[0].1).resume;
+    for conn in [2, 20, 21] {
+        let copy = h.request(conn, watch(2, 1, "job", WatchFrom::After(start)));
+        assert!(
+            replies(&copy).is_empty(),
+            "a copy waits or is dropped, never refused"
+        );
+    }
+    let other = h.request(3, watch(3, 1, "job", WatchFrom::After(start)));
+    assert!(replies(&other).is_empty(), "room for a second watcher");
+    let granted = h.request(1, req(1, 1, acquire("job", None)));
+    let mut answered: Vec<u64> = replies(&granted).iter().map(|(c, _)| *c).collect();
+    answered.sort_unstable();
+    assert_eq!(answered, vec![1, 2, 3], "the acquire, and each poll once");
+    // A retry of an answered poll (its answer lost) is served again, not taken for a copy:
+    // answered at once here, and, once nothing is new, held and answered when its wait passes.
+    let retry = h.request(2, watch(2, 1, "job", WatchFrom::After(start)));
+    assert_eq!(replies(&retry).len(), 1);
+    let resume = page(&replies(&retry)[0].1).resume;
+    for _ in 0..2 {
+        let waiting = h.request(2, watch(2, 2, "job", WatchFrom::After(resume)));
+        assert!(replies(&waiting).is_empty());
+        let due = h.advance(WAIT);
+        assert_eq!(replies(&due).len(), 1, "answered when its wait passes");
+    }
+}
+
 #[test]
 fn a_leader_that_steps_down_sends_its_waiting_watches_elsewhere() {
     let (mut node, now) = leader_of_three();

@@ -44,6 +44,9 @@ impl Node {
         let Some(leader) = self.role.leader_mut() else {
             return;
         };
+        if leader.watches.holds(client, seq) {
+            return;
+        }
         if leader.watches.len() >= max {
             self.reply(conn, client, seq, Err(Rejection::TooManyWatches { max }));
             return;

@@ -56,6 +56,9 @@ pub(super) struct Watches {
     by_lock: HashMap<LockName, Vec<u64>, DetHasher>,
     by_file: HashMap<FileName, Vec<u64>, DetHasher>,
     deadlines: BTreeSet<(Time, u64)>,
+    /// The requests waiting, so that copies of one (sent on several connections, or by
+    /// datagram, while the path loses packets) take one place, not one each.
+    requests: BTreeSet<(ClientId, Seq)>,
 }
 
 impl Watches {
@@ -64,8 +67,15 @@ impl Watches {
         self.parked.len()
     }
 
+    /// Whether a copy of request `seq` of `client` already waits (its answer goes to every
+    /// connection the client has used).
+    pub fn holds(&self, client: ClientId, seq: Seq) -> bool {
+        self.requests.contains(&(client, seq))
+    }
+
     /// Holds `parked` until its subject changes or its time runs out.
     pub fn park(&mut self, parked: Parked) {
+        self.requests.insert((parked.client, parked.seq));
         let id = self.next_id;
         self.next_id += 1;
         match &parked.wanted {
@@ -108,6 +118,7 @@ impl Watches {
         self.by_lock.clear();
         self.by_file.clear();
         self.deadlines.clear();
+        self.requests.clear();
         std::mem::take(&mut self.parked).into_values().collect()
     }
 
@@ -128,6 +139,7 @@ impl Watches {
 
     fn remove(&mut self, id: u64) -> Option<Parked> {
         let parked = self.parked.remove(&id)?;
+        self.requests.remove(&(parked.client, parked.seq));
         match &parked.wanted {
             Wanted::Lock { lock, .. } => unindex(&mut self.by_lock, lock, id),
             Wanted::File { file, .. } => unindex(&mut self.by_file, file, id),
