@@ -53,8 +53,10 @@ pub(super) struct Parked {
 pub(super) struct Watches {
     next_id: u64,
     parked: BTreeMap<u64, Parked>,
-    by_lock: HashMap<LockName, Vec<u64>, DetHasher>,
-    by_file: HashMap<FileName, Vec<u64>, DetHasher>,
+    /// Ids in a set, not a list: a lock with thousands of observers loses one as its wait runs
+    /// out without a pass over the others.
+    by_lock: HashMap<LockName, BTreeSet<u64>, DetHasher>,
+    by_file: HashMap<FileName, BTreeSet<u64>, DetHasher>,
     deadlines: BTreeSet<(Time, u64)>,
     /// The requests waiting, so that copies of one (sent on several connections, or by
     /// datagram, while the path loses packets) take one place, not one each.
@@ -79,9 +81,9 @@ impl Watches {
         let id = self.next_id;
         self.next_id += 1;
         match &parked.wanted {
-            Wanted::Lock { lock, .. } => self.by_lock.entry(lock.clone()).or_default().push(id),
-            Wanted::File { file, .. } => self.by_file.entry(file.clone()).or_default().push(id),
-        }
+            Wanted::Lock { lock, .. } => self.by_lock.entry(lock.clone()).or_default().insert(id),
+            Wanted::File { file, .. } => self.by_file.entry(file.clone()).or_default().insert(id),
+        };
         self.deadlines.insert((parked.until, id));
         self.parked.insert(id, parked);
     }
@@ -127,7 +129,7 @@ impl Watches {
         self.deadlines.first().map_or(Time::MAX, |(t, _)| *t)
     }
 
-    fn take(&mut self, ids: Vec<u64>) -> Vec<Parked> {
+    fn take(&mut self, ids: BTreeSet<u64>) -> Vec<Parked> {
         ids.into_iter()
             .filter_map(|id| {
                 let parked = self.remove(id)?;
@@ -148,9 +150,9 @@ impl Watches {
     }
 }
 
-fn unindex<K: Hash + Eq>(index: &mut HashMap<K, Vec<u64>, DetHasher>, key: &K, id: u64) {
+fn unindex<K: Hash + Eq>(index: &mut HashMap<K, BTreeSet<u64>, DetHasher>, key: &K, id: u64) {
     if let Some(ids) = index.get_mut(key) {
-        ids.retain(|i| *i != id);
+        ids.remove(&id);
         if ids.is_empty() {
             index.remove(key);
         }
@@ -187,13 +189,13 @@ mod tests {
         watches.park(parked(100, "quiet", 1_000));
         watches.park(parked(101, "other", 1_000));
         assert_eq!(
-            watches.by_lock.get(&LockName::from("quiet")).map(Vec::len),
+            watches.by_lock.get(&LockName::from("quiet")).map(BTreeSet::len),
             Some(1)
         );
         assert_eq!(watches.take_lock(&"quiet".into()).len(), 1);
         assert!(!watches.by_lock.contains_key(&LockName::from("quiet")));
         assert_eq!(
-            watches.by_lock.get(&LockName::from("other")).map(Vec::len),
+            watches.by_lock.get(&LockName::from("other")).map(BTreeSet::len),
             Some(1)
         );
         assert_eq!(watches.len(), 1);
