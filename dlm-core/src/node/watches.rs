@@ -189,13 +189,19 @@ mod tests {
         watches.park(parked(100, "quiet", 1_000));
         watches.park(parked(101, "other", 1_000));
         assert_eq!(
-            watches.by_lock.get(&LockName::from("quiet")).map(BTreeSet::len),
+            watches
+                .by_lock
+                .get(&LockName::from("quiet"))
+                .map(BTreeSet::len),
             Some(1)
         );
         assert_eq!(watches.take_lock(&"quiet".into()).len(), 1);
         assert!(!watches.by_lock.contains_key(&LockName::from("quiet")));
         assert_eq!(
-            watches.by_lock.get(&LockName::from("other")).map(BTreeSet::len),
+            watches
+                .by_lock
+                .get(&LockName::from("other"))
+                .map(BTreeSet::len),
             Some(1)
         );
         assert_eq!(watches.len(), 1);
