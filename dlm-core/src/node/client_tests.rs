@@ -18,6 +18,7 @@ fn request(client: u128, seq: u64, acked_below: u64, op: Op) -> ClientRequest {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(acked_below),
+        pending: Vec::new(),
         op,
     }
 }
