@@ -230,6 +230,22 @@ fn a_waiting_acquire_is_named_pending_and_an_uncached_request_holds_nothing_back
     );
 }
 
+/// A session at its limit of unacknowledged answers fails the call with a typed error that
+/// names the limit, at once (retrying the same request cannot help).
+#[test]
+fn too_many_unacknowledged_answers_fail_the_call_with_the_limit() {
+    let mut h = Harness::new(cfg(3));
+    h.start(ms(0), 1, try_acquire("a"));
+    let refusal = Rejection::TooManyUnacked { max: 1024 };
+    let error = ClientError::Rejected(refusal.clone());
+    assert_eq!(
+        error.to_string(),
+        "rejected: more than 1024 unacknowledged requests in one session"
+    );
+    assert_eq!(h.answer(ms(1), 1, 1, Err(refusal)), vec![failed(1, error)]);
+    assert!(h.drain().is_empty());
+}
+
 #[test]
 fn a_call_id_already_in_flight_is_refused_and_nothing_is_sent() {
     let mut h = Harness::new(cfg(3));
