@@ -537,6 +537,7 @@ fn a_session_at_its_bound_asking_for_a_lock_it_holds_is_told_so() {
         token: token.unwrap_or_default(),
     });
     assert_eq!(out, [touched(1), reply(1, 2, held)]);
+}
 
 fn request_pending(client: u128, seq: u64, acked_below: u64, pending: &[u64], op: Op) -> Command {
     Command::Client(ClientRequest {
