@@ -54,6 +54,7 @@ impl Driver {
             seq,
             // Every earlier request was answered: the session keeps one slot.
             acked_below: seq,
+            pending: Vec::new(),
             op,
         };
         let conn = ConnId(client as u64);

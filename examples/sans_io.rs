@@ -40,6 +40,7 @@ impl Demo {
             client: ClientId(client as u128 + 1),
             seq: Seq(self.seqs[client]),
             acked_below: Seq(self.seqs[client]),
+            pending: Vec::new(),
             op,
         };
         self.node.handle(

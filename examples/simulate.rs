@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut seeds, mut steps, mut ops, mut violations) = (0u64, 0u64, 0u64, 0u64);
     let mut revoked = 0u64;
+    let mut pending_sent = 0u64;
     let mut watches = (0u64, 0u64, 0u64, 0u64);
     let (mut reconfigured, mut leaders_removed) = (0u64, 0u64);
     for seed in args.seeds.clone() {
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
                 steps += summary.steps;
                 ops += summary.client_ops;
                 revoked += summary.revoked;
+                pending_sent += summary.pending_sent;
                 watches.0 += summary.watches.0;
                 watches.1 += summary.watches.1;
                 watches.2 += summary.watches.2;
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
         "watches checked: {} answers, {} events, {} compacted; {} not checkable",
         watches.0, watches.1, watches.2, watches.3
     );
+    println!("requests naming pending seqs: {pending_sent}");
     if args.membership {
         println!(
             "seeds: {seeds}, steps: {steps}, client ops: {ops}, grants revoked: {revoked}, membership changes: {reconfigured}, leaders removed: {leaders_removed}, violations: {violations}"

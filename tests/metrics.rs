@@ -132,6 +132,7 @@ async fn acquire_raw(
         client: ClientId::from_random(client),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Acquire {
             lock: LockName::from(lock),
             lease: Duration::from_millis(100),

@@ -6,10 +6,18 @@ use crate::membership::Membership;
 use crate::names::LockName;
 use crate::protocol::ClientRequest;
 use crate::types::{ClientId, FencingToken, LogIndex, LogPosition, Seq, Term};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+
+#[path = "command_encoding.rs"]
+mod encoding;
 
 /// A command of the replicated state machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoded as it was before [`ClientRequest::pending`] existed whenever a request names no
+/// pending seqs, so that logs written earlier read the same; a request that names some is
+/// encoded as a variant of its own after the others (see `command_encoding.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "encoding::Stored")]
 pub enum Command {
     /// The first entry of every term: lets a new leader commit entries of earlier terms.
     Noop,
@@ -55,6 +63,12 @@ pub enum Command {
         /// Which request asked.
         seq: Seq,
     },
+}
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        encoding::StoredRef::from(self).serialize(serializer)
+    }
 }
 
 /// An entry of the replicated log.

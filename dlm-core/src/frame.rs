@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, Limits};
 use crate::introspection::{MAX_LISTED, MAX_PAGE, PAGE_BYTES};
 use crate::log::wire;
 use crate::node::MAX_EVENTS_PER_PAGE;
-use crate::protocol::MAX_VALUE;
+use crate::protocol::{MAX_PENDING, MAX_VALUE};
 use crate::state_machine::Session;
 
 /// The largest message, encoded, that a valid configuration lets the core build or a client
@@ -83,8 +83,10 @@ fn name(l: &Limits) -> usize {
 /// The largest log entry a client's request makes, by the log's own upper bound: an append or
 /// a proclaim (every other request carries names and fixed fields only).
 fn largest_entry(l: &Limits) -> usize {
-    // The entry's term, index and tag; the request's client, seq, watermark and op tag.
-    let fixed = 2 * wire::U64 + wire::TAG + wire::U128 + 2 * wire::U64 + wire::TAG;
+    // The entry's term, index and tag; the request's client, seq, watermark, pending seqs (at
+    // most MAX_PENDING: more are refused at admission) and op tag.
+    let pending = wire::LEN + MAX_PENDING * wire::U64;
+    let fixed = 2 * wire::U64 + wire::TAG + wire::U128 + 2 * wire::U64 + pending + wire::TAG;
     let append = 2 * name(l) + wire::U64 + wire::bytes(l.max_append);
     let proclaim = name(l) + wire::U64 + wire::bytes(MAX_VALUE);
     fixed.saturating_add(append.max(proclaim))

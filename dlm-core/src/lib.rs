@@ -54,7 +54,7 @@ pub use persist_queue::{Backlog, PersistQueue, SyncDone};
 pub use protocol::{
     AcquireParts, ClientRequest, ClientResponse, EventPosition, HolderView, LockChange, LockEvent,
     LockKind, LockView, Mode, NodeStatus, Op, Rejection, Reply, Role, WatchFrom, WatchPage,
-    Withdrawn, MAX_VALUE,
+    Withdrawn, MAX_PENDING, MAX_VALUE,
 };
 pub use state_machine::{
     GuardedFile, Holder, LockState, Outcome, Rules, Session, Slot, Slots, StateMachine, Waiter,

@@ -144,8 +144,9 @@ pub fn entry_size(entry: &Entry) -> usize {
         + match &entry.command {
             Command::Noop => 0,
             Command::Client(request) => {
-                // Client, seq, acknowledged watermark and the op's tag.
-                wire::U128 + 2 * wire::U64 + wire::TAG + op_size(&request.op)
+                // Client, seq, acknowledged watermark, pending seqs and the op's tag.
+                let pending = wire::LEN + request.pending.len() * wire::U64;
+                wire::U128 + 2 * wire::U64 + pending + wire::TAG + op_size(&request.op)
             }
             Command::Expire { lock, .. } => wire::bytes(lock.len()) + 2 * wire::U64,
             Command::LiftDelay { lock } => wire::bytes(lock.len()),

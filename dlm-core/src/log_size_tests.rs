@@ -5,7 +5,7 @@ use super::entry_size;
 use crate::command::{Command, Entry};
 use crate::membership::Membership;
 use crate::names::{FileName, LockName};
-use crate::protocol::{ClientRequest, EventPosition, Mode, Op, WatchFrom, MAX_VALUE};
+use crate::protocol::{ClientRequest, EventPosition, Mode, Op, WatchFrom, MAX_PENDING, MAX_VALUE};
 use crate::types::{ClientId, FencingToken, LogIndex, NodeId, Seq, Term};
 use std::time::Duration;
 
@@ -120,12 +120,16 @@ fn commands(len: usize) -> Vec<Command> {
             seq: Seq(u64::MAX),
         },
     ];
-    commands.extend(ops(len).into_iter().map(|op| {
-        Command::Client(ClientRequest {
-            client: ClientId(u128::MAX),
-            seq: Seq(u64::MAX),
-            acked_below: Seq(u64::MAX),
-            op,
+    // Each op with no pending seqs (the old layout) and with as many as a request may name.
+    commands.extend(ops(len).into_iter().flat_map(|op| {
+        [Vec::new(), vec![Seq(u64::MAX); MAX_PENDING]].map(|pending| {
+            Command::Client(ClientRequest {
+                client: ClientId(u128::MAX),
+                seq: Seq(u64::MAX),
+                acked_below: Seq(u64::MAX),
+                pending,
+                op: op.clone(),
+            })
         })
     }));
     commands
@@ -165,6 +169,7 @@ fn a_proclaim_counts_its_value_and_name() {
             client: ClientId(1),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Proclaim {
                 lock: LockName::from("election"),
                 token: FencingToken(1),

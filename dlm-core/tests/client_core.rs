@@ -164,6 +164,88 @@ fn acked_below_is_the_lowest_seq_not_yet_answered() {
     );
 }
 
+/// A waiting acquire does not hold back the acknowledgement of later answers: each request
+/// acknowledges everything up to the last cached answer and names the waiting acquire
+/// pending. An uncached request (a read here, a watch alike) holds nothing back either; when
+/// a node refuses it as below the watermark, it goes again under a fresh seq.
+#[test]
+fn a_waiting_acquire_is_named_pending_and_an_uncached_request_holds_nothing_back() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    let wait = acquire_op("w", Some(Duration::MAX));
+    assert_eq!(
+        h.start(ms(0), 1, acquire("w", Wait::Forever)),
+        vec![send(1, s, 1, 1, wait)]
+    );
+    // Nothing answered yet: nothing to acknowledge, nothing pending.
+    h.hold(ms(1), 2, "a", 2, 7);
+    let release = CallOp::Release {
+        lock: lock("a"),
+        token: FencingToken(7),
+    };
+    assert_eq!(
+        h.start(ms(2), 3, release),
+        vec![send_pending(1, s, 3, 3, &[1], release_op("a", 7))]
+    );
+    assert_eq!(
+        h.start(ms(3), 4, read_call("x")),
+        vec![send_pending(1, s, 4, 3, &[1], read_op("x"))]
+    );
+    assert_eq!(
+        h.answer(ms(4), 1, 3, Ok(Reply::Released)),
+        vec![done(3, Done::Released)]
+    );
+    // The read in flight (seq 4) does not keep seq 3's answer unacknowledged.
+    assert_eq!(
+        h.start(ms(5), 5, try_acquire("c")),
+        vec![send_pending(1, s, 5, 4, &[1], acquire_op("c", None))]
+    );
+    assert_eq!(
+        h.answer(ms(6), 1, 5, Err(Rejection::Busy)),
+        vec![failed(5, ClientError::Busy)]
+    );
+    assert_eq!(
+        h.start(ms(7), 6, try_acquire("d")),
+        vec![send_pending(1, s, 6, 6, &[1], acquire_op("d", None))]
+    );
+    // The read arrived after seq 6 had acknowledged seq 4: asked again as seq 7.
+    assert_eq!(
+        h.answer(ms(8), 1, 4, Err(Rejection::SeqBelowWatermark)),
+        vec![send_pending(1, s, 7, 6, &[1], read_op("x"))]
+    );
+    // The waiting acquire's grant still reaches its caller.
+    let out = h.answer(ms(9), 1, 1, granted(9));
+    assert!(
+        matches!(
+            &out[..],
+            [ClientOutput::Done {
+                call: CallId(1),
+                result: Ok(Done::Granted {
+                    token: FencingToken(9),
+                    ..
+                })
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+/// A session at its limit of unacknowledged answers fails the call with a typed error that
+/// names the limit, at once (retrying the same request cannot help).
+#[test]
+fn too_many_unacknowledged_answers_fail_the_call_with_the_limit() {
+    let mut h = Harness::new(cfg(3));
+    h.start(ms(0), 1, try_acquire("a"));
+    let refusal = Rejection::TooManyUnacked { max: 1024 };
+    let error = ClientError::Rejected(refusal.clone());
+    assert_eq!(
+        error.to_string(),
+        "rejected: more than 1024 unacknowledged requests in one session"
+    );
+    assert_eq!(h.answer(ms(1), 1, 1, Err(refusal)), vec![failed(1, error)]);
+    assert!(h.drain().is_empty());
+}
+
 #[test]
 fn a_call_id_already_in_flight_is_refused_and_nothing_is_sent() {
     let mut h = Harness::new(cfg(3));
@@ -1673,9 +1755,13 @@ fn a_grant_needing_confirmation_while_a_keep_alive_is_out_gets_its_own_keep_aliv
     );
     h.hold(ms(0), 2, "a", 2, 7);
     let ka = ms(0) + LEASE / 3;
+    // The grant of a is acknowledged; b, still waiting, is named pending.
     assert_eq!(
         h.tick_deadline(),
-        (ka, vec![send(1, s, 3, 1, dlm_core::Op::KeepAlive)])
+        (
+            ka,
+            vec![send_pending(1, s, 3, 3, &[1], dlm_core::Op::KeepAlive)]
+        )
     );
     // b is granted with 4.79 s of its window left, under half a lease: it needs a keep-alive
     // sent after its grant, whatever older one is still out.

@@ -30,6 +30,7 @@ fn apply(sm: &mut StateMachine, client: u128, seq: u64, op: Op) -> Vec<Outcome> 
         seq: Seq(seq),
         // Everything before is acknowledged: the session's cache stays within max_unacked.
         acked_below: Seq(seq),
+        pending: Vec::new(),
         op,
     });
     let rules = Rules {
@@ -113,6 +114,7 @@ fn an_append_entries_to_a_lagging_follower_fits_a_tcp_frame() {
             client: ClientId(1_000 + u128::from(i)),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Proclaim {
                 lock: long_name(i as usize),
                 token: FencingToken(1),

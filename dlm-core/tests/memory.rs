@@ -58,6 +58,7 @@ fn request(client: u128, seq: u64, op: Op) -> Command {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(seq),
+        pending: Vec::new(),
         op,
     })
 }
@@ -141,6 +142,7 @@ fn bytes_per_session_and_held_lock_at_a_node() {
                 client: ClientId(c),
                 seq: Seq(seq),
                 acked_below: Seq(seq),
+                pending: Vec::new(),
                 op: op(c),
             })
             .collect();
@@ -252,6 +254,7 @@ fn run_cycles(cycles: u64, every: u64, step: Duration) -> Vec<(u64, isize, usize
                 client: ClientId(1),
                 seq: Seq(seq),
                 acked_below: Seq(seq),
+                pending: Vec::new(),
                 op,
             };
             node.handle(

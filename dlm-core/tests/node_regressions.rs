@@ -17,6 +17,7 @@ fn stepping_down_answers_waiting_clients_deterministically() {
                 client: ClientId(client * 0x9e37_79b9_7f4a_7c15),
                 seq: Seq(1),
                 acked_below: Seq(1),
+                pending: Vec::new(),
                 op: Op::KeepAlive,
             };
             let conn = ConnId(client as u64);
@@ -59,6 +60,7 @@ fn stepping_down_drops_unflushed_proposals() {
         client: ClientId(7),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::KeepAlive,
     };
     node.handle(
@@ -95,6 +97,7 @@ fn snapshot_chunks_from_two_leaders_are_not_mixed() {
         client: ClientId(9),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Acquire {
             lock: "a".into(),
             lease: std::time::Duration::from_secs(1),

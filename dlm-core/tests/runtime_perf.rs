@@ -103,6 +103,7 @@ fn recovery_of_a_million_entries() {
                     client: ClientId(0xfeed_f00d_u128 << 64 | u128::from(i % 64)),
                     seq: Seq(i),
                     acked_below: Seq(i),
+                    pending: Vec::new(),
                     op: Op::Append {
                         lock: "lock-1".into(),
                         token: FencingToken(3),

@@ -14,6 +14,7 @@ fn entry(term: u64, index: u64) -> Entry {
             client: ClientId(7),
             seq: Seq(index),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Cancel {
                 lock: format!("lock-{index}").into(),
                 seq: Seq(index),

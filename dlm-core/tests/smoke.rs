@@ -12,6 +12,7 @@ fn req(client: u128, seq: u64, op: Op) -> ClientRequest {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op,
     }
 }

@@ -20,6 +20,7 @@ fn request(client: u128, seq: u64, op: Op) -> Command {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op,
     })
 }

@@ -131,6 +131,7 @@ impl Model {
             client,
             seq: Seq(*seq),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op,
         };
         self.sent.push(request.clone());
@@ -504,7 +505,7 @@ proptest! {
         }
         let mut high = Seq(0);
         for mark in marks {
-            session.advance_watermark(Seq(mark));
+            session.acknowledge(Seq(mark), &[]);
             high = high.max(Seq(mark));
             prop_assert_eq!(session.acked_below, high);
             for (seq, waiting) in &seqs {
@@ -526,6 +527,7 @@ fn expire_session_releases_locks_to_waiters() {
             client: ClientId(client),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Acquire {
                 lock: "a".into(),
                 lease: Duration::from_secs(1),

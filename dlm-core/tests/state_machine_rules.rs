@@ -24,6 +24,7 @@ fn request(client: u128, seq: u64, acked_below: u64, op: Op) -> Command {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(acked_below),
+        pending: Vec::new(),
         op,
     })
 }
@@ -536,4 +537,180 @@ fn a_session_at_its_bound_asking_for_a_lock_it_holds_is_told_so() {
         token: token.unwrap_or_default(),
     });
     assert_eq!(out, [touched(1), reply(1, 2, held)]);
+}
+
+fn request_pending(client: u128, seq: u64, acked_below: u64, pending: &[u64], op: Op) -> Command {
+    Command::Client(ClientRequest {
+        client: ClientId(client),
+        seq: Seq(seq),
+        acked_below: Seq(acked_below),
+        pending: pending.iter().map(|s| Seq(*s)).collect(),
+        op,
+    })
+}
+
+fn wait_for(lock: &str) -> Op {
+    Op::Acquire {
+        lock: lock.into(),
+        lease: LEASE,
+        wait: Some(Duration::from_secs(60)),
+    }
+}
+
+/// The answer `out` holds for `(client, seq)`.
+fn answer_in(out: &[Outcome], client: u128, seq: u64) -> Option<Result<Reply, Rejection>> {
+    out.iter().find_map(|o| match o {
+        Outcome::Reply(r) if r.client == ClientId(client) && r.seq == Seq(seq) => {
+            Some(r.result.clone())
+        }
+        _ => None,
+    })
+}
+
+/// A pending seq below the watermark keeps its slot: a waiting acquire the watermark passed is
+/// still granted, its grant is kept for a retry while requests name it pending, and the first
+/// request that does not name it acknowledges it (a retry is then refused as below the
+/// watermark). The answers the watermark passes meanwhile are forgotten as usual.
+#[test]
+fn a_pending_seq_keeps_its_answer_past_the_watermark_until_acknowledged() {
+    let rules = rules();
+    let mut sm = held_by_one("a", &rules);
+    apply(&mut sm, &request(2, 1, 1, wait_for("a")), &rules);
+    for seq in 2..=4 {
+        let out = apply(
+            &mut sm,
+            &request_pending(2, seq, seq, &[1], acquire(&format!("l{seq}"))),
+            &rules,
+        );
+        assert!(
+            matches!(answer_in(&out, 2, seq), Some(Ok(Reply::Granted { .. }))),
+            "{out:?}"
+        );
+    }
+    let waiting = Slot::Waiting("a".into());
+    let l4 = |sm: &StateMachine| {
+        sm.session(ClientId(2))
+            .and_then(|s| s.slots.get(&Seq(4)).cloned())
+    };
+    let kept = session(
+        4,
+        &[(1, waiting.clone()), (4, l4(&sm).unwrap())],
+        &["l2", "l3", "l4"],
+    );
+    assert_eq!(sm.session(ClientId(2)), Some(&kept));
+
+    // Client 1 gives a back: the acquire below the watermark is granted.
+    let out = apply(
+        &mut sm,
+        &request(
+            1,
+            2,
+            2,
+            Op::Release {
+                lock: "a".into(),
+                token: FencingToken(1),
+            },
+        ),
+        &rules,
+    );
+    let grant = answer_in(&out, 2, 1).expect("the waiting acquire is answered");
+    assert!(matches!(grant, Ok(Reply::Granted { .. })), "{grant:?}");
+
+    // Requests naming it pending keep its answer; a retry gets it.
+    apply(
+        &mut sm,
+        &request_pending(2, 5, 5, &[1], Op::KeepAlive),
+        &rules,
+    );
+    let session_slots = sm.session(ClientId(2)).map(|s| s.slots.len());
+    assert_eq!(session_slots, Some(2), "seq 1's grant and seq 5's answer");
+    let out = apply(
+        &mut sm,
+        &request_pending(2, 1, 6, &[1], wait_for("a")),
+        &rules,
+    );
+    assert_eq!(out, vec![touched(2), reply(2, 1, grant.clone())]);
+
+    // A request that does not name it acknowledges it.
+    apply(&mut sm, &request(2, 6, 6, Op::KeepAlive), &rules);
+    let out = apply(&mut sm, &request(2, 1, 6, wait_for("a")), &rules);
+    assert_eq!(out, vec![reply(2, 1, Err(Rejection::SeqBelowWatermark))]);
+    // And a late request that named it pending cannot take the acknowledgement back.
+    apply(
+        &mut sm,
+        &request_pending(2, 7, 7, &[1], Op::KeepAlive),
+        &rules,
+    );
+    let out = apply(&mut sm, &request(2, 1, 7, wait_for("a")), &rules);
+    assert_eq!(out, vec![reply(2, 1, Err(Rejection::SeqBelowWatermark))]);
+}
+
+/// A pending seq the watermark passes before it arrives is expected: applied when it comes,
+/// once, where without the pending name it would be refused as below the watermark.
+#[test]
+fn a_pending_seq_not_seen_yet_is_applied_when_it_arrives() {
+    let rules = rules();
+    let mut sm = StateMachine::new();
+    let out = apply(
+        &mut sm,
+        &request_pending(3, 2, 2, &[1], acquire("y")),
+        &rules,
+    );
+    assert!(
+        matches!(answer_in(&out, 3, 2), Some(Ok(Reply::Granted { .. }))),
+        "{out:?}"
+    );
+    apply(
+        &mut sm,
+        &request_pending(3, 3, 3, &[1], Op::KeepAlive),
+        &rules,
+    );
+    let out = apply(
+        &mut sm,
+        &request_pending(3, 1, 3, &[1], acquire("x")),
+        &rules,
+    );
+    let first = answer_in(&out, 3, 1);
+    assert!(matches!(first, Some(Ok(Reply::Granted { .. }))), "{out:?}");
+    // Applied once: a copy of it gets the same answer.
+    let out = apply(
+        &mut sm,
+        &request_pending(3, 1, 3, &[1], acquire("x")),
+        &rules,
+    );
+    assert_eq!(answer_in(&out, 3, 1), first);
+
+    let mut sm = StateMachine::new();
+    apply(&mut sm, &request(4, 2, 1, acquire("y")), &rules);
+    apply(&mut sm, &request(4, 3, 3, Op::KeepAlive), &rules);
+    let out = apply(&mut sm, &request(4, 1, 3, acquire("x")), &rules);
+    assert_eq!(out, vec![reply(4, 1, Err(Rejection::SeqBelowWatermark))]);
+}
+
+/// More than `MAX_PENDING` pending seqs, or seqs out of order, are refused before anything
+/// else, the same on every node.
+#[test]
+fn malformed_pending_seqs_are_refused() {
+    let rules = rules();
+    let mut sm = StateMachine::new();
+    let many: Vec<u64> = (1..=MAX_PENDING as u64 + 1).collect();
+    let out = apply(
+        &mut sm,
+        &request_pending(5, 100, 100, &many, acquire("x")),
+        &rules,
+    );
+    assert!(
+        matches!(answer_in(&out, 5, 100), Some(Err(Rejection::Invalid(_)))),
+        "{out:?}"
+    );
+    let out = apply(
+        &mut sm,
+        &request_pending(5, 100, 100, &[3, 2], acquire("x")),
+        &rules,
+    );
+    assert!(
+        matches!(answer_in(&out, 5, 100), Some(Err(Rejection::Invalid(_)))),
+        "{out:?}"
+    );
+    assert!(sm.session(ClientId(5)).is_none());
 }

@@ -15,12 +15,15 @@ use std::time::Duration;
 /// changes; its samples had no `Command::Membership`).
 /// 3: lock kinds; its samples add shared and semaphore acquires. 4: elections (its samples
 /// add a proclaimed value), in preallocated log segments with commit records
-/// (`runtime_storage_crash.rs`, `storage_format_upgrade.rs`).
+/// (`runtime_storage_crash.rs`, `storage_format_upgrade.rs`). 5: requests naming pending seqs
+/// (`Command::Client` with `ClientRequest::pending`, encoded as a variant of its own after the
+/// others; every format-4 encoding is unchanged, and its sample adds one).
 const FINGERPRINTS: &[(u32, u32)] = &[
     (1, 0xa55b6d42),
     (2, 0x3ae14050),
     (3, 0x3e71c707),
     (4, 0x415cbde1),
+    (5, 0x85383eed),
 ];
 
 fn request(client: u128, seq: u64, op: Op) -> Command {
@@ -28,6 +31,7 @@ fn request(client: u128, seq: u64, op: Op) -> Command {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(seq),
+        pending: Vec::new(),
         op,
     })
 }
@@ -126,6 +130,13 @@ fn commands() -> Vec<Command> {
             client: ClientId(9),
             seq: Seq(2),
         },
+        Command::Client(ClientRequest {
+            client: ClientId(2),
+            seq: Seq(3),
+            acked_below: Seq(3),
+            pending: vec![Seq(1)],
+            op: Op::KeepAlive,
+        }),
     ]
 }
 

@@ -48,7 +48,7 @@ fn recover(dir: &Path) -> Vec<Entry> {
 
 #[test]
 fn appended_segments_of_formats_1_to_3_are_read_continued_and_truncated() {
-    for format in 1..STORAGE_FORMAT {
+    for format in 1..=3 {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let wal = dir.join("wal");

@@ -24,6 +24,7 @@ fn request(seq: u64) -> ClientRequest {
         client: ClientId(7),
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Status,
     }
 }

@@ -32,8 +32,10 @@ pub const MAGIC: u32 = 0x444C_4D31;
 /// Version 9 (one release of changes): holders in watch answers named by `ClientTag` (32
 /// bits) instead of `ClientId` (128), so that a watch no longer hands out the credential of the
 /// session it names; the rejection `TooManyLocks` (a bound on the locks one session holds or
-/// waits for); and datagram copies ([`crate::Datagrams`]): [`Hello::datagrams`] and
-/// [`HelloAnswer::AcceptedWithDatagrams`], which change how a hello and its answer decode.
+/// waits for); datagram copies ([`crate::Datagrams`]): [`Hello::datagrams`] and
+/// [`HelloAnswer::AcceptedWithDatagrams`], which change how a hello and its answer decode; and
+/// `ClientRequest::pending` (the seqs below `acked_below` a client still waits on) with the
+/// command that carries it in the log, which a version-8 peer would decode wrongly.
 pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest handshake frame, so that a stranger cannot make us allocate before we know it.
 pub const HANDSHAKE_MAX_FRAME: usize = 1024;

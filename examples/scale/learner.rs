@@ -66,6 +66,7 @@ fn build(args: &Args, dir: &Path) -> Result<(), Error> {
             client: ClientId(u128::from(k % n) + 1),
             seq,
             acked_below: seq,
+            pending: Vec::new(),
             op: Op::KeepAlive,
         }
     });
@@ -90,6 +91,7 @@ fn catch_up(leader_dir: &Path, learner_dir: &Path) -> Result<(), Error> {
         client: ClientId(u128::MAX),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::AddLearner {
             id: NodeId(2),
             addr: "learner-2".into(),

@@ -131,6 +131,7 @@ fn build_and_time(args: &Args, root: &Path, node_dir: &Path) -> Result<(), Error
             client: ClientId(u128::from(k % n) + 1),
             seq,
             acked_below: seq,
+            pending: Vec::new(),
             op: Op::KeepAlive,
         }
     });
@@ -351,6 +352,7 @@ pub(super) fn one_lock_per_session(n: u64) -> impl Iterator<Item = ClientRequest
         client: ClientId(u128::from(i) + 1),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Acquire {
             lock: format!("lock-{i}").into(),
             lease: LEASE,

@@ -200,6 +200,7 @@ async fn to_leader(
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(acked_below),
+        pending: Vec::new(),
         op,
     };
     for _ in 0..50 {
@@ -368,6 +369,7 @@ async fn a_flood_of_connections_does_not_stop_the_node() {
             client: ClientId(0x1d1e_0000 + i as u128),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Status,
         };
         let response = raw::call(stream, &request).await;

@@ -91,6 +91,7 @@ pub async fn status(addr: SocketAddr) -> NodeStatus {
         client: ClientId(0x5747),
         seq: Seq(1),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Status,
     };
     let response = call(&mut stream, &request).await;

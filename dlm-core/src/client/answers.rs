@@ -51,6 +51,12 @@ impl ClientCore {
                 self.route.answered_by(node);
                 self.new_session();
             }
+            Err(Rejection::SeqBelowWatermark) if !r.op.is_cached() && r.at == Some(node) => {
+                // A later request acknowledged past it before it arrived, so nothing came of
+                // it: it is asked again under a fresh seq (it is not cached, so that is safe).
+                let seq = self.renumber(seq);
+                self.send(seq);
+            }
             result => {
                 if r.pinned.is_none() {
                     self.route.answered_by(node);
@@ -107,6 +113,9 @@ impl ClientCore {
             return;
         };
         self.answered += 1;
+        if r.op.is_cached() {
+            self.cached_answered = self.cached_answered.max(seq);
+        }
         let (purpose, op, first_sent) = (r.purpose.clone(), r.op.clone(), r.first_sent);
         let sent = first_sent.unwrap_or(self.now);
         match purpose {

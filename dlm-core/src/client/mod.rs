@@ -42,7 +42,9 @@ pub use error::{ClientError, NodeCause, Unreachable};
 pub use events::{ClientEvent, ClientOutput, LossReason};
 
 use crate::names::LockName;
-use crate::protocol::{ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role};
+use crate::protocol::{
+    ClientRequest, ClientResponse, NodeStatus, Op, Rejection, Reply, Role, MAX_PENDING,
+};
 use crate::types::{ClientId, FencingToken, NodeId, Seq, Time};
 use call::{op_lock, Purpose, Request};
 use held::Held;
@@ -69,6 +71,9 @@ pub struct ClientCore {
     now: Time,
     /// Requests the service gave a final answer to.
     answered: u64,
+    /// The highest seq of this session whose answer the service caches and the client has:
+    /// nothing above it needs acknowledging (see [`ClientCore::acknowledgement`]).
+    cached_answered: Seq,
 }
 
 impl std::fmt::Debug for ClientCore {
@@ -106,6 +111,7 @@ impl ClientCore {
             out: VecDeque::new(),
             now: Time::ZERO,
             answered: 0,
+            cached_answered: Seq(0),
         }
     }
 
@@ -288,12 +294,38 @@ impl ClientCore {
         renumbered
     }
 
-    fn acked_below(&self) -> Seq {
-        self.requests
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_seq)
+    /// What the next request acknowledges: every seq below the watermark but the pending ones.
+    ///
+    /// Only requests whose answers the service caches hold the watermark back; the others
+    /// (reads, watches, status, queries, membership changes) can be asked again under a new
+    /// seq at no cost, and are (see [`ClientCore::send`]). Waiting acquires, which may wait for
+    /// as long as the lock is held elsewhere, are named pending instead, up to
+    /// [`MAX_PENDING`] of them, so that the client's other calls are acknowledged while they
+    /// wait: the service keeps their slots, and their later answers, until a request no
+    /// longer names them.
+    ///
+    /// The watermark goes no higher than the oldest request in flight unless a cached answer
+    /// above it needs acknowledging, so that a request says what it said before pending seqs
+    /// existed whenever nothing is held back.
+    fn acknowledgement(&self) -> (Seq, Vec<Seq>) {
+        let mut pending = Vec::new();
+        let mut below = self.next_seq;
+        for (seq, r) in &self.requests {
+            if !r.op.is_cached() {
+                continue;
+            }
+            if r.waits() && pending.len() < MAX_PENDING {
+                pending.push(*seq);
+                continue;
+            }
+            below = *seq;
+            break;
+        }
+        let oldest = self.requests.keys().next().copied();
+        let needed = oldest.map_or(below, |oldest| oldest.max(self.cached_answered.next()));
+        below = below.min(needed);
+        pending.retain(|seq| *seq < below);
+        (below, pending)
     }
 
     fn send_if_ready(&mut self, seq: Seq) {
@@ -303,7 +335,15 @@ impl ClientCore {
     }
 
     fn send(&mut self, seq: Seq) {
-        let acked_below = self.acked_below();
+        let (acked_below, pending) = self.acknowledgement();
+        let uncached = self.requests.get(&seq).is_some_and(|r| !r.op.is_cached());
+        // A request the service does not cache may be below the watermark the client has moved
+        // on to: it goes under a fresh seq, which is all a retry of it needs.
+        let seq = if uncached && seq < acked_below {
+            self.renumber(seq)
+        } else {
+            seq
+        };
         let now = self.now;
         let attempt_timeout = self.cfg.attempt_timeout;
         let target = self.route.target();
@@ -329,6 +369,7 @@ impl ClientCore {
             client: r.session,
             seq,
             acked_below,
+            pending,
             op: r.op.clone(),
         };
         self.out.push_back(ClientOutput::Send { node, request });
@@ -377,6 +418,7 @@ impl ClientCore {
         let old = std::mem::take(&mut self.requests);
         self.session = draw_id(&mut self.rng);
         self.next_seq = Seq(1);
+        self.cached_answered = Seq(0);
         for (lock, token, confirming) in self.held.clear() {
             match confirming {
                 Some(call) => self.done(call, Err(ClientError::GrantExpired)),

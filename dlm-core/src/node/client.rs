@@ -12,7 +12,7 @@ use crate::command::Command;
 use crate::config::Config;
 use crate::log::Log;
 use crate::protocol::{ClientRequest, Op, Rejection, Reply};
-use crate::state_machine::{bad_lease, check_request, Slot, StateMachine};
+use crate::state_machine::{bad_lease, check_request, pending_is_valid, Slot, StateMachine};
 use crate::types::{ConnId, LogIndex, Time};
 
 /// A leader's admission of client requests, borrowed from its node.
@@ -56,8 +56,13 @@ impl Admission<'_> {
             return None;
         }
         self.leader.timers.touch(client, self.now);
+        if !pending_is_valid(&request.pending) {
+            let refusal = Rejection::Invalid("malformed pending seqs".into());
+            self.out.reply(conn, client, seq, Err(refusal));
+            return None;
+        }
         if let Some(session) = self.sm.session(client) {
-            if seq < session.acked_below {
+            if session.is_acked(seq) {
                 self.out
                     .reply(conn, client, seq, Err(Rejection::SeqBelowWatermark));
                 return None;
@@ -72,7 +77,7 @@ impl Admission<'_> {
                         self.leader.waiting.insert((client, seq), conn);
                         return None;
                     }
-                    None => {}
+                    Some(Slot::Expected) | None => {}
                 }
             }
         }

@@ -18,6 +18,7 @@ fn request(client: u128, seq: u64, acked_below: u64, op: Op) -> ClientRequest {
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(acked_below),
+        pending: Vec::new(),
         op,
     }
 }
@@ -181,6 +182,45 @@ fn a_request_below_the_watermark_is_refused() {
     let (effects, proposed) = world.admit(request(7, 1, 1, acquire("b", 10, None)));
     let refused = Err(Rejection::SeqBelowWatermark);
     assert_eq!((effects, proposed), (vec![reply(7, 1, refused)], None));
+}
+
+/// A queued acquire the client names pending is not below the watermark, however far the
+/// watermark has moved past it: a retry waits on its new connection, and a seq the watermark
+/// passed without its being named is refused.
+#[test]
+fn a_pending_acquire_past_the_watermark_is_admitted_and_others_are_not() {
+    let mut world = World::new();
+    let rules = Rules {
+        limits: Default::default(),
+        lock_delay: false,
+    };
+    let mut outcomes = Vec::new();
+    for (seq, acked_below) in [(2, 2), (3, 3), (4, 4)] {
+        let mut req = request(8, seq, acked_below, Op::KeepAlive);
+        req.pending = vec![Seq(1)];
+        world.sm.apply(&Command::Client(req), &rules, &mut outcomes);
+    }
+    let mut retry = request(8, 1, 4, acquire("a", 10, Some(Duration::from_secs(10))));
+    retry.pending = vec![Seq(1)];
+    assert_eq!(world.admit(retry), (vec![], None));
+    assert_eq!(
+        world.leader.waiting.get(&(ClientId(8), Seq(1))),
+        Some(&CONN)
+    );
+    let (effects, proposed) = world.admit(request(8, 2, 4, Op::KeepAlive));
+    let refused = Err(Rejection::SeqBelowWatermark);
+    assert_eq!((effects, proposed), (vec![reply(8, 2, refused)], None));
+}
+
+/// Pending seqs out of order, or too many, are refused before anything else.
+#[test]
+fn malformed_pending_seqs_are_refused_at_admission() {
+    let mut world = World::new();
+    let mut req = request(6, 5, 5, acquire("c", 10, None));
+    req.pending = vec![Seq(3), Seq(2)];
+    let (effects, proposed) = world.admit(req);
+    let refused = Err(Rejection::Invalid("malformed pending seqs".into()));
+    assert_eq!((effects, proposed), (vec![reply(6, 5, refused)], None));
 }
 
 #[test]

@@ -158,7 +158,7 @@ impl EventHistory {
                 Some(session) => {
                     let waiting = session.slots.values().filter_map(|slot| match slot {
                         crate::state_machine::Slot::Waiting(lock) => Some(lock.clone()),
-                        crate::state_machine::Slot::Done(_) => None,
+                        _ => None,
                     });
                     let mut all: Vec<LockName> = session.held.to_vec();
                     all.extend(waiting);

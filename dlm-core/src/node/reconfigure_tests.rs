@@ -23,6 +23,7 @@ fn change(seq: u64, op: Op) -> ClientRequest {
         client: ADMIN,
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op,
     }
 }

@@ -131,6 +131,7 @@ fn the_backlog_counts_bytes_of_appends_and_snapshots_until_their_sync_is_done() 
             client: ClientId(1),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: crate::protocol::Op::Append {
                 lock: "l".into(),
                 token: crate::types::FencingToken(1),

@@ -25,11 +25,36 @@ pub struct ClientRequest {
     pub client: ClientId,
     /// This request's number; the first request of a client has seq 1.
     pub seq: Seq,
-    /// The client has received answers for every seq below this one, so the service may forget
-    /// them. A fresh client sends 1. Seqs below it are refused with [`Rejection::SeqBelowWatermark`].
+    /// The client has received answers for every seq below this one except those in
+    /// `pending`, so the service may forget them. A fresh client sends 1. Acknowledged seqs
+    /// are refused with [`Rejection::SeqBelowWatermark`].
     pub acked_below: Seq,
+    /// Seqs below `acked_below` the client still waits on (a queued acquire, typically), so
+    /// that one long wait does not hold back the acknowledgement of every later answer. Their
+    /// answers are kept, and they are applied if they arrive later, until a request
+    /// acknowledges them. Sorted, at most [`MAX_PENDING`]; seqs at or above `acked_below` mean
+    /// nothing here. The service's acknowledged set only grows: a seq a request acknowledged
+    /// stays acknowledged whatever later requests say.
+    pub pending: Vec<Seq>,
     /// What to do.
     pub op: Op,
+}
+
+/// Most seqs a request may name in [`ClientRequest::pending`]; a request naming more is
+/// refused as [`Rejection::Invalid`].
+pub const MAX_PENDING: usize = 64;
+
+impl ClientRequest {
+    /// A request acknowledging every seq below `acked_below` (none pending).
+    pub fn new(client: ClientId, seq: Seq, acked_below: Seq, op: Op) -> ClientRequest {
+        ClientRequest {
+            client,
+            seq,
+            acked_below,
+            pending: Vec::new(),
+            op,
+        }
+    }
 }
 
 /// The operations a client can ask for.

@@ -92,7 +92,9 @@ pub enum Rejection {
         /// The limit.
         max: usize,
     },
-    /// The client has too many requests answered but not acknowledged (raise `acked_below`).
+    /// The client's session holds as many answers the client has not acknowledged as it may
+    /// (`Limits::max_unacked`): the client must acknowledge some (raise `acked_below`, naming
+    /// the seqs it still waits on in `pending`) before the service takes a new request.
     #[error("more than {max} unacknowledged requests in one session")]
     TooManyUnacked {
         /// The limit.
@@ -102,7 +104,8 @@ pub enum Rejection {
     /// requests are forgotten. Start again with a new client id.
     #[error("session expired")]
     SessionExpired,
-    /// The request's seq is below the watermark the client itself sent: it was answered before.
+    /// The request's seq was acknowledged by the client itself (below a watermark it sent and
+    /// not named pending): it was answered before, or it is a request the client moved on from.
     #[error("seq below the acknowledged watermark")]
     SeqBelowWatermark,
     /// The operation cannot be carried out (for example `Status` placed in the log).

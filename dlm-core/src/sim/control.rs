@@ -13,6 +13,7 @@ impl Sim {
             revoked: self.checker.revoked_grants() as u64,
             reconfigured: self.checker.reconfigurations() as u64,
             leaders_removed: self.leaders_removed,
+            pending_sent: self.pending_sent,
             watches: self.checker.watches_checked(),
         }
     }

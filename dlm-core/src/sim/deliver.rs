@@ -23,6 +23,9 @@ impl Sim {
         for event in events {
             let checked = match event {
                 Event::Send { node, request } => {
+                    if !request.pending.is_empty() {
+                        self.pending_sent += 1;
+                    }
                     if let Op::Revoke { lock } = &request.op {
                         self.checker.note_revoke_sent(lock);
                     }
@@ -80,6 +83,10 @@ impl Sim {
                 Event::Watched { lock, from, page } => {
                     self.checker.watch_answered(&lock, from, &page)
                 }
+                Event::Unacknowledged { rejection } => Err((
+                    "acknowledges_only_answers",
+                    format!("client {i}: a call was refused {rejection:?}"),
+                )),
                 Event::Abandoned { lock, session } => {
                     self.log(|| format!("client {i} abandons its acquire of {lock:?}"));
                     let settled = self.chaos_end + ABANDON_SETTLE;

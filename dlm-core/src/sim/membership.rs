@@ -26,12 +26,7 @@ impl Sim {
         };
         let op = self.pick_change(config);
         self.admin_seq += 1;
-        let request = ClientRequest {
-            client: OPERATOR,
-            seq: Seq(self.admin_seq),
-            acked_below: Seq(1),
-            op,
-        };
+        let request = ClientRequest::new(OPERATOR, Seq(self.admin_seq), Seq(1), op);
         self.log(|| format!("fault: operator asks node {}: {:?}", leader + 1, request.op));
         self.feed(
             leader,

@@ -122,6 +122,8 @@ pub struct Sim {
     admin_seq: u64,
     /// Removals the operator asked of the node they named, while it led.
     leaders_removed: u64,
+    /// Requests clients sent naming pending seqs (see `ClientRequest::pending`).
+    pending_sent: u64,
 }
 
 /// A stalled leader (node index) and the one client (index) left on its side of a partition.
@@ -216,6 +218,7 @@ impl Sim {
             led_since_heal: false,
             admin_seq: 0,
             leaders_removed: 0,
+            pending_sent: 0,
             cfg,
         };
         for i in 0..sim.nodes.len() {

@@ -55,6 +55,8 @@ pub struct Summary {
     pub reconfigured: u64,
     /// Of those, how many removed a node that led when it was asked.
     pub leaders_removed: u64,
+    /// Requests clients sent naming pending seqs: acknowledging answers past a waiting call.
+    pub pending_sent: u64,
     /// Watch answers checked against the oracle, the events they carried, how many were
     /// compacted (the watcher had fallen behind the window), and how many could not be
     /// checked (they reach past an entry the checker never saw: compacted on every node first).

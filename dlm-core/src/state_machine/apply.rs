@@ -4,7 +4,7 @@
 use super::validate::check_request;
 use super::{Outcome, Rules, Sessions, Slot, StateMachine};
 use crate::command::Command;
-use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply};
+use crate::protocol::{ClientRequest, ClientResponse, Op, Rejection, Reply, MAX_PENDING};
 use crate::types::{ClientId, Seq};
 
 /// What a request is answered.
@@ -58,16 +58,24 @@ impl StateMachine {
             client,
             seq,
             acked_below,
+            pending,
             op,
         } = request;
         let (client, seq) = (*client, *seq);
         let cached = op.is_cached();
         let limits = &rules.limits;
 
+        if !pending_is_valid(pending) {
+            let refusal = Rejection::Invalid(format!(
+                "more than {MAX_PENDING} pending seqs, or not in ascending order"
+            ));
+            out.push(reply(client, seq, Err(refusal)));
+            return;
+        }
         if !self.sessions.contains_key(&client) {
             // A client that has acknowledged answers had a session; if it is gone, it expired,
             // and replaying the client's requests against a fresh one could apply them twice.
-            let refusal = if *acked_below > Seq(1) {
+            let refusal = if acknowledges_any(*acked_below, pending) {
                 Some(Rejection::SessionExpired)
             } else if self.sessions.len() >= limits.max_sessions {
                 Some(Rejection::TooManySessions {
@@ -85,8 +93,8 @@ impl StateMachine {
         let Some(session) = self.sessions.get_mut(&client) else {
             return;
         };
-        session.advance_watermark(*acked_below);
-        if seq < session.acked_below {
+        session.acknowledge(*acked_below, pending);
+        if session.is_acked(seq) {
             out.push(reply(client, seq, Err(Rejection::SeqBelowWatermark)));
             return;
         }
@@ -99,14 +107,16 @@ impl StateMachine {
                 }
                 // Still queued: the retry is re-attached by the leader, never enqueued twice.
                 Some(Slot::Waiting(_)) => return,
+                // Named pending before it arrived: its slot is already counted.
+                Some(Slot::Expected) => {}
+                None if session.slots.len() >= limits.max_unacked => {
+                    let refusal = Rejection::TooManyUnacked {
+                        max: limits.max_unacked,
+                    };
+                    out.push(reply(client, seq, Err(refusal)));
+                    return;
+                }
                 None => {}
-            }
-            if session.slots.len() >= limits.max_unacked {
-                let refusal = Rejection::TooManyUnacked {
-                    max: limits.max_unacked,
-                };
-                out.push(reply(client, seq, Err(refusal)));
-                return;
             }
         }
 
@@ -199,6 +209,21 @@ pub(super) fn record_answer(
         }
     }
     out.push(reply(client, seq, answer));
+}
+
+/// Whether a request's pending seqs are few enough and in ascending order (the session's
+/// acknowledgement looks them up by bisection).
+pub(crate) fn pending_is_valid(pending: &[Seq]) -> bool {
+    pending.len() <= MAX_PENDING && pending.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Whether a request acknowledges any seq: one below `acked_below` that is not pending.
+fn acknowledges_any(acked_below: Seq, pending: &[Seq]) -> bool {
+    let below = pending
+        .iter()
+        .filter(|s| (Seq(1)..acked_below).contains(s))
+        .count();
+    acked_below.0.saturating_sub(1) > below as u64
 }
 
 fn reply(client: ClientId, seq: Seq, result: Answer) -> Outcome {

@@ -44,8 +44,8 @@ impl StateMachine {
                 }
             }
             Some(Slot::Done(_)) => Withdrawn::Nothing,
-            None if acquire < session.acked_below || acquire >= cancel => Withdrawn::Nothing,
-            None => {
+            None if session.is_acked(acquire) || acquire >= cancel => Withdrawn::Nothing,
+            Some(Slot::Expected) | None => {
                 // Refused in advance: if the acquire arrives after all, the dedup cache answers
                 // it, so it can never be granted to a caller that has gone.
                 let refused = Slot::Done(Err(Rejection::Cancelled));

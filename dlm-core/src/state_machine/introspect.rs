@@ -102,7 +102,7 @@ impl StateMachine {
             let queued = || {
                 session.slots.values().filter_map(|slot| match slot {
                     Slot::Waiting(lock) => Some(lock),
-                    Slot::Done(_) => None,
+                    Slot::Done(_) | Slot::Expected => None,
                 })
             };
             let waiting_for: Vec<LockName> = queued().take(MAX_LISTED).cloned().collect();

@@ -17,6 +17,7 @@ mod revoke;
 mod session;
 mod validate;
 
+pub(crate) use apply::pending_is_valid;
 pub use files::GuardedFile;
 pub use lock_table::{Holder, LockState, Waiter};
 pub use session::{Session, Slot, Slots};
@@ -250,6 +251,7 @@ pub(crate) mod test_support {
             client: ClientId(client),
             seq: Seq(seq),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op,
         })
     }
@@ -274,6 +276,7 @@ mod tests {
             client: ClientId(7),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Acquire {
                 lock: "a".into(),
                 lease: Duration::from_secs(10),
@@ -301,6 +304,7 @@ mod tests {
             client: ClientId(7),
             seq: Seq(1),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op: Op::Acquire {
                 lock: "a".into(),
                 lease: Duration::from_secs(1),

@@ -14,14 +14,18 @@ pub enum Slot {
     Waiting(LockName),
     /// Answered; a retry gets this answer again.
     Done(Result<Reply, Rejection>),
+    /// Not seen yet, though below the watermark: the client named it pending
+    /// ([`crate::protocol::ClientRequest::pending`]), so it is applied when it arrives.
+    Expected,
 }
 
 /// One client's session.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    /// The client has acknowledged every answer below this seq.
+    /// The client has acknowledged every answer below this seq but those with a slot.
     pub acked_below: Seq,
-    /// Requests at or above the watermark that are waiting or answered.
+    /// Requests that are waiting, answered or expected and not acknowledged: those at or above
+    /// the watermark, and below it those the client named pending (and waiting acquires).
     pub slots: Slots,
     /// Locks this client holds (a handful at most, so a vector beats a set).
     pub held: Vec<LockName>,
@@ -54,15 +58,28 @@ impl Session {
         self.revoked.iter().any(|(l, t)| l == lock && *t == token)
     }
 
-    /// Raises the watermark and forgets answers below it. Waiting slots stay: a client that
-    /// acknowledges a request it has not been answered for is confused, but its queued acquire
-    /// must still be answered or cancelled cleanly.
-    pub fn advance_watermark(&mut self, acked_below: Seq) {
-        if acked_below <= self.acked_below {
-            return;
+    /// Takes a request's acknowledgement: every seq below `acked_below` but those in `pending`
+    /// (sorted). The acknowledged set only grows, so a request that arrives late, or a copy of
+    /// one, cannot take an acknowledgement back: a seq below the old watermark without a slot
+    /// stays acknowledged, and one with a slot loses it once any request acknowledges it.
+    /// Pending seqs the watermark now passes without a slot become [`Slot::Expected`], so that
+    /// they are applied when they arrive. Waiting slots stay whatever the client says: a queued
+    /// acquire must still be answered or cancelled cleanly.
+    pub fn acknowledge(&mut self, acked_below: Seq, pending: &[Seq]) {
+        let was = self.acked_below;
+        for seq in pending {
+            if (was..acked_below).contains(seq) && !self.slots.contains_key(seq) {
+                self.slots.insert(*seq, Slot::Expected);
+            }
         }
-        self.acked_below = acked_below;
-        self.slots.prune_below(acked_below);
+        self.acked_below = was.max(acked_below);
+        self.slots.prune_acknowledged(acked_below, pending);
+    }
+
+    /// Whether the client acknowledged `seq`'s answer: the service forgot it, and refuses the
+    /// seq as [`Rejection::SeqBelowWatermark`].
+    pub fn is_acked(&self, seq: Seq) -> bool {
+        seq < self.acked_below && !self.slots.contains_key(&seq)
     }
 
     /// Records that this client now holds `lock`.
@@ -139,18 +156,21 @@ impl Slots {
         self.0.iter().map(|(_, slot)| slot)
     }
 
-    /// Drops answered slots below `seq`; waiting ones stay until they are answered.
-    fn prune_below(&mut self, seq: Seq) {
+    /// Drops the answered and expected slots below `below` that are not in `pending`
+    /// (sorted); waiting ones stay until they are answered.
+    fn prune_acknowledged(&mut self, below: Seq, pending: &[Seq]) {
+        let acknowledged = |seq: Seq, slot: &Slot| {
+            seq < below && !matches!(slot, Slot::Waiting(_)) && pending.binary_search(&seq).is_err()
+        };
         while self
             .0
             .front()
-            .is_some_and(|(s, slot)| *s < seq && matches!(slot, Slot::Done(_)))
+            .is_some_and(|(s, slot)| acknowledged(*s, slot))
         {
             self.0.pop_front();
         }
-        if self.0.front().is_some_and(|(s, _)| *s < seq) {
-            self.0
-                .retain(|(s, slot)| *s >= seq || matches!(slot, Slot::Waiting(_)));
+        if self.0.front().is_some_and(|(s, _)| *s < below) {
+            self.0.retain(|(s, slot)| !acknowledged(*s, slot));
         }
     }
 }
@@ -193,7 +213,7 @@ mod tests {
         let mut session = Session::default();
         session.add_held(&"l".into());
         for seq in 1..10 {
-            session.advance_watermark(Seq(seq));
+            session.acknowledge(Seq(seq), &[]);
             session.slots.insert(Seq(seq), done());
         }
         assert_eq!(seqs(&session.slots), [9]);
@@ -217,10 +237,10 @@ mod tests {
             .slots
             .insert(Seq(3), Slot::Done(Err(Rejection::Busy)));
         session.slots.insert(Seq(4), done());
-        session.advance_watermark(Seq(4));
+        session.acknowledge(Seq(4), &[]);
         assert_eq!(seqs(&session.slots), [2, 4]);
         assert_eq!(session.acked_below, Seq(4));
-        session.advance_watermark(Seq(2));
+        session.acknowledge(Seq(2), &[]);
         assert_eq!(session.acked_below, Seq(4), "the watermark went back");
     }
 }

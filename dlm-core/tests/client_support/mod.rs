@@ -243,9 +243,26 @@ pub fn send(node: u64, client: ClientId, seq: u64, acked_below: u64, op: Op) -> 
             client,
             seq: Seq(seq),
             acked_below: Seq(acked_below),
+            pending: Vec::new(),
             op,
         },
     }
+}
+
+/// [`send`] with `pending` seqs named below `acked_below`.
+pub fn send_pending(
+    node: u64,
+    client: ClientId,
+    seq: u64,
+    acked_below: u64,
+    pending: &[u64],
+    op: Op,
+) -> ClientOutput {
+    let ClientOutput::Send { node, mut request } = send(node, client, seq, acked_below, op) else {
+        unreachable!("send makes a Send");
+    };
+    request.pending = pending.iter().map(|s| Seq(*s)).collect();
+    ClientOutput::Send { node, request }
 }
 
 pub fn done(call: u64, result: Done) -> ClientOutput {

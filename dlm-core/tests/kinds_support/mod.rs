@@ -22,6 +22,7 @@ pub fn call(sm: &mut StateMachine, client: u128, seq: u64, op: Op) -> Vec<Outcom
         client: ClientId(client),
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op,
     });
     let mut out = Vec::new();

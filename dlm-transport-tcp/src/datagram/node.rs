@@ -248,6 +248,7 @@ mod tests {
             client: ClientId(9),
             seq: Seq(3),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op,
         }
     }

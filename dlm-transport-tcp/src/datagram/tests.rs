@@ -68,6 +68,7 @@ fn request(seq: u64) -> ClientRequest {
         client: ClientId(5),
         seq: Seq(seq),
         acked_below: Seq(1),
+        pending: Vec::new(),
         op: Op::Status,
     }
 }

@@ -141,6 +141,7 @@ mod tests {
             client: ClientId(client),
             seq: Seq(seq),
             acked_below: Seq(1),
+            pending: Vec::new(),
             op,
         }
     }

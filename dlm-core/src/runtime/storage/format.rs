@@ -21,17 +21,19 @@ use std::path::Path;
 /// `Op::Proclaim`; new log segments are preallocated and written in place (`wal/<first>.seg`:
 /// a header, records tagged with a kind, each sync's batch closed by a commit record); the
 /// appended segments of 1-3 (`wal/<first>.wal`) are read, and cut by a truncation, but never
-/// appended to.
-pub const STORAGE_FORMAT: u32 = 4;
+/// appended to. 5: a client request in the log may name pending seqs
+/// (`ClientRequest::pending`), written as a command variant after the others; everything
+/// format 4 wrote is encoded as it was.
+pub const STORAGE_FORMAT: u32 = 5;
 
 /// Older formats this build reads: 1, whose snapshots lack the configuration, 2, whose locks
-/// are all exclusive, and 3, without proclaimed values (`StateMachine::from_bytes` reads every
-/// layout, told apart from the current one by its prefix); their commands are all still
-/// decoded as they were (a new op was added at the end). 1 to 3 wrote appended log segments,
+/// are all exclusive, 3, without proclaimed values (`StateMachine::from_bytes` reads every
+/// layout, told apart from the current one by its prefix), and 4, without pending seqs; their
+/// commands are all still decoded as they were (new ops and commands were added at the end). 1 to 3 wrote appended log segments,
 /// which the log reads by their name (`.wal`) and moves on from to a preallocated one. A
 /// directory of one is marked as of [`STORAGE_FORMAT`] before anything is written to it, so
 /// that the build that wrote it refuses it from then on instead of misreading the newer data.
-const READS: [u32; 3] = [1, 2, 3];
+const READS: [u32; 4] = [1, 2, 3, 4];
 
 const FORMAT_FILE: &str = "FORMAT";
 /// The files and directories that only a directory with data holds.

@@ -156,6 +156,12 @@ pub enum Event {
         /// The answer.
         page: WatchPage,
     },
+    /// A call was refused as below the watermark, or for too many unacknowledged answers: the
+    /// client acknowledged a request it still waited on, or held acknowledgements back.
+    Unacknowledged {
+        /// The refusal.
+        rejection: crate::protocol::Rejection,
+    },
     /// An acquire of `lock` in session `session` was given up on, by the user or (failed) by
     /// the core: whatever it left must be undone.
     Abandoned {

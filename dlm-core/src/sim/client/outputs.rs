@@ -133,6 +133,14 @@ impl SimClient {
             (Calling::Revoke(lock), Ok(Done::Revoked { token, .. })) => {
                 events.push(Event::Revoked { lock, token });
             }
+            (
+                _,
+                Err(ClientError::Rejected(
+                    rejection @ (Rejection::SeqBelowWatermark | Rejection::TooManyUnacked { .. }),
+                )),
+            ) => {
+                events.push(Event::Unacknowledged { rejection });
+            }
             // No such file is a read of nothing: just as stale if something was acknowledged.
             (Calling::Read(file), Err(ClientError::Rejected(Rejection::NoSuchFile))) => {
                 events.push(Event::Read {
