@@ -208,9 +208,11 @@ fn a_waiting_acquire_is_named_pending_and_an_uncached_request_holds_nothing_back
         h.start(ms(7), 6, try_acquire("d")),
         vec![send_pending(1, s, 6, 6, &[1], acquire_op("d", None))]
     );
-    // The read arrived after seq 6 had acknowledged seq 4: asked again as seq 7.
+    // A copy of the read arrived after seq 6 had acknowledged seq 4: asked again as seq 7,
+    // whichever node refused it (here node 2, which a copy reached late, not node 1, where
+    // the read went last).
     assert_eq!(
-        h.answer(ms(8), 1, 4, Err(Rejection::SeqBelowWatermark)),
+        h.answer(ms(8), 2, 4, Err(Rejection::SeqBelowWatermark)),
         vec![send_pending(1, s, 7, 6, &[1], read_op("x"))]
     );
     // The waiting acquire's grant still reaches its caller.

@@ -51,9 +51,11 @@ impl ClientCore {
                 self.route.answered_by(node);
                 self.new_session();
             }
-            Err(Rejection::SeqBelowWatermark) if !r.op.is_cached() && r.at == Some(node) => {
+            Err(Rejection::SeqBelowWatermark) if !r.op.is_cached() => {
                 // A later request acknowledged past it before it arrived, so nothing came of
                 // it: it is asked again under a fresh seq (it is not cached, so that is safe).
+                // Whichever node says so: a copy sent to an earlier node, late on the network,
+                // is refused just the same after the request moved on to another.
                 let seq = self.renumber(seq);
                 self.send(seq);
             }
