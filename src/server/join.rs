@@ -7,7 +7,7 @@
 use super::join_record::JoinRecord;
 use super::{ClusterAccess, Server, ServerBuilder, StartError};
 use crate::data_dir::{self, DataDirError, Owner};
-use dlm_core::runtime::{Client, ReplaceError};
+use dlm_core::runtime::{deadline_after, Client, ReplaceError};
 use dlm_core::{Config, Membership, NodeId};
 use dlm_transport_tcp::TcpClient;
 use std::collections::HashMap;
@@ -333,13 +333,4 @@ async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{host_port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host_port} resolves to no address"))
-}
-
-/// The instant `within` from now, or a year from now if that is not representable (an
-/// embedder may give `Duration::MAX` for "as long as it takes"; `Instant + Duration` would
-/// panic).
-fn deadline_after(within: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(within)
-        .unwrap_or(now + Duration::from_secs(86_400 * 365))
 }

@@ -17,6 +17,7 @@
 //! so `recv` must be cancel-safe (an mpsc receiver is).
 
 pub mod client;
+mod deadline;
 mod driver;
 mod files;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub use client::{
     LockGuard, LockWatch, LossReason, NodeCause, ReplaceError, ReplaceStep, Unreachable,
     WatchUpdate, REPLACE_CATCH_UP,
 };
+pub use deadline::deadline_after;
 pub use driver::{spawn_server, ServerError, ServerHandle, ServerOptions, PROBE_TARGET};
 pub use files::{escape_file_name, FileMirror};
 pub use metrics::{MetricsReader, MetricsSnapshot};

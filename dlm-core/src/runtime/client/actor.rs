@@ -7,6 +7,7 @@ use crate::client::NodeCause;
 use crate::client::{CallId, CallOp, ClientCore, ClientError, ClientEvent, ClientOutput, Done};
 use crate::names::LockName;
 use crate::protocol::ClientResponse;
+use crate::runtime::deadline_after;
 use crate::runtime::transport::{ClientTransport, TransportError};
 use crate::types::{ClientId, NodeId, Seq, Time};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
@@ -102,7 +103,7 @@ impl<T: ClientTransport> Actor<T> {
                     Some(command) => self.command(command),
                     None => {
                         open = false;
-                        closed_at = Some(after(self.core.config().deadline));
+                        closed_at = Some(deadline_after(self.core.config().deadline));
                     }
                 },
                 Some(outcome) = inflight.next(), if !inflight.is_empty() => {
@@ -225,19 +226,8 @@ impl<T: ClientTransport> Actor<T> {
     }
 }
 
-/// How far ahead "never" is: a year, which any `Instant` can be moved by.
-const FAR: Duration = Duration::from_secs(86_400 * 365);
-
 fn far_future() -> Instant {
-    Instant::now() + FAR
-}
-
-/// The instant `wait` from now, or a year from now if that is not representable. Every
-/// deadline made from a caller's duration goes through here: `Instant + Duration` panics on
-/// overflow, and `Duration::MAX` is how a caller says "as long as it takes".
-pub(super) fn after(wait: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(wait).unwrap_or(now + FAR)
+    Instant::now() + crate::runtime::deadline::FAR
 }
 
 fn cause(error: TransportError) -> NodeCause {

@@ -117,7 +117,7 @@ impl<T: ClientTransport> Client<T> {
             return Err(ReplaceError::SameNode(old));
         }
         let new_addr = new_addr.into();
-        let deadline = super::actor::after(catch_up);
+        let deadline = crate::runtime::deadline_after(catch_up);
         let config = self.configuration(deadline).await?;
         if !config.contains(old) && !config.is_voter(new_id) {
             // Nothing of this replacement happened yet and there is nobody to replace.

@@ -151,7 +151,7 @@ impl<T: ClientTransport> Client<T> {
         wait: Duration,
     ) -> Result<(Vec<u8>, u64), ClientError> {
         let file = file.into();
-        let until = super::actor::after(wait);
+        let until = crate::runtime::deadline_after(wait);
         loop {
             let left = until.saturating_duration_since(tokio::time::Instant::now());
             let op = CallOp::TailFile {
