@@ -232,6 +232,26 @@ fn a_waiting_acquire_is_named_pending_and_an_uncached_request_holds_nothing_back
     );
 }
 
+/// Only a request the service does not cache goes again when refused below the watermark: a
+/// cached one (an acquire here) may have been applied under its seq, so asking again under a
+/// fresh one could apply it twice; its caller is told.
+#[test]
+fn a_cached_request_refused_below_the_watermark_is_not_asked_again() {
+    let mut h = Harness::new(cfg(3));
+    let s = h.session();
+    assert_eq!(
+        h.start(ms(0), 1, try_acquire("a")),
+        vec![send(1, s, 1, 1, acquire_op("a", None))]
+    );
+    assert_eq!(
+        h.answer(ms(1), 1, 1, Err(Rejection::SeqBelowWatermark)),
+        vec![failed(
+            1,
+            ClientError::Rejected(Rejection::SeqBelowWatermark)
+        )]
+    );
+}
+
 /// A session at its limit of unacknowledged answers fails the call with a typed error that
 /// names the limit, at once (retrying the same request cannot help).
 #[test]
